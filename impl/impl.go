@@ -1,0 +1,77 @@
+// Package impl holds the operation contracts of paybench: the small
+// interfaces each operation family implements, their typed errors, the key
+// schema and the Lua scripts. The sub-packages goredis and rueidis implement
+// every contract on one client library each; impltest is the conformance
+// suite both must pass.
+//
+// Nothing in impl knows about scenarios, the engine or reports.
+package impl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Backend names, as the command line spells them.
+const (
+	GoRedis = "goredis"
+	Rueidis = "rueidis"
+)
+
+// Backends lists every client backend paybench implements, in display order.
+func Backends() []string { return []string{GoRedis, Rueidis} }
+
+// Sentinel errors shared by every operation family. Implementations wrap
+// them (with %w) so callers test with errors.Is.
+var (
+	// ErrInvalidQuantity is returned, before any Redis call, for a quantity
+	// of zero or less or above MaxQuantity.
+	ErrInvalidQuantity = errors.New("invalid quantity")
+	// ErrInvalidID is returned for an identifier that cannot be used.
+	ErrInvalidID = errors.New("invalid id")
+	// ErrUnknownStrategy is returned when a strategy name is not known to
+	// the operation family.
+	ErrUnknownStrategy = errors.New("unknown strategy")
+	// ErrContention is returned when an optimistic operation (WATCH) gave up
+	// after its bounded number of retries.
+	ErrContention = errors.New("contention: retries exhausted")
+	// ErrNotSupported is returned when a backend cannot offer a strategy
+	// (for example client-side caching on a library without it).
+	ErrNotSupported = errors.New("not supported by this library")
+)
+
+// Backend is one client library connected to one Redis. Each operation
+// family adds a small interface of its own (StockBackend, ...) that the
+// backends implement; callers type-assert to the family they need.
+type Backend interface {
+	// Name returns the backend name (GoRedis or Rueidis).
+	Name() string
+	// Settings describes the client's settings that matter when two
+	// backends are compared (pool size, pipelining, ...).
+	Settings() map[string]string
+	// Close releases every connection.
+	Close() error
+}
+
+// ConnConfig says how a backend connects. URL is parsed by each client
+// library's own URL parser.
+type ConnConfig struct {
+	// URL is a redis://, rediss:// or unix:// address.
+	URL string
+	// Password, when not empty, overrides the URL's password.
+	Password string
+	// PoolSize bounds go-redis's connection pool (0: 10 per GOMAXPROCS,
+	// go-redis's own default). rueidis multiplexes and ignores it.
+	PoolSize int
+	// DisableAutoPipelining turns rueidis's auto-pipelining off.
+	DisableAutoPipelining bool
+}
+
+// Opener connects a backend.
+type Opener func(ctx context.Context, cfg ConnConfig) (Backend, error)
+
+// StrategyError reports a strategy name that a family does not know.
+func StrategyError(family, name string, known []string) error {
+	return fmt.Errorf("%w %q for %s (known: %v)", ErrUnknownStrategy, name, family, known)
+}

@@ -1,0 +1,102 @@
+package impl
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Stock strategies.
+const (
+	// StockNaive is the seed's reduce_stock: GET, compare, SET.
+	StockNaive = "naive"
+	// StockDecr is DECRBY, then INCRBY back when the result went negative.
+	StockDecr = "decr"
+	// StockWatch is WATCH/MULTI/EXEC with bounded retries.
+	StockWatch = "watch"
+	// StockLua is one check-and-deduct script (EVALSHA, EVAL fallback).
+	StockLua = "lua"
+	// StockSharded splits the stock over several hash-tagged sub-keys.
+	StockSharded = "sharded"
+)
+
+// StockStrategies lists the stock strategies in display order.
+func StockStrategies() []string {
+	return []string{StockNaive, StockDecr, StockWatch, StockLua, StockSharded}
+}
+
+// MaxQuantity is the largest quantity one deduction or restore may ask for.
+const MaxQuantity = 1_000_000
+
+// ValidateQuantity returns an error wrapping ErrInvalidQuantity unless
+// 0 < q <= MaxQuantity.
+func ValidateQuantity(q int64) error {
+	if q <= 0 || q > MaxQuantity {
+		return fmt.Errorf("%w: %d (must be 1..%d)", ErrInvalidQuantity, q, MaxQuantity)
+	}
+	return nil
+}
+
+// Deduction is the answer to one deduction.
+type Deduction struct {
+	// OK is true when the units were taken.
+	OK bool
+	// Remaining is the stock the server reported after the attempt. For the
+	// decr strategy it is the value DECRBY returned, which may be negative.
+	Remaining int64
+	// Retries counts optimistic retries (watch) taken by this deduction.
+	Retries int
+}
+
+// Stock is the stock (inventory) family: one counter of sellable units per
+// item.
+type Stock interface {
+	// Set seeds the stock of item with units, replacing what was there.
+	Set(ctx context.Context, item string, units int64) error
+	// Deduct takes qty units of item if the stock allows it.
+	Deduct(ctx context.Context, item string, qty int64) (Deduction, error)
+	// Get returns the current stock of item (0 when it was never set).
+	Get(ctx context.Context, item string) (int64, error)
+	// Restore puts qty units back and returns the new stock.
+	Restore(ctx context.Context, item string, qty int64) (int64, error)
+}
+
+// StockOptions tunes a stock strategy.
+type StockOptions struct {
+	// Keys is the run's keyspace; required.
+	Keys Keyspace
+	// Think is a pause between the read and the write of the naive
+	// strategy, widening its race window. Zero by default.
+	Think time.Duration
+	// MaxRetries bounds the watch strategy's optimistic retries (default 64).
+	MaxRetries int
+	// Shards is the number of sub-keys of the sharded strategy (default 8).
+	Shards int
+}
+
+// WithDefaults returns o with zero fields set to their defaults.
+func (o StockOptions) WithDefaults() StockOptions {
+	if o.MaxRetries <= 0 {
+		o.MaxRetries = 64
+	}
+	if o.Shards <= 0 {
+		o.Shards = 8
+	}
+	return o
+}
+
+// StockBackend is implemented by backends that offer the stock family.
+type StockBackend interface {
+	// Stock returns the named strategy.
+	Stock(strategy string, opts StockOptions) (Stock, error)
+}
+
+// StockKey is the key of item's stock counter (strategies other than
+// sharded): prefix + "stock:{<item>}", a string holding an integer.
+func StockKey(k Keyspace, item string) string { return k.Tagged("stock", item) }
+
+// StockShardKey is the key of one shard of item's stock (sharded strategy):
+// prefix + "stock:{<item>}:shard:<i>". All shards of an item share one slot.
+func StockShardKey(k Keyspace, item string, shard int) string {
+	return k.Tagged("stock", item, "shard", fmt.Sprint(shard))
+}

@@ -1,0 +1,183 @@
+// Package result defines the versioned document every paybench command
+// writes (run, load and suite) and every renderer reads. It is plain data:
+// no Redis, no engine, no rendering.
+package result
+
+import (
+	"time"
+)
+
+// SchemaVersion is the version of the JSON document. It changes whenever a
+// field changes meaning or is removed; added fields keep it.
+const SchemaVersion = 1
+
+// Verdict is the outcome of one cell.
+type Verdict string
+
+// Verdicts. A strategy expected to hold gets PASS or FAIL; one expected to
+// break (the seed's code) gets REPRODUCED or NOT-REPRODUCED. ERROR means the
+// cell could not run to its end; UNSUPPORTED that the backend lacks the
+// strategy; MEASURED is a load cell with no invariants to judge.
+const (
+	Pass          Verdict = "PASS"
+	Fail          Verdict = "FAIL"
+	Reproduced    Verdict = "REPRODUCED"
+	NotReproduced Verdict = "NOT-REPRODUCED"
+	Error         Verdict = "ERROR"
+	Unsupported   Verdict = "UNSUPPORTED"
+	Measured      Verdict = "MEASURED"
+)
+
+// Expectation says whether a strategy is expected to hold its invariants or
+// to break them.
+type Expectation string
+
+// Expectations.
+const (
+	Hold  Expectation = "hold"
+	Break Expectation = "break"
+)
+
+// Document is one paybench result.
+type Document struct {
+	Schema      int       `json:"schema"`
+	Kind        string    `json:"kind"` // run, load or suite
+	Tool        Tool      `json:"tool"`
+	Command     []string  `json:"command"` // passwords redacted
+	Started     time.Time `json:"started"`
+	Finished    time.Time `json:"finished"`
+	Interrupted bool      `json:"interrupted"`
+	Fairness    Fairness  `json:"fairness"`
+	Cells       []Cell    `json:"cells"`
+}
+
+// Tool identifies the paybench build that wrote the document.
+type Tool struct {
+	Version string `json:"version"`
+	Commit  string `json:"commit,omitempty"`
+}
+
+// Fairness is what a reader needs to judge whether two cells were measured
+// on the same footing.
+type Fairness struct {
+	GOMAXPROCS int                          `json:"gomaxprocs"`
+	NumCPU     int                          `json:"num_cpu"`
+	GoVersion  string                       `json:"go_version"`
+	OS         string                       `json:"os"`
+	Arch       string                       `json:"arch"`
+	Libraries  map[string]string            `json:"libraries"`         // module path -> version
+	Clients    map[string]map[string]string `json:"clients,omitempty"` // backend -> settings
+	Server     Server                       `json:"server"`
+}
+
+// Server describes the Redis that served the run.
+type Server struct {
+	Kind    string `json:"kind"` // url, spawn, container or embedded
+	Version string `json:"version"`
+	Address string `json:"address"` // password redacted
+	Mode    string `json:"mode,omitempty"`
+}
+
+// Cell is one (scenario or operation, backend, strategy) measurement.
+type Cell struct {
+	Scenario  string      `json:"scenario,omitempty"`
+	Operation string      `json:"operation,omitempty"`
+	Backend   string      `json:"backend"`
+	Strategy  string      `json:"strategy"`
+	Expect    Expectation `json:"expect,omitempty"`
+	Verdict   Verdict     `json:"verdict"`
+	// Summary is one human line with the cell's key numbers, such as
+	// "sold 412 units of 100 — oversold by 312".
+	Summary    string             `json:"summary,omitempty"`
+	Error      string             `json:"error,omitempty"`
+	Invariants []Invariant        `json:"invariants,omitempty"`
+	Figures    map[string]float64 `json:"figures,omitempty"`
+	Params     map[string]string  `json:"params,omitempty"`
+
+	Ops           int64            `json:"ops"`
+	Errors        map[string]int64 `json:"errors,omitempty"`
+	Dropped       int64            `json:"dropped"`
+	ElapsedSec    float64          `json:"elapsed_s"`
+	ThroughputOps float64          `json:"throughput_ops"`
+	Latency       Latency          `json:"latency"`
+	// Steps holds per-operation latency when a cell runs several operations.
+	Steps  map[string]Latency `json:"steps,omitempty"`
+	Series []Point            `json:"series,omitempty"`
+	// Histograms holds hdrhistogram-go's compressed encodings (base64),
+	// keyed "corrected", "uncorrected" and "step:<name>", so results can be
+	// merged and re-rendered exactly.
+	Histograms map[string]string `json:"histograms,omitempty"`
+}
+
+// Invariant is one checked property and its figures.
+type Invariant struct {
+	Name   string `json:"name"`
+	Holds  bool   `json:"holds"`
+	Detail string `json:"detail"`
+}
+
+// Latency holds the corrected (from the intended start) and uncorrected
+// (from the actual send) summaries. In a closed loop they are equal.
+type Latency struct {
+	Corrected   Summary `json:"corrected"`
+	Uncorrected Summary `json:"uncorrected"`
+}
+
+// Summary is a latency distribution in microseconds.
+type Summary struct {
+	Count int64   `json:"count"`
+	P50   int64   `json:"p50_us"`
+	P90   int64   `json:"p90_us"`
+	P99   int64   `json:"p99_us"`
+	P999  int64   `json:"p999_us"`
+	Max   int64   `json:"max_us"`
+	Mean  float64 `json:"mean_us"`
+}
+
+// Point is one interval of a time series.
+type Point struct {
+	T      float64 `json:"t_s"` // seconds since the measured start
+	Ops    int64   `json:"ops"`
+	Errors int64   `json:"errors"`
+	P50    int64   `json:"p50_us"`
+	P99    int64   `json:"p99_us"`
+	Max    int64   `json:"max_us"`
+}
+
+// Judge sets c.Verdict from c.Expect and c.Invariants, unless the cell
+// already carries ERROR or UNSUPPORTED.
+func (c *Cell) Judge() {
+	if c.Verdict == Error || c.Verdict == Unsupported {
+		return
+	}
+	broken := false
+	for _, inv := range c.Invariants {
+		if !inv.Holds {
+			broken = true
+		}
+	}
+	switch c.Expect {
+	case Break:
+		c.Verdict = NotReproduced
+		if broken {
+			c.Verdict = Reproduced
+		}
+	case Hold:
+		c.Verdict = Pass
+		if broken {
+			c.Verdict = Fail
+		}
+	default:
+		c.Verdict = Measured
+	}
+}
+
+// AsExpected reports whether the verdict is what the cell's expectation
+// asked for (PASS, REPRODUCED, MEASURED and UNSUPPORTED are).
+func (v Verdict) AsExpected() bool {
+	switch v {
+	case Pass, Reproduced, Measured, Unsupported:
+		return true
+	}
+	return false
+}
