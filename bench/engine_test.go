@@ -1,0 +1,181 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paybench/paybench/impl"
+)
+
+func TestRunFixedCountCoversEverySequenceOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		concurrency int
+		requests    int64
+	}{
+		{"one worker", 1, 10},
+		{"even split", 4, 100},
+		{"uneven split", 7, 100},
+		{"more workers than requests", 16, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			seen := map[int64]int{}
+			st, err := Run(context.Background(), Config{Concurrency: tc.concurrency, Requests: tc.requests}, func(ctx context.Context, w *Worker) error {
+				mu.Lock()
+				seen[w.Seq]++
+				mu.Unlock()
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Ops != tc.requests || int64(len(seen)) != tc.requests {
+				t.Fatalf("ops=%d distinct seq=%d, want %d", st.Ops, len(seen), tc.requests)
+			}
+			for seq := int64(0); seq < tc.requests; seq++ {
+				if seen[seq] != 1 {
+					t.Fatalf("seq %d ran %d times", seq, seen[seq])
+				}
+			}
+			if st.Corrected.TotalCount() != tc.requests || st.Uncorrected.TotalCount() != tc.requests {
+				t.Fatalf("histogram counts %d/%d", st.Corrected.TotalCount(), st.Uncorrected.TotalCount())
+			}
+		})
+	}
+}
+
+func TestRunCountsErrorsByClass(t *testing.T) {
+	st, err := Run(context.Background(), Config{Concurrency: 3, Requests: 30}, func(ctx context.Context, w *Worker) error {
+		switch w.Seq % 3 {
+		case 0:
+			return fmt.Errorf("deduct: %w", impl.ErrContention)
+		case 1:
+			return context.DeadlineExceeded
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Errors[ClassContention] != 10 || st.Errors[ClassTimeout] != 10 || st.ErrorCount() != 20 {
+		t.Fatalf("errors = %v", st.Errors)
+	}
+}
+
+func TestRunStopsAfterDuration(t *testing.T) {
+	start := time.Now()
+	st, err := Run(context.Background(), Config{Concurrency: 4, Duration: 100 * time.Millisecond}, func(ctx context.Context, w *Worker) error {
+		time.Sleep(time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("run took %s", took)
+	}
+	if st.Ops == 0 || st.Interrupted {
+		t.Fatalf("ops=%d interrupted=%v", st.Ops, st.Interrupted)
+	}
+}
+
+func TestRunInterruptedByContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	st, err := Run(ctx, Config{Concurrency: 2, Requests: 1 << 40}, func(ctx context.Context, w *Worker) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+			return nil
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Interrupted || st.Ops == 0 {
+		t.Fatalf("interrupted=%v ops=%d", st.Interrupted, st.Ops)
+	}
+}
+
+func TestRunRejectsUnboundedConfig(t *testing.T) {
+	for _, cfg := range []Config{{}, {Requests: -1}, {Duration: -time.Second}} {
+		if _, err := Run(context.Background(), cfg, func(context.Context, *Worker) error { return nil }); err == nil {
+			t.Errorf("config %+v accepted", cfg)
+		}
+	}
+}
+
+func TestStepsAreRecordedSeparately(t *testing.T) {
+	st, err := Run(context.Background(), Config{Concurrency: 2, Requests: 10, Steps: []string{"a", "b"}}, func(ctx context.Context, w *Worker) error {
+		w.Observe(0, 2*time.Millisecond)
+		if w.Seq%2 == 0 {
+			w.Observe(1, 5*time.Millisecond)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Steps["a"].TotalCount() != 10 || st.Steps["b"].TotalCount() != 5 {
+		t.Fatalf("steps a=%d b=%d", st.Steps["a"].TotalCount(), st.Steps["b"].TotalCount())
+	}
+	if p := st.Steps["b"].ValueAtQuantile(50); p < 4990 || p > 5010 {
+		t.Fatalf("step b p50 = %dus", p)
+	}
+}
+
+func TestClassifyError(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{context.Canceled, ClassCanceled},
+		{fmt.Errorf("x: %w", context.DeadlineExceeded), ClassTimeout},
+		{fmt.Errorf("x: %w", impl.ErrContention), ClassContention},
+		{errors.New("NOAUTH Authentication required."), ClassAuth},
+		{errors.New("WRONGPASS invalid username-password pair"), ClassAuth},
+		{errors.New("NOSCRIPT No matching script"), ClassScript},
+		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), ClassConn},
+		{errors.New("WRONGTYPE Operation against a key holding the wrong kind of value"), ClassRedis},
+		{errors.New("something odd"), ClassOther},
+	} {
+		if got := ClassifyError(tc.err); got != tc.want {
+			t.Errorf("ClassifyError(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkRecordPath measures the per-operation record path: it must not
+// allocate.
+func BenchmarkRecordPath(b *testing.B) {
+	h := NewHistogram()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		recordDuration(h, time.Duration(i%5000)*time.Microsecond)
+	}
+}
+
+// BenchmarkEngineNoop drives a no-op operation: ns/op is the engine's own
+// overhead per operation, and its inverse the engine's ceiling.
+func BenchmarkEngineNoop(b *testing.B) {
+	b.ReportAllocs()
+	st, err := Run(context.Background(), Config{Concurrency: 1, Requests: int64(b.N)}, func(context.Context, *Worker) error { return nil })
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(st.Throughput(), "ops/s")
+}
+
+func TestRecordPathDoesNotAllocate(t *testing.T) {
+	h := NewHistogram()
+	allocs := testing.AllocsPerRun(1000, func() { recordDuration(h, 123*time.Microsecond) })
+	if allocs != 0 {
+		t.Fatalf("record path allocates %.1f times per op", allocs)
+	}
+}

@@ -1,0 +1,70 @@
+package bench
+
+import (
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/paybench/paybench/reports/result"
+)
+
+// Summarize returns h's percentiles in microseconds.
+func Summarize(h *hdrhistogram.Histogram) result.Summary {
+	if h == nil || h.TotalCount() == 0 {
+		return result.Summary{}
+	}
+	v := h.ValueAtPercentilesSlice([]float64{50, 90, 99, 99.9})
+	return result.Summary{
+		Count: h.TotalCount(),
+		P50:   v[0],
+		P90:   v[1],
+		P99:   v[2],
+		P999:  v[3],
+		Max:   h.Max(),
+		Mean:  h.Mean(),
+	}
+}
+
+// EncodeHistogram returns hdrhistogram-go's compressed V2 encoding (base64
+// text), or "" for an empty histogram.
+func EncodeHistogram(h *hdrhistogram.Histogram) string {
+	if h == nil || h.TotalCount() == 0 {
+		return ""
+	}
+	b, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// Fill copies the run's measurements into c: operation and error counts,
+// throughput, latency summaries, per-step latency and encoded histograms.
+func (s *Stats) Fill(c *result.Cell) {
+	c.Ops = s.Ops
+	c.Dropped = s.Dropped
+	c.ElapsedSec = s.Elapsed.Seconds()
+	c.ThroughputOps = s.Throughput()
+	if len(s.Errors) > 0 {
+		c.Errors = map[string]int64{}
+		for k, v := range s.Errors {
+			c.Errors[k] = v
+		}
+	}
+	c.Latency = result.Latency{Corrected: Summarize(s.Corrected), Uncorrected: Summarize(s.Uncorrected)}
+	c.Histograms = map[string]string{}
+	if e := EncodeHistogram(s.Corrected); e != "" {
+		c.Histograms["corrected"] = e
+	}
+	if e := EncodeHistogram(s.Uncorrected); e != "" {
+		c.Histograms["uncorrected"] = e
+	}
+	if len(s.Steps) > 0 {
+		c.Steps = map[string]result.Latency{}
+		for name, h := range s.Steps {
+			sum := Summarize(h)
+			c.Steps[name] = result.Latency{Corrected: sum, Uncorrected: sum}
+			if e := EncodeHistogram(h); e != "" {
+				c.Histograms["step:"+name] = e
+			}
+		}
+	}
+}

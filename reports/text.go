@@ -1,0 +1,90 @@
+package reports
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/paybench/paybench/reports/result"
+)
+
+// Text writes the terminal table: a row per cell with operations,
+// throughput, corrected latency percentiles and the verdict, each broken
+// invariant with its figures under its row, and the cell's summary line.
+func Text(w io.Writer, doc *result.Document) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tBACKEND\tSTRATEGY\tOPS\tOPS/S\tP50\tP99\tP99.9\tMAX\tVERDICT")
+	for _, c := range doc.Cells {
+		name := c.Scenario
+		if name == "" {
+			name = c.Operation
+		}
+		l := c.Latency.Corrected
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\n",
+			name, c.Backend, c.Strategy, c.Ops, c.ThroughputOps,
+			FormatMicros(l.P50), FormatMicros(l.P99), FormatMicros(l.P999), FormatMicros(l.Max), c.Verdict)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, c := range doc.Cells {
+		writeNotes(w, c)
+	}
+	s := doc.Fairness.Server
+	fmt.Fprintf(w, "server: %s redis %s at %s · GOMAXPROCS %d · %s\n", s.Kind, s.Version, s.Address, doc.Fairness.GOMAXPROCS, doc.Fairness.GoVersion)
+	if doc.Interrupted {
+		fmt.Fprintln(w, "INTERRUPTED: the run was stopped early; figures are partial")
+	}
+	return nil
+}
+
+// FormatMicros renders a latency in microseconds with a readable unit.
+func FormatMicros(us int64) string {
+	if us == 0 {
+		return "-"
+	}
+	d := time.Duration(us) * time.Microsecond
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", us)
+	case d < time.Second:
+		return fmt.Sprintf("%.2fms", float64(us)/1e3)
+	default:
+		return fmt.Sprintf("%.2fs", float64(us)/1e6)
+	}
+}
+
+// writeNotes writes a cell's summary, error, broken invariants and error
+// classes under the table.
+func writeNotes(w io.Writer, c result.Cell) {
+	var notes []string
+	if c.Error != "" {
+		notes = append(notes, "error: "+c.Error)
+	}
+	for _, inv := range c.Invariants {
+		if !inv.Holds {
+			notes = append(notes, fmt.Sprintf("✗ %s: %s", inv.Name, inv.Detail))
+		}
+	}
+	classes := make([]string, 0, len(c.Errors))
+	for class := range c.Errors {
+		classes = append(classes, class)
+	}
+	sort.Strings(classes)
+	for _, class := range classes {
+		notes = append(notes, fmt.Sprintf("%d operations failed: %s", c.Errors[class], class))
+	}
+	if c.Summary == "" && len(notes) == 0 {
+		return
+	}
+	name := c.Scenario
+	if name == "" {
+		name = c.Operation
+	}
+	fmt.Fprintf(w, "%s %s/%s %s: %s\n", name, c.Backend, c.Strategy, c.Verdict, c.Summary)
+	for _, n := range notes {
+		fmt.Fprintf(w, "    %s\n", n)
+	}
+}

@@ -1,0 +1,138 @@
+// Package scenarios holds paybench's concurrent workloads. Each scenario
+// sets up state under its keyspace, drives operations through the engine,
+// then reads the server's state back and judges invariants. A registry lets
+// the command line list and run them.
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/pflag"
+
+	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/reports/result"
+)
+
+// Strategy is one strategy a scenario runs, with what it is expected to do.
+type Strategy struct {
+	Name   string
+	Expect result.Expectation
+	// Note says in a few words what the strategy is.
+	Note string
+}
+
+// Common holds the parameters every scenario shares.
+type Common struct {
+	// Concurrency is the number of concurrent workers.
+	Concurrency int
+	// Duration bounds a time-driven scenario (0: the scenario's default).
+	Duration time.Duration
+	// Seed seeds every random choice.
+	Seed uint64
+}
+
+// Env is what a scenario cell runs against.
+type Env struct {
+	// Backend is the client backend under test.
+	Backend impl.Backend
+	// Admin is a neutral client used to read the server's state back and
+	// judge invariants, independent of the backend under test.
+	Admin *redis.Client
+	// Keys is the cell's own keyspace, under the run prefix.
+	Keys impl.Keyspace
+	// Common holds the shared parameters.
+	Common Common
+	// Log receives progress notes (may be io.Discard).
+	Log io.Writer
+}
+
+// Scenario is one concurrent workload with invariants.
+type Scenario interface {
+	// Name is the scenario's command-line name, such as "oversell".
+	Name() string
+	// Description is one line for `paybench list`.
+	Description() string
+	// Strategies lists the strategies the scenario runs, in display order.
+	Strategies() []Strategy
+	// Flags binds the scenario's own parameters, with their defaults.
+	Flags(fs *pflag.FlagSet)
+	// Validate checks the parameters after parsing.
+	Validate() error
+	// Params returns the parameters as strings, for the report.
+	Params() map[string]string
+	// Run runs one cell. The returned cell carries invariants, figures and
+	// latency; the caller sets the backend, strategy and expectation and
+	// judges it. An error means the cell could not run (Redis failed).
+	Run(ctx context.Context, env *Env, strategy string) (result.Cell, error)
+}
+
+var (
+	regMu    sync.Mutex
+	registry = map[string]func() Scenario{}
+)
+
+// Register adds a scenario factory under its name. It panics on a duplicate
+// name: registration happens in init functions.
+func Register(factory func() Scenario) {
+	name := factory().Name()
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic("scenarios: duplicate scenario " + name)
+	}
+	registry[name] = factory
+}
+
+// New returns a fresh instance of the named scenario, with default
+// parameters.
+func New(name string) (Scenario, error) {
+	regMu.Lock()
+	f, ok := registry[name]
+	regMu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown scenario %q (known: %v)", name, Names())
+	}
+	return f(), nil
+}
+
+// Names lists the registered scenarios, sorted.
+func Names() []string {
+	regMu.Lock()
+	defer regMu.Unlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// FindStrategy returns the named strategy of s.
+func FindStrategy(s Scenario, name string) (Strategy, bool) {
+	for _, st := range s.Strategies() {
+		if st.Name == name {
+			return st, true
+		}
+	}
+	return Strategy{}, false
+}
+
+// StrategyNames returns the names of s's strategies.
+func StrategyNames(s Scenario) []string {
+	var out []string
+	for _, st := range s.Strategies() {
+		out = append(out, st.Name)
+	}
+	return out
+}
+
+// Check builds an invariant from a condition and its figures.
+func Check(name string, holds bool, format string, args ...any) result.Invariant {
+	return result.Invariant{Name: name, Holds: holds, Detail: fmt.Sprintf(format, args...)}
+}
