@@ -44,6 +44,10 @@ type Env struct {
 	// Admin is a neutral client used to read the server's state back and
 	// judge invariants, independent of the backend under test.
 	Admin *redis.Client
+	// Open connects another, independent instance of the backend under
+	// test (its own connections, as a separate application server would
+	// have). The caller closes it.
+	Open func(ctx context.Context) (impl.Backend, error)
 	// Keys is the cell's own keyspace, under the run prefix.
 	Keys impl.Keyspace
 	// Common holds the shared parameters.

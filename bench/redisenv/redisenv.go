@@ -1,0 +1,339 @@
+// Package redisenv is where paybench gets its Redis from: a URL the user
+// gave (--redis-url or REDIS_URL), else a redis-server found on PATH and
+// started on a free loopback port, else a testcontainers container where a
+// Docker engine answers, else an embedded in-process miniredis (with a
+// warning, since its latencies are not Redis's).
+//
+// Every kind is checked the same way after connecting (PING, then INFO
+// server, bounded by Options.DialTimeout), and connection failures are
+// classified into sentinel errors (ErrUnreachable, ErrAuth, ErrNotRedis,
+// ErrTimeout) that callers test with errors.Is. Error messages never contain
+// a password: URLs are printed through Redact.
+//
+// DeletePrefix removes a run's keys (SCAN + UNLINK under the run prefix);
+// paybench never flushes a database.
+//
+// The sub-package redistest gives tests one shared server per test binary.
+package redisenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Kind says where a Server comes from.
+type Kind string
+
+// Kinds, as the command line spells them.
+const (
+	// KindAuto tries, in order: a URL (Options.URL or REDIS_URL), a spawned
+	// redis-server, a container, an embedded server.
+	KindAuto Kind = "auto"
+	// KindURL connects to Options.URL, else to $REDIS_URL.
+	KindURL Kind = "url"
+	// KindSpawn starts a redis-server found on PATH on a free loopback port.
+	KindSpawn Kind = "spawn"
+	// KindContainer starts a Redis container through testcontainers.
+	KindContainer Kind = "container"
+	// KindEmbedded starts an in-process miniredis.
+	KindEmbedded Kind = "embedded"
+)
+
+// Kinds lists every Kind in the order the auto chain tries them, KindAuto
+// first.
+func Kinds() []Kind {
+	return []Kind{KindAuto, KindURL, KindSpawn, KindContainer, KindEmbedded}
+}
+
+// ParseKind parses a kind name; "" is KindAuto. An unknown name yields an
+// error wrapping ErrBadKind (a usage error).
+func ParseKind(s string) (Kind, error) {
+	if s == "" {
+		return KindAuto, nil
+	}
+	for _, k := range Kinds() {
+		if s == string(k) {
+			return k, nil
+		}
+	}
+	names := make([]string, 0, len(Kinds()))
+	for _, k := range Kinds() {
+		names = append(names, string(k))
+	}
+	return "", fmt.Errorf("%w %q (known: %s)", ErrBadKind, s, strings.Join(names, ", "))
+}
+
+// Environment variables Provide reads through Options.Getenv.
+const (
+	// EnvURL holds the Redis URL used when Options.URL is empty.
+	EnvURL = "REDIS_URL"
+	// EnvPassword holds a password that overrides the URL's when
+	// Options.Password is empty.
+	EnvPassword = "REDIS_PASSWORD"
+)
+
+// DefaultDialTimeout bounds the connection check when Options.DialTimeout
+// is zero.
+const DefaultDialTimeout = 3 * time.Second
+
+// EmbeddedWarning is the line Provide writes to Options.Warn when it starts
+// an embedded server.
+const EmbeddedWarning = "warning: using an embedded in-process Redis (miniredis); its latencies are not Redis's"
+
+// Options says where Provide looks for a Redis. The zero value runs the
+// auto chain with the defaults below.
+type Options struct {
+	// URL is a redis://, rediss:// or unix:// address (--redis-url). When
+	// empty, $REDIS_URL is used.
+	URL string
+	// Password, when not empty, overrides the URL's password. When empty,
+	// $REDIS_PASSWORD does the same. Only the url kind uses it.
+	Password string
+	// Force picks one kind instead of the auto chain ("" is KindAuto).
+	// Forcing a kind that is not available is an error saying why.
+	Force Kind
+	// Getenv reads the environment (default os.Getenv).
+	Getenv func(string) string
+	// Warn receives one-line warnings, such as EmbeddedWarning (default
+	// os.Stderr).
+	Warn io.Writer
+	// DialTimeout bounds the dial, the handshake and the connection check
+	// (PING and INFO server), each kind alike (default DefaultDialTimeout).
+	DialTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.Warn == nil {
+		o.Warn = os.Stderr
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.Force == "" {
+		o.Force = KindAuto
+	}
+	return o
+}
+
+// Server is one Redis that paybench can use, checked to answer PING. Close
+// releases it (and stops it when paybench started it).
+type Server struct {
+	// Kind says where the server comes from.
+	Kind Kind
+	// URL is the server's address with the effective password in it; hand
+	// it to a client library, never print it (print Redacted()).
+	URL string
+	// Password is the effective password ("" when none), also in URL.
+	Password string
+	// Version is INFO server's redis_version ("miniredis vX" for the
+	// embedded kind; "" when the server would not say).
+	Version string
+	// Mode is INFO server's redis_mode: standalone, cluster or sentinel
+	// ("" when the server would not say).
+	Mode string
+
+	admin   *redis.Client
+	pid     int
+	release func() error // stops what Provide started; nil for the url kind
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Redacted returns URL with its password replaced by "xxxxx" (the user
+// name is kept); safe to print.
+func (s *Server) Redacted() string { return Redact(s.URL) }
+
+// String returns the kind, the redacted URL and the version; safe to print.
+func (s *Server) String() string {
+	v := s.Version
+	if v == "" {
+		v = "unknown version"
+	}
+	return fmt.Sprintf("%s %s (%s)", s.Kind, s.Redacted(), v)
+}
+
+// PID returns the process id of a spawned redis-server, 0 for every other
+// kind. Tests stop it (SIGSTOP) to simulate a stalled server.
+func (s *Server) PID() int { return s.pid }
+
+// Admin returns a go-redis client on the server for neutral verification
+// reads and cleanup. It is created once by Provide and closed by Close. It
+// never retries a command (MaxRetries -1), so a failure shows.
+func (s *Server) Admin() *redis.Client { return s.admin }
+
+// Close closes the Admin client and stops what Provide started (the
+// spawned process, the container, the embedded server). It is safe to call
+// more than once and from several goroutines; later calls return the first
+// call's error.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.admin != nil {
+			if err := s.admin.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+				errs = append(errs, fmt.Errorf("close admin client: %w", err))
+			}
+		}
+		if s.release != nil {
+			if err := s.release(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// Provide returns a checked Redis server, from the kind opts.Force names or,
+// by default, from the first of these that is available: a URL
+// (opts.URL, else $REDIS_URL; when one is given, it is used or its error
+// returned, never silently replaced), a redis-server on PATH, a container
+// (where a Docker engine answers), an embedded miniredis. A kind that is
+// available but fails to start is reported on opts.Warn before the next is
+// tried. The caller must Close the server; ctx bounds the start only.
+func Provide(ctx context.Context, opts Options) (*Server, error) {
+	o := opts.withDefaults()
+	if _, err := ParseKind(string(o.Force)); err != nil {
+		return nil, err
+	}
+	switch o.Force {
+	case KindURL:
+		raw := o.url()
+		if raw == "" {
+			return nil, fmt.Errorf("%w: no Redis URL given (--redis-url or $%s)", ErrUnavailable, EnvURL)
+		}
+		return provideURL(ctx, raw, o)
+	case KindSpawn:
+		return spawn(ctx, o, "")
+	case KindContainer:
+		return provideContainer(ctx, o)
+	case KindEmbedded:
+		return provideEmbedded(ctx, o)
+	}
+
+	if raw := o.url(); raw != "" {
+		return provideURL(ctx, raw, o)
+	}
+	for _, try := range []struct {
+		kind Kind
+		fn   func(context.Context, Options) (*Server, error)
+	}{
+		{KindSpawn, func(ctx context.Context, o Options) (*Server, error) { return spawn(ctx, o, "") }},
+		{KindContainer, provideContainer},
+	} {
+		s, err := try.fn(ctx, o)
+		if err == nil {
+			return s, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		if !errors.Is(err, ErrUnavailable) {
+			fmt.Fprintf(o.Warn, "warning: %s Redis failed, trying the next kind: %s\n", try.kind, oneLine(err.Error()))
+		}
+	}
+	return provideEmbedded(ctx, o)
+}
+
+// url returns the URL to use: the option, else the environment's.
+func (o Options) url() string {
+	if o.URL != "" {
+		return o.URL
+	}
+	return strings.TrimSpace(o.Getenv(EnvURL))
+}
+
+// password returns the explicit password: the option, else the
+// environment's.
+func (o Options) password() string {
+	if o.Password != "" {
+		return o.Password
+	}
+	return o.Getenv(EnvPassword)
+}
+
+// provideURL connects to a URL the user gave.
+func provideURL(ctx context.Context, raw string, o Options) (*Server, error) {
+	ro, full, err := parseURL(raw, o.password())
+	if err != nil {
+		return nil, err
+	}
+	return connect(ctx, KindURL, full, ro, o, nil)
+}
+
+// connect builds the admin client for ro and checks the server. On failure
+// it closes the client and calls release.
+func connect(ctx context.Context, kind Kind, fullURL string, ro *redis.Options, o Options, release func() error) (*Server, error) {
+	s := &Server{
+		Kind:     kind,
+		URL:      fullURL,
+		Password: ro.Password,
+		admin:    redis.NewClient(adminOptions(ro, o.DialTimeout)),
+		release:  release,
+	}
+	if err := s.check(ctx, o.DialTimeout); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// adminOptions returns the settings of the admin client: bounded dial and
+// read, no command retries, one dial attempt, RESP2 and no CLIENT SETINFO so
+// that old servers, proxies and miniredis all accept the handshake.
+func adminOptions(ro *redis.Options, dialTimeout time.Duration) *redis.Options {
+	c := *ro
+	c.DialTimeout = dialTimeout
+	c.ReadTimeout = max(dialTimeout, 5*time.Second)
+	c.WriteTimeout = c.ReadTimeout
+	c.ContextTimeoutEnabled = true
+	c.MaxRetries = -1
+	c.DialerRetries = 1
+	c.Protocol = 2
+	c.DisableIdentity = true
+	c.PoolSize = 4
+	return &c
+}
+
+// check runs PING and INFO server within dialTimeout and fills Version and
+// Mode. A server that refuses INFO with an error reply (other than an auth
+// error) passes with Version and Mode unknown.
+func (s *Server) check(ctx context.Context, dialTimeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	if err := s.admin.Ping(ctx).Err(); err != nil {
+		return connectError(s.Redacted(), "PING", err, s.Password)
+	}
+	info, err := s.admin.Info(ctx, "server").Result()
+	if err != nil {
+		var re redis.Error
+		if errors.As(err, &re) && classify(err) != ErrAuth {
+			return nil
+		}
+		return connectError(s.Redacted(), "INFO server", err, s.Password)
+	}
+	s.Version = infoField(info, "redis_version")
+	s.Mode = infoField(info, "redis_mode")
+	return nil
+}
+
+// infoField returns the value of one "name:value" line of an INFO reply.
+func infoField(info, name string) string {
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,146 @@
+// Command paybench is a load-testing and correctness benchmark harness for
+// the Redis operations payment systems are built on. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes, documented in README.md and in `paybench -h`.
+const (
+	exitOK            = 0   // every cell as expected
+	exitFail          = 1   // a strategy expected to hold FAILed (or a gate failed)
+	exitUsage         = 2   // bad flags or arguments
+	exitRedis         = 3   // Redis unreachable, refused auth, not Redis, timed out
+	exitNotReproduced = 4   // a bug expected to show did not
+	exitInterrupted   = 130 // interrupted (Ctrl-C)
+)
+
+const exitCodesHelp = `Exit codes:
+  0    every cell as expected (PASS, or REPRODUCED for a strategy expected to break)
+  1    a strategy expected to hold FAILed
+  2    usage error (bad flag or argument, unknown scenario/strategy/backend, bad URL)
+  3    Redis unreachable, refused authentication, is not Redis, or timed out
+  4    a bug expected to show did not (NOT-REPRODUCED)
+  130  interrupted (Ctrl-C); partial results are still written
+`
+
+// exitError carries an exit code with its one-line message.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: code, err: err}
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"list", "list scenarios, their strategies and backends", cmdList},
+		{"run", "run a scenario on every backend × strategy cell asked for", cmdRun},
+		{"version", "print paybench's version and its client libraries", cmdVersion},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole command line: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) == 0 {
+			usage(stderr)
+			return exitUsage
+		}
+		usage(stdout)
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return exitCode(ctx, c.run(ctx, args[1:], stdout, stderr), stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "paybench: unknown command %q (try paybench -h)\n", args[0])
+	return exitUsage
+}
+
+// exitCode prints err on one line and turns it into the exit code.
+func exitCode(ctx context.Context, err error, stderr io.Writer) int {
+	if err == nil {
+		if ctx.Err() != nil {
+			return exitInterrupted
+		}
+		return exitOK
+	}
+	var ee *exitError
+	code := exitFail
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	if ee != nil && ee.err == nil {
+		return code
+	}
+	if ctx.Err() != nil && code != exitUsage {
+		fmt.Fprintln(stderr, "paybench: interrupted")
+		return exitInterrupted
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(stderr, "paybench: "+oneLine(msg))
+	}
+	return code
+}
+
+func oneLine(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "paybench — load and correctness benchmarks for the Redis operations of payment systems")
+	fmt.Fprintln(w, "\nUsage: paybench COMMAND [flags]   (paybench COMMAND -h for its flags)\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRedis: --redis-url or REDIS_URL (redis://, rediss://, unix://; password from the URL or")
+	fmt.Fprintln(w, "REDIS_PASSWORD); else a redis-server on PATH, started and stopped by paybench; else a")
+	fmt.Fprintln(w, "testcontainers Redis where Docker runs; else an embedded server (with a warning).")
+	fmt.Fprintln(w)
+	fmt.Fprint(w, exitCodesHelp)
+}

@@ -1,0 +1,400 @@
+package goredis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	redis "github.com/redis/go-redis/v9"
+
+	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/scripts"
+)
+
+// The stock scripts, shared by every Client: redis.Script keeps the SHA1 and
+// Run sends EVALSHA, falling back to EVAL when the server's script cache
+// does not have it (NOSCRIPT).
+var (
+	stockDeductScript           = redis.NewScript(scripts.StockDeduct)
+	stockShardDeductScript      = redis.NewScript(scripts.StockShardDeduct)
+	stockShardedDeductAllScript = redis.NewScript(scripts.StockShardedDeductAll)
+)
+
+// compensationTimeout bounds the INCRBY that gives back units the decr
+// strategy took beyond the stock; it runs even when the caller's context
+// has ended, since skipping it would lose units for good.
+const compensationTimeout = 3 * time.Second
+
+// Compile-time checks: every strategy is an impl.Stock.
+var (
+	_ impl.Stock = (*naiveStock)(nil)
+	_ impl.Stock = (*decrStock)(nil)
+	_ impl.Stock = (*watchStock)(nil)
+	_ impl.Stock = (*luaStock)(nil)
+	_ impl.Stock = (*shardedStock)(nil)
+)
+
+// Stock returns the named stock strategy (one of impl.StockStrategies).
+// Zero options take their defaults (impl.StockOptions.WithDefaults);
+// opts.Keys is required.
+func (c *Client) Stock(strategy string, opts impl.StockOptions) (impl.Stock, error) {
+	if opts.Keys.Prefix() == "" {
+		return nil, errors.New("goredis: stock: StockOptions.Keys is required")
+	}
+	opts = opts.WithDefaults()
+	base := plainStock{rdb: c.rdb, opts: opts, name: strategy}
+	switch strategy {
+	case impl.StockNaive:
+		return &naiveStock{base}, nil
+	case impl.StockDecr:
+		return &decrStock{base}, nil
+	case impl.StockWatch:
+		return &watchStock{base}, nil
+	case impl.StockLua:
+		return &luaStock{base}, nil
+	case impl.StockSharded:
+		return &shardedStock{rdb: c.rdb, opts: opts}, nil
+	}
+	return nil, impl.StrategyError("stock", strategy, impl.StockStrategies())
+}
+
+// plainStock is what every strategy on the single counter impl.StockKey
+// shares: Set, Get and Restore.
+type plainStock struct {
+	rdb  *redis.Client
+	opts impl.StockOptions
+	name string
+}
+
+func (s *plainStock) key(item string) string { return impl.StockKey(s.opts.Keys, item) }
+
+func (s *plainStock) errorf(op, item string, err error) error {
+	return fmt.Errorf("goredis stock %s: %s %q: %w", s.name, op, item, err)
+}
+
+// Set stores units in the item's counter.
+func (s *plainStock) Set(ctx context.Context, item string, units int64) error {
+	if err := validateUnits(units); err != nil {
+		return s.errorf("set", item, err)
+	}
+	if err := s.rdb.Set(ctx, s.key(item), units, 0).Err(); err != nil {
+		return s.errorf("set", item, err)
+	}
+	return nil
+}
+
+// Get reads the item's counter; a missing key is 0.
+func (s *plainStock) Get(ctx context.Context, item string) (int64, error) {
+	n, err := s.rdb.Get(ctx, s.key(item)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, s.errorf("get", item, err)
+	}
+	return n, nil
+}
+
+// Restore adds qty back with INCRBY.
+func (s *plainStock) Restore(ctx context.Context, item string, qty int64) (int64, error) {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return 0, s.errorf("restore", item, err)
+	}
+	n, err := s.rdb.IncrBy(ctx, s.key(item), qty).Result()
+	if err != nil {
+		return 0, s.errorf("restore", item, err)
+	}
+	return n, nil
+}
+
+// naiveStock is the seed's reduce_stock: GET, compare in the client, SET.
+// Concurrent buyers can all read the same stock and all succeed: it
+// oversells, by design.
+type naiveStock struct{ plainStock }
+
+// Deduct reads the stock, compares, optionally pauses opts.Think, and
+// writes stock-qty back.
+func (s *naiveStock) Deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	key := s.key(item)
+	cur, err := s.rdb.Get(ctx, key).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	if cur < qty {
+		return impl.Deduction{Remaining: cur}, nil
+	}
+	if err := think(ctx, s.opts.Think); err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	if err := s.rdb.Set(ctx, key, cur-qty, 0).Err(); err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	return impl.Deduction{OK: true, Remaining: cur - qty}, nil
+}
+
+// decrStock takes the units with DECRBY and, when the result is negative,
+// gives them back with INCRBY. It never oversells, but the counter is
+// transiently negative, and a concurrent buyer may be refused while the
+// compensation is in flight.
+type decrStock struct{ plainStock }
+
+// Deduct runs DECRBY and compensates with INCRBY when it went below zero;
+// Remaining is the DECRBY reply, negative when refused.
+func (s *decrStock) Deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	key := s.key(item)
+	n, err := s.rdb.DecrBy(ctx, key, qty).Result()
+	if err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	if n >= 0 {
+		return impl.Deduction{OK: true, Remaining: n}, nil
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensationTimeout)
+	defer cancel()
+	if err := s.rdb.IncrBy(cctx, key, qty).Err(); err != nil {
+		return impl.Deduction{Remaining: n}, s.errorf("deduct", item,
+			fmt.Errorf("compensating INCRBY %d failed, stock is short by that much: %w", qty, err))
+	}
+	return impl.Deduction{Remaining: n}, nil
+}
+
+// watchStock is optimistic: WATCH the key, GET, and DECRBY inside
+// MULTI/EXEC; EXEC aborts when another client changed the key in between,
+// and the deduction starts over, at most opts.MaxRetries times.
+type watchStock struct{ plainStock }
+
+// Deduct runs the WATCH transaction, retrying aborted ones; when the
+// retries are exhausted it returns an error wrapping impl.ErrContention.
+func (s *watchStock) Deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	key := s.key(item)
+	var d impl.Deduction
+	txf := func(tx *redis.Tx) error {
+		cur, err := tx.Get(ctx, key).Int64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		if cur < qty {
+			d.OK, d.Remaining = false, cur
+			return nil
+		}
+		var decr *redis.IntCmd
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			decr = p.DecrBy(ctx, key, qty)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		d.OK, d.Remaining = true, decr.Val()
+		return nil
+	}
+	for {
+		err := s.rdb.Watch(ctx, txf, key)
+		if err == nil {
+			return d, nil
+		}
+		if !errors.Is(err, redis.TxFailedErr) {
+			return impl.Deduction{Retries: d.Retries}, s.errorf("deduct", item, err)
+		}
+		if d.Retries >= s.opts.MaxRetries {
+			return impl.Deduction{Retries: d.Retries}, s.errorf("deduct", item,
+				fmt.Errorf("%w (%d retries)", impl.ErrContention, d.Retries))
+		}
+		if err := ctx.Err(); err != nil {
+			return impl.Deduction{Retries: d.Retries}, s.errorf("deduct", item, err)
+		}
+		d.Retries++
+	}
+}
+
+// luaStock checks and deducts in one server-side script, atomically.
+type luaStock struct{ plainStock }
+
+// Deduct runs scripts.StockDeduct.
+func (s *luaStock) Deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	d, err := runDeduct(ctx, s.rdb, stockDeductScript, []string{s.key(item)}, qty)
+	if err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	return d, nil
+}
+
+// runDeduct runs a check-and-deduct script and decodes its {ok, remaining}.
+func runDeduct(ctx context.Context, rdb *redis.Client, script *redis.Script, keys []string, qty int64) (impl.Deduction, error) {
+	res, err := script.Run(ctx, rdb, keys, qty).Int64Slice()
+	if err != nil {
+		return impl.Deduction{}, err
+	}
+	if len(res) != 2 {
+		return impl.Deduction{}, fmt.Errorf("script replied %v, want {ok, remaining}", res)
+	}
+	return impl.Deduction{OK: res[0] == 1, Remaining: res[1]}, nil
+}
+
+// shardedStock splits an item's stock over opts.Shards sub-keys
+// (impl.StockShardKey) that share one hash tag. A deduction tries one shard
+// picked at random and, when that shard alone cannot serve it but the total
+// can, takes the units from several shards in one script, so no sellable
+// unit is stranded.
+type shardedStock struct {
+	rdb  *redis.Client
+	opts impl.StockOptions
+}
+
+func (s *shardedStock) errorf(op, item string, err error) error {
+	return fmt.Errorf("goredis stock %s: %s %q: %w", impl.StockSharded, op, item, err)
+}
+
+// keys returns the item's shard keys, starting at shard first and wrapping
+// around.
+func (s *shardedStock) keys(item string, first int) []string {
+	n := s.opts.Shards
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = impl.StockShardKey(s.opts.Keys, item, (first+i)%n)
+	}
+	return keys
+}
+
+// Set spreads units evenly over the shards (the remainder goes to the
+// first shards) and deletes the plain stock key, in one MULTI/EXEC.
+func (s *shardedStock) Set(ctx context.Context, item string, units int64) error {
+	if err := validateUnits(units); err != nil {
+		return s.errorf("set", item, err)
+	}
+	keys := s.keys(item, 0)
+	n := int64(len(keys))
+	pairs := make([]any, 0, 2*len(keys))
+	for i, k := range keys {
+		share := units / n
+		if int64(i) < units%n {
+			share++
+		}
+		pairs = append(pairs, k, share)
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, impl.StockKey(s.opts.Keys, item))
+		p.MSet(ctx, pairs...)
+		return nil
+	})
+	if err != nil {
+		return s.errorf("set", item, err)
+	}
+	return nil
+}
+
+// Get sums the shards (MGET; missing shards are 0).
+func (s *shardedStock) Get(ctx context.Context, item string) (int64, error) {
+	vals, err := s.rdb.MGet(ctx, s.keys(item, 0)...).Result()
+	if err != nil {
+		return 0, s.errorf("get", item, err)
+	}
+	total, err := sumShards(vals)
+	if err != nil {
+		return 0, s.errorf("get", item, err)
+	}
+	return total, nil
+}
+
+// sumShards adds MGET replies; nil (missing key) counts as 0.
+func sumShards(vals []any) (int64, error) {
+	var total int64
+	for _, v := range vals {
+		if v == nil {
+			continue
+		}
+		str, ok := v.(string)
+		if !ok {
+			return 0, fmt.Errorf("shard holds %T, want an integer string", v)
+		}
+		n, err := strconv.ParseInt(str, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("shard is not an integer: %w", err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// Deduct runs scripts.StockShardDeduct on a random shard and, when that
+// shard is too small but the total covers qty, scripts.StockShardedDeductAll.
+// Remaining is the total over all shards.
+func (s *shardedStock) Deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	keys := s.keys(item, rand.IntN(s.opts.Shards))
+	d, err := runDeduct(ctx, s.rdb, stockShardDeductScript, keys, qty)
+	if err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	if d.OK || d.Remaining < qty {
+		return d, nil
+	}
+	d, err = runDeduct(ctx, s.rdb, stockShardedDeductAllScript, keys, qty)
+	if err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	return d, nil
+}
+
+// Restore adds qty to one random shard and returns the new total, INCRBY
+// and MGET in one MULTI/EXEC.
+func (s *shardedStock) Restore(ctx context.Context, item string, qty int64) (int64, error) {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return 0, s.errorf("restore", item, err)
+	}
+	keys := s.keys(item, rand.IntN(s.opts.Shards))
+	var mget *redis.SliceCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.IncrBy(ctx, keys[0], qty)
+		mget = p.MGet(ctx, keys...)
+		return nil
+	})
+	if err != nil {
+		return 0, s.errorf("restore", item, err)
+	}
+	total, err := sumShards(mget.Val())
+	if err != nil {
+		return 0, s.errorf("restore", item, err)
+	}
+	return total, nil
+}
+
+// validateUnits accepts the stock a Set may seed: zero or more.
+func validateUnits(units int64) error {
+	if units < 0 {
+		return fmt.Errorf("%w: stock of %d units (must be 0 or more)", impl.ErrInvalidQuantity, units)
+	}
+	return nil
+}
+
+// think pauses d, or less when ctx ends first.
+func think(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,139 @@
+// Package rueidis implements paybench's operation contracts on
+// github.com/redis/rueidis, idiomatically: command builders, DoMulti for
+// pipelines and MULTI/EXEC, rueidis.NewLuaScript for Lua (EVALSHA with EVAL
+// fallback) and a dedicated connection for WATCH.
+//
+// rueidis multiplexes every caller's commands over a few pipelined
+// connections (auto-pipelining) instead of keeping a pool; WATCH, which is
+// per-connection state, therefore runs on a dedicated connection taken from
+// its blocking pool.
+package rueidis
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/url"
+	"runtime"
+	"strconv"
+	"time"
+
+	rd "github.com/redis/rueidis"
+
+	"github.com/paybench/paybench/impl"
+)
+
+// Defaults applied by Open when the URL does not set them.
+const (
+	// DialTimeout bounds establishing one connection.
+	DialTimeout = 3 * time.Second
+	// ConnWriteTimeout bounds writing to a connection and waiting for the
+	// replies to pipelined commands.
+	ConnWriteTimeout = 3 * time.Second
+)
+
+// Client is one rueidis client connected to one Redis deployment. It
+// implements impl.Backend and every operation family paybench has; it is
+// safe for concurrent use.
+type Client struct {
+	rc  rd.Client
+	opt rd.ClientOption
+}
+
+// Compile-time checks: Client offers every family.
+var (
+	_ impl.Backend      = (*Client)(nil)
+	_ impl.StockBackend = (*Client)(nil)
+)
+
+// Open parses cfg.URL with rueidis.ParseURL, applies cfg (password,
+// auto-pipelining) and paybench's defaults, connects and checks the server
+// with PING.
+//
+// Defaults, each kept when the URL sets it explicitly: a dial time-out and
+// a connection write time-out of 3 s. Client-side caching is off
+// (DisableCache): no operation uses it yet, and it needs RESP3 client
+// tracking, which embedded servers lack. rueidis never retries a write on
+// its own, so no retry setting is needed for the correctness checks.
+func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
+	opt, err := rd.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("rueidis: parse URL: %w", err)
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("rueidis: parse URL: %w", err)
+	}
+	q := u.Query()
+	if cfg.Password != "" {
+		opt.Password = cfg.Password
+	}
+	if !q.Has("dial_timeout") {
+		opt.Dialer.Timeout = DialTimeout
+	}
+	if !q.Has("write_timeout") {
+		opt.ConnWriteTimeout = ConnWriteTimeout
+	}
+	opt.DisableAutoPipelining = cfg.DisableAutoPipelining
+	opt.DisableCache = true
+
+	rc, err := rd.NewClient(opt)
+	if err != nil {
+		return nil, fmt.Errorf("rueidis: connect to %v: %w", opt.InitAddress, err)
+	}
+	if err := rc.Do(ctx, rc.B().Ping().Build()).Error(); err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("rueidis: connect to %v: %w", opt.InitAddress, err)
+	}
+	return &Client{rc: rc, opt: opt}, nil
+}
+
+// Name returns impl.Rueidis.
+func (c *Client) Name() string { return impl.Rueidis }
+
+// Settings describes the client settings that shape its behaviour under
+// load: how many pipelined connections it multiplexes over, whether
+// auto-pipelining is on, the blocking pool that serves dedicated (WATCH)
+// connections, and the time-outs.
+func (c *Client) Settings() map[string]string {
+	mode := c.rc.Mode()
+	multiplex := c.opt.PipelineMultiplex
+	if mode != rd.ClientModeCluster {
+		multiplex = singleMultiplex(multiplex)
+	}
+	pool := c.opt.BlockingPoolSize
+	if pool <= 0 {
+		pool = rd.DefaultPoolSize
+	}
+	return map[string]string{
+		"library":            "github.com/redis/rueidis",
+		"mode":               string(mode),
+		"pipeline_multiplex": strconv.Itoa(multiplex),
+		"pipeline_conns":     strconv.Itoa(1 << multiplex),
+		"auto_pipelining":    strconv.FormatBool(!c.opt.DisableAutoPipelining),
+		"blocking_pool_size": strconv.Itoa(pool),
+		"client_cache":       strconv.FormatBool(!c.opt.DisableCache),
+		"always_resp2":       strconv.FormatBool(c.opt.AlwaysRESP2),
+		"dial_timeout":       c.opt.Dialer.Timeout.String(),
+		"conn_write_timeout": c.opt.ConnWriteTimeout.String(),
+	}
+}
+
+// singleMultiplex mirrors how rueidis defaults PipelineMultiplex for a
+// standalone or sentinel client: log2(GOMAXPROCS), at most 2.
+func singleMultiplex(m int) int {
+	if m == 0 {
+		m = min(int(math.Log2(float64(runtime.GOMAXPROCS(0)))), 2)
+	}
+	return max(m, 0)
+}
+
+// Close closes every connection.
+func (c *Client) Close() error {
+	c.rc.Close()
+	return nil
+}
+
+// Rueidis returns the underlying rueidis client, for operation families
+// and tests that need more than the contracts offer.
+func (c *Client) Rueidis() rd.Client { return c.rc }

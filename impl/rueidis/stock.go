@@ -1,0 +1,476 @@
+package rueidis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	rd "github.com/redis/rueidis"
+
+	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/scripts"
+)
+
+// The stock scripts, shared by every Client: Exec sends EVALSHA and falls
+// back to EVAL when the server's script cache does not have the script
+// (NOSCRIPT).
+var (
+	stockDeductScript           = rd.NewLuaScript(scripts.StockDeduct)
+	stockShardDeductScript      = rd.NewLuaScript(scripts.StockShardDeduct)
+	stockShardedDeductAllScript = rd.NewLuaScript(scripts.StockShardedDeductAll)
+)
+
+// cleanupTimeout bounds the commands that must run even when the caller's
+// context has ended: the INCRBY giving back what the decr strategy took
+// beyond the stock (skipping it would lose units for good) and the UNWATCH
+// that leaves a dedicated connection clean.
+const cleanupTimeout = 3 * time.Second
+
+// Compile-time checks: every strategy is an impl.Stock.
+var (
+	_ impl.Stock = (*naiveStock)(nil)
+	_ impl.Stock = (*decrStock)(nil)
+	_ impl.Stock = (*watchStock)(nil)
+	_ impl.Stock = (*luaStock)(nil)
+	_ impl.Stock = (*shardedStock)(nil)
+)
+
+// Stock returns the named stock strategy (one of impl.StockStrategies).
+// Zero options take their defaults (impl.StockOptions.WithDefaults);
+// opts.Keys is required.
+func (c *Client) Stock(strategy string, opts impl.StockOptions) (impl.Stock, error) {
+	if opts.Keys.Prefix() == "" {
+		return nil, errors.New("rueidis: stock: StockOptions.Keys is required")
+	}
+	opts = opts.WithDefaults()
+	base := plainStock{rc: c.rc, opts: opts, name: strategy}
+	switch strategy {
+	case impl.StockNaive:
+		return &naiveStock{base}, nil
+	case impl.StockDecr:
+		return &decrStock{base}, nil
+	case impl.StockWatch:
+		return &watchStock{base}, nil
+	case impl.StockLua:
+		return &luaStock{base}, nil
+	case impl.StockSharded:
+		return &shardedStock{rc: c.rc, opts: opts}, nil
+	}
+	return nil, impl.StrategyError("stock", strategy, impl.StockStrategies())
+}
+
+// plainStock is what every strategy on the single counter impl.StockKey
+// shares: Set, Get and Restore.
+type plainStock struct {
+	rc   rd.Client
+	opts impl.StockOptions
+	name string
+}
+
+func (s *plainStock) key(item string) string { return impl.StockKey(s.opts.Keys, item) }
+
+func (s *plainStock) errorf(op, item string, err error) error {
+	return fmt.Errorf("rueidis stock %s: %s %q: %w", s.name, op, item, err)
+}
+
+// Set stores units in the item's counter.
+func (s *plainStock) Set(ctx context.Context, item string, units int64) error {
+	if err := validateUnits(units); err != nil {
+		return s.errorf("set", item, err)
+	}
+	cmd := s.rc.B().Set().Key(s.key(item)).Value(strconv.FormatInt(units, 10)).Build()
+	if err := s.rc.Do(ctx, cmd).Error(); err != nil {
+		return s.errorf("set", item, err)
+	}
+	return nil
+}
+
+// Get reads the item's counter; a missing key is 0.
+func (s *plainStock) Get(ctx context.Context, item string) (int64, error) {
+	n, err := getInt(ctx, s.rc, s.key(item))
+	if err != nil {
+		return 0, s.errorf("get", item, err)
+	}
+	return n, nil
+}
+
+// Restore adds qty back with INCRBY.
+func (s *plainStock) Restore(ctx context.Context, item string, qty int64) (int64, error) {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return 0, s.errorf("restore", item, err)
+	}
+	n, err := s.rc.Do(ctx, s.rc.B().Incrby().Key(s.key(item)).Increment(qty).Build()).AsInt64()
+	if err != nil {
+		return 0, s.errorf("restore", item, err)
+	}
+	return n, nil
+}
+
+// getInt GETs an integer; a missing key is 0.
+func getInt(ctx context.Context, c rd.CoreClient, key string) (int64, error) {
+	n, err := c.Do(ctx, c.B().Get().Key(key).Build()).AsInt64()
+	if rd.IsRedisNil(err) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// naiveStock is the seed's reduce_stock: GET, compare in the client, SET.
+// Concurrent buyers can all read the same stock and all succeed: it
+// oversells, by design.
+type naiveStock struct{ plainStock }
+
+// Deduct reads the stock, compares, optionally pauses opts.Think, and
+// writes stock-qty back.
+func (s *naiveStock) Deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	key := s.key(item)
+	cur, err := getInt(ctx, s.rc, key)
+	if err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	if cur < qty {
+		return impl.Deduction{Remaining: cur}, nil
+	}
+	if err := think(ctx, s.opts.Think); err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	set := s.rc.B().Set().Key(key).Value(strconv.FormatInt(cur-qty, 10)).Build()
+	if err := s.rc.Do(ctx, set).Error(); err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	return impl.Deduction{OK: true, Remaining: cur - qty}, nil
+}
+
+// decrStock takes the units with DECRBY and, when the result is negative,
+// gives them back with INCRBY. It never oversells, but the counter is
+// transiently negative, and a concurrent buyer may be refused while the
+// compensation is in flight.
+type decrStock struct{ plainStock }
+
+// Deduct runs DECRBY and compensates with INCRBY when it went below zero;
+// Remaining is the DECRBY reply, negative when refused.
+func (s *decrStock) Deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	key := s.key(item)
+	n, err := s.rc.Do(ctx, s.rc.B().Decrby().Key(key).Decrement(qty).Build()).AsInt64()
+	if err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	if n >= 0 {
+		return impl.Deduction{OK: true, Remaining: n}, nil
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := s.rc.Do(cctx, s.rc.B().Incrby().Key(key).Increment(qty).Build()).Error(); err != nil {
+		return impl.Deduction{Remaining: n}, s.errorf("deduct", item,
+			fmt.Errorf("compensating INCRBY %d failed, stock is short by that much: %w", qty, err))
+	}
+	return impl.Deduction{Remaining: n}, nil
+}
+
+// watchStock is optimistic: on a dedicated connection, WATCH the key and
+// GET it, then DECRBY inside MULTI/EXEC; EXEC replies nil when another
+// client changed the key in between, and the deduction starts over, at most
+// opts.MaxRetries times.
+type watchStock struct{ plainStock }
+
+// Deduct runs the WATCH transaction, retrying aborted ones; when the
+// retries are exhausted it returns an error wrapping impl.ErrContention.
+func (s *watchStock) Deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	key := s.key(item)
+	for retries := 0; ; retries++ {
+		d, aborted, err := s.attempt(ctx, key, qty)
+		d.Retries = retries
+		if err != nil {
+			return impl.Deduction{Retries: retries}, s.errorf("deduct", item, err)
+		}
+		if !aborted {
+			return d, nil
+		}
+		if retries >= s.opts.MaxRetries {
+			return impl.Deduction{Retries: retries}, s.errorf("deduct", item,
+				fmt.Errorf("%w (%d retries)", impl.ErrContention, retries))
+		}
+		if err := ctx.Err(); err != nil {
+			return impl.Deduction{Retries: retries}, s.errorf("deduct", item, err)
+		}
+	}
+}
+
+// attempt runs one WATCH transaction; aborted reports an EXEC that replied
+// nil because the key changed after WATCH.
+func (s *watchStock) attempt(ctx context.Context, key string, qty int64) (d impl.Deduction, aborted bool, err error) {
+	err = s.rc.Dedicated(func(c rd.DedicatedClient) error {
+		execd := false
+		defer func() {
+			if !execd { // EXEC did not run, so the key is still watched
+				unwatch(ctx, c)
+			}
+		}()
+		resps := c.DoMulti(ctx,
+			c.B().Watch().Key(key).Build(),
+			c.B().Get().Key(key).Build())
+		if err := resps[0].Error(); err != nil {
+			return err
+		}
+		cur, err := resps[1].AsInt64()
+		if err != nil && !rd.IsRedisNil(err) {
+			return err
+		}
+		if cur < qty {
+			d = impl.Deduction{Remaining: cur}
+			return nil
+		}
+		resps = c.DoMulti(ctx,
+			c.B().Multi().Build(),
+			c.B().Decrby().Key(key).Decrement(qty).Build(),
+			c.B().Exec().Build())
+		execd = resps[2].NonRedisError() == nil
+		for _, r := range resps[:2] {
+			if err := r.Error(); err != nil {
+				return err
+			}
+		}
+		replies, err := resps[2].ToArray()
+		if rd.IsRedisNil(err) {
+			aborted = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(replies) != 1 {
+			return fmt.Errorf("EXEC replied %d results, want 1", len(replies))
+		}
+		n, err := replies[0].AsInt64()
+		if err != nil {
+			return err
+		}
+		d = impl.Deduction{OK: true, Remaining: n}
+		return nil
+	})
+	return d, aborted, err
+}
+
+// unwatch clears the connection's watched keys before it goes back to the
+// pool, even when ctx has ended. A broken connection fails fast here and
+// is discarded by rueidis anyway.
+func unwatch(ctx context.Context, c rd.DedicatedClient) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_ = c.Do(cctx, c.B().Unwatch().Build())
+}
+
+// luaStock checks and deducts in one server-side script, atomically.
+type luaStock struct{ plainStock }
+
+// Deduct runs scripts.StockDeduct.
+func (s *luaStock) Deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	d, err := execDeduct(ctx, s.rc, stockDeductScript, []string{s.key(item)}, qty)
+	if err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	return d, nil
+}
+
+// execDeduct runs a check-and-deduct script and decodes its {ok, remaining}.
+func execDeduct(ctx context.Context, rc rd.Client, script *rd.Lua, keys []string, qty int64) (impl.Deduction, error) {
+	res, err := script.Exec(ctx, rc, keys, []string{strconv.FormatInt(qty, 10)}).AsIntSlice()
+	if err != nil {
+		return impl.Deduction{}, err
+	}
+	if len(res) != 2 {
+		return impl.Deduction{}, fmt.Errorf("script replied %v, want {ok, remaining}", res)
+	}
+	return impl.Deduction{OK: res[0] == 1, Remaining: res[1]}, nil
+}
+
+// shardedStock splits an item's stock over opts.Shards sub-keys
+// (impl.StockShardKey) that share one hash tag. A deduction tries one shard
+// picked at random and, when that shard alone cannot serve it but the total
+// can, takes the units from several shards in one script, so no sellable
+// unit is stranded.
+type shardedStock struct {
+	rc   rd.Client
+	opts impl.StockOptions
+}
+
+func (s *shardedStock) errorf(op, item string, err error) error {
+	return fmt.Errorf("rueidis stock %s: %s %q: %w", impl.StockSharded, op, item, err)
+}
+
+// keys returns the item's shard keys, starting at shard first and wrapping
+// around.
+func (s *shardedStock) keys(item string, first int) []string {
+	n := s.opts.Shards
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = impl.StockShardKey(s.opts.Keys, item, (first+i)%n)
+	}
+	return keys
+}
+
+// Set spreads units evenly over the shards (the remainder goes to the
+// first shards) and deletes the plain stock key, in one MULTI/EXEC.
+func (s *shardedStock) Set(ctx context.Context, item string, units int64) error {
+	if err := validateUnits(units); err != nil {
+		return s.errorf("set", item, err)
+	}
+	keys := s.keys(item, 0)
+	n := int64(len(keys))
+	mset := s.rc.B().Mset().KeyValue()
+	for i, k := range keys {
+		share := units / n
+		if int64(i) < units%n {
+			share++
+		}
+		mset = mset.KeyValue(k, strconv.FormatInt(share, 10))
+	}
+	resps := s.rc.DoMulti(ctx,
+		s.rc.B().Multi().Build(),
+		s.rc.B().Del().Key(impl.StockKey(s.opts.Keys, item)).Build(),
+		mset.Build(),
+		s.rc.B().Exec().Build())
+	if _, err := execReplies(resps, 2); err != nil {
+		return s.errorf("set", item, err)
+	}
+	return nil
+}
+
+// execReplies checks a MULTI, want queued commands, EXEC reply sequence and
+// returns EXEC's replies.
+func execReplies(resps []rd.RedisResult, want int) ([]rd.RedisMessage, error) {
+	for _, r := range resps[:len(resps)-1] {
+		if err := r.Error(); err != nil {
+			return nil, err
+		}
+	}
+	replies, err := resps[len(resps)-1].ToArray()
+	if err != nil {
+		return nil, fmt.Errorf("EXEC: %w", err)
+	}
+	if len(replies) != want {
+		return nil, fmt.Errorf("EXEC replied %d results, want %d", len(replies), want)
+	}
+	for _, m := range replies {
+		if err := m.Error(); err != nil {
+			return nil, err
+		}
+	}
+	return replies, nil
+}
+
+// Get sums the shards (MGET; missing shards are 0).
+func (s *shardedStock) Get(ctx context.Context, item string) (int64, error) {
+	vals, err := s.rc.Do(ctx, s.rc.B().Mget().Key(s.keys(item, 0)...).Build()).ToArray()
+	if err != nil {
+		return 0, s.errorf("get", item, err)
+	}
+	total, err := sumShards(vals)
+	if err != nil {
+		return 0, s.errorf("get", item, err)
+	}
+	return total, nil
+}
+
+// sumShards adds MGET replies; nil (missing key) counts as 0.
+func sumShards(vals []rd.RedisMessage) (int64, error) {
+	var total int64
+	for _, v := range vals {
+		if v.IsNil() {
+			continue
+		}
+		n, err := v.AsInt64()
+		if err != nil {
+			return 0, fmt.Errorf("shard is not an integer: %w", err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// Deduct runs scripts.StockShardDeduct on a random shard and, when that
+// shard is too small but the total covers qty, scripts.StockShardedDeductAll.
+// Remaining is the total over all shards.
+func (s *shardedStock) Deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	keys := s.keys(item, rand.IntN(s.opts.Shards))
+	d, err := execDeduct(ctx, s.rc, stockShardDeductScript, keys, qty)
+	if err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	if d.OK || d.Remaining < qty {
+		return d, nil
+	}
+	d, err = execDeduct(ctx, s.rc, stockShardedDeductAllScript, keys, qty)
+	if err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	return d, nil
+}
+
+// Restore adds qty to one random shard and returns the new total, INCRBY
+// and MGET in one MULTI/EXEC.
+func (s *shardedStock) Restore(ctx context.Context, item string, qty int64) (int64, error) {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return 0, s.errorf("restore", item, err)
+	}
+	keys := s.keys(item, rand.IntN(s.opts.Shards))
+	resps := s.rc.DoMulti(ctx,
+		s.rc.B().Multi().Build(),
+		s.rc.B().Incrby().Key(keys[0]).Increment(qty).Build(),
+		s.rc.B().Mget().Key(keys...).Build(),
+		s.rc.B().Exec().Build())
+	replies, err := execReplies(resps, 2)
+	if err != nil {
+		return 0, s.errorf("restore", item, err)
+	}
+	vals, err := replies[1].ToArray()
+	if err != nil {
+		return 0, s.errorf("restore", item, err)
+	}
+	total, err := sumShards(vals)
+	if err != nil {
+		return 0, s.errorf("restore", item, err)
+	}
+	return total, nil
+}
+
+// validateUnits accepts the stock a Set may seed: zero or more.
+func validateUnits(units int64) error {
+	if units < 0 {
+		return fmt.Errorf("%w: stock of %d units (must be 0 or more)", impl.ErrInvalidQuantity, units)
+	}
+	return nil
+}
+
+// think pauses d, or less when ctx ends first.
+func think(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,38 @@
+// Package scripts holds paybench's Lua scripts, one .lua file each,
+// embedded at build time. Every backend wraps the same source in its
+// library's script type (go-redis redis.NewScript, rueidis
+// rueidis.NewLuaScript), so both run byte-identical Lua.
+//
+// Scripts take their quantities already validated (impl.ValidateQuantity)
+// but still refuse a non-positive one, and answer with an error reply when a
+// key holds something other than an integer. Every key a script touches is
+// passed in KEYS, so they run unchanged on Redis Cluster when the keys share
+// a hash tag.
+package scripts
+
+import _ "embed"
+
+// StockDeduct is the check-and-deduct of the lua stock strategy.
+// KEYS[1] is the stock key and ARGV[1] the quantity; it returns
+// {1, remaining} when the units were taken and {0, stock} otherwise.
+//
+//go:embed stock_deduct.lua
+var StockDeduct string
+
+// StockShardDeduct is the fast path of the sharded stock strategy: KEYS[1]
+// is the chosen shard, KEYS[2..] the item's other shards (read only to
+// report the total), ARGV[1] the quantity. It takes the quantity from the
+// chosen shard only if that shard alone covers it, and returns
+// {1, remaining_total} or {0, total}.
+//
+//go:embed stock_shard_deduct.lua
+var StockShardDeduct string
+
+// StockShardedDeductAll is the fallback of the sharded stock strategy:
+// KEYS are all of the item's shards in the order to take from, ARGV[1] the
+// quantity. If the shards together cover the quantity it takes it, first
+// shard first, and returns {1, remaining_total}; otherwise it changes
+// nothing and returns {0, total}.
+//
+//go:embed stock_sharded_deduct_all.lua
+var StockShardedDeductAll string

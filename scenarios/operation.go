@@ -1,0 +1,93 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/impl"
+)
+
+// Operation is one raw operation for `paybench load`, outside any
+// scenario: stock.deduct, lock.acquire-release, limit.allow, ... Each
+// operation family registers its operations in an init function.
+type Operation struct {
+	// Name is the command-line name, "family.verb".
+	Name string
+	// Description is one line for `paybench list`.
+	Description string
+	// Strategies lists the strategies the operation runs; the first is the
+	// default.
+	Strategies []string
+	// Setup prepares the keys of a load run and returns what to drive.
+	Setup func(ctx context.Context, env *LoadEnv, strategy string) (*Load, error)
+}
+
+// LoadEnv is what an operation's load runs against.
+type LoadEnv struct {
+	// Backend is the client backend under test.
+	Backend impl.Backend
+	// Admin is a neutral client for setup and read-back.
+	Admin *redis.Client
+	// Open connects another, independent instance of the backend.
+	Open func(ctx context.Context) (impl.Backend, error)
+	// Keys is the load cell's own keyspace.
+	Keys impl.Keyspace
+	// KeyCount is the number of distinct keys (items, locks, users) the
+	// load spreads over (>= 1).
+	KeyCount int
+	// Pick chooses the key index (0..KeyCount-1) for the worker's current
+	// operation, following the run's key distribution.
+	Pick func(w *bench.Worker) int
+}
+
+// Load is a prepared operation.
+type Load struct {
+	// Op runs one operation.
+	Op bench.Op
+	// Batch runs n operations in one round trip (a go-redis pipeline or a
+	// rueidis DoMulti). Nil when the operation cannot be pipelined.
+	Batch func(ctx context.Context, w *bench.Worker, n int) error
+	// Figures returns operation-specific figures after the run (hit ratio,
+	// retries, ...). May be nil.
+	Figures func(ctx context.Context) (map[string]float64, error)
+}
+
+var operations = map[string]Operation{}
+
+// RegisterOperation adds a load operation. It panics on a duplicate name:
+// registration happens in init functions.
+func RegisterOperation(op Operation) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := operations[op.Name]; dup {
+		panic("scenarios: duplicate operation " + op.Name)
+	}
+	operations[op.Name] = op
+}
+
+// LookupOperation returns the named load operation.
+func LookupOperation(name string) (Operation, error) {
+	regMu.Lock()
+	op, ok := operations[name]
+	regMu.Unlock()
+	if !ok {
+		return Operation{}, fmt.Errorf("unknown operation %q (known: %v)", name, OperationNames())
+	}
+	return op, nil
+}
+
+// OperationNames lists the registered load operations, sorted.
+func OperationNames() []string {
+	regMu.Lock()
+	defer regMu.Unlock()
+	names := make([]string, 0, len(operations))
+	for n := range operations {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
