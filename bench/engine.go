@@ -1,25 +1,31 @@
-// Package bench is paybench's load engine: workers that drive an operation
+// Package bench is paybench's load engine. Workers drive an operation either
 // in a closed loop (each worker starts its next operation when the last one
-// ends) for a fixed count or a duration, each recording latency into its own
-// HdrHistogram, merged when the run ends. Nothing on the per-operation path
-// takes a lock or writes memory another worker writes.
+// ends) or in an open loop (a Pacer says when each operation is due, and
+// latency is measured from that intended start, so a stall is counted
+// rather than hidden — coordinated omission, as wrk2 corrects it), for a
+// fixed count or a duration, after an optional warm-up that is not
+// recorded, within a hard cap.
 //
-// The schedule an operation follows is a source of intended start times:
-// in a closed loop the intended start is the actual start; an open-loop
-// source (a Pacer) slots in at the same place, and latency is then measured
-// from the intended start, so a stall is counted rather than hidden.
+// Each worker records into its own pair of interval HdrHistograms
+// (corrected and uncorrected); a merger swaps them once per interval with an
+// atomic handshake, builds the per-second series and the totals. Nothing on
+// the per-operation path takes a lock, allocates, or writes memory another
+// worker writes.
 package bench
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/paybench/paybench/reports/result"
 )
 
 // Histogram bounds: 1 µs to 60 s at 3 significant digits, in microseconds.
@@ -35,74 +41,189 @@ func NewHistogram() *hdrhistogram.Histogram {
 	return hdrhistogram.New(histMin, histMax, histDigits)
 }
 
-// Pacer decides when the next operation is due in an open loop: given the
-// time elapsed since the start and the operations started so far, it returns
-// how long to wait before the next one, or stop. Implementations compute
-// from the start time, never from accumulated sleeps.
-type Pacer interface {
-	Pace(elapsed time.Duration, started uint64) (wait time.Duration, stop bool)
-}
+// Defaults of Config.
+const (
+	// DefaultStopTimeout is how long operations in flight may take to end
+	// once the run is stopping, before their context is cancelled.
+	DefaultStopTimeout = 5 * time.Second
+	// DefaultMaxDuration caps a run that only Requests bounds.
+	DefaultMaxDuration = time.Hour
+	// DefaultInterval is the length of one point of the time series.
+	DefaultInterval = time.Second
+)
 
-// Config shapes a run.
+// Open-loop tuning.
+const (
+	// growEvery is how often the open loop checks whether it falls behind.
+	growEvery = 5 * time.Millisecond
+	// growLag is how late the next due operation may be before the open
+	// loop adds workers.
+	growLag = time.Millisecond
+)
+
+// Config shapes a run. Its zero fields take the defaults documented on
+// each; at least one of Requests and Duration must be set.
 type Config struct {
-	// Concurrency is the number of workers (default 1).
+	// Concurrency is the number of workers (default 1); in an open loop,
+	// the number it starts with.
 	Concurrency int
-	// Requests stops the run after this many operations in all (0: no
-	// count limit). The count is split over workers up front, so workers
-	// share no counter.
+	// Requests stops the run after this many measured operations (0: no
+	// count limit). Operations of the warm-up come on top.
 	Requests int64
-	// Duration stops the run after this long (0: no time limit). At least
-	// one of Requests and Duration must be set.
+	// Duration stops the run after this long, warm-up excluded (0: no time
+	// limit).
 	Duration time.Duration
+	// Warmup runs the load this long before the measured window; nothing
+	// started during the warm-up is recorded.
+	Warmup time.Duration
+	// MaxDuration is the hard cap on the whole run, warm-up included:
+	// reaching it stops the run like the end of Duration and sets
+	// Stats.Capped (default: none when Duration is set, which bounds the
+	// run itself, else DefaultMaxDuration).
+	MaxDuration time.Duration
+	// StopTimeout bounds a graceful stop: once the run is stopping,
+	// operations in flight get this long to end before their context is
+	// cancelled (default DefaultStopTimeout).
+	StopTimeout time.Duration
+
+	// Pacer makes the run an open loop: operations start when the Pacer
+	// says they are due, whether or not earlier ones have ended. Nil is a
+	// closed loop.
+	Pacer Pacer
+	// MaxWorkers bounds the workers an open loop grows to when every
+	// worker is busy and operations fall due (default Concurrency: no
+	// growth). Operations due but never started count in Stats.Dropped.
+	MaxWorkers int
+	// Batch is the number of operations one call of the Op performs (a
+	// pipeline of Batch commands, say). The call is recorded as Batch
+	// operations; Worker.N says how many the current call must do, fewer
+	// only at the end of a fixed count (default 1).
+	Batch int
+
 	// Steps names per-step histograms a multi-step operation records into
 	// with Worker.Observe(index, d).
 	Steps []string
-	// Seed seeds each worker's random source (worker i gets Seed+i).
+	// Seed seeds each worker's random source (worker i gets Seed, i).
 	Seed uint64
 	// Classify maps an operation's error to an error class (default
 	// ClassifyError).
 	Classify func(error) string
+	// Interval is the length of one point of Stats.Series (default
+	// DefaultInterval).
+	Interval time.Duration
+	// Progress, when set, is called once per interval from the engine's
+	// own goroutine (never concurrently with itself).
+	Progress func(Progress)
+}
+
+// withDefaults validates c and fills its zero fields.
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case c.Requests < 0 || c.Duration < 0 || c.Warmup < 0 || c.MaxDuration < 0 || c.StopTimeout < 0:
+		return c, errors.New("bench: negative requests, duration, warm-up, cap or stop time-out")
+	case c.Requests == 0 && c.Duration == 0:
+		return c, errors.New("bench: set Requests or Duration")
+	case c.Concurrency < 0 || c.MaxWorkers < 0 || c.Batch < 0:
+		return c, errors.New("bench: negative concurrency, workers or batch")
+	case c.Pacer == nil && c.MaxWorkers > 0 && c.MaxWorkers != max(c.Concurrency, 1):
+		return c, errors.New("bench: MaxWorkers needs a Pacer (a closed loop has a fixed number of workers)")
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 1
+	}
+	if c.MaxWorkers == 0 {
+		c.MaxWorkers = c.Concurrency
+	}
+	if c.MaxWorkers < c.Concurrency {
+		return c, fmt.Errorf("bench: MaxWorkers %d is below Concurrency %d", c.MaxWorkers, c.Concurrency)
+	}
+	if c.Batch == 0 {
+		c.Batch = 1
+	}
+	if c.MaxDuration == 0 && c.Duration == 0 {
+		c.MaxDuration = DefaultMaxDuration
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = DefaultStopTimeout
+	}
+	if c.Interval <= 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.Classify == nil {
+		c.Classify = ClassifyError
+	}
+	return c, nil
 }
 
 // Worker is the per-worker state an operation receives. It is owned by one
 // goroutine; an operation must not keep it past its return.
 type Worker struct {
-	// ID is the worker's index, 0..Concurrency-1.
+	// ID is the worker's index, 0..workers-1.
 	ID int
-	// Seq is the run-wide sequence number of the current operation. In a
-	// fixed-count run the sequence numbers are exactly 0..Requests-1.
+	// Seq is the run-wide sequence number of the current call's first
+	// operation; the call's operations are Seq..Seq+N-1, and no other call
+	// of the run uses them. In a fixed-count run the measured operations
+	// are exactly 0..Requests-1 (warm-up ones come after); in an open loop
+	// Seq is the operation's slot in the Pacer's schedule.
 	Seq int64
+	// N is the number of operations the current call performs: Config.Batch,
+	// or fewer for the last call of a fixed count.
+	N int
 	// Rand is the worker's own random source.
 	Rand *rand.Rand
 
-	steps []*hdrhistogram.Histogram
+	steps     []*hdrhistogram.Histogram
+	measuring bool
 }
 
 // Observe records d into step histogram i (an index into Config.Steps).
+// Calls during the warm-up are not recorded.
 func (w *Worker) Observe(i int, d time.Duration) {
-	recordDuration(w.steps[i], d)
+	if w.measuring {
+		recordDuration(w.steps[i], d)
+	}
 }
 
-// Op is one operation the engine drives.
+// Op is one call the engine drives: one operation, or Worker.N of them when
+// Config.Batch is above 1. An Op honours ctx.
 type Op func(ctx context.Context, w *Worker) error
+
+// failedCounter is implemented by errors of a batch call that say how many
+// of its operations failed (the others succeeded).
+type failedCounter interface {
+	FailedCount() int
+}
 
 // Stats is what a run measured.
 type Stats struct {
-	// Ops counts the operations that ended, errors included.
+	// Ops counts the measured operations that ended, errors included.
 	Ops int64
 	// Errors counts failed operations by class.
 	Errors map[string]int64
-	// Elapsed is the measured window.
+	// Elapsed is the measured window: from the end of the warm-up until
+	// the last operation ended.
 	Elapsed time.Duration
 	// Corrected holds latency from each operation's intended start;
 	// Uncorrected from its actual start. Equal in a closed loop.
 	Corrected, Uncorrected *hdrhistogram.Histogram
 	// Steps holds the per-step histograms, by name.
 	Steps map[string]*hdrhistogram.Histogram
-	// Dropped counts schedule slots an open loop could not serve.
+	// Series holds one point per Config.Interval of the measured window
+	// (latency from the intended start), the last one possibly shorter.
+	Series []result.Point
+	// Dropped counts operations an open loop's schedule made due in the
+	// measured window that never started: every worker was busy until the
+	// run stopped.
 	Dropped int64
+	// Workers is the most workers that ran at once.
+	Workers int
+	// Warmup is the warm-up that preceded the measured window.
+	Warmup time.Duration
 	// Interrupted is true when the context ended the run early.
 	Interrupted bool
+	// Capped is true when Config.MaxDuration stopped the run before its
+	// count was done.
+	Capped bool
 }
 
 // Throughput returns operations per second over the measured window.
@@ -122,128 +243,425 @@ func (s *Stats) ErrorCount() int64 {
 	return n
 }
 
+// workerState is one worker: its Worker, its recorder and its counters.
+// Only its own goroutine writes it, but for rec's handshake and the
+// counters the engine reads after the worker ended.
 type workerState struct {
-	w           Worker
-	quota       int64 // -1: unlimited
-	corrected   *hdrhistogram.Histogram
-	uncorrected *hdrhistogram.Histogram
-	ops         int64
-	errs        map[string]int64
-	_           [64]byte // keep workers' hot fields on separate cache lines
+	w       Worker
+	rec     recorder
+	started int64           // measured operations started (open loop)
+	dues    []time.Duration // open loop: due times of the current call
+	timer   *time.Timer     // open loop: waits for the next due time
+	_       [64]byte        // keep workers' hot fields on separate cache lines
 }
 
-// Run drives op with cfg's workers until the count is done, the duration has
-// passed or ctx ends, and returns the merged statistics. Operations receive
-// ctx; when ctx ends the run stops, Stats.Interrupted is set and the error
-// is nil: the partial statistics are still worth reporting.
-func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 1
-	}
-	if cfg.Requests < 0 || cfg.Duration < 0 {
-		return nil, errors.New("bench: negative requests or duration")
-	}
-	if cfg.Requests == 0 && cfg.Duration == 0 {
-		return nil, errors.New("bench: set Requests or Duration")
-	}
-	if cfg.Classify == nil {
-		cfg.Classify = ClassifyError
-	}
-	workers := make([]*workerState, cfg.Concurrency)
-	var base int64
-	for i := range workers {
-		ws := &workerState{
-			quota:       -1,
-			corrected:   NewHistogram(),
-			uncorrected: NewHistogram(),
-			errs:        map[string]int64{},
-		}
-		ws.w.ID = i
-		ws.w.Rand = rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
-		for range cfg.Steps {
-			ws.w.steps = append(ws.w.steps, NewHistogram())
-		}
-		if cfg.Requests > 0 {
-			ws.quota = cfg.Requests / int64(cfg.Concurrency)
-			if int64(i) < cfg.Requests%int64(cfg.Concurrency) {
-				ws.quota++
-			}
-			ws.w.Seq = base
-			base += ws.quota
-		}
-		workers[i] = ws
-	}
+// paddedUint64 is an atomic counter alone on its cache line.
+type paddedUint64 struct {
+	_ [64]byte
+	atomic.Uint64
+	_ [56]byte
+}
 
-	var stop atomic.Bool
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// engine is one run.
+type engine struct {
+	cfg   Config
+	op    Op
+	start time.Time
+
+	measureFrom time.Duration // end of the warm-up, since start
+	endAt       time.Duration // end of the measured window (MaxInt64: none)
+	calls       int64         // closed loop, fixed count: measured calls in all
+
+	runCtx  context.Context
+	cancel  context.CancelFunc
+	stop    atomic.Bool   // no call starts, no slot is claimed
+	abort   chan struct{} // closed on an interrupt or the cap: sleepers give up their slots
+	stopAt  atomic.Int64  // when the stop was decided, since start
+	stopped sync.Once
+	capped  atomic.Bool
+
+	workers  []*workerState // MaxWorkers slots, the first nWorkers in use
+	nWorkers atomic.Int32
+	wg       sync.WaitGroup
+
+	// Open loop.
+	next          paddedUint64 // the next slot of the schedule to claim
+	done          atomic.Bool  // a worker reached the end of the schedule
+	firstMeasured uint64       // the first slot due at or after measureFrom
+	limit         uint64       // no slot at or after this one runs
+}
+
+// Run drives op with cfg's workers until the count is done, the duration
+// has passed, the cap is reached or ctx ends, and returns the merged
+// statistics. Operations receive a context that ends when ctx does or when
+// a stop outlasts Config.StopTimeout. When ctx ends the run stops,
+// Stats.Interrupted is set and the error is nil: the partial statistics are
+// still worth reporting.
+func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{
+		cfg:         cfg,
+		op:          op,
+		measureFrom: cfg.Warmup,
+		endAt:       math.MaxInt64,
+		abort:       make(chan struct{}),
+		workers:     make([]*workerState, cfg.MaxWorkers),
+		limit:       math.MaxUint64,
+	}
 	if cfg.Duration > 0 {
-		t := time.AfterFunc(cfg.Duration, func() { stop.Store(true) })
+		e.endAt = cfg.Warmup + cfg.Duration
+	}
+	if cfg.Pacer != nil {
+		e.firstMeasured = slotsBefore(cfg.Pacer, e.measureFrom, math.MaxUint64)
+		if cfg.Requests > 0 {
+			e.limit = e.firstMeasured + uint64(cfg.Requests)
+		}
+	} else if cfg.Requests > 0 {
+		e.calls = (cfg.Requests + int64(cfg.Batch) - 1) / int64(cfg.Batch)
+	}
+	e.runCtx, e.cancel = context.WithCancel(ctx)
+	defer e.cancel()
+
+	// Workers are built before the clock starts: their histograms are the
+	// run's largest allocation.
+	for range cfg.Concurrency {
+		e.addWorker()
+	}
+	e.start = time.Now()
+	stopInterrupt := context.AfterFunc(ctx, func() { e.requestStop(e.now(), true, false) })
+	defer stopInterrupt()
+	if cfg.MaxDuration > 0 {
+		t := time.AfterFunc(cfg.MaxDuration, func() { e.requestStop(e.now(), true, true) })
 		defer t.Stop()
 	}
+	if cfg.Duration > 0 {
+		t := time.AfterFunc(e.endAt, func() { e.requestStop(e.endAt, false, false) })
+		defer t.Stop()
+	}
+
+	m := newMerger(e)
+	mergerDone := make(chan struct{})
+	stopMerger := make(chan struct{})
 	go func() {
-		<-runCtx.Done()
-		stop.Store(true)
+		defer close(mergerDone)
+		m.loop(stopMerger)
 	}()
 
-	start := time.Now()
-	var wg sync.WaitGroup
-	for _, ws := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			closedLoop(runCtx, ws, &stop, cfg.Classify, op)
-		}()
+	n := int(e.nWorkers.Load())
+	for _, ws := range e.workers[:n] {
+		e.startWorker(ws)
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	if cfg.Pacer != nil {
+		e.supervise() // returns when the schedule is done or the run stops
+	}
+	e.wg.Wait()
+	end := e.now()
+	close(stopMerger)
+	<-mergerDone
+	m.collect(end)
 
 	st := &Stats{
+		Ops:         m.total.corrected.TotalCount(),
 		Errors:      map[string]int64{},
-		Elapsed:     elapsed,
-		Corrected:   NewHistogram(),
-		Uncorrected: NewHistogram(),
+		Elapsed:     max(end-e.measureFrom, 0),
+		Corrected:   m.total.corrected,
+		Uncorrected: m.total.uncorrected,
 		Steps:       map[string]*hdrhistogram.Histogram{},
+		Series:      m.series,
+		Workers:     int(e.nWorkers.Load()),
+		Warmup:      cfg.Warmup,
 		Interrupted: ctx.Err() != nil,
+		Capped:      e.capped.Load(),
+	}
+	for k, v := range m.total.errs {
+		st.Errors[k] = v
 	}
 	for _, name := range cfg.Steps {
 		st.Steps[name] = NewHistogram()
 	}
+	workers := e.workers[:st.Workers]
 	for _, ws := range workers {
-		st.Ops += ws.ops
-		st.Corrected.Merge(ws.corrected)
-		st.Uncorrected.Merge(ws.uncorrected)
-		for k, v := range ws.errs {
-			st.Errors[k] += v
-		}
 		for i, name := range cfg.Steps {
 			st.Steps[name].Merge(ws.w.steps[i])
 		}
 	}
+	if cfg.Pacer != nil {
+		st.Dropped = e.dropped(workers)
+	}
 	return st, nil
 }
 
-// closedLoop runs one worker: the next operation starts when the last ends,
-// so the intended start is the actual start.
-func closedLoop(ctx context.Context, ws *workerState, stop *atomic.Bool, classify func(error) string, op Op) {
-	for ws.quota != 0 && !stop.Load() {
-		begin := time.Now()
-		err := op(ctx, &ws.w)
-		d := time.Since(begin)
-		recordDuration(ws.uncorrected, d)
-		recordDuration(ws.corrected, d)
-		ws.ops++
-		if err != nil {
-			ws.errs[classify(err)]++
+// now returns the time since the start of the run.
+func (e *engine) now() time.Duration { return time.Since(e.start) }
+
+// requestStop stops the run: no call starts after it (but open-loop slots
+// already claimed, which are due before the end of the window), and calls
+// in flight get Config.StopTimeout to end. at is when the stop counts from
+// (the end of the window for a normal end). An abort (interrupt, cap) also
+// gives up the claimed slots.
+func (e *engine) requestStop(at time.Duration, abort, capped bool) {
+	e.stopped.Do(func() {
+		e.stopAt.Store(int64(at))
+		e.capped.Store(capped)
+		e.stop.Store(true)
+		if abort {
+			close(e.abort)
 		}
-		ws.w.Seq++
-		if ws.quota > 0 {
-			ws.quota--
+		time.AfterFunc(e.cfg.StopTimeout, e.cancel)
+	})
+}
+
+// addWorker builds the next worker; false when MaxWorkers run already.
+// Only one goroutine at a time adds workers (Run, then supervise).
+func (e *engine) addWorker() (*workerState, bool) {
+	i := int(e.nWorkers.Load())
+	if i >= len(e.workers) {
+		return nil, false
+	}
+	ws := &workerState{rec: newRecorder()}
+	ws.w.ID = i
+	ws.w.Rand = rand.New(rand.NewPCG(e.cfg.Seed, uint64(i)))
+	for range e.cfg.Steps {
+		ws.w.steps = append(ws.w.steps, NewHistogram())
+	}
+	if e.cfg.Pacer != nil {
+		ws.dues = make([]time.Duration, e.cfg.Batch)
+		ws.timer = time.NewTimer(time.Hour)
+		ws.timer.Stop()
+	}
+	e.workers[i] = ws
+	e.nWorkers.Store(int32(i + 1)) // publishes e.workers[i] to the merger
+	return ws, true
+}
+
+func (e *engine) startWorker(ws *workerState) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if e.cfg.Pacer != nil {
+			e.openLoop(ws)
+		} else {
+			e.closedLoop(ws)
+		}
+	}()
+}
+
+// classify returns how many of a call's n operations failed and the class
+// of the failure; skip is true for a failure the engine caused by
+// cancelling the call at the end of the run, which is not recorded.
+func (e *engine) classify(err error, n int64) (failed int64, class string, skip bool) {
+	if err == nil {
+		return 0, "", false
+	}
+	if e.runCtx.Err() != nil {
+		return 0, "", true
+	}
+	failed = n
+	var fc failedCounter
+	if errors.As(err, &fc) {
+		failed = min(max(int64(fc.FailedCount()), 0), n)
+	}
+	return failed, e.cfg.Classify(err), false
+}
+
+// closedLoop runs one worker of a closed loop: the next call starts when
+// the last one ends, so the intended start is the actual start. The clock
+// is read once per call: a call's end is the next call's start, so the
+// engine's own bookkeeping between two calls (tens of nanoseconds, below
+// the histograms' 1 µs resolution) counts towards the next call, and the
+// engine's overhead is one clock read and one record per call.
+//
+// Calls are numbered across workers by interleaving (worker i makes calls
+// i, i+C, i+2C, ...), so a fixed count is split over the workers up front
+// and they share no counter; call j covers operations j*Batch onwards.
+// Warm-up calls of a fixed-count run take the numbers after the measured
+// ones.
+func (e *engine) closedLoop(ws *workerState) {
+	w := &ws.w
+	batch := int64(e.cfg.Batch)
+	c, id := int64(e.cfg.Concurrency), int64(w.ID)
+	var k, kw int64 // measured and warm-up calls made
+	begin := e.now()
+	for !e.stop.Load() {
+		measuring := begin >= e.measureFrom
+		var call int64
+		n := batch
+		switch {
+		case e.calls == 0: // time-bound: one numbering for all calls
+			call = id + (k+kw)*c
+		case measuring:
+			call = id + k*c
+			if call >= e.calls {
+				return
+			}
+			n = min(batch, e.cfg.Requests-call*batch)
+		default:
+			call = e.calls + id + kw*c
+		}
+		w.Seq, w.N, w.measuring = call*batch, int(n), measuring
+		err := e.op(e.runCtx, w)
+		end := e.now()
+		if !measuring {
+			kw++
+			begin = end
+			continue
+		}
+		k++
+		failed, class, skip := e.classify(err, n)
+		if !skip {
+			ws.rec.recordClosed(begin, end, n, failed, class)
+		}
+		begin = end
+	}
+}
+
+// openLoop runs one worker of an open loop: it claims the next call's
+// slots of the schedule, waits until the last of them is due, and runs it.
+// When every worker was busy, the claimed slots are already late: the call
+// starts at once and its latency, measured from the due times, shows it.
+// A claimed slot is served even when the window ends while the worker
+// waits for it (a timer's or the scheduler's slack is no reason to drop
+// it); slots nobody claimed by then are dropped.
+func (e *engine) openLoop(ws *workerState) {
+	w := &ws.w
+	batch := uint64(e.cfg.Batch)
+	for !e.stop.Load() {
+		first := e.next.Add(batch) - batch
+		if first >= e.limit {
+			e.done.Store(true)
+			return
+		}
+		n := 0
+		for i := range min(batch, e.limit-first) {
+			at, ok := due(e.cfg.Pacer, first+i)
+			if !ok || at >= e.endAt {
+				break
+			}
+			ws.dues[n] = at
+			n++
+		}
+		if n == 0 {
+			e.done.Store(true)
+			return
+		}
+		dues := ws.dues[:n]
+		if wait := dues[n-1] - e.now(); wait > 0 && !ws.sleep(e, wait) {
+			return
+		}
+		// Slots due before the measured window are warm-up.
+		measured := dues
+		for len(measured) > 0 && measured[0] < e.measureFrom {
+			measured = measured[1:]
+		}
+		w.Seq, w.N, w.measuring = int64(first), n, len(measured) > 0
+		ws.started += int64(len(measured))
+		sent := e.now()
+		err := e.op(e.runCtx, w)
+		end := e.now()
+		if len(measured) == 0 {
+			continue
+		}
+		failed, class, skip := e.classify(err, int64(len(measured)))
+		if !skip {
+			ws.rec.recordEach(measured, sent, end, failed, class)
 		}
 	}
 }
 
+// sleep waits d, or less when the run is aborted; false when it was.
+func (ws *workerState) sleep(e *engine, d time.Duration) bool {
+	ws.timer.Reset(d)
+	select {
+	case <-ws.timer.C:
+		return true
+	case <-e.abort:
+	case <-e.runCtx.Done():
+	}
+	ws.timer.Stop()
+	return false
+}
+
+// supervise adds open-loop workers while the schedule runs ahead of them:
+// when the next slot to claim is due more than growLag ago, every worker
+// is busy, and it adds as many workers as slots are waiting (at most
+// doubling at a time, at most MaxWorkers in all). It returns when the
+// schedule is done or the run stops.
+func (e *engine) supervise() {
+	t := time.NewTicker(growEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.runCtx.Done():
+			return
+		case <-t.C:
+		}
+		if e.done.Load() || e.stop.Load() {
+			return
+		}
+		running := int(e.nWorkers.Load())
+		if running >= len(e.workers) {
+			continue
+		}
+		behind := e.behind()
+		if behind <= 0 {
+			continue
+		}
+		if at, ok := due(e.cfg.Pacer, e.next.Load()); !ok || e.now()-at < growLag {
+			continue
+		}
+		add := min(int(min(behind, math.MaxInt32)), running, len(e.workers)-running)
+		for range add {
+			ws, ok := e.addWorker()
+			if !ok {
+				break
+			}
+			e.startWorker(ws)
+		}
+	}
+}
+
+// behind counts the open loop's slots that are due now but not claimed by
+// a worker yet (0 in a closed loop).
+func (e *engine) behind() int64 {
+	if e.cfg.Pacer == nil || e.start.IsZero() {
+		return 0
+	}
+	next := e.next.Load()
+	due := slotsBefore(e.cfg.Pacer, min(e.now(), e.endAt), e.limit)
+	if due <= next {
+		return 0
+	}
+	return int64(min(due-next, math.MaxInt64))
+}
+
+// dropped counts the measured slots that fell due before the run stopped
+// (or its schedule ended) and never started.
+func (e *engine) dropped(workers []*workerState) int64 {
+	until := e.endAt
+	if e.stop.Load() {
+		until = min(until, time.Duration(e.stopAt.Load()))
+	}
+	upper := slotsBefore(e.cfg.Pacer, until, e.limit)
+	if upper <= e.firstMeasured {
+		return 0
+	}
+	var started int64
+	for _, ws := range workers {
+		started += ws.started
+	}
+	return max(int64(upper-e.firstMeasured)-started, 0)
+}
+
 func recordDuration(h *hdrhistogram.Histogram, d time.Duration) {
+	recordDurationN(h, d, 1)
+}
+
+// recordDurationN records n operations of latency d, clamped into the
+// histogram's range (so RecordValues cannot fail).
+func recordDurationN(h *hdrhistogram.Histogram, d time.Duration, n int64) {
 	us := d.Microseconds()
 	if us < histMin {
 		us = histMin
@@ -251,13 +669,13 @@ func recordDuration(h *hdrhistogram.Histogram, d time.Duration) {
 	if us > histMax {
 		us = histMax
 	}
-	// The value is clamped into range, so RecordValue cannot fail.
-	_ = h.RecordValue(us)
+	_ = h.RecordValues(us, n)
 }
 
 // String summarises s on one line, for logs and tests.
 func (s *Stats) String() string {
-	return fmt.Sprintf("ops=%d errors=%d elapsed=%s p50=%dus p99=%dus max=%dus",
-		s.Ops, s.ErrorCount(), s.Elapsed.Round(time.Millisecond),
-		s.Corrected.ValueAtQuantile(50), s.Corrected.ValueAtQuantile(99), s.Corrected.Max())
+	return fmt.Sprintf("ops=%d errors=%d dropped=%d elapsed=%s p50=%dus p99=%dus max=%dus uncorrected p99=%dus max=%dus",
+		s.Ops, s.ErrorCount(), s.Dropped, s.Elapsed.Round(time.Millisecond),
+		s.Corrected.ValueAtQuantile(50), s.Corrected.ValueAtQuantile(99), s.Corrected.Max(),
+		s.Uncorrected.ValueAtQuantile(99), s.Uncorrected.Max())
 }

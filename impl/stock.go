@@ -41,8 +41,10 @@ func ValidateQuantity(q int64) error {
 type Deduction struct {
 	// OK is true when the units were taken.
 	OK bool
-	// Remaining is the stock the server reported after the attempt. For the
-	// decr strategy it is the value DECRBY returned, which may be negative.
+	// Remaining is the stock the server reported after the attempt (the
+	// unchanged stock when refused). For the decr strategy it is the value
+	// DECRBY returned, which is negative when refused; for the sharded
+	// strategy it is the total over all shards.
 	Remaining int64
 	// Retries counts optimistic retries (watch) taken by this deduction.
 	Retries int
@@ -52,12 +54,18 @@ type Deduction struct {
 // item.
 type Stock interface {
 	// Set seeds the stock of item with units, replacing what was there.
+	// units may be any count from 0 up (it is not bounded by MaxQuantity);
+	// a negative count is an error wrapping ErrInvalidQuantity.
 	Set(ctx context.Context, item string, units int64) error
-	// Deduct takes qty units of item if the stock allows it.
+	// Deduct takes qty units of item if the stock allows it. A refusal is
+	// not an error: OK is false and err is nil. An invalid qty is an error
+	// wrapping ErrInvalidQuantity, returned before any Redis call.
 	Deduct(ctx context.Context, item string, qty int64) (Deduction, error)
 	// Get returns the current stock of item (0 when it was never set).
 	Get(ctx context.Context, item string) (int64, error)
-	// Restore puts qty units back and returns the new stock.
+	// Restore puts qty units back and returns the new stock. An invalid qty
+	// is an error wrapping ErrInvalidQuantity, returned before any Redis
+	// call.
 	Restore(ctx context.Context, item string, qty int64) (int64, error)
 }
 

@@ -25,7 +25,7 @@ func provideEmbedded(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("embedded: %w", err)
 	}
 	if s.Version == "" {
-		s.Version = "miniredis " + miniredisVersion()
+		s.Version = miniredisVersion()
 	}
 	if s.Mode == "" {
 		s.Mode = "standalone"
@@ -34,15 +34,15 @@ func provideEmbedded(ctx context.Context, o Options) (*Server, error) {
 	return s, nil
 }
 
-// miniredisVersion returns the miniredis module version built in, or
-// "(unknown version)".
+// miniredisVersion returns "miniredis " and the module version built in,
+// or just "miniredis" when the binary does not say (test binaries).
 func miniredisVersion() string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
-			if d.Path == "github.com/alicebob/miniredis/v2" {
-				return d.Version
+			if d.Path == "github.com/alicebob/miniredis/v2" && d.Version != "" {
+				return "miniredis " + d.Version
 			}
 		}
 	}
-	return "(unknown version)"
+	return "miniredis"
 }

@@ -59,7 +59,7 @@ type connError struct {
 	cause error
 }
 
-func (e *connError) Error() string   { return e.msg }
+func (e *connError) Error() string { return e.msg }
 func (e *connError) Unwrap() []error {
 	if e.class == nil {
 		return []error{e.cause}
@@ -103,19 +103,27 @@ func classify(err error) error {
 		return ErrUnreachable
 	}
 	var re redis.Error
+	if errors.Is(err, redis.Nil) {
+		// A nil reply to PING or INFO: no Redis answers that.
+		return ErrNotRedis
+	}
 	if errors.As(err, &re) {
 		// A well-formed error reply: the peer speaks Redis.
 		return nil
 	}
+	if errors.Is(err, redis.ErrPoolTimeout) {
+		return ErrTimeout
+	}
 	var rh tls.RecordHeaderError
-	msg := err.Error()
 	switch {
+	case errors.Is(err, redis.ErrClosed), errors.Is(err, redis.ErrPoolExhausted):
+		return nil
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
 		errors.As(err, &rh),
-		strings.HasPrefix(msg, "redis: can't parse"), strings.HasPrefix(msg, "redis: invalid reply"),
-		strings.Contains(msg, "redis: can't parse"), strings.Contains(msg, "redis: invalid reply"),
-		strings.Contains(msg, "redis: got ") && strings.Contains(msg, "wanted"):
+		// go-redis's protocol errors ("redis: can't parse ...", "redis:
+		// invalid reply ...", "redis: the length of the array must be ...")
+		strings.Contains(err.Error(), "redis: "):
 		return ErrNotRedis
 	}
 	return nil

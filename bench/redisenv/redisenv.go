@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -275,6 +276,14 @@ func provideURL(ctx context.Context, raw string, o Options) (*Server, error) {
 // connect builds the admin client for ro and checks the server. On failure
 // it closes the client and calls release.
 func connect(ctx context.Context, kind Kind, fullURL string, ro *redis.Options, o Options, release func() error) (*Server, error) {
+	// A plain dial first: an unreachable server fails here, before go-redis
+	// would log its own dial failure.
+	if err := dialOnce(ctx, ro, o.DialTimeout); err != nil {
+		if release != nil {
+			err = errors.Join(err, release())
+		}
+		return nil, connectError(Redact(fullURL), "dial", err, ro.Password)
+	}
 	s := &Server{
 		Kind:     kind,
 		URL:      fullURL,
@@ -287,6 +296,16 @@ func connect(ctx context.Context, kind Kind, fullURL string, ro *redis.Options, 
 		return nil, err
 	}
 	return s, nil
+}
+
+// dialOnce opens and closes one connection to ro's address.
+func dialOnce(ctx context.Context, ro *redis.Options, timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, ro.Network, ro.Addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // adminOptions returns the settings of the admin client: bounded dial and
@@ -302,29 +321,42 @@ func adminOptions(ro *redis.Options, dialTimeout time.Duration) *redis.Options {
 	c.DialerRetries = 1
 	c.Protocol = 2
 	c.DisableIdentity = true
-	c.PoolSize = 4
+	c.PoolSize = 8
 	return &c
 }
 
 // check runs PING and INFO server within dialTimeout and fills Version and
 // Mode. A server that refuses INFO with an error reply (other than an auth
-// error) passes with Version and Mode unknown.
+// error) passes with Version and Mode unknown. Cancelling ctx interrupts
+// the check at once (go-redis itself only heeds deadlines): it closes the
+// admin client.
 func (s *Server) check(ctx context.Context, dialTimeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = s.admin.Close() })
+	fail := func(step string, err error) error {
+		stop()
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w: %w", cerr, err)
+		}
+		return connectError(s.Redacted(), step, err, s.Password)
+	}
 	if err := s.admin.Ping(ctx).Err(); err != nil {
-		return connectError(s.Redacted(), "PING", err, s.Password)
+		return fail("PING", err)
 	}
 	info, err := s.admin.Info(ctx, "server").Result()
-	if err != nil {
-		var re redis.Error
-		if errors.As(err, &re) && classify(err) != ErrAuth {
-			return nil
-		}
-		return connectError(s.Redacted(), "INFO server", err, s.Password)
+	var re redis.Error
+	switch {
+	case err == nil:
+		s.Version = infoField(info, "redis_version")
+		s.Mode = infoField(info, "redis_mode")
+	case !errors.As(err, &re) || classify(err) == ErrAuth:
+		return fail("INFO server", err)
 	}
-	s.Version = infoField(info, "redis_version")
-	s.Mode = infoField(info, "redis_mode")
+	if !stop() {
+		// The time-out or cancellation closed the admin client just now.
+		return fail("check", ctx.Err())
+	}
 	return nil
 }
 

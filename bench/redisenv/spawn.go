@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -138,18 +139,30 @@ func startProcess(ctx context.Context, bin string, major int, password string) (
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = out, out
+	// Pdeathsig fires when the *thread* that started the child exits, and Go
+	// may end a thread whose goroutine locked it. So one goroutine, locked to
+	// its thread, starts the child and waits for it: the thread lives as long
+	// as the child does, and dies with the process.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	err = cmd.Start()
+	p := &process{cmd: cmd, port: port, dir: dir, exited: make(chan struct{})}
+	startErr := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
+		startErr <- err
+		if err != nil {
+			return
+		}
+		_ = cmd.Wait()
+		close(p.exited)
+	}()
+	err = <-startErr
 	_ = out.Close()
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("spawn: start %s: %w", redisServerBinary, err)
 	}
-	p := &process{cmd: cmd, port: port, dir: dir, exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(p.exited)
-	}()
 	if err := p.waitListening(ctx); err != nil {
 		_ = p.stop()
 		return nil, err

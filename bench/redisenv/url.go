@@ -26,10 +26,11 @@ func parseURL(raw, password string) (*redis.Options, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("%w %s: %s", ErrBadURL, Redact(raw), parseReason(err))
 	}
-	switch u.Scheme {
-	case "redis", "rediss", "unix":
-	default:
+	switch {
+	case u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix":
 		return nil, "", fmt.Errorf("%w %s: scheme must be redis://, rediss:// or unix://", ErrBadURL, Redact(raw))
+	case u.Opaque != "":
+		return nil, "", fmt.Errorf("%w %s: want %s://host... (no // after the scheme)", ErrBadURL, Redact(raw), u.Scheme)
 	}
 	ro, err := redis.ParseURL(raw)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redis/go-redis/v9/logging"
 )
 
 // Exit codes, documented in README.md and in `paybench -h`.
@@ -72,6 +74,10 @@ func commands() []command {
 }
 
 func main() {
+	// Errors reach the user once, through paybench's own one-line messages;
+	// the client library's internal log would repeat them (with passwords
+	// possibly in addresses), so it is silenced.
+	logging.Disable()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

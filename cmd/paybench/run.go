@@ -138,10 +138,10 @@ func runCell(ctx context.Context, sc scenarios.Scenario, be impl.Backend, srv *r
 		Open: func(ctx context.Context) (impl.Backend, error) {
 			return backends.Open(ctx, be.Name(), impl.ConnConfig{URL: srv.URL, Password: srv.Password})
 		},
-		Admin:   srv.Admin(),
-		Keys:    ks,
-		Common:  scenarios.Common{Concurrency: cf.concurrency, Duration: cf.duration, Seed: cf.seed},
-		Log:     io.Discard,
+		Admin:  srv.Admin(),
+		Keys:   ks,
+		Common: scenarios.Common{Concurrency: cf.concurrency, Duration: cf.duration, Seed: cf.seed},
+		Log:    io.Discard,
 	}
 	cell, err := sc.Run(ctx, env, strategy)
 	cell.Scenario, cell.Backend, cell.Strategy, cell.Expect = sc.Name(), be.Name(), strategy, st.Expect
@@ -162,6 +162,9 @@ func runCell(ctx context.Context, sc scenarios.Scenario, be impl.Backend, srv *r
 func finish(ctx context.Context, srv *redisenv.Server, ks impl.Keyspace, keep bool, stdout, stderr io.Writer) error {
 	if keep {
 		fmt.Fprintf(stdout, "keys kept under prefix %s\n", ks.Prefix())
+		if srv.Kind != redisenv.KindURL {
+			fmt.Fprintf(stderr, "note: this %s server stops with paybench, and its keys with it; use --redis-url to inspect kept keys\n", srv.Kind)
+		}
 		return nil
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

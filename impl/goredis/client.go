@@ -47,7 +47,9 @@ var (
 // Defaults, each kept when the URL sets it explicitly: dial, read and write
 // time-outs of 3 s; no command retries (max_retries), because a DECRBY or
 // EVAL retried after a time-out may apply twice and a correctness harness
-// would rather see the error. Context deadlines are always honoured. The
+// would rather see the error; one dial attempt per connection (go-redis
+// would otherwise try 5 times), so an unreachable server is reported within
+// the dial time-out. Context deadlines are always honoured. The
 // cluster-maintenance push notifications of recent go-redis are disabled:
 // they need a server that knows CLIENT MAINT_NOTIFICATIONS, which Redis 7.0
 // and embedded servers do not.
@@ -77,6 +79,9 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	}
 	if !set["max_retries"] {
 		opt.MaxRetries = -1 // no retries
+	}
+	if opt.DialerRetries <= 0 {
+		opt.DialerRetries = 1 // one dial attempt per connection
 	}
 	opt.ContextTimeoutEnabled = true
 	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
@@ -111,7 +116,7 @@ func (c *Client) Settings() map[string]string {
 	o := c.rdb.Options()
 	retries := o.MaxRetries
 	return map[string]string{
-		"library":            "github.com/redis/go-redis/v9 " + redis.Version(),
+		"library":            "github.com/redis/go-redis/v9 v" + redis.Version(),
 		"pool_size":          strconv.Itoa(o.PoolSize),
 		"pipeline_pool_size": strconv.Itoa(o.PipelinePoolSize),
 		"protocol":           strconv.Itoa(o.Protocol),

@@ -15,6 +15,7 @@ import (
 	"math"
 	"net/url"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -53,8 +54,13 @@ var (
 // Defaults, each kept when the URL sets it explicitly: a dial time-out and
 // a connection write time-out of 3 s. Client-side caching is off
 // (DisableCache): no operation uses it yet, and it needs RESP3 client
-// tracking, which embedded servers lack. rueidis never retries a write on
-// its own, so no retry setting is needed for the correctness checks.
+// tracking, which embedded servers lack. The client is a single-node one
+// (ForceSingleClient), like the go-redis backend's: rueidis would otherwise
+// probe for Redis Cluster and treat a server that answers CLUSTER SLOTS
+// (miniredis does) as a one-node cluster, with a different connection
+// layout, which would skew a comparison of the two libraries. rueidis never
+// retries a write on its own, so no retry setting is needed for the
+// correctness checks.
 func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	opt, err := rd.ParseURL(cfg.URL)
 	if err != nil {
@@ -76,6 +82,7 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	}
 	opt.DisableAutoPipelining = cfg.DisableAutoPipelining
 	opt.DisableCache = true
+	opt.ForceSingleClient = true
 
 	rc, err := rd.NewClient(opt)
 	if err != nil {
@@ -96,18 +103,14 @@ func (c *Client) Name() string { return impl.Rueidis }
 // auto-pipelining is on, the blocking pool that serves dedicated (WATCH)
 // connections, and the time-outs.
 func (c *Client) Settings() map[string]string {
-	mode := c.rc.Mode()
-	multiplex := c.opt.PipelineMultiplex
-	if mode != rd.ClientModeCluster {
-		multiplex = singleMultiplex(multiplex)
-	}
+	multiplex := singleMultiplex(c.opt.PipelineMultiplex)
 	pool := c.opt.BlockingPoolSize
 	if pool <= 0 {
 		pool = rd.DefaultPoolSize
 	}
 	return map[string]string{
-		"library":            "github.com/redis/rueidis",
-		"mode":               string(mode),
+		"library":            libraryVersion(),
+		"mode":               string(c.rc.Mode()),
 		"pipeline_multiplex": strconv.Itoa(multiplex),
 		"pipeline_conns":     strconv.Itoa(1 << multiplex),
 		"auto_pipelining":    strconv.FormatBool(!c.opt.DisableAutoPipelining),
@@ -120,7 +123,7 @@ func (c *Client) Settings() map[string]string {
 }
 
 // singleMultiplex mirrors how rueidis defaults PipelineMultiplex for a
-// standalone or sentinel client: log2(GOMAXPROCS), at most 2.
+// single-node client: log2(GOMAXPROCS), at most 2.
 func singleMultiplex(m int) int {
 	if m == 0 {
 		m = min(int(math.Log2(float64(runtime.GOMAXPROCS(0)))), 2)
@@ -137,3 +140,16 @@ func (c *Client) Close() error {
 // Rueidis returns the underlying rueidis client, for operation families
 // and tests that need more than the contracts offer.
 func (c *Client) Rueidis() rd.Client { return c.rc }
+
+// libraryVersion returns the rueidis module path and the version built in.
+func libraryVersion() string {
+	const path = "github.com/redis/rueidis"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range bi.Deps {
+			if m.Path == path {
+				return path + " " + m.Version
+			}
+		}
+	}
+	return path
+}

@@ -1,0 +1,42 @@
+package redisenv
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEmbedded(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var warn bytes.Buffer
+	s, err := Provide(ctx, Options{Force: KindEmbedded, Getenv: noenv, Warn: &warn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warn.String() != EmbeddedWarning+"\n" {
+		t.Errorf("warning = %q", warn.String())
+	}
+	if s.Kind != KindEmbedded || s.PID() != 0 || !strings.HasPrefix(s.Version, "miniredis") ||
+		s.Mode != "standalone" || !strings.HasPrefix(s.URL, "redis://127.0.0.1:") {
+		t.Errorf("server = %+v", s)
+	}
+	rdb := s.Admin()
+	if n, err := rdb.IncrBy(ctx, "pb:emb:n", 5).Result(); err != nil || n != 5 {
+		t.Errorf("INCRBY = %d, %v", n, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	// The server is gone: a new connection is refused.
+	_, err = Provide(ctx, Options{URL: s.URL, Getenv: noenv, DialTimeout: time.Second})
+	if !IsConnectError(err) {
+		t.Errorf("Provide on a closed embedded server: %v", err)
+	}
+}

@@ -1,0 +1,709 @@
+package impl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// Cache read strategies: how a record is read through the cache.
+const (
+	// CacheNaive is the seed's cache-aside: read the entry; on a miss load
+	// the record from the origin and write it back, with no coordination,
+	// so every reader that misses at the same moment loads.
+	CacheNaive = "naive"
+	// CacheSingleflight collapses concurrent misses of one key inside one
+	// process (golang.org/x/sync/singleflight): one load per key per
+	// process at a time; other processes still load on their own.
+	CacheSingleflight = "singleflight"
+	// CacheLock rebuilds an entry under a short Redis lock, once across all
+	// processes. An entry is kept CacheOptions.StaleFor past its TTL;
+	// readers that find it stale while another process rebuilds it get the
+	// stale value, readers that find nothing wait briefly for the rebuild.
+	CacheLock = "lock"
+	// CacheEarly is probabilistic early expiration ("XFetch", Vattani et
+	// al., VLDB 2015): each reader recomputes early with a probability
+	// that grows as the entry nears its expiry and with the cost of the
+	// last load; the reader that decides to recompute claims the rebuild
+	// with the same short Redis lock as CacheLock, so the others keep
+	// serving the still valid entry instead of loading too.
+	CacheEarly = "early"
+	// CacheClientSide keeps entries in the client process too, with
+	// server-assisted invalidation (RESP3 client tracking; rueidis
+	// DoCache): a hit costs no round trip, and a write anywhere evicts the
+	// local copy. Misses collapse per process as with CacheSingleflight.
+	// Backends whose library lacks it return an error wrapping
+	// ErrNotSupported.
+	CacheClientSide = "client-side"
+)
+
+// CacheStrategies lists the cache read strategies in display order.
+func CacheStrategies() []string {
+	return []string{CacheNaive, CacheSingleflight, CacheLock, CacheEarly, CacheClientSide}
+}
+
+// Cache write modes: how entries are written and invalidated.
+const (
+	// CacheWriteNaive writes entries unconditionally (HSET) and
+	// invalidates by deleting the entry after the origin was updated. A
+	// reader that loaded the old record before the update and writes it
+	// after the delete puts the old value back until the entry expires.
+	CacheWriteNaive = "naive"
+	// CacheWriteVersioned writes entries with one script that refuses a
+	// version older than the cached one, and invalidates by replacing the
+	// entry with a tombstone carrying the new version: a slow reader can
+	// no longer put an old value back.
+	CacheWriteVersioned = "versioned"
+)
+
+// CacheWrites lists the cache write modes in display order.
+func CacheWrites() []string { return []string{CacheWriteNaive, CacheWriteVersioned} }
+
+// ErrRecordNotFound is returned (wrapped) when the origin has no record
+// with the requested id.
+var ErrRecordNotFound = errors.New("record not found")
+
+// Record is one record of the origin, as the cache serves it.
+type Record struct {
+	// ID identifies the record.
+	ID string
+	// Version counts the record's writes (1 for the first); it only grows.
+	Version int64
+	// Value is the record's payload.
+	Value string
+}
+
+// Origin is the system of record behind the cache: the database. The
+// cache loads records from it on misses and writes go to it first.
+type Origin interface {
+	// Load reads the record id; ErrRecordNotFound when there is none.
+	Load(ctx context.Context, id string) (Record, error)
+	// Store writes value as the record's next version and returns it.
+	Store(ctx context.Context, id, value string) (Record, error)
+}
+
+// CacheSource says where one read's record came from.
+type CacheSource uint8
+
+// Cache sources.
+const (
+	// FromRedis is a hit: a fresh entry found in Redis.
+	FromRedis CacheSource = iota
+	// FromLocal is a hit in the client-side cache: no round trip.
+	FromLocal
+	// FromStale is a stale entry served while another process rebuilds it
+	// (CacheLock).
+	FromStale
+	// FromShared is a miss answered by a load another call made: a
+	// singleflight follower, a reader that waited for the lock holder's
+	// rebuild, or a rebuild that found the entry already rebuilt.
+	FromShared
+	// FromOrigin is a miss this call answered by loading from the origin.
+	FromOrigin
+)
+
+// String returns the source's name, as the steps of a cache cell use it.
+func (s CacheSource) String() string {
+	switch s {
+	case FromRedis:
+		return "hit"
+	case FromLocal:
+		return "local-hit"
+	case FromStale:
+		return "stale-hit"
+	case FromShared:
+		return "shared-miss"
+	case FromOrigin:
+		return "miss"
+	}
+	return "source-" + strconv.Itoa(int(s))
+}
+
+// Hit reports whether the read was served by a cache entry it found (in
+// Redis or locally, fresh or stale) rather than by a load.
+func (s CacheSource) Hit() bool { return s == FromRedis || s == FromLocal || s == FromStale }
+
+// CacheRead is the answer to one read through the cache.
+type CacheRead struct {
+	Record
+	// Source says where the record came from.
+	Source CacheSource
+}
+
+// Cache reads records of an Origin through Redis, with one read strategy
+// and one write mode. It is safe for concurrent use.
+type Cache interface {
+	// Get returns the record id, from the cache when it can.
+	Get(ctx context.Context, id string) (CacheRead, error)
+	// Update writes value to the origin as the record's next version, then
+	// invalidates the cached entry as the write mode says, and returns the
+	// new record.
+	Update(ctx context.Context, id, value string) (Record, error)
+	// Close releases what the cache holds of its own (the client-side
+	// strategy's caching connections). It does not close the backend.
+	Close() error
+}
+
+// CacheOptions tunes a cache. Zero fields take the defaults written in
+// WithDefaults.
+type CacheOptions struct {
+	// Keys is the run's keyspace; required.
+	Keys Keyspace
+	// Origin is the database behind the cache; required.
+	Origin Origin
+	// Write is the write mode, CacheWriteNaive (default) or
+	// CacheWriteVersioned.
+	Write string
+	// TTL is how long an entry is fresh (default 1 s). Entries are written
+	// with this TTL in Redis; CacheLock keeps them StaleFor longer.
+	TTL time.Duration
+	// StaleFor is how long past its TTL CacheLock keeps an entry to serve
+	// while one process rebuilds it (default TTL).
+	StaleFor time.Duration
+	// LockTTL is the life of the rebuild lock of CacheLock and CacheEarly
+	// (default 1 s): the longest a crashed rebuilder can hold others up.
+	LockTTL time.Duration
+	// LockWait is how long a reader that found nothing to serve waits for
+	// another process's rebuild before it loads on its own (default
+	// LockTTL).
+	LockWait time.Duration
+	// PollEvery is how often a waiting reader looks for the rebuilt entry
+	// (default 2 ms).
+	PollEvery time.Duration
+	// Beta is CacheEarly's XFetch factor: above 1 recomputes earlier, below
+	// 1 later (default 1).
+	Beta float64
+	// LocalTTL caps how long CacheClientSide keeps an entry in the process
+	// (default TTL; an entry never outlives its Redis TTL either).
+	LocalTTL time.Duration
+}
+
+// WithDefaults returns o with zero fields set to their defaults.
+func (o CacheOptions) WithDefaults() CacheOptions {
+	if o.Write == "" {
+		o.Write = CacheWriteNaive
+	}
+	if o.TTL == 0 {
+		o.TTL = time.Second
+	}
+	if o.StaleFor == 0 {
+		o.StaleFor = o.TTL
+	}
+	if o.LockTTL == 0 {
+		o.LockTTL = time.Second
+	}
+	if o.LockWait == 0 {
+		o.LockWait = o.LockTTL
+	}
+	if o.PollEvery == 0 {
+		o.PollEvery = 2 * time.Millisecond
+	}
+	if o.Beta == 0 {
+		o.Beta = 1
+	}
+	if o.LocalTTL == 0 {
+		o.LocalTTL = o.TTL
+	}
+	return o
+}
+
+// validate checks options that took their defaults.
+func (o CacheOptions) validate() error {
+	switch {
+	case o.Keys.Prefix() == "":
+		return errors.New("CacheOptions.Keys is required")
+	case o.Origin == nil:
+		return errors.New("CacheOptions.Origin is required")
+	case o.Write != CacheWriteNaive && o.Write != CacheWriteVersioned:
+		return fmt.Errorf("%w: write mode %q (known: %v)", ErrUnknownStrategy, o.Write, CacheWrites())
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"TTL", o.TTL}, {"StaleFor", o.StaleFor}, {"LockTTL", o.LockTTL}, {"LockWait", o.LockWait}, {"PollEvery", o.PollEvery}, {"LocalTTL", o.LocalTTL}} {
+		if d.v < time.Millisecond {
+			return fmt.Errorf("CacheOptions.%s must be at least 1ms, got %s", d.name, d.v)
+		}
+	}
+	if o.Beta < 0 || math.IsNaN(o.Beta) || math.IsInf(o.Beta, 0) {
+		return fmt.Errorf("CacheOptions.Beta must be a positive number, got %v", o.Beta)
+	}
+	return nil
+}
+
+// CacheBackend is implemented by backends that offer the cache family.
+type CacheBackend interface {
+	// Cache returns a cache with the named read strategy (one of
+	// CacheStrategies). A strategy the library cannot offer returns an
+	// error wrapping ErrNotSupported.
+	Cache(strategy string, opts CacheOptions) (Cache, error)
+}
+
+// CacheKey is the entry of record id: prefix + "cache:{<id>}", a hash with
+// the fields v (version), d (value), c (the cost of the load that produced
+// it, in microseconds) and t ("1" for a tombstone). It expires.
+func CacheKey(k Keyspace, id string) string { return k.Tagged("cache", id) }
+
+// CacheLockKey is the rebuild lock of record id (CacheLock, CacheEarly):
+// prefix + "cache:{<id>}:lock", a string holding the holder's token, with a
+// short TTL.
+func CacheLockKey(k Keyspace, id string) string { return k.Tagged("cache", id, "lock") }
+
+// CacheEntry is one entry as a CacheStore reads and writes it.
+type CacheEntry struct {
+	// Found is false when the key does not exist.
+	Found bool
+	// Version, Value: the cached record.
+	Version int64
+	Value   string
+	// Cost is how long the load that produced the entry took (XFetch's
+	// delta).
+	Cost time.Duration
+	// Tombstone marks an entry a versioned write invalidated: it holds the
+	// newest version but no value, and reads treat it as a miss.
+	Tombstone bool
+	// TTL is the remaining time to live, when the read asked for it
+	// (negative: the key has no expiry).
+	TTL time.Duration
+	// Local is true when the entry came from the client-side cache.
+	Local bool
+}
+
+// usable reports whether e holds a value to serve.
+func (e CacheEntry) usable() bool { return e.Found && !e.Tombstone }
+
+// CacheStore is the Redis side of the cache-aside strategies: the few
+// commands they need, which each backend implements with its own library.
+// The strategies themselves (NewCache) are shared, so both backends behave
+// identically and differ only in how they talk to Redis.
+type CacheStore interface {
+	// Read reads the entry at key (HMGET v d c t); with ttl true also its
+	// remaining TTL (PTTL), in the same round trip.
+	Read(ctx context.Context, key string, ttl bool) (CacheEntry, error)
+	// Write stores e at key unconditionally with the given TTL (HSET and
+	// PEXPIRE in one transaction).
+	Write(ctx context.Context, key string, e CacheEntry, ttl time.Duration) error
+	// WriteVersioned stores e at key with the given TTL unless the cached
+	// version is newer, or equal when e is a tombstone (scripts.CacheSet);
+	// it reports whether it wrote.
+	WriteVersioned(ctx context.Context, key string, e CacheEntry, ttl time.Duration) (bool, error)
+	// Delete removes key.
+	Delete(ctx context.Context, key string) error
+	// TryLock sets key to token if it does not exist (SET NX PX).
+	TryLock(ctx context.Context, key, token string, ttl time.Duration) (bool, error)
+	// Unlock deletes key if it still holds token (scripts.CacheUnlock).
+	Unlock(ctx context.Context, key, token string) error
+}
+
+// LocalCacheStore is a CacheStore that can also read through a
+// client-side cache invalidated by the server (CacheClientSide).
+type LocalCacheStore interface {
+	CacheStore
+	// ReadLocal reads the entry at key through the client-side cache,
+	// keeping it at most ttl; Local is set on the answer when no round
+	// trip was made.
+	ReadLocal(ctx context.Context, key string, ttl time.Duration) (CacheEntry, error)
+}
+
+// flightTimeout bounds a load shared by several callers (singleflight): it
+// runs detached from the first caller's context, so that one caller giving
+// up does not fail the others.
+const flightTimeout = 30 * time.Second
+
+// cleanupTimeout bounds releasing a rebuild lock after the caller's
+// context ended.
+const cleanupTimeout = 3 * time.Second
+
+// NewCache returns the cache with the named read strategy over store. A
+// store that implements io.Closer is closed by the cache's Close. The
+// client-side strategy needs a LocalCacheStore; with any other store it
+// returns an error wrapping ErrNotSupported.
+func NewCache(store CacheStore, strategy string, opts CacheOptions) (Cache, error) {
+	opts = opts.WithDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("cache %s: %w", strategy, err)
+	}
+	c := &cacheAside{store: store, strategy: strategy, opts: opts}
+	switch strategy {
+	case CacheNaive, CacheSingleflight, CacheLock, CacheEarly:
+	case CacheClientSide:
+		local, ok := store.(LocalCacheStore)
+		if !ok {
+			return nil, fmt.Errorf("cache %s: client-side caching: %w", strategy, ErrNotSupported)
+		}
+		c.local = local
+	default:
+		return nil, StrategyError("cache", strategy, CacheStrategies())
+	}
+	return c, nil
+}
+
+// cacheAside implements every read strategy over a CacheStore.
+type cacheAside struct {
+	store    CacheStore
+	local    LocalCacheStore // client-side only
+	strategy string
+	opts     CacheOptions
+	flights  singleflight.Group
+}
+
+func (c *cacheAside) errorf(op, id string, err error) error {
+	return fmt.Errorf("cache %s: %s %q: %w", c.strategy, op, id, err)
+}
+
+// Get implements Cache.
+func (c *cacheAside) Get(ctx context.Context, id string) (CacheRead, error) {
+	var (
+		r   CacheRead
+		err error
+	)
+	switch c.strategy {
+	case CacheNaive:
+		r, err = c.getNaive(ctx, id)
+	case CacheSingleflight:
+		r, err = c.getSingleflight(ctx, id, false)
+	case CacheClientSide:
+		r, err = c.getSingleflight(ctx, id, true)
+	case CacheLock:
+		r, err = c.getLock(ctx, id)
+	case CacheEarly:
+		r, err = c.getEarly(ctx, id)
+	}
+	if err != nil {
+		return CacheRead{}, c.errorf("get", id, err)
+	}
+	return r, nil
+}
+
+// Update implements Cache: the origin first, then the invalidation.
+func (c *cacheAside) Update(ctx context.Context, id, value string) (Record, error) {
+	rec, err := c.opts.Origin.Store(ctx, id, value)
+	if err != nil {
+		return Record{}, c.errorf("update", id, err)
+	}
+	key := CacheKey(c.opts.Keys, id)
+	switch c.opts.Write {
+	case CacheWriteVersioned:
+		_, err = c.store.WriteVersioned(ctx, key, CacheEntry{Version: rec.Version, Tombstone: true}, c.entryTTL())
+	default:
+		err = c.store.Delete(ctx, key)
+	}
+	if err != nil {
+		return rec, c.errorf("update", id, fmt.Errorf("invalidate after writing version %d: %w", rec.Version, err))
+	}
+	return rec, nil
+}
+
+// Close implements Cache.
+func (c *cacheAside) Close() error {
+	if cl, ok := c.store.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
+}
+
+// entryTTL is the TTL entries are written with: TTL, plus StaleFor for the
+// lock strategy, which serves them stale that much longer.
+func (c *cacheAside) entryTTL() time.Duration {
+	if c.strategy == CacheLock {
+		return c.opts.TTL + c.opts.StaleFor
+	}
+	return c.opts.TTL
+}
+
+// fresh reports whether a usable entry read with its TTL is still fresh.
+func (c *cacheAside) fresh(e CacheEntry) bool {
+	if !e.usable() {
+		return false
+	}
+	if e.TTL < 0 { // no expiry: someone wrote it by hand
+		return true
+	}
+	if c.strategy == CacheLock {
+		return e.TTL > c.opts.StaleFor
+	}
+	return e.TTL > 0
+}
+
+func read(e CacheEntry, src CacheSource) CacheRead {
+	return CacheRead{Record: Record{Version: e.Version, Value: e.Value}, Source: src}
+}
+
+// loadAndFill loads id from the origin and writes it to the cache as the
+// write mode says.
+func (c *cacheAside) loadAndFill(ctx context.Context, id, key string) (Record, error) {
+	begin := time.Now()
+	rec, err := c.opts.Origin.Load(ctx, id)
+	if err != nil {
+		return Record{}, fmt.Errorf("load from origin: %w", err)
+	}
+	e := CacheEntry{Version: rec.Version, Value: rec.Value, Cost: time.Since(begin)}
+	if c.opts.Write == CacheWriteVersioned {
+		_, err = c.store.WriteVersioned(ctx, key, e, c.entryTTL())
+	} else {
+		err = c.store.Write(ctx, key, e, c.entryTTL())
+	}
+	if err != nil {
+		return rec, fmt.Errorf("fill the cache with version %d: %w", rec.Version, err)
+	}
+	return rec, nil
+}
+
+func withID(r CacheRead, id string) CacheRead {
+	r.ID = id
+	return r
+}
+
+// getNaive: read; on a miss load and fill.
+func (c *cacheAside) getNaive(ctx context.Context, id string) (CacheRead, error) {
+	key := CacheKey(c.opts.Keys, id)
+	e, err := c.store.Read(ctx, key, false)
+	if err != nil {
+		return CacheRead{}, err
+	}
+	if e.usable() {
+		return withID(read(e, FromRedis), id), nil
+	}
+	rec, err := c.loadAndFill(ctx, id, key)
+	if err != nil {
+		return CacheRead{}, err
+	}
+	return CacheRead{Record: rec, Source: FromOrigin}, nil
+}
+
+// flightResult is what one singleflight load hands to its callers.
+type flightResult struct {
+	rec    Record
+	loaded bool
+}
+
+// getSingleflight: read (through the client-side cache when local); on a
+// miss join the process's one flight for id, which reads Redis again
+// (another process may have filled it meanwhile) and loads only when the
+// entry is still missing.
+func (c *cacheAside) getSingleflight(ctx context.Context, id string, local bool) (CacheRead, error) {
+	key := CacheKey(c.opts.Keys, id)
+	var (
+		e   CacheEntry
+		err error
+	)
+	if local {
+		e, err = c.local.ReadLocal(ctx, key, c.opts.LocalTTL)
+	} else {
+		e, err = c.store.Read(ctx, key, false)
+	}
+	if err != nil {
+		return CacheRead{}, err
+	}
+	if e.usable() {
+		src := FromRedis
+		if e.Local {
+			src = FromLocal
+		}
+		return withID(read(e, src), id), nil
+	}
+	leader := false
+	ch := c.flights.DoChan(id, func() (any, error) {
+		leader = true // runs for the first caller only; read after the channel
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flightTimeout)
+		defer cancel()
+		e, err := c.store.Read(fctx, key, false) // never the local copy
+		if err != nil {
+			return nil, err
+		}
+		if e.usable() {
+			return flightResult{rec: Record{ID: id, Version: e.Version, Value: e.Value}}, nil
+		}
+		rec, err := c.loadAndFill(fctx, id, key)
+		if err != nil {
+			return nil, err
+		}
+		return flightResult{rec: rec, loaded: true}, nil
+	})
+	select {
+	case <-ctx.Done():
+		return CacheRead{}, ctx.Err()
+	case res := <-ch:
+		if res.Err != nil {
+			return CacheRead{}, res.Err
+		}
+		fr := res.Val.(flightResult)
+		src := FromShared
+		if leader && fr.loaded {
+			src = FromOrigin
+		}
+		return CacheRead{Record: fr.rec, Source: src}, nil
+	}
+}
+
+// getLock: a fresh entry is a hit; a stale one is rebuilt by whoever takes
+// the lock, and served stale by everyone else; with nothing to serve,
+// readers rebuild or wait for the rebuild.
+func (c *cacheAside) getLock(ctx context.Context, id string) (CacheRead, error) {
+	key := CacheKey(c.opts.Keys, id)
+	e, err := c.store.Read(ctx, key, true)
+	if err != nil {
+		return CacheRead{}, err
+	}
+	if c.fresh(e) {
+		return withID(read(e, FromRedis), id), nil
+	}
+	if !e.usable() {
+		return c.rebuildOrWait(ctx, id, key)
+	}
+	r, won, err := c.rebuild(ctx, id, key, c.fresh)
+	if err != nil || won {
+		return r, err
+	}
+	return withID(read(e, FromStale), id), nil
+}
+
+// getEarly: XFetch decides whether this read recomputes ahead of the
+// expiry; the reader that decides claims the rebuild lock, and a reader
+// that loses the claim serves the entry, which is still valid.
+func (c *cacheAside) getEarly(ctx context.Context, id string) (CacheRead, error) {
+	key := CacheKey(c.opts.Keys, id)
+	e, err := c.store.Read(ctx, key, true)
+	if err != nil {
+		return CacheRead{}, err
+	}
+	if !e.usable() {
+		return c.rebuildOrWait(ctx, id, key)
+	}
+	if !c.expireEarly(e) {
+		return withID(read(e, FromRedis), id), nil
+	}
+	// Rebuilt by someone else since we read it: its TTL went back up.
+	refreshed := func(n CacheEntry) bool { return n.usable() && (n.TTL < 0 || n.TTL > e.TTL) }
+	r, won, err := c.rebuild(ctx, id, key, refreshed)
+	if err != nil || won {
+		return r, err
+	}
+	return withID(read(e, FromRedis), id), nil
+}
+
+// expireEarly is XFetch's test: recompute now when
+// -delta * beta * ln(U) >= remaining TTL, U uniform in (0, 1].
+func (c *cacheAside) expireEarly(e CacheEntry) bool {
+	if e.TTL < 0 {
+		return false
+	}
+	gap := -float64(e.Cost) * c.opts.Beta * math.Log(1-rand.Float64())
+	return gap >= float64(e.TTL)
+}
+
+// rebuild takes the rebuild lock; when it gets it, it reads the entry again
+// (done reports whether another process rebuilt it meanwhile, and then
+// that entry is served) and otherwise loads and fills. won is false when
+// the lock was held by another process and nothing was done.
+func (c *cacheAside) rebuild(ctx context.Context, id, key string, done func(CacheEntry) bool) (r CacheRead, won bool, err error) {
+	lockKey := CacheLockKey(c.opts.Keys, id)
+	token := strconv.FormatUint(rand.Uint64(), 36)
+	won, err = c.store.TryLock(ctx, lockKey, token, c.opts.LockTTL)
+	if err != nil || !won {
+		return CacheRead{}, false, err
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if uerr := c.store.Unlock(uctx, lockKey, token); uerr != nil && err == nil {
+			err = fmt.Errorf("release the rebuild lock: %w", uerr)
+		}
+	}()
+	e, err := c.store.Read(ctx, key, true)
+	if err != nil {
+		return CacheRead{}, true, err
+	}
+	if done(e) {
+		return withID(read(e, FromShared), id), true, nil
+	}
+	rec, err := c.loadAndFill(ctx, id, key)
+	if err != nil {
+		return CacheRead{}, true, err
+	}
+	return CacheRead{Record: rec, Source: FromOrigin}, true, nil
+}
+
+// rebuildOrWait serves a reader that found nothing: it rebuilds when it
+// gets the lock; otherwise it polls for the entry every PollEvery and takes
+// the lock when it frees up, and after LockWait it loads on its own (the
+// documented bound: a rebuild slower than LockWait lets waiters load too).
+func (c *cacheAside) rebuildOrWait(ctx context.Context, id, key string) (CacheRead, error) {
+	deadline := time.Now().Add(c.opts.LockWait)
+	for {
+		r, won, err := c.rebuild(ctx, id, key, CacheEntry.usable)
+		if err != nil || won {
+			return r, err
+		}
+		if !time.Now().Before(deadline) {
+			rec, err := c.loadAndFill(ctx, id, key)
+			if err != nil {
+				return CacheRead{}, err
+			}
+			return CacheRead{Record: rec, Source: FromOrigin}, nil
+		}
+		if err := sleepCtx(ctx, c.opts.PollEvery); err != nil {
+			return CacheRead{}, err
+		}
+		e, err := c.store.Read(ctx, key, false)
+		if err != nil {
+			return CacheRead{}, err
+		}
+		if e.usable() {
+			return withID(read(e, FromShared), id), nil
+		}
+	}
+}
+
+// sleepCtx pauses d, or less when ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Encode returns the entry's hash fields as strings, in the order
+// v (version), d (value), c (cost in microseconds), t ("1" for a
+// tombstone, else "0"): what a CacheStore writes.
+func (e CacheEntry) Encode() (version, value, cost, tombstone string) {
+	tombstone = "0"
+	if e.Tombstone {
+		tombstone = "1"
+	}
+	return strconv.FormatInt(e.Version, 10), e.Value, strconv.FormatInt(e.Cost.Microseconds(), 10), tombstone
+}
+
+// CacheFields are the entry hash's field names, in the order Encode and
+// ParseCacheEntry use.
+func CacheFields() []string { return []string{"v", "d", "c", "t"} }
+
+// ParseCacheEntry decodes the fields an HMGET of CacheFields returned, as
+// strings (a missing field is ""). An entry without a version is an error:
+// something other than paybench wrote the key.
+func ParseCacheEntry(version, value, cost, tombstone string) (CacheEntry, error) {
+	v, err := strconv.ParseInt(version, 10, 64)
+	if err != nil {
+		return CacheEntry{}, fmt.Errorf("cache entry version %q: %w", version, err)
+	}
+	e := CacheEntry{Found: true, Version: v, Value: value, Tombstone: tombstone == "1"}
+	if cost != "" {
+		us, err := strconv.ParseInt(cost, 10, 64)
+		if err != nil {
+			return CacheEntry{}, fmt.Errorf("cache entry cost %q: %w", cost, err)
+		}
+		e.Cost = time.Duration(us) * time.Microsecond
+	}
+	return e, nil
+}

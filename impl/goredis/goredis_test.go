@@ -1,0 +1,28 @@
+package goredis_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/paybench/paybench/bench/redisenv/redistest"
+	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/goredis"
+	"github.com/paybench/paybench/impl/impltest"
+)
+
+func open(ctx context.Context, cfg impl.ConnConfig) (impl.Backend, error) {
+	c, err := goredis.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+func TestBackend(t *testing.T) { impltest.RunBackend(t, impltest.Redis(t), open) }
+
+func TestStock(t *testing.T) { impltest.RunStock(t, impltest.Redis(t), open) }
+
+func TestStockEmbedded(t *testing.T) { impltest.RunStock(t, impltest.Embedded(t), open) }

@@ -1,0 +1,387 @@
+package impl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Lock strategies.
+const (
+	// LockNaive is the seed's lock: SET key "locked" NX EX, polled every
+	// 100 ms, released with an unconditional DEL. A holder whose lease
+	// expired deletes the next holder's lock.
+	LockNaive = "naive"
+	// LockToken is SET key <random token> NX PX; release and refresh are
+	// compare-and-delete and compare-and-pexpire scripts, so only the
+	// holder of the token can end or extend its lease.
+	LockToken = "token"
+	// LockFenced is the token lock plus a fencing token (INCR, issued in
+	// the same script as the SET): the protected resource rejects writes
+	// whose fencing token is older than one it already accepted.
+	LockFenced = "fenced"
+)
+
+// LockStrategies lists the lock strategies in display order.
+func LockStrategies() []string { return []string{LockNaive, LockToken, LockFenced} }
+
+// NaiveLockValue is the fixed value the seed's lock stores: every holder
+// writes the same string, so no holder can tell its lock from another's.
+const NaiveLockValue = "locked"
+
+// Lock defaults (LockOptions.WithDefaults).
+const (
+	// DefaultLockTTL is the lease length when none is given: the seed's
+	// get_lock(lock_key, 10).
+	DefaultLockTTL = 10 * time.Second
+	// DefaultNaivePoll is the naive lock's pause between attempts: the
+	// seed's time.sleep(0.1).
+	DefaultNaivePoll = 100 * time.Millisecond
+	// DefaultLockRetryMin is the first back-off cap of the token and fenced
+	// locks.
+	DefaultLockRetryMin = time.Millisecond
+	// DefaultLockRetryMax caps the back-off of the token and fenced locks.
+	DefaultLockRetryMax = 50 * time.Millisecond
+)
+
+// ResourceLogMax is how many accepted writes a protected resource's log
+// keeps (the oldest are trimmed).
+const ResourceLogMax = 100_000
+
+// Sentinel errors of the lock family. Implementations wrap them (with %w)
+// so callers test with errors.Is.
+var (
+	// ErrLockNotAcquired is returned by Acquire when its context ended
+	// before the lock could be taken; the error also wraps the context's
+	// error (context.DeadlineExceeded or context.Canceled).
+	ErrLockNotAcquired = errors.New("lock not acquired")
+	// ErrLockNotHeld is returned by Release and Refresh when the lock no
+	// longer holds the lease's token: the lease expired, and the lock may
+	// now belong to another holder, whose lease was left untouched.
+	ErrLockNotHeld = errors.New("lock not held")
+	// ErrStaleFence is returned by a fenced Write whose fencing token is
+	// older than the newest one the resource already accepted; the
+	// resource was left unchanged.
+	ErrStaleFence = errors.New("stale fencing token")
+)
+
+// Lease is one acquisition of a lock. It is plain data: a holder passes it
+// back to Release, Refresh and Write.
+type Lease struct {
+	// Name is the lock's name (escaped into its key by LockKey).
+	Name string
+	// Token identifies this acquisition: random per acquisition for the
+	// token and fenced locks, NaiveLockValue for the naive one.
+	Token string
+	// Fence is the fencing token (fenced lock only; 0 otherwise). Fences
+	// of one lock strictly increase with each acquisition.
+	Fence int64
+	// TTL is the lease length the lock was taken (and is refreshed) with.
+	TTL time.Duration
+	// Retries counts the failed attempts before the lock was taken.
+	Retries int
+}
+
+// Locker is the distributed-lock family: a lease-based lock per name and
+// the resource it protects.
+type Locker interface {
+	// Acquire takes the lock name, waiting (polling or backing off) until
+	// it is free or ctx ends; then it returns an error wrapping
+	// ErrLockNotAcquired and ctx's error, promptly, with the lease's
+	// Retries set. A SET that timed out in flight may still have taken the
+	// lock for a token nobody knows: it expires after the TTL.
+	Acquire(ctx context.Context, name string) (Lease, error)
+	// TryAcquire makes one attempt; ok reports whether it took the lock.
+	TryAcquire(ctx context.Context, name string) (lease Lease, ok bool, err error)
+	// Release ends the lease. The token and fenced locks delete the lock
+	// only if it still holds lease.Token and otherwise return an error
+	// wrapping ErrLockNotHeld; the naive lock deletes it whoever holds it.
+	Release(ctx context.Context, lease Lease) error
+	// Refresh extends the lease to lease.TTL from now if the lock still
+	// holds lease.Token, else returns an error wrapping ErrLockNotHeld.
+	// The naive lock has no refresh (ErrNotSupported).
+	Refresh(ctx context.Context, lease Lease) error
+	// Write stores value in the protected resource on behalf of lease's
+	// holder and appends it to the resource's log. The fenced lock's write
+	// is refused with ErrStaleFence when lease.Fence is older than the
+	// newest fence the resource accepted; the naive and token locks have
+	// no fence, and the resource accepts whatever arrives.
+	Write(ctx context.Context, resource string, lease Lease, value string) error
+}
+
+// LockOptions tunes a lock strategy.
+type LockOptions struct {
+	// Keys is the run's keyspace; required.
+	Keys Keyspace
+	// TTL is the lease length (default DefaultLockTTL; at least 1 ms).
+	// The naive lock sends EX when TTL is a whole number of seconds, as the
+	// seed does, and PX otherwise; the other locks send PX.
+	TTL time.Duration
+	// Poll is the naive lock's fixed pause between attempts (default
+	// DefaultNaivePoll).
+	Poll time.Duration
+	// RetryMin and RetryMax shape the token and fenced locks' capped
+	// exponential back-off with full jitter: before retry n (0-based) the
+	// lock sleeps a uniform random time in [0, min(RetryMax, RetryMin·2^n)].
+	// Defaults DefaultLockRetryMin and DefaultLockRetryMax.
+	RetryMin, RetryMax time.Duration
+	// Watchdog, for the token and fenced locks, refreshes every lease in
+	// the background every WatchdogEvery until it is released (or found
+	// lost). The naive lock cannot refresh and refuses it.
+	Watchdog bool
+	// WatchdogEvery is the watchdog's period (default TTL/3).
+	WatchdogEvery time.Duration
+}
+
+// WithDefaults returns o with zero fields set to their defaults.
+func (o LockOptions) WithDefaults() LockOptions {
+	if o.TTL == 0 {
+		o.TTL = DefaultLockTTL
+	}
+	if o.Poll == 0 {
+		o.Poll = DefaultNaivePoll
+	}
+	if o.RetryMin == 0 {
+		o.RetryMin = DefaultLockRetryMin
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = max(DefaultLockRetryMax, o.RetryMin)
+	}
+	if o.WatchdogEvery == 0 {
+		o.WatchdogEvery = o.TTL / 3
+	}
+	return o
+}
+
+// Validate checks options that WithDefaults has filled in.
+func (o LockOptions) Validate() error {
+	switch {
+	case o.Keys.Prefix() == "":
+		return errors.New("LockOptions.Keys is required")
+	case o.TTL < time.Millisecond:
+		return fmt.Errorf("lock TTL %s is shorter than 1ms", o.TTL)
+	case o.Poll <= 0:
+		return fmt.Errorf("lock poll %s must be positive", o.Poll)
+	case o.RetryMin <= 0 || o.RetryMax < o.RetryMin:
+		return fmt.Errorf("lock back-off %s..%s: want 0 < min <= max", o.RetryMin, o.RetryMax)
+	case o.Watchdog && (o.WatchdogEvery <= 0 || o.WatchdogEvery >= o.TTL):
+		return fmt.Errorf("watchdog period %s must be positive and shorter than the TTL %s", o.WatchdogEvery, o.TTL)
+	}
+	return nil
+}
+
+// Backoff returns the pause before retry n (0-based) of the token and
+// fenced locks: uniform in [0, min(RetryMax, RetryMin·2^n)] ("full
+// jitter"), so that waiters spread out instead of retrying in step.
+func (o LockOptions) Backoff(n int) time.Duration {
+	ceiling := o.RetryMax
+	if n < 62 {
+		if d := o.RetryMin << n; d > 0 && d < ceiling {
+			ceiling = d
+		}
+	}
+	return rand.N(ceiling + 1)
+}
+
+// LockBackend is implemented by backends that offer the lock family.
+type LockBackend interface {
+	// Lock returns the named strategy (one of LockStrategies).
+	Lock(strategy string, opts LockOptions) (Locker, error)
+}
+
+// LockKey is the lock's key: prefix + "lock:{<name>}", a string holding
+// the holder's token, with the lease as its expiry.
+func LockKey(k Keyspace, name string) string { return k.Tagged("lock", name) }
+
+// LockFenceKey is the fenced lock's counter: prefix + "lock:{<name>}:fence",
+// an integer, the last fencing token issued (it never expires, so tokens
+// keep increasing across leases).
+func LockFenceKey(k Keyspace, name string) string { return k.Tagged("lock", name, "fence") }
+
+// ResourceKey is a protected resource: prefix + "resource:{<id>}", a hash
+// with the fields ResourceValue, ResourceFence, ResourceWrites and
+// ResourceRejected.
+func ResourceKey(k Keyspace, id string) string { return k.Tagged("resource", id) }
+
+// ResourceLogKey is a protected resource's log: prefix +
+// "resource:{<id>}:log", a list of accepted writes in the order they
+// landed, each FormatResourceEntry(fence, value), the last ResourceLogMax
+// kept.
+func ResourceLogKey(k Keyspace, id string) string { return k.Tagged("resource", id, "log") }
+
+// Fields of a protected resource's hash (ResourceKey).
+const (
+	// ResourceValue is the last value written.
+	ResourceValue = "value"
+	// ResourceFence is the newest fencing token accepted (fenced lock).
+	ResourceFence = "fence"
+	// ResourceWrites counts accepted writes.
+	ResourceWrites = "writes"
+	// ResourceRejected counts writes refused for a stale fencing token.
+	ResourceRejected = "rejected"
+)
+
+// FormatResourceEntry is one entry of a resource's log: the writer's
+// fencing token (0 without one), a colon, the value.
+func FormatResourceEntry(fence int64, value string) string {
+	return strconv.FormatInt(fence, 10) + ":" + value
+}
+
+// ParseResourceEntry splits a log entry made by FormatResourceEntry.
+func ParseResourceEntry(entry string) (fence int64, value string, err error) {
+	f, v, ok := strings.Cut(entry, ":")
+	if !ok {
+		return 0, "", fmt.Errorf("resource log entry %q has no fence", entry)
+	}
+	fence, err = strconv.ParseInt(f, 10, 64)
+	if err != nil {
+		return 0, "", fmt.Errorf("resource log entry %q: fence: %w", entry, err)
+	}
+	return fence, v, nil
+}
+
+// AcquireLoop is the waiting loop every lock's Acquire shares: it calls
+// try until it takes the lock, sleeping pause(n) before retry n, and stops
+// as soon as ctx ends (also in the middle of a pause) with an error wrapping
+// ErrLockNotAcquired and ctx's error. An error from try that is not caused
+// by ctx ending is returned at once.
+func AcquireLoop(ctx context.Context, name string, try func(ctx context.Context) (Lease, bool, error), pause func(n int) time.Duration) (Lease, error) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for n := 0; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return Lease{Name: name, Retries: n}, notAcquired(name, n, err)
+		}
+		lease, ok, err := try(ctx)
+		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return Lease{Name: name, Retries: n}, notAcquired(name, n, cerr)
+			}
+			return Lease{Name: name, Retries: n}, err
+		}
+		if ok {
+			lease.Retries = n
+			return lease, nil
+		}
+		d := pause(n)
+		if timer == nil {
+			timer = time.NewTimer(d)
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-ctx.Done():
+			return Lease{Name: name, Retries: n + 1}, notAcquired(name, n+1, ctx.Err())
+		case <-timer.C:
+		}
+	}
+}
+
+func notAcquired(name string, attempts int, err error) error {
+	return fmt.Errorf("%w %q after %d attempts: %w", ErrLockNotAcquired, name, attempts, err)
+}
+
+// WithWatchdog wraps l so that every lease it hands out is refreshed every
+// `every` by a background goroutine until the lease is released through
+// the wrapper, or a refresh finds it lost (ErrLockNotHeld). A refresh that
+// fails otherwise (a network error) is retried at the next tick; if none
+// succeeds before the TTL, the lease is lost like any other. The holder
+// must call Release, or the watchdog runs on.
+//
+// Note what a watchdog cannot do: a process that stops entirely (a long GC
+// pause, a frozen VM) stops its watchdog too, and its lease expires.
+func WithWatchdog(l Locker, every time.Duration) Locker {
+	return &watchdogLocker{Locker: l, every: every, dogs: map[leaseID]*watchdog{}}
+}
+
+type leaseID struct{ name, token string }
+
+type watchdog struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type watchdogLocker struct {
+	Locker
+	every time.Duration
+	mu    sync.Mutex
+	dogs  map[leaseID]*watchdog
+}
+
+// Acquire takes the lock and starts the lease's watchdog.
+func (w *watchdogLocker) Acquire(ctx context.Context, name string) (Lease, error) {
+	lease, err := w.Locker.Acquire(ctx, name)
+	if err == nil {
+		w.watch(lease)
+	}
+	return lease, err
+}
+
+// TryAcquire makes one attempt and starts the watchdog when it took the
+// lock.
+func (w *watchdogLocker) TryAcquire(ctx context.Context, name string) (Lease, bool, error) {
+	lease, ok, err := w.Locker.TryAcquire(ctx, name)
+	if ok && err == nil {
+		w.watch(lease)
+	}
+	return lease, ok, err
+}
+
+// Release stops the lease's watchdog, then releases the lock.
+func (w *watchdogLocker) Release(ctx context.Context, lease Lease) error {
+	w.stop(leaseID{lease.Name, lease.Token})
+	return w.Locker.Release(ctx, lease)
+}
+
+func (w *watchdogLocker) watch(lease Lease) {
+	id := leaseID{lease.Name, lease.Token}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &watchdog{cancel: cancel, done: make(chan struct{})}
+	w.mu.Lock()
+	w.dogs[id] = d
+	w.mu.Unlock()
+	go func() {
+		defer close(d.done)
+		defer cancel()
+		t := time.NewTicker(w.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			rctx, rcancel := context.WithTimeout(ctx, w.every)
+			err := w.Locker.Refresh(rctx, lease)
+			rcancel()
+			if errors.Is(err, ErrLockNotHeld) {
+				w.mu.Lock()
+				if w.dogs[id] == d {
+					delete(w.dogs, id)
+				}
+				w.mu.Unlock()
+				return
+			}
+		}
+	}()
+}
+
+func (w *watchdogLocker) stop(id leaseID) {
+	w.mu.Lock()
+	d := w.dogs[id]
+	delete(w.dogs, id)
+	w.mu.Unlock()
+	if d != nil {
+		d.cancel()
+		<-d.done
+	}
+}

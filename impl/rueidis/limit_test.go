@@ -1,0 +1,9 @@
+package rueidis_test
+
+import (
+	"testing"
+
+	"github.com/paybench/paybench/impl/impltest"
+)
+
+func TestLimit(t *testing.T) { impltest.RunLimit(t, impltest.Redis(t), open) }

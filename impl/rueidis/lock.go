@@ -1,0 +1,264 @@
+package rueidis
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"strconv"
+	"time"
+
+	rd "github.com/redis/rueidis"
+
+	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/scripts"
+)
+
+// The lock scripts, shared by every Client (EVALSHA with EVAL fallback).
+var (
+	lockReleaseScript       = rd.NewLuaScript(scripts.LockRelease)
+	lockRefreshScript       = rd.NewLuaScript(scripts.LockRefresh)
+	lockFencedAcquireScript = rd.NewLuaScript(scripts.LockFencedAcquire)
+	lockFencedWriteScript   = rd.NewLuaScript(scripts.LockFencedWrite)
+)
+
+// Compile-time checks: every strategy is an impl.Locker.
+var (
+	_ impl.LockBackend = (*Client)(nil)
+	_ impl.Locker      = (*naiveLock)(nil)
+	_ impl.Locker      = (*tokenLock)(nil)
+	_ impl.Locker      = (*fencedLock)(nil)
+)
+
+// Lock returns the named lock strategy (one of impl.LockStrategies).
+// Zero options take their defaults (impl.LockOptions.WithDefaults);
+// opts.Keys is required. With opts.Watchdog the locker is wrapped by
+// impl.WithWatchdog; the naive lock, which cannot refresh, refuses it with
+// impl.ErrNotSupported.
+func (c *Client) Lock(strategy string, opts impl.LockOptions) (impl.Locker, error) {
+	opts = opts.WithDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("rueidis: lock: %w", err)
+	}
+	base := lockBase{rc: c.rc, opts: opts, name: strategy, ttlMs: strconv.FormatInt(opts.TTL.Milliseconds(), 10)}
+	var l impl.Locker
+	switch strategy {
+	case impl.LockNaive:
+		if opts.Watchdog {
+			return nil, fmt.Errorf("rueidis: lock %s: watchdog: %w (the seed's lock has no refresh)", strategy, impl.ErrNotSupported)
+		}
+		return &naiveLock{base}, nil
+	case impl.LockToken:
+		l = &tokenLock{base}
+	case impl.LockFenced:
+		l = &fencedLock{tokenLock{base}}
+	default:
+		return nil, impl.StrategyError("lock", strategy, impl.LockStrategies())
+	}
+	if opts.Watchdog {
+		l = impl.WithWatchdog(l, opts.WatchdogEvery)
+	}
+	return l, nil
+}
+
+// lockBase is what every lock strategy shares.
+type lockBase struct {
+	rc    rd.Client
+	opts  impl.LockOptions
+	name  string
+	ttlMs string // opts.TTL in milliseconds, formatted once
+}
+
+func (l *lockBase) errorf(op, name string, err error) error {
+	return fmt.Errorf("rueidis lock %s: %s %q: %w", l.name, op, name, err)
+}
+
+func (l *lockBase) lease(name, token string) impl.Lease {
+	return impl.Lease{Name: name, Token: token, TTL: l.opts.TTL}
+}
+
+// setNX runs SET key value NX with the TTL and reports whether it took the
+// key; seconds asks for EX when the TTL is a whole number of seconds.
+func (l *lockBase) setNX(ctx context.Context, key, value string, seconds bool) (bool, error) {
+	nx := l.rc.B().Set().Key(key).Value(value).Nx()
+	var cmd rd.Completed
+	if ttl := l.opts.TTL; seconds && ttl%time.Second == 0 {
+		cmd = nx.ExSeconds(int64(ttl / time.Second)).Build()
+	} else {
+		cmd = nx.PxMilliseconds(ttl.Milliseconds()).Build()
+	}
+	err := l.rc.Do(ctx, cmd).Error()
+	if rd.IsRedisNil(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// writeUnfenced stores value in the resource with no check, in one
+// MULTI/EXEC: what a resource that knows nothing of fencing does.
+func (l *lockBase) writeUnfenced(ctx context.Context, resource string, lease impl.Lease, value string) error {
+	key, logKey := impl.ResourceKey(l.opts.Keys, resource), impl.ResourceLogKey(l.opts.Keys, resource)
+	resps := l.rc.DoMulti(ctx,
+		l.rc.B().Multi().Build(),
+		l.rc.B().Hset().Key(key).FieldValue().FieldValue(impl.ResourceValue, value).Build(),
+		l.rc.B().Hincrby().Key(key).Field(impl.ResourceWrites).Increment(1).Build(),
+		l.rc.B().Rpush().Key(logKey).Element(impl.FormatResourceEntry(lease.Fence, value)).Build(),
+		l.rc.B().Ltrim().Key(logKey).Start(-impl.ResourceLogMax).Stop(-1).Build(),
+		l.rc.B().Exec().Build())
+	if _, err := execReplies(resps, 4); err != nil {
+		return l.errorf("write", resource, err)
+	}
+	return nil
+}
+
+// naiveLock is the seed's get_lock / release_lock: SET key "locked" NX EX,
+// polled every opts.Poll, released with DEL whoever holds it.
+type naiveLock struct{ lockBase }
+
+// TryAcquire runs SET key "locked" NX EX <seconds> (PX when the TTL is not
+// a whole number of seconds).
+func (l *naiveLock) TryAcquire(ctx context.Context, name string) (impl.Lease, bool, error) {
+	ok, err := l.setNX(ctx, impl.LockKey(l.opts.Keys, name), impl.NaiveLockValue, true)
+	if err != nil {
+		return impl.Lease{}, false, l.errorf("acquire", name, err)
+	}
+	if !ok {
+		return impl.Lease{}, false, nil
+	}
+	return l.lease(name, impl.NaiveLockValue), true, nil
+}
+
+// Acquire retries TryAcquire every opts.Poll until it succeeds or ctx ends
+// (the seed loops forever).
+func (l *naiveLock) Acquire(ctx context.Context, name string) (impl.Lease, error) {
+	return impl.AcquireLoop(ctx, name, func(ctx context.Context) (impl.Lease, bool, error) {
+		return l.TryAcquire(ctx, name)
+	}, func(int) time.Duration { return l.opts.Poll })
+}
+
+// Release deletes the lock unconditionally: after its lease expired, a
+// holder deletes the next holder's lock.
+func (l *naiveLock) Release(ctx context.Context, lease impl.Lease) error {
+	if err := l.rc.Do(ctx, l.rc.B().Del().Key(impl.LockKey(l.opts.Keys, lease.Name)).Build()).Error(); err != nil {
+		return l.errorf("release", lease.Name, err)
+	}
+	return nil
+}
+
+// Refresh is not offered: the seed's lock has none.
+func (l *naiveLock) Refresh(_ context.Context, lease impl.Lease) error {
+	return l.errorf("refresh", lease.Name, impl.ErrNotSupported)
+}
+
+// Write stores value in the resource unconditionally.
+func (l *naiveLock) Write(ctx context.Context, resource string, lease impl.Lease, value string) error {
+	return l.writeUnfenced(ctx, resource, lease, value)
+}
+
+// tokenLock is SET key <random token> NX PX, with compare-and-delete and
+// compare-and-pexpire scripts for release and refresh.
+type tokenLock struct{ lockBase }
+
+// TryAcquire runs SET key <new token> NX PX <ttl>.
+func (l *tokenLock) TryAcquire(ctx context.Context, name string) (impl.Lease, bool, error) {
+	token := rand.Text()
+	ok, err := l.setNX(ctx, impl.LockKey(l.opts.Keys, name), token, false)
+	if err != nil {
+		return impl.Lease{}, false, l.errorf("acquire", name, err)
+	}
+	if !ok {
+		return impl.Lease{}, false, nil
+	}
+	return l.lease(name, token), true, nil
+}
+
+// Acquire retries TryAcquire with capped exponential back-off and full
+// jitter (impl.LockOptions.Backoff) until it succeeds or ctx ends.
+func (l *tokenLock) Acquire(ctx context.Context, name string) (impl.Lease, error) {
+	return impl.AcquireLoop(ctx, name, func(ctx context.Context) (impl.Lease, bool, error) {
+		return l.TryAcquire(ctx, name)
+	}, l.opts.Backoff)
+}
+
+// Release runs the compare-and-delete script.
+func (l *tokenLock) Release(ctx context.Context, lease impl.Lease) error {
+	n, err := lockReleaseScript.Exec(ctx, l.rc, []string{impl.LockKey(l.opts.Keys, lease.Name)}, []string{lease.Token}).AsInt64()
+	if err != nil {
+		return l.errorf("release", lease.Name, err)
+	}
+	if n != 1 {
+		return l.errorf("release", lease.Name, impl.ErrLockNotHeld)
+	}
+	return nil
+}
+
+// Refresh runs the compare-and-pexpire script with the lease's TTL.
+func (l *tokenLock) Refresh(ctx context.Context, lease impl.Lease) error {
+	n, err := lockRefreshScript.Exec(ctx, l.rc, []string{impl.LockKey(l.opts.Keys, lease.Name)},
+		[]string{lease.Token, strconv.FormatInt(lease.TTL.Milliseconds(), 10)}).AsInt64()
+	if err != nil {
+		return l.errorf("refresh", lease.Name, err)
+	}
+	if n != 1 {
+		return l.errorf("refresh", lease.Name, impl.ErrLockNotHeld)
+	}
+	return nil
+}
+
+// Write stores value in the resource unconditionally: a token alone does
+// not let the resource tell a stale holder from the current one.
+func (l *tokenLock) Write(ctx context.Context, resource string, lease impl.Lease, value string) error {
+	return l.writeUnfenced(ctx, resource, lease, value)
+}
+
+// fencedLock is the token lock whose acquire also issues a fencing token,
+// and whose resource rejects writes with an older one.
+type fencedLock struct{ tokenLock }
+
+// TryAcquire runs scripts.LockFencedAcquire: SET NX PX and INCR of the
+// fence counter in one step.
+func (l *fencedLock) TryAcquire(ctx context.Context, name string) (impl.Lease, bool, error) {
+	token := rand.Text()
+	keys := []string{impl.LockKey(l.opts.Keys, name), impl.LockFenceKey(l.opts.Keys, name)}
+	fence, err := lockFencedAcquireScript.Exec(ctx, l.rc, keys, []string{token, l.ttlMs}).AsInt64()
+	if err != nil {
+		return impl.Lease{}, false, l.errorf("acquire", name, err)
+	}
+	if fence == 0 {
+		return impl.Lease{}, false, nil
+	}
+	lease := l.lease(name, token)
+	lease.Fence = fence
+	return lease, true, nil
+}
+
+// Acquire retries TryAcquire with capped exponential back-off and full
+// jitter until it succeeds or ctx ends.
+func (l *fencedLock) Acquire(ctx context.Context, name string) (impl.Lease, error) {
+	return impl.AcquireLoop(ctx, name, func(ctx context.Context) (impl.Lease, bool, error) {
+		return l.TryAcquire(ctx, name)
+	}, l.opts.Backoff)
+}
+
+// Write runs scripts.LockFencedWrite; a stale fencing token yields an error
+// wrapping impl.ErrStaleFence.
+func (l *fencedLock) Write(ctx context.Context, resource string, lease impl.Lease, value string) error {
+	if lease.Fence <= 0 {
+		return l.errorf("write", resource, fmt.Errorf("%w: lease has no fencing token", impl.ErrStaleFence))
+	}
+	keys := []string{impl.ResourceKey(l.opts.Keys, resource), impl.ResourceLogKey(l.opts.Keys, resource)}
+	args := []string{strconv.FormatInt(lease.Fence, 10), value, strconv.Itoa(impl.ResourceLogMax)}
+	res, err := lockFencedWriteScript.Exec(ctx, l.rc, keys, args).AsIntSlice()
+	if err != nil {
+		return l.errorf("write", resource, err)
+	}
+	if len(res) != 2 {
+		return l.errorf("write", resource, fmt.Errorf("script replied %v, want {ok, fence}", res))
+	}
+	if res[0] != 1 {
+		return l.errorf("write", resource, fmt.Errorf("%w: token %d, resource has accepted %d", impl.ErrStaleFence, lease.Fence, res[1]))
+	}
+	return nil
+}

@@ -1,0 +1,9 @@
+package rueidis_test
+
+import (
+	"testing"
+
+	"github.com/paybench/paybench/impl/impltest"
+)
+
+func TestLock(t *testing.T) { impltest.RunLock(t, impltest.Redis(t), open) }

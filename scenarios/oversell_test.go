@@ -1,0 +1,114 @@
+package scenarios
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/paybench/paybench/bench/redisenv/redistest"
+	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/backends"
+	"github.com/paybench/paybench/reports/result"
+)
+
+// testEnv opens the named backend on the test server under a fresh
+// keyspace.
+func testEnv(t *testing.T, backend string) *Env {
+	t.Helper()
+	srv := redistest.Server(t)
+	ctx := context.Background()
+	cfg := impl.ConnConfig{URL: srv.URL, Password: srv.Password}
+	be, err := backends.Open(ctx, backend, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	return &Env{
+		Backend: be,
+		Open:    func(ctx context.Context) (impl.Backend, error) { return backends.Open(ctx, backend, cfg) },
+		Admin:   srv.Admin(),
+		Keys:    redistest.Keyspace(t),
+		Common:  Common{Concurrency: 50, Seed: 1},
+	}
+}
+
+// runJudged runs one cell of s and judges it as the command line does.
+func runJudged(t *testing.T, s Scenario, env *Env, strategy string) result.Cell {
+	t.Helper()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	st, ok := FindStrategy(s, strategy)
+	if !ok {
+		t.Fatalf("no strategy %q", strategy)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cell, err := s.Run(ctx, env, strategy)
+	if err != nil {
+		t.Fatalf("%s: %v", strategy, err)
+	}
+	cell.Expect = st.Expect
+	cell.Judge()
+	return cell
+}
+
+func TestOversellVerdicts(t *testing.T) {
+	for _, backend := range impl.Backends() {
+		for _, tc := range []struct {
+			strategy string
+			quantity string
+			want     result.Verdict
+		}{
+			{impl.StockNaive, "1", result.Reproduced},
+			{impl.StockDecr, "1", result.Reproduced},
+			{impl.StockWatch, "1", result.Pass},
+			{impl.StockLua, "1", result.Pass},
+			{impl.StockSharded, "1", result.Pass},
+			{impl.StockWatch, "3", result.Pass},
+			{impl.StockLua, "3", result.Pass},
+			{impl.StockSharded, "3", result.Pass},
+			{impl.StockLua, "1-4", result.Pass},
+			{impl.StockSharded, "1-4", result.Pass},
+		} {
+			t.Run(backend+"/"+tc.strategy+"/q="+tc.quantity, func(t *testing.T) {
+				o := newOversell()
+				o.quantity = tc.quantity
+				cell := runJudged(t, o, testEnv(t, backend), tc.strategy)
+				if cell.Verdict != tc.want {
+					t.Fatalf("verdict %s, want %s: %s %+v", cell.Verdict, tc.want, cell.Summary, cell.Invariants)
+				}
+				sold, final := cell.Figures["units_sold"], cell.Figures["stock_final"]
+				if tc.want == result.Pass && sold+final != float64(o.Stock) {
+					t.Fatalf("sold %v + final %v != %d", sold, final, o.Stock)
+				}
+				if cell.Ops != o.Buyers || cell.Latency.Corrected.Count != o.Buyers {
+					t.Fatalf("ops %d, latency count %d, want %d", cell.Ops, cell.Latency.Corrected.Count, o.Buyers)
+				}
+			})
+		}
+	}
+}
+
+func TestOversellValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(o *Oversell)
+	}{
+		{"zero quantity", func(o *Oversell) { o.quantity = "0" }},
+		{"reversed range", func(o *Oversell) { o.quantity = "4-2" }},
+		{"not a number", func(o *Oversell) { o.quantity = "two" }},
+		{"negative stock", func(o *Oversell) { o.Stock = -1 }},
+		{"no buyers", func(o *Oversell) { o.Buyers = 0 }},
+		{"negative think", func(o *Oversell) { o.Think = -time.Millisecond }},
+		{"zero shards", func(o *Oversell) { o.Shards = 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOversell()
+			tc.edit(o)
+			if err := o.Validate(); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
