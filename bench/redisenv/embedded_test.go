@@ -25,6 +25,12 @@ func TestEmbedded(t *testing.T) {
 		t.Errorf("server = %+v", s)
 	}
 	rdb := s.Admin()
+	ro := rdb.Options()
+	if ro.DialTimeout != DefaultDialTimeout || ro.ReadTimeout != 5*time.Second || ro.WriteTimeout != 5*time.Second ||
+		ro.MaxRetries != 0 || !ro.ContextTimeoutEnabled {
+		t.Errorf("admin client: dial %v read %v write %v retries %d ctx %v; want bounded, no retries",
+			ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout, ro.MaxRetries, ro.ContextTimeoutEnabled)
+	}
 	if n, err := rdb.IncrBy(ctx, "pb:emb:n", 5).Result(); err != nil || n != 5 {
 		t.Errorf("INCRBY = %d, %v", n, err)
 	}

@@ -350,7 +350,7 @@ func (s *Server) check(ctx context.Context, dialTimeout time.Duration) error {
 	case err == nil:
 		s.Version = infoField(info, "redis_version")
 		s.Mode = infoField(info, "redis_mode")
-	case !errors.As(err, &re) || classify(err) == ErrAuth:
+	case !errors.As(err, &re) || classify(err) != nil:
 		return fail("INFO server", err)
 	}
 	if !stop() {

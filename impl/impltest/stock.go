@@ -80,6 +80,7 @@ type stockTest struct {
 // backend that open connects (one per strategy, closed at the end).
 func RunStock(t *testing.T, env Env, open impl.Opener) {
 	t.Helper()
+	t.Logf("stock conformance on %s", env.Name)
 	t.Run("Strategies", func(t *testing.T) { testStockStrategies(t, env, open) })
 	for _, strategy := range impl.StockStrategies() {
 		t.Run(strategy, func(t *testing.T) {

@@ -1,13 +1,14 @@
 // Package scripts holds paybench's Lua scripts, one .lua file each,
-// embedded at build time. Every backend wraps the same source in its
-// library's script type (go-redis redis.NewScript, rueidis
-// rueidis.NewLuaScript), so both run byte-identical Lua.
+// embedded at build time and exported as strings. Every backend wraps the
+// same source in its library's script type (go-redis redis.NewScript,
+// rueidis rueidis.NewLuaScript, both EVALSHA with an EVAL fallback), so both
+// run byte-identical Lua. Every key a script touches is passed in KEYS, so
+// the scripts run unchanged on Redis Cluster when their keys share a hash
+// tag.
 //
-// Scripts take their quantities already validated (impl.ValidateQuantity)
-// but still refuse a non-positive one, and answer with an error reply when a
-// key holds something other than an integer. Every key a script touches is
-// passed in KEYS, so they run unchanged on Redis Cluster when the keys share
-// a hash tag.
+// The stock scripts take quantities already validated
+// (impl.ValidateQuantity) but still refuse a non-positive one, and answer
+// with an error reply when a key holds something other than an integer.
 package scripts
 
 import _ "embed"
