@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/paybench
 PKGS    := ./...
 
-.PHONY: all build run test vet race bench fmt-check clean
+.PHONY: all build run test vet race bench bench-peer fmt-check clean
 
 all: build
 
@@ -22,6 +22,10 @@ test:
 ## bench: Go benchmarks (engine overhead, record path).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+## bench-peer: paybench load vs redis-benchmark on the stock script, ratios.
+bench-peer: build
+	$(GO) run ./bench/peer -paybench ./$(BIN) $(PEERFLAGS)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -161,15 +163,45 @@ func BenchmarkRecordPath(b *testing.B) {
 	}
 }
 
-// BenchmarkEngineNoop drives a no-op operation: ns/op is the engine's own
-// overhead per operation, and its inverse the engine's ceiling.
+// BenchmarkEngineNoop drives a no-op operation in a closed loop with one
+// worker: ns/op is the engine's own overhead per operation (one clock read,
+// one record), ops/s its ceiling per worker, and cpu-ns/op the process's
+// CPU time per operation (merger included), which other load on the
+// machine does not inflate as it does wall time.
 func BenchmarkEngineNoop(b *testing.B) {
+	benchEngine(b, Config{Concurrency: 1, Requests: int64(b.N)})
+}
+
+// BenchmarkEngineNoopParallel is the same with one worker per CPU.
+func BenchmarkEngineNoopParallel(b *testing.B) {
+	benchEngine(b, Config{Concurrency: runtime.GOMAXPROCS(0), Requests: int64(b.N)})
+}
+
+// BenchmarkEngineOpenNoop drives a no-op operation in an open loop whose
+// slots are always due (1e9/s): the overhead of claiming a slot, computing
+// its due time and recording both latencies.
+func BenchmarkEngineOpenNoop(b *testing.B) {
+	benchEngine(b, Config{Concurrency: 1, Requests: int64(b.N), Pacer: ConstantPacer{Rate: 1e9}})
+}
+
+func benchEngine(b *testing.B, cfg Config) {
 	b.ReportAllocs()
-	st, err := Run(context.Background(), Config{Concurrency: 1, Requests: int64(b.N)}, func(context.Context, *Worker) error { return nil })
+	cpu0 := cpuTime()
+	st, err := Run(context.Background(), cfg, func(context.Context, *Worker) error { return nil })
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(st.Throughput(), "ops/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// cpuTime returns the process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func TestRecordPathDoesNotAllocate(t *testing.T) {

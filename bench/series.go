@@ -142,6 +142,8 @@ type Progress struct {
 	Ops, Errors int64
 	// Last is the latest interval's point (zero during warm-up).
 	Last result.Point
+	// Rate is the latest interval's operations per second.
+	Rate float64
 	// Workers is the number of workers running.
 	Workers int
 	// Behind counts open-loop operations that are due but not started yet.
@@ -235,6 +237,7 @@ func (m *merger) loop(done <-chan struct{}) {
 					Ops:     m.total.corrected.TotalCount(),
 					Errors:  m.total.errors,
 					Last:    p,
+					Rate:    float64(p.Ops) / e.cfg.Interval.Seconds(),
 					Workers: int(e.nWorkers.Load()),
 					Behind:  e.behind(),
 				})

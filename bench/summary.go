@@ -37,7 +37,8 @@ func EncodeHistogram(h *hdrhistogram.Histogram) string {
 }
 
 // Fill copies the run's measurements into c: operation and error counts,
-// throughput, latency summaries, per-step latency and encoded histograms.
+// dropped operations, throughput, latency summaries, the per-interval
+// series, per-step latency and encoded histograms.
 func (s *Stats) Fill(c *result.Cell) {
 	c.Ops = s.Ops
 	c.Dropped = s.Dropped
@@ -50,6 +51,7 @@ func (s *Stats) Fill(c *result.Cell) {
 		}
 	}
 	c.Latency = result.Latency{Corrected: Summarize(s.Corrected), Uncorrected: Summarize(s.Uncorrected)}
+	c.Series = append([]result.Point(nil), s.Series...)
 	c.Histograms = map[string]string{}
 	if e := EncodeHistogram(s.Corrected); e != "" {
 		c.Histograms["corrected"] = e

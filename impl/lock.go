@@ -263,8 +263,8 @@ func AcquireLoop(ctx context.Context, name string, try func(ctx context.Context)
 		}
 		lease, ok, err := try(ctx)
 		if err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				return Lease{Name: name, Retries: n}, notAcquired(name, n, cerr)
+			if cerr := ctxEnded(ctx); cerr != nil {
+				return Lease{Name: name, Retries: n}, notAcquired(name, n, fmt.Errorf("%w (%w)", cerr, err))
 			}
 			return Lease{Name: name, Retries: n}, err
 		}
@@ -284,6 +284,20 @@ func AcquireLoop(ctx context.Context, name string, try func(ctx context.Context)
 		case <-timer.C:
 		}
 	}
+}
+
+// ctxEnded returns ctx's error, or context.DeadlineExceeded when ctx's
+// deadline has passed but ctx has not noticed yet: a client library that
+// turns the deadline into a socket deadline may report the time-out a
+// moment before the context does.
+func ctxEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 func notAcquired(name string, attempts int, err error) error {

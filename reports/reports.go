@@ -28,12 +28,26 @@ func WriteJSONFile(path string, doc *result.Document) error {
 	return writeFileAtomic(path, func(w io.Writer) error { return WriteJSON(w, doc) })
 }
 
+// ReadJSON reads a result document from r and checks its schema version;
+// name says where it came from, in errors.
+func ReadJSON(r io.Reader, name string) (*result.Document, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return decodeJSON(b, name)
+}
+
 // ReadJSONFile reads a result document and checks its schema version.
 func ReadJSONFile(path string) (*result.Document, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	return decodeJSON(b, path)
+}
+
+func decodeJSON(b []byte, path string) (*result.Document, error) {
 	var doc result.Document
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%s: not a paybench result: %w", path, err)
@@ -54,6 +68,12 @@ func writeFileAtomic(path string, write func(io.Writer) error) error {
 	if err := write(f); err != nil {
 		f.Close()
 		return err
+	}
+	// CreateTemp makes the file private; a report is as readable as any
+	// file the user writes.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

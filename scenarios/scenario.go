@@ -35,6 +35,12 @@ type Common struct {
 	Duration time.Duration
 	// Seed seeds every random choice.
 	Seed uint64
+	// Quick asks for the shortest run that still shows the scenario's
+	// verdict reliably (`paybench suite --quick`): when Duration is 0, a
+	// scenario may shrink its default duration or counts, as long as its
+	// expected-to-break cells still reproduce and its expected-to-hold
+	// cells still pass. False: the scenario's defaults.
+	Quick bool
 }
 
 // Env is what a scenario cell runs against.

@@ -22,6 +22,10 @@ func init() {
 // enough that no run empties it, so every deduction does the full work.
 const loadStockUnits = 1 << 40
 
+// maxFigureItems bounds the items whose stock is read back for the
+// figures after a load run.
+const maxFigureItems = 10_000
+
 func setupStockDeduct(ctx context.Context, env *LoadEnv, strategy string) (*Load, error) {
 	sb, ok := env.Backend.(impl.StockBackend)
 	if !ok {
@@ -38,10 +42,37 @@ func setupStockDeduct(ctx context.Context, env *LoadEnv, strategy string) (*Load
 			return nil, fmt.Errorf("seed stock: %w", err)
 		}
 	}
-	return &Load{
+	load := &Load{
 		Op: func(ctx context.Context, w *bench.Worker) error {
 			_, err := stock.Deduct(ctx, items[env.Pick(w)], 1)
 			return err
 		},
-	}, nil
+		Figures: func(ctx context.Context) (map[string]float64, error) {
+			if len(items) > maxFigureItems {
+				return nil, nil
+			}
+			var taken int64
+			for _, it := range items {
+				n, err := stock.Get(ctx, it)
+				if err != nil {
+					return nil, err
+				}
+				taken += loadStockUnits - n
+			}
+			// Warm-up deductions included: the server's count of what the
+			// whole run applied.
+			return map[string]float64{"units_deducted_server": float64(taken)}, nil
+		},
+	}
+	if b, ok := stock.(impl.StockBatcher); ok {
+		load.Batch = func(ctx context.Context, w *bench.Worker, n int) error {
+			batch := make([]string, n)
+			for i := range batch {
+				batch[i] = items[env.Pick(w)]
+			}
+			_, err := b.DeductBatch(ctx, batch, 1)
+			return err
+		}
+	}
+	return load, nil
 }

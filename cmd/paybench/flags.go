@@ -63,7 +63,10 @@ type commonFlags struct {
 	seed        uint64
 	prefix      string
 	keep        bool
-	jsonPath    string
+	// quick is the suite's --quick, passed to scenarios as Common.Quick.
+	quick bool
+	// outputFlags are the result files and gates (outputs.go).
+	outputFlags
 }
 
 func (c *commonFlags) bind(fs *pflag.FlagSet) {
@@ -75,7 +78,7 @@ func (c *commonFlags) bind(fs *pflag.FlagSet) {
 	fs.Uint64Var(&c.seed, "seed", 1, "seed for every random choice")
 	fs.StringVar(&c.prefix, "prefix", "", "key prefix of the run (default pb:<run-id>:)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the run's keys at the end and print their prefix")
-	fs.StringVar(&c.jsonPath, "json", "", "write the result as JSON to this file")
+	c.outputFlags.bind(fs)
 }
 
 // validate checks the shared flags and returns the run's keyspace.
@@ -85,6 +88,9 @@ func (c *commonFlags) validate() (impl.Keyspace, error) {
 	}
 	if c.duration < 0 {
 		return impl.Keyspace{}, usageErrorf("--duration must be >= 0, got %s", c.duration)
+	}
+	if err := c.outputFlags.validate(); err != nil {
+		return impl.Keyspace{}, err
 	}
 	for _, b := range splitList(c.backends) {
 		if !contains(impl.Backends(), b) {

@@ -26,7 +26,8 @@ const (
 
 const exitCodesHelp = `Exit codes:
   0    every cell as expected (PASS, or REPRODUCED for a strategy expected to break)
-  1    a strategy expected to hold FAILed
+  1    a strategy expected to hold FAILed, a cell could not run, or a gate failed
+       (compare: a regression, a broken invariant or a missing cell)
   2    usage error (bad flag or argument, unknown scenario/strategy/backend, bad URL)
   3    Redis unreachable, refused authentication, is not Redis, or timed out
   4    a bug expected to show did not (NOT-REPRODUCED)
@@ -69,6 +70,11 @@ func commands() []command {
 	return []command{
 		{"list", "list scenarios, their strategies and backends", cmdList},
 		{"run", "run a scenario on every backend × strategy cell asked for", cmdRun},
+		{"load", "drive one operation flat out or at a rate, outside any scenario", cmdLoad},
+		{"suite", "run every scenario and load every operation on every backend; one summary matrix", cmdSuite},
+		{"report", "render a saved result: text, matrix, markdown, html, junit, benchfmt, hgrm or json", cmdReport},
+		{"compare", "compare a result with a baseline; exit 1 on a regression or a failed gate", cmdCompare},
+		{"merge", "combine the results of one run taken by several load generators", cmdMerge},
 		{"version", "print paybench's version and its client libraries", cmdVersion},
 	}
 }

@@ -72,6 +72,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Tool:    result.Tool{Version: version, Commit: bench.Commit()},
 		Command: redactArgs(os.Args),
 		Started: time.Now().UTC(),
+		Host:    hostname(),
 	}
 	clients := map[string]map[string]string{}
 	server := result.Server{Kind: string(srv.Kind), Version: srv.Version, Address: srv.Redacted(), Mode: srv.Mode}
@@ -112,16 +113,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := finish(ctx, srv, ks, cf.keep, stdout, stderr); err != nil && runErr == nil {
 		runErr = err
 	}
-	if cf.jsonPath != "" {
-		if err := reports.WriteJSONFile(cf.jsonPath, doc); err != nil {
-			return err
-		}
+	gateErr := judgeGates(doc, &cf.outputFlags, stdout)
+	if err := writeOutputs(doc, &cf.outputFlags); err != nil {
+		return err
 	}
 	if runErr != nil {
 		return runErr
 	}
 	if doc.Interrupted {
 		return withCode(exitInterrupted, errors.New("interrupted; partial results written"))
+	}
+	if gateErr != nil {
+		return gateErr
 	}
 	return verdictError(doc)
 }
@@ -140,7 +143,7 @@ func runCell(ctx context.Context, sc scenarios.Scenario, be impl.Backend, srv *r
 		},
 		Admin:  srv.Admin(),
 		Keys:   ks,
-		Common: scenarios.Common{Concurrency: cf.concurrency, Duration: cf.duration, Seed: cf.seed},
+		Common: scenarios.Common{Concurrency: cf.concurrency, Duration: cf.duration, Seed: cf.seed, Quick: cf.quick},
 		Log:    io.Discard,
 	}
 	cell, err := sc.Run(ctx, env, strategy)

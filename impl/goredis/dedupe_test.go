@@ -7,3 +7,5 @@ import (
 )
 
 func TestDedupe(t *testing.T) { impltest.RunDedupe(t, impltest.Redis(t), open) }
+
+func TestDedupeEmbedded(t *testing.T) { impltest.RunDedupe(t, impltest.Embedded(t), open) }

@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/paybench/paybench/impl"
-	"github.com/paybench/paybench/impl/impltest"
 	"github.com/paybench/paybench/impl/goredis"
+	"github.com/paybench/paybench/impl/impltest"
 )
 
 // openForOrders is the goredis backend as an impl.Opener.
@@ -19,3 +19,5 @@ func openForOrders(ctx context.Context, cfg impl.ConnConfig) (impl.Backend, erro
 }
 
 func TestOrders(t *testing.T) { impltest.RunOrders(t, impltest.Redis(t), openForOrders) }
+
+func TestOrdersEmbedded(t *testing.T) { impltest.RunOrders(t, impltest.Embedded(t), openForOrders) }

@@ -268,11 +268,12 @@ func testLockOddNames(t *testing.T, c lockCase) {
 func testLockDeadline(t *testing.T, c lockCase) {
 	ctx := testContext(t)
 	ks := c.env.Keyspace(t)
-	// The naive lock at its real 100 ms poll, the others at a back-off cap
-	// longer than the deadline: Acquire must cut its pause short.
+	// Pauses between attempts as long as the lease: an Acquire that slept
+	// its pause out instead of watching its context would overrun the
+	// deadline by up to lockLongTTL.
 	l := c.locker(t, ks, func(o *impl.LockOptions) {
-		o.Poll = impl.DefaultNaivePoll
-		o.RetryMin, o.RetryMax = 200*time.Millisecond, time.Second
+		o.Poll = lockLongTTL
+		o.RetryMin, o.RetryMax = lockLongTTL, lockLongTTL
 	})
 	held := mustTryLock(t, ctx, l, "busy")
 	for _, wait := range []time.Duration{time.Millisecond, 30 * time.Millisecond, 120 * time.Millisecond} {

@@ -49,7 +49,7 @@ type Origin struct {
 	opts  Options
 	loads atomic.Int64
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	records map[string]*record
 	log     []Load
 }
@@ -134,15 +134,15 @@ func (o *Origin) Loads() int64 { return o.loads.Load() }
 
 // LoadLog returns a copy of every load served so far, in order.
 func (o *Origin) LoadLog() []Load {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	return append([]Load(nil), o.log...)
 }
 
 // Version returns id's current version (0 when it was never written).
 func (o *Origin) Version(id string) int64 {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	if r := o.records[id]; r != nil {
 		return int64(len(r.written))
 	}
@@ -152,8 +152,8 @@ func (o *Origin) Version(id string) int64 {
 // WrittenAt returns when version v of id was written; ok is false when
 // there is no such version.
 func (o *Origin) WrittenAt(id string, v int64) (at time.Time, ok bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	r := o.records[id]
 	if r == nil || v < 1 || v > int64(len(r.written)) {
 		return time.Time{}, false

@@ -50,7 +50,7 @@ func (c *Client) Cache(strategy string, opts impl.CacheOptions) (impl.Cache, err
 		opt.CacheSizeEachConn = localCacheBytes
 		rc, err := rd.NewClient(opt)
 		if errors.Is(err, rd.ErrNoCache) {
-			return nil, fmt.Errorf("rueidis cache %s: %w: %w", strategy, impl.ErrNotSupported, err)
+			return nil, fmt.Errorf("rueidis cache %s: the server has no RESP3 client tracking (%v): %w", strategy, err, impl.ErrNotSupported)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("rueidis cache %s: open a caching client: %w", strategy, err)

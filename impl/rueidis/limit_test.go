@@ -7,3 +7,5 @@ import (
 )
 
 func TestLimit(t *testing.T) { impltest.RunLimit(t, impltest.Redis(t), open) }
+
+func TestLimitEmbedded(t *testing.T) { impltest.RunLimit(t, impltest.Embedded(t), open) }

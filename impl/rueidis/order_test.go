@@ -19,3 +19,5 @@ func openForOrders(ctx context.Context, cfg impl.ConnConfig) (impl.Backend, erro
 }
 
 func TestOrders(t *testing.T) { impltest.RunOrders(t, impltest.Redis(t), openForOrders) }
+
+func TestOrdersEmbedded(t *testing.T) { impltest.RunOrders(t, impltest.Embedded(t), openForOrders) }

@@ -38,7 +38,8 @@ local sw, cur, prev = tonumber(h[1]), tonumber(h[2]) or 0, tonumber(h[3]) or 0
 if not sw or sw < w - 1 then
   cur, prev = 0, 0         -- no state, or both windows are over
 elseif sw == w - 1 then
-  cur, prev = 0, cur       -- the stored window became the previous one
+  prev = cur               -- the stored window became the previous one
+  cur = 0
 end                        -- sw >= w: this window (or a clock step back)
 
 -- everything below is the weighted count times period

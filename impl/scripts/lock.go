@@ -44,9 +44,10 @@ var LockFencedWrite string
 var LockProbeEnter string
 
 // LockProbeLeave is the lock-race scenario's probe for a holder leaving
-// its critical section, just before its release: it counts leases that
-// ended while their holder was inside and releases of a lock that another
-// holder holds.
+// its critical section, just before its release (ARGV[3] says whether
+// tokens are unique per acquisition): it counts leases that ended while
+// their holder was inside and releases of a lock that another holder
+// holds.
 //
 //go:embed lock_probe_leave.lua
 var LockProbeLeave string

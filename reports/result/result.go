@@ -49,6 +49,40 @@ type Document struct {
 	Interrupted bool      `json:"interrupted"`
 	Fairness    Fairness  `json:"fairness"`
 	Cells       []Cell    `json:"cells"`
+
+	// Host is the name of the machine that generated the load.
+	Host string `json:"host,omitempty"`
+	// Mode is the suite's size: quick, default or long ("" for run and
+	// load).
+	Mode string `json:"mode,omitempty"`
+	// Gates holds the outcome of every --gate expression on every cell it
+	// applied to.
+	Gates []GateOutcome `json:"gates,omitempty"`
+	// Sources lists the documents a `paybench merge` combined (empty for a
+	// document written by one paybench process).
+	Sources []Source `json:"sources,omitempty"`
+}
+
+// GateOutcome is one absolute gate judged on one cell.
+type GateOutcome struct {
+	// Gate is the expression as written, such as "p99<5ms".
+	Gate string `json:"gate"`
+	// Cell names the cell: scenario-or-operation/backend/strategy.
+	Cell string `json:"cell"`
+	// Value is the cell's figure in the gate's unit (µs for latencies,
+	// operations per second, a count, or a fraction for error_rate).
+	Value float64 `json:"value"`
+	Holds bool    `json:"holds"`
+}
+
+// Source is one input of a merged document.
+type Source struct {
+	// Name is the file the document was read from.
+	Name     string    `json:"name"`
+	Host     string    `json:"host,omitempty"`
+	Commit   string    `json:"commit,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
 }
 
 // Tool identifies the paybench build that wrote the document.
@@ -107,13 +141,65 @@ type Cell struct {
 	// keyed "corrected", "uncorrected" and "step:<name>", so results can be
 	// merged and re-rendered exactly.
 	Histograms map[string]string `json:"histograms,omitempty"`
+
+	// FigureMerge says how `paybench merge` combines a figure of the same
+	// cell from several load generators: "sum", "max", "min" or "same"
+	// (all inputs read the same server-side value). A figure it does not
+	// name is summed, and an invariant whose rule reads such a figure is
+	// not re-judged.
+	FigureMerge map[string]string `json:"figure_merge,omitempty"`
+	// Generators is the number of load generators a merged cell combines
+	// (0 for a cell measured by one paybench process).
+	Generators int `json:"generators,omitempty"`
 }
+
+// Histogram keys of Cell.Histograms.
+const (
+	HistogramCorrected   = "corrected"
+	HistogramUncorrected = "uncorrected"
+	HistogramStepPrefix  = "step:"
+)
+
+// Figure merge modes of Cell.FigureMerge.
+const (
+	MergeSum  = "sum"
+	MergeMax  = "max"
+	MergeMin  = "min"
+	MergeSame = "same"
+)
 
 // Invariant is one checked property and its figures.
 type Invariant struct {
 	Name   string `json:"name"`
 	Holds  bool   `json:"holds"`
 	Detail string `json:"detail"`
+	// Rule, when set, states the invariant over the cell's figures, such
+	// as "oversold_units <= 0" or "units_sold == stock_taken" (a figure,
+	// one of < <= > >= == !=, and a figure or a number), so that a merge
+	// can re-judge it on the combined figures.
+	Rule string `json:"rule,omitempty"`
+	// Merged says what a merge did with the invariant: "rejudged" (its
+	// rule was evaluated on the combined figures) or "kept" (it holds only
+	// if it held in every input; Detail lists each input's).
+	Merged string `json:"merged,omitempty"`
+}
+
+// Values of Invariant.Merged.
+const (
+	Rejudged = "rejudged"
+	Kept     = "kept"
+)
+
+// Key names the cell in reports, gates and comparisons:
+// "scenario-or-operation/backend/strategy".
+func (c *Cell) Key() string { return c.Name() + "/" + c.Backend + "/" + c.Strategy }
+
+// Name is the cell's scenario, or its operation for a load cell.
+func (c *Cell) Name() string {
+	if c.Scenario != "" {
+		return c.Scenario
+	}
+	return c.Operation
 }
 
 // Latency holds the corrected (from the intended start) and uncorrected

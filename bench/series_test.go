@@ -1,0 +1,174 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// The merger swaps every worker's interval histograms hundreds of times
+// while they record: no record may be lost or counted twice, and the series
+// must add up to the totals.
+func TestIntervalSwapsLoseNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		pacer Pacer
+	}{{"closed", nil}, {"open", ConstantPacer{Rate: 1e6}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			const requests = 200_000
+			st, err := Run(context.Background(), Config{Concurrency: 8, Requests: requests, Interval: time.Millisecond, Pacer: tc.pacer},
+				func(ctx context.Context, w *Worker) error {
+					if w.Seq%1000 == 0 {
+						return errors.New("ERR every thousandth")
+					}
+					return nil
+				})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Ops != requests || st.Corrected.TotalCount() != requests || st.Uncorrected.TotalCount() != requests {
+				t.Fatalf("ops=%d corrected=%d uncorrected=%d, want %d", st.Ops, st.Corrected.TotalCount(), st.Uncorrected.TotalCount(), requests)
+			}
+			if st.Errors[ClassRedis] != requests/1000 {
+				t.Fatalf("errors %v", st.Errors)
+			}
+			var ops, errs int64
+			for _, p := range st.Series {
+				ops += p.Ops
+				errs += p.Errors
+			}
+			if ops != requests || errs != requests/1000 {
+				t.Fatalf("series adds up to %d ops and %d errors over %d points", ops, errs, len(st.Series))
+			}
+			if len(st.Series) < 2 {
+				t.Logf("only %d points: the run was faster than two intervals", len(st.Series))
+			}
+		})
+	}
+}
+
+func TestSeriesHasOnePointPerInterval(t *testing.T) {
+	var mu sync.Mutex
+	var progress []Progress
+	st, err := Run(context.Background(), Config{Concurrency: 2, Duration: 550 * time.Millisecond, Warmup: 120 * time.Millisecond, Interval: 100 * time.Millisecond,
+		Progress: func(p Progress) {
+			mu.Lock()
+			progress = append(progress, p)
+			mu.Unlock()
+		}}, sleepOp(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(st.Series); n < 5 || n > 7 {
+		t.Fatalf("%d points for 550 ms at 100 ms: %+v", n, st.Series)
+	}
+	for i, p := range st.Series {
+		if i > 0 && p.T <= st.Series[i-1].T {
+			t.Fatalf("time goes back: %+v", st.Series)
+		}
+		if p.Ops > 0 && (p.P50 <= 0 || p.P99 < p.P50 || p.Max < p.P99) {
+			t.Fatalf("point %+v", p)
+		}
+	}
+	if last := st.Series[len(st.Series)-1].T; last < 0.5 || last > 1 {
+		t.Fatalf("last point at %.3fs, want the end of the 550 ms window", last)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(progress) < 4 || !progress[0].Warmup || progress[len(progress)-1].Warmup || progress[len(progress)-1].Ops == 0 {
+		t.Fatalf("progress %+v", progress)
+	}
+}
+
+// A stall shows in the series: the interval it falls in has a p99 as long
+// as the stall.
+func TestSeriesShowsAStall(t *testing.T) {
+	stalled := make(chan struct{})
+	time.AfterFunc(150*time.Millisecond, func() { close(stalled) })
+	var once sync.Once
+	st, err := Run(context.Background(), Config{Concurrency: 1, Duration: 500 * time.Millisecond, Interval: 100 * time.Millisecond, Pacer: ConstantPacer{Rate: 500}},
+		func(ctx context.Context, w *Worker) error {
+			select {
+			case <-stalled:
+				once.Do(func() { time.Sleep(200 * time.Millisecond) })
+			default:
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var worst int64
+	for _, p := range st.Series {
+		worst = max(worst, p.P99)
+	}
+	if worst < 150_000 {
+		t.Fatalf("no interval shows the 200 ms stall: %+v", st.Series)
+	}
+}
+
+func TestRecordPathsDoNotAllocate(t *testing.T) {
+	r := newRecorder()
+	dues := []time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond}
+	for name, f := range map[string]func(){
+		"closed":       func() { r.recordClosed(0, 123*time.Microsecond, 1, 0, "") },
+		"closed batch": func() { r.recordClosed(0, 123*time.Microsecond, 16, 0, "") },
+		"closed error": func() { r.recordClosed(0, 123*time.Microsecond, 1, 1, ClassTimeout) },
+		"open":         func() { r.recordEach(dues[:1], 5*time.Millisecond, 6*time.Millisecond, 0, "") },
+		"open batch":   func() { r.recordEach(dues, 5*time.Millisecond, 6*time.Millisecond, 1, ClassRedis) },
+	} {
+		if allocs := testing.AllocsPerRun(1000, f); allocs != 0 {
+			t.Errorf("%s record path allocates %.1f times per call", name, allocs)
+		}
+	}
+	w := &Worker{steps: []*hdrhistogram.Histogram{NewHistogram()}, measuring: true}
+	if allocs := testing.AllocsPerRun(1000, func() { w.Observe(0, time.Millisecond) }); allocs != 0 {
+		t.Errorf("Observe allocates %.1f times per call", allocs)
+	}
+}
+
+// BenchmarkRecorder is the per-operation record path of an open loop:
+// handshake, corrected and uncorrected histograms.
+func BenchmarkRecorder(b *testing.B) {
+	r := newRecorder()
+	dues := []time.Duration{time.Millisecond}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		r.recordEach(dues, 2*time.Millisecond, time.Duration(i%5000)*time.Microsecond+3*time.Millisecond, 0, "")
+	}
+}
+
+// BenchmarkRecorderWithMerger is the record path while a merger swaps the
+// buckets every millisecond.
+func BenchmarkRecorderWithMerger(b *testing.B) {
+	r := newRecorder()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		agg := newBucket()
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				bk := r.flip()
+				agg.add(bk, true)
+				bk.reset()
+			}
+		}
+	}()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		r.recordClosed(0, time.Duration(i%5000)*time.Microsecond, 1, 0, "")
+	}
+	b.StopTimer()
+	close(stop)
+	<-done
+}

@@ -1,0 +1,135 @@
+package reports
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/paybench/paybench/reports/result"
+)
+
+// asExpected returns the fixture without its cells whose verdict is not as
+// expected: a healthy result.
+func asExpected(t *testing.T) *result.Document {
+	t.Helper()
+	doc := readFixture(t)
+	var cells []result.Cell
+	for _, c := range doc.Cells {
+		if c.Verdict.AsExpected() {
+			cells = append(cells, c)
+		}
+	}
+	doc.Cells = cells
+	return doc
+}
+
+var strict = CompareOptions{MaxP99Increase: 0.10, MaxThroughputDrop: 0.05, MaxErrorRate: -1}
+
+func TestCompareWithItselfPasses(t *testing.T) {
+	doc := asExpected(t)
+	cmp := Compare(doc, doc, strict)
+	if cmp.Failed() {
+		t.Fatalf("a result compared with itself fails: %v", cmp.Failures())
+	}
+	var buf bytes.Buffer
+	if err := cmp.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "compare: ok") {
+		t.Errorf("no ok line:\n%s", buf.String())
+	}
+}
+
+func TestCompareAgainstMuchBetterBaselineFails(t *testing.T) {
+	newDoc := asExpected(t)
+	base := asExpected(t)
+	for i := range base.Cells {
+		base.Cells[i].ThroughputOps *= 3
+		base.Cells[i].Latency.Corrected.P99 /= 3
+	}
+	cmp := Compare(base, newDoc, strict)
+	if !cmp.Failed() {
+		t.Fatal("a much better baseline passes")
+	}
+	failures := strings.Join(cmp.Failures(), "\n")
+	for _, c := range newDoc.Cells {
+		if c.Ops == 0 {
+			continue
+		}
+		for _, want := range []string{c.Key() + ": p99", c.Key() + ": throughput"} {
+			if !strings.Contains(failures, want) {
+				t.Errorf("failures do not name %q:\n%s", want, failures)
+			}
+		}
+	}
+}
+
+func TestCompareFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(base, newDoc *result.Document)
+		opt    CompareOptions
+		want   string // a failure containing this
+	}{
+		{"broken invariant", func(_, n *result.Document) {
+			n.Cells[2].Invariants[0].Holds = false
+			n.Cells[2].Judge()
+		}, strict, "oversell/goredis/lua: verdict PASS → FAIL"},
+		{"invariant broken in a measured cell", func(_, n *result.Document) {
+			n.Cells[5].Invariants = []result.Invariant{{Name: "stock conserved", Holds: false, Detail: "3 units lost"}}
+		}, strict, "stock.deduct/goredis/lua: invariant broken: stock conserved: 3 units lost"},
+		{"missing cell", func(_, n *result.Document) { n.Cells = n.Cells[1:] }, strict,
+			"oversell/goredis/naive: in the base but missing from the new result"},
+		{"error cell", func(_, n *result.Document) {
+			n.Cells[0].Verdict, n.Cells[0].Error = result.Error, "connection reset"
+		}, strict, "oversell/goredis/naive: verdict REPRODUCED → ERROR: connection reset"},
+		{"p99 up", func(_, n *result.Document) { n.Cells[3].Latency.Corrected.P99 *= 2 }, strict, "oversell/rueidis/lua: p99"},
+		{"throughput down", func(_, n *result.Document) { n.Cells[3].ThroughputOps *= 0.9 }, strict, "oversell/rueidis/lua: throughput"},
+		{"error rate", func(_, n *result.Document) {}, CompareOptions{MaxP99Increase: -1, MaxThroughputDrop: -1, MaxErrorRate: 0.0001},
+			"stock.deduct/goredis/lua: error rate 0.015% of 20000 operations, more than 0.01%"},
+		{"absolute gate", func(_, n *result.Document) {}, CompareOptions{MaxP99Increase: -1, MaxThroughputDrop: -1, MaxErrorRate: -1,
+			Gates: mustGates(t, "oversell:p99<10ms")}, "oversell/goredis/naive: gate oversell:p99<10ms failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base, newDoc := asExpected(t), asExpected(t)
+			tc.change(base, newDoc)
+			cmp := Compare(base, newDoc, tc.opt)
+			if !cmp.Failed() {
+				t.Fatal("passes")
+			}
+			if f := strings.Join(cmp.Failures(), "\n"); !strings.Contains(f, tc.want) {
+				t.Errorf("failures lack %q:\n%s", tc.want, f)
+			}
+		})
+	}
+}
+
+func TestCompareToleratesWhatIsNotARegression(t *testing.T) {
+	base, newDoc := asExpected(t), asExpected(t)
+	newDoc.Cells[3].Latency.Corrected.P99 = newDoc.Cells[3].Latency.Corrected.P99 * 105 / 100 // +5% < 10%
+	newDoc.Cells[3].ThroughputOps *= 1.5                                                      // faster
+	newDoc.Cells[0].Verdict = result.NotReproduced                                            // noted, not failed
+	newDoc.Cells = append(newDoc.Cells, result.Cell{Scenario: "new", Backend: "goredis", Strategy: "x", Verdict: result.Pass})
+	cmp := Compare(base, newDoc, strict)
+	if cmp.Failed() {
+		t.Fatalf("fails: %v", cmp.Failures())
+	}
+	var buf bytes.Buffer
+	if err := cmp.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"note oversell/goredis/naive: the bug did not reproduce", "note new/goredis/x: new cell"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, buf.String())
+		}
+	}
+}
+
+func mustGates(t *testing.T, s string) []Gate {
+	t.Helper()
+	g, err := ParseGates(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}

@@ -1,0 +1,292 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/origin"
+	"github.com/paybench/paybench/reports/result"
+)
+
+func init() { Register(func() Scenario { return newCacheStampede() }) }
+
+// CacheStampede is the hot key expiring under load: many workers, spread
+// over several application instances (separate backend connections), read
+// one record through the cache while its entry expires again and again.
+// Each expiry sends readers to the origin; the scenario counts, from the
+// origin's own log, how many loads each expiry caused.
+type CacheStampede struct {
+	// Instances is the number of application instances (backends).
+	Instances int
+	// TTL is the entry's TTL: the hot key expires every TTL.
+	TTL time.Duration
+	// LoadLatency is how long one load from the origin takes.
+	LoadLatency time.Duration
+	// Window groups loads into expiries: a load that starts less than
+	// Window after an expiry's first load belongs to it (0: two load
+	// latencies; an expiry's loads all start before the first reload
+	// lands, one load latency later).
+	Window time.Duration
+	// Beta is the early strategy's XFetch factor.
+	Beta float64
+	// Think is each worker's pause after a read, as a request handler
+	// does other work. At 0 a worker still yields the processor after
+	// each read (runtime.Gosched): workers served from a client-side cache
+	// in a microsecond never block, and would otherwise starve the
+	// goroutines that read replies and invalidations off the network,
+	// distorting every network latency on a small machine.
+	Think time.Duration
+	// Duration is the default length of a cell.
+	Duration time.Duration
+}
+
+func newCacheStampede() *CacheStampede {
+	return &CacheStampede{Instances: 4, TTL: 400 * time.Millisecond, LoadLatency: 20 * time.Millisecond, Beta: 1, Duration: 2 * time.Second}
+}
+
+// Name implements Scenario.
+func (s *CacheStampede) Name() string { return "cache-stampede" }
+
+// Description implements Scenario.
+func (s *CacheStampede) Description() string {
+	return "a hot cache key expires under load; the seed's cache-aside sends every reader to the database at once"
+}
+
+// Strategies implements Scenario.
+func (s *CacheStampede) Strategies() []Strategy {
+	return []Strategy{
+		{Name: impl.CacheNaive, Expect: result.Break, Note: "the seed's cache-aside: every reader that misses loads"},
+		{Name: impl.CacheSingleflight, Expect: result.Hold, Note: "one load per key per instance (x/sync/singleflight)"},
+		{Name: impl.CacheLock, Expect: result.Hold, Note: "one rebuild under a short Redis lock; others get the stale value or wait"},
+		{Name: impl.CacheEarly, Expect: result.Hold, Note: "probabilistic early expiration (XFetch), the rebuild claimed with the lock"},
+		{Name: impl.CacheClientSide, Expect: result.Hold, Note: "rueidis DoCache with server-assisted invalidation; misses collapse per instance"},
+	}
+}
+
+// Flags implements Scenario.
+func (s *CacheStampede) Flags(fs *pflag.FlagSet) {
+	fs.IntVar(&s.Instances, "instances", s.Instances, "application instances (separate backends) the workers are spread over")
+	fs.DurationVar(&s.TTL, "ttl", s.TTL, "the hot entry's TTL")
+	fs.DurationVar(&s.LoadLatency, "load-latency", s.LoadLatency, "how long one load from the origin (the database) takes")
+	fs.DurationVar(&s.Window, "window", s.Window, "loads starting within this of an expiry's first load count for it (0: 2 × load latency)")
+	fs.Float64Var(&s.Beta, "beta", s.Beta, "early only: XFetch beta (> 1 recomputes earlier)")
+	fs.DurationVar(&s.Think, "think", s.Think, "each worker's pause after a read, other work of a request (0: yield only)")
+}
+
+// Validate implements Scenario.
+func (s *CacheStampede) Validate() error {
+	switch {
+	case s.Instances < 1 || s.Instances > 64:
+		return fmt.Errorf("--instances must be 1..64, got %d", s.Instances)
+	case s.TTL < 10*time.Millisecond:
+		return fmt.Errorf("--ttl must be at least 10ms, got %s", s.TTL)
+	case s.LoadLatency < 0:
+		return fmt.Errorf("--load-latency must be >= 0, got %s", s.LoadLatency)
+	case s.Window < 0:
+		return fmt.Errorf("--window must be >= 0, got %s", s.Window)
+	case s.Think < 0:
+		return fmt.Errorf("--think must be >= 0, got %s", s.Think)
+	case s.Beta <= 0:
+		return fmt.Errorf("--beta must be > 0, got %v", s.Beta)
+	}
+	if w := s.window(); w >= s.TTL/2 {
+		return fmt.Errorf("the expiry window %s must be under half the TTL %s (lower --load-latency or --window, or raise --ttl)", w, s.TTL)
+	}
+	return nil
+}
+
+// window returns the expiry window in effect.
+func (s *CacheStampede) window() time.Duration {
+	if s.Window > 0 {
+		return s.Window
+	}
+	return max(2*s.LoadLatency, time.Millisecond)
+}
+
+// Params implements Scenario.
+func (s *CacheStampede) Params() map[string]string {
+	return map[string]string{
+		"instances":    strconv.Itoa(s.Instances),
+		"ttl":          s.TTL.String(),
+		"load_latency": s.LoadLatency.String(),
+		"window":       s.window().String(),
+		"beta":         strconv.FormatFloat(s.Beta, 'g', -1, 64),
+		"think":        s.Think.String(),
+	}
+}
+
+// hotID is the one record of the stampede.
+const hotID = "hot"
+
+// expiry is one expiry of the hot key and the loads it caused.
+type expiry struct {
+	start       time.Time
+	loads       int
+	perInstance map[int]int
+}
+
+// groupExpiries groups loads (in any order) into expiries: a load that
+// starts less than window after the current expiry's first load belongs to
+// it, a later one starts the next expiry.
+func groupExpiries(loads []origin.Load, window time.Duration) []expiry {
+	slices.SortFunc(loads, func(a, b origin.Load) int { return a.At.Compare(b.At) })
+	var out []expiry
+	for _, l := range loads {
+		if len(out) == 0 || l.At.Sub(out[len(out)-1].start) >= window {
+			out = append(out, expiry{start: l.At, perInstance: map[int]int{}})
+		}
+		e := &out[len(out)-1]
+		e.loads++
+		e.perInstance[l.Client]++
+	}
+	return out
+}
+
+// Run implements Scenario.
+func (s *CacheStampede) Run(ctx context.Context, env *Env, strategy string) (result.Cell, error) {
+	var cell result.Cell
+	dur := env.Common.Duration
+	if dur <= 0 {
+		dur = s.Duration
+	}
+	if dur < 2*s.TTL {
+		return cell, fmt.Errorf("a cell of %s sees fewer than two expiries of a %s TTL: run longer", dur, s.TTL)
+	}
+	if env.Open == nil && s.Instances > 1 {
+		return cell, errors.New("cache-stampede needs Env.Open to connect its extra instances")
+	}
+	conc := env.Common.Concurrency
+	if conc <= 0 {
+		conc = 50
+	}
+
+	o := origin.New(origin.Options{LoadLatency: s.LoadLatency})
+	rec := o.Put(hotID, `{"id":"hot","name":"flash-sale banner","stock":1000}`)
+	caches := make([]impl.Cache, s.Instances)
+	defer func() {
+		for _, c := range caches {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+	}()
+	for i := range caches {
+		b := env.Backend
+		if i > 0 {
+			var err error
+			if b, err = env.Open(ctx); err != nil {
+				return cell, fmt.Errorf("open instance %d: %w", i, err)
+			}
+			defer b.Close()
+		}
+		c, err := openCache(b, strategy, impl.CacheOptions{Keys: env.Keys, Origin: o.Client(i), TTL: s.TTL, Beta: s.Beta})
+		if err != nil {
+			return cell, err
+		}
+		caches[i] = c
+	}
+
+	tallies := make([]cacheReadTally, conc)
+	stats, err := bench.Run(ctx, bench.Config{
+		Concurrency: conc,
+		Duration:    dur,
+		Steps:       cacheSteps(),
+		Seed:        env.Common.Seed,
+	}, func(ctx context.Context, w *bench.Worker) error {
+		begin := time.Now()
+		r, err := caches[w.ID%len(caches)].Get(ctx, hotID)
+		if err != nil {
+			return err
+		}
+		w.Observe(int(r.Source), time.Since(begin))
+		tallies[w.ID].add(r.Source)
+		if r.Version != rec.Version || r.Value != rec.Value {
+			tallies[w.ID].wrong++
+		}
+		if s.Think > 0 {
+			return cacheSleep(ctx, s.Think)
+		}
+		runtime.Gosched() // see Think
+		return nil
+	})
+	if err != nil {
+		return cell, err
+	}
+	stats.Fill(&cell)
+	pruneSteps(&cell)
+
+	// The origin is the database: its own log says how many loads each
+	// expiry caused, and which instance made them.
+	expiries := groupExpiries(o.LoadLog(), s.window())
+	var maxLoads, maxPerInstance, total int
+	for _, e := range expiries {
+		maxLoads = max(maxLoads, e.loads)
+		total += e.loads
+		for _, n := range e.perInstance {
+			maxPerInstance = max(maxPerInstance, n)
+		}
+	}
+	if len(expiries) < 2 && !stats.Interrupted {
+		return cell, fmt.Errorf("the hot key was loaded for %d expiries in %s; the scenario needs at least 2 (TTL %s)", len(expiries), dur, s.TTL)
+	}
+	sum := cacheReads(tallies)
+	wrongReads := sum.wrong
+
+	// Read the entry back through the neutral client: it must be the
+	// origin's record.
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	entry, err := env.Admin.HMGet(vctx, impl.CacheKey(env.Keys, hotID), "v", "d").Result()
+	if err != nil {
+		return cell, fmt.Errorf("read the hot entry back: %w", err)
+	}
+	entryOK := entry[0] == nil || (fmt.Sprint(entry[0]) == strconv.FormatInt(rec.Version, 10) && fmt.Sprint(entry[1]) == rec.Value)
+
+	cell.Figures = cacheReadFigures(sum, cell.Steps)
+	mean := 0.0
+	if len(expiries) > 0 {
+		mean = float64(total) / float64(len(expiries))
+	}
+	cell.Figures["instances"] = float64(s.Instances)
+	cell.Figures["workers"] = float64(conc)
+	cell.Figures["origin_loads"] = float64(o.Loads())
+	cell.Figures["expiries"] = float64(len(expiries))
+	cell.Figures["loads_per_expiry_max"] = float64(maxLoads)
+	cell.Figures["loads_per_expiry_mean"] = mean
+	cell.Figures["loads_per_instance_expiry_max"] = float64(maxPerInstance)
+	cell.Figures["reads_per_s"] = stats.Throughput()
+	cell.Figures["errors"] = float64(stats.ErrorCount())
+	cell.Figures["wrong_reads"] = float64(wrongReads)
+
+	cell.Invariants = []result.Invariant{
+		Check("loads per expiry <= instances", maxLoads <= s.Instances,
+			"the worst of %d expiries caused %d loads from the origin; %d instances (%d workers); %d loads in all",
+			len(expiries), maxLoads, s.Instances, conc, total),
+	}
+	switch strategy {
+	case impl.CacheSingleflight, impl.CacheClientSide:
+		cell.Invariants = append(cell.Invariants, Check("loads per instance per expiry <= 1", maxPerInstance <= 1,
+			"the worst instance loaded %d times for one expiry", maxPerInstance))
+	case impl.CacheLock, impl.CacheEarly:
+		cell.Invariants = append(cell.Invariants, Check("loads per expiry <= 1", maxLoads <= 1,
+			"the worst expiry caused %d loads across %d instances", maxLoads, s.Instances))
+	}
+	cell.Invariants = append(cell.Invariants,
+		Check("every read answered with the origin's record", stats.ErrorCount() == 0 && wrongReads == 0,
+			"%d reads failed, %d returned another record", stats.ErrorCount(), wrongReads),
+		Check("the cached entry is the origin's record", entryOK,
+			"entry v=%v d=%v; origin v%d", entry[0], entry[1], rec.Version))
+
+	cell.Summary = fmt.Sprintf("%d expiries, up to %d origin loads per expiry (mean %.1f; %d instances, %d workers); %.0f reads/s, hit ratio %.1f%%; %s",
+		len(expiries), maxLoads, mean, s.Instances, conc, stats.Throughput(), 100*sum.hitRatio(), cacheLatencyLine(cell.Steps))
+	return cell, nil
+}

@@ -1,0 +1,159 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/impl"
+)
+
+func init() {
+	RegisterOperation(Operation{
+		Name:        "limit.allow",
+		Description: "one rate-limit decision for a user (100 per second each); most are refused under load",
+		Strategies:  []string{impl.LimitGCRA, impl.LimitNaive, impl.LimitFixedWindow, impl.LimitSlidingLog, impl.LimitSlidingWindow},
+		Setup:       setupLimitAllow,
+	})
+	RegisterOperation(Operation{
+		Name:        "dedupe.submit",
+		Description: "submit a request to the duplicate-submission guard; the first per key passes, repeats within 10 s are refused",
+		Strategies:  []string{impl.DedupeSetNX, impl.DedupeNaive},
+		Setup:       setupDedupeSubmit,
+	})
+}
+
+// Load parameters of limit.allow and dedupe.submit.
+const (
+	loadLimit       = 100
+	loadLimitPeriod = time.Second
+	loadDedupeTTL   = 10 * time.Second
+)
+
+// limitLoadTally is one worker's tally in a load run, on its own cache
+// line.
+type limitLoadTally struct {
+	yes, no int64
+	_       [64]byte
+}
+
+// limitLoadTallies hands each worker its own tally; workers look theirs up
+// without locking once it exists.
+type limitLoadTallies struct{ m sync.Map } // worker ID -> *limitLoadTally
+
+func (t *limitLoadTallies) get(id int) *limitLoadTally {
+	if v, ok := t.m.Load(id); ok {
+		return v.(*limitLoadTally)
+	}
+	v, _ := t.m.LoadOrStore(id, new(limitLoadTally))
+	return v.(*limitLoadTally)
+}
+
+func (t *limitLoadTallies) sum() (yes, no int64) {
+	t.m.Range(func(_, v any) bool {
+		s := v.(*limitLoadTally)
+		yes += s.yes
+		no += s.no
+		return true
+	})
+	return yes, no
+}
+
+func setupLimitAllow(ctx context.Context, env *LoadEnv, strategy string) (*Load, error) {
+	lb, ok := env.Backend.(impl.LimitBackend)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", env.Backend.Name(), impl.ErrNotSupported)
+	}
+	opts := impl.LimitOptions{Keys: env.Keys, Limit: loadLimit, Period: loadLimitPeriod}.WithDefaults()
+	lim, err := lb.Limiter(strategy, opts)
+	if err != nil {
+		return nil, err
+	}
+	users := make([]string, max(env.KeyCount, 1))
+	for i := range users {
+		users[i] = "user-" + strconv.Itoa(i)
+	}
+	var tallies limitLoadTallies
+	return &Load{
+		Op: func(ctx context.Context, w *bench.Worker) error {
+			d, err := lim.Allow(ctx, users[env.Pick(w)], 1)
+			if err != nil {
+				return err
+			}
+			t := tallies.get(w.ID)
+			if d.Allowed {
+				t.yes++
+			} else {
+				t.no++
+			}
+			return nil
+		},
+		Figures: func(ctx context.Context) (map[string]float64, error) {
+			yes, no := tallies.sum()
+			f := map[string]float64{
+				"users":     float64(len(users)),
+				"limit":     float64(opts.Limit),
+				"period_ms": float64(opts.Period / time.Millisecond),
+				"admitted":  float64(yes),
+				"refused":   float64(no),
+			}
+			mem, err := limiterMemory(ctx, env.Admin, strategy, opts, users[0])
+			if err != nil {
+				return nil, err
+			}
+			f["memory_bytes_per_key"] = float64(mem)
+			return f, nil
+		},
+	}, nil
+}
+
+func setupDedupeSubmit(ctx context.Context, env *LoadEnv, strategy string) (*Load, error) {
+	db, ok := env.Backend.(impl.DedupeBackend)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", env.Backend.Name(), impl.ErrNotSupported)
+	}
+	guard, err := db.Deduper(strategy, impl.DedupeOptions{Keys: env.Keys, Window: loadDedupeTTL})
+	if err != nil {
+		return nil, err
+	}
+	fps := make([]string, max(env.KeyCount, 1))
+	for i := range fps {
+		fps[i] = impl.Fingerprint("load", strconv.Itoa(i))
+	}
+	var tallies limitLoadTallies
+	return &Load{
+		Op: func(ctx context.Context, w *bench.Worker) error {
+			s, err := guard.Submit(ctx, fps[env.Pick(w)], "s"+strconv.FormatInt(w.Seq, 10))
+			if err != nil {
+				return err
+			}
+			t := tallies.get(w.ID)
+			if s.Accepted {
+				t.yes++
+			} else {
+				t.no++
+			}
+			return nil
+		},
+		Figures: func(ctx context.Context) (map[string]float64, error) {
+			yes, no := tallies.sum()
+			mem, err := env.Admin.MemoryUsage(ctx, impl.DedupeKey(env.Keys, fps[0]), 0).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return nil, fmt.Errorf("MEMORY USAGE: %w", err)
+			}
+			return map[string]float64{
+				"fingerprints":         float64(len(fps)),
+				"window_ms":            float64(loadDedupeTTL / time.Millisecond),
+				"accepted":             float64(yes),
+				"refused":              float64(no),
+				"memory_bytes_per_key": float64(mem),
+			}, nil
+		},
+	}, nil
+}

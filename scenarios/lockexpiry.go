@@ -1,0 +1,252 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/reports/result"
+)
+
+func init() { Register(func() Scenario { return newLockExpiry() }) }
+
+// LockExpiry is the paused holder: W workers take one lock and write to a
+// protected resource while holding it; now and then a holder pauses (a
+// simulated GC pause or stalled VM) for longer than its lease, another
+// worker takes the lock and writes, and then the paused holder wakes and
+// writes too. Only a resource that checks fencing tokens can refuse the
+// stale write.
+type LockExpiry struct {
+	// TTL is the lease length.
+	TTL time.Duration
+	// Pause is how long a pausing holder stops between taking the lock
+	// and writing; longer than TTL.
+	Pause time.Duration
+	// PauseRate is the share of acquisitions whose holder pauses.
+	PauseRate float64
+	// Work is how long a holder that does not pause works before writing.
+	Work time.Duration
+	// AcquireTimeout bounds one acquisition's wait.
+	AcquireTimeout time.Duration
+}
+
+func newLockExpiry() *LockExpiry {
+	return &LockExpiry{TTL: 100 * time.Millisecond, Pause: 300 * time.Millisecond, PauseRate: 0.1, Work: 2 * time.Millisecond, AcquireTimeout: time.Second}
+}
+
+// Name implements Scenario.
+func (s *LockExpiry) Name() string { return "lock-expiry" }
+
+// Description implements Scenario.
+func (s *LockExpiry) Description() string {
+	return "a holder pauses past its lease while another takes the lock; only fencing tokens stop its stale write"
+}
+
+// Strategies implements Scenario.
+func (s *LockExpiry) Strategies() []Strategy {
+	return []Strategy{
+		{Name: impl.LockNaive, Expect: result.Break, Note: "the seed's lock: the stale holder's write lands"},
+		{Name: impl.LockToken, Expect: result.Break, Note: "a correct lease lock: the stale holder's write still lands"},
+		{Name: impl.LockFenced, Expect: result.Hold, Note: "fencing token checked by the resource: stale writes rejected"},
+	}
+}
+
+// Flags implements Scenario.
+func (s *LockExpiry) Flags(fs *pflag.FlagSet) {
+	fs.DurationVar(&s.TTL, "ttl", s.TTL, "lease length of the lock")
+	fs.DurationVar(&s.Pause, "pause", s.Pause, "how long a pausing holder stops before it writes (longer than --ttl)")
+	fs.Float64Var(&s.PauseRate, "pause-rate", s.PauseRate, "share of acquisitions whose holder pauses (0..1)")
+	fs.DurationVar(&s.Work, "work", s.Work, "how long other holders work before writing")
+	fs.DurationVar(&s.AcquireTimeout, "acquire-timeout", s.AcquireTimeout, "longest wait for the lock before an attempt is counted as timed out")
+}
+
+// Validate implements Scenario.
+func (s *LockExpiry) Validate() error {
+	if err := validateLockParams(s.TTL, s.AcquireTimeout); err != nil {
+		return err
+	}
+	switch {
+	case s.Pause <= s.TTL:
+		return fmt.Errorf("--pause %s must be longer than --ttl %s: the holder must outlive its lease", s.Pause, s.TTL)
+	case s.PauseRate <= 0 || s.PauseRate > 1:
+		return fmt.Errorf("--pause-rate must be in (0, 1], got %g", s.PauseRate)
+	case s.Work < 0:
+		return fmt.Errorf("--work must be >= 0, got %s", s.Work)
+	}
+	return nil
+}
+
+// Params implements Scenario.
+func (s *LockExpiry) Params() map[string]string {
+	return map[string]string{
+		"ttl":             s.TTL.String(),
+		"pause":           s.Pause.String(),
+		"pause_rate":      strconv.FormatFloat(s.PauseRate, 'g', -1, 64),
+		"work":            s.Work.String(),
+		"acquire_timeout": s.AcquireTimeout.String(),
+	}
+}
+
+const (
+	lockExpiryName     = "expiry"
+	lockExpiryResource = "ledger"
+)
+
+// Run implements Scenario.
+func (s *LockExpiry) Run(ctx context.Context, env *Env, strategy string) (result.Cell, error) {
+	var cell result.Cell
+	r, cfg, err := newLockRun(env, strategy, impl.LockOptions{TTL: s.TTL}, lockExpiryName, s.AcquireTimeout)
+	if err != nil {
+		return cell, err
+	}
+	// The holders' acquisition order, for locks that issue no fencing
+	// token: a server-side counter each holder increments as soon as it
+	// holds the lock.
+	epochKey := env.Keys.Tagged("lockexpiry", lockExpiryResource, "epoch")
+	admin := env.Admin
+
+	r.start(cfg)
+	stats, runErr := bench.Run(ctx, cfg, func(ctx context.Context, w *bench.Worker) error {
+		lease, ok, err := r.acquire(ctx, w)
+		if err != nil || !ok {
+			return err
+		}
+		acquired := time.Now()
+		epoch, err := admin.Incr(ctx, epochKey).Result()
+		if err != nil {
+			return fmt.Errorf("epoch: %w", err)
+		}
+		t := &r.tallies[w.ID]
+		pause := w.Rand.Float64() < s.PauseRate
+		d := s.Work
+		if pause {
+			d = s.Pause
+			t.paused++
+		}
+		if err := sleepCtx(ctx, d); err != nil {
+			return err
+		}
+		if pause {
+			if newest, err := admin.Get(ctx, epochKey).Int64(); err == nil && newest > epoch {
+				t.overtaken++ // another holder took the lock during the pause
+			}
+		}
+		err = r.locker.Write(ctx, lockExpiryResource, lease, strconv.FormatInt(epoch, 10))
+		switch {
+		case errors.Is(err, impl.ErrStaleFence):
+			t.staleRejected++
+		case err != nil:
+			return err
+		}
+		_, err = r.release(ctx, w, lease, acquired)
+		return err
+	})
+	if runErr != nil {
+		return cell, runErr
+	}
+	stats.Fill(&cell)
+
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	res, err := readIntHash(vctx, admin, impl.ResourceKey(env.Keys, lockExpiryResource))
+	if err != nil {
+		return cell, fmt.Errorf("read resource: %w", err)
+	}
+	entries, err := admin.LRange(vctx, impl.ResourceLogKey(env.Keys, lockExpiryResource), 0, -1).Result()
+	if err != nil {
+		return cell, fmt.Errorf("read resource log: %w", err)
+	}
+	finalValue, err := admin.HGet(vctx, impl.ResourceKey(env.Keys, lockExpiryResource), impl.ResourceValue).Result()
+	if err != nil && len(entries) > 0 {
+		return cell, fmt.Errorf("read resource value: %w", err)
+	}
+	audit, err := auditResourceLog(entries)
+	if err != nil {
+		return cell, err
+	}
+
+	sum := lockTallies(r.tallies)
+	f := lockFigures(stats, sum, s.TTL)
+	f["pause_ms"], f["pause_rate"], f["work_ms"] = ms(s.Pause), s.PauseRate, ms(s.Work)
+	f["pauses"] = float64(sum.paused)
+	f["pauses_overtaken"] = float64(sum.overtaken)
+	f["writes_landed"] = float64(len(entries))
+	f["writes_counted"] = float64(res[impl.ResourceWrites])
+	f["stale_writes_landed"] = float64(audit.stale)
+	f["stale_writes_rejected"] = float64(res[impl.ResourceRejected])
+	f["releases_refused"] = float64(sum.refused)
+	cell.Figures = f
+
+	finalOK := len(entries) == 0 || finalValue == audit.lastValue && audit.lastKey == audit.maxKey
+	cell.Invariants = []result.Invariant{
+		Check("no stale write landed", audit.stale == 0,
+			"%d of %d writes in the resource's log landed after a newer holder's write (first: %s); the resource rejected %d",
+			audit.stale, len(entries), audit.firstStale, res[impl.ResourceRejected]),
+		Check("resource ends with the newest holder's write", finalOK,
+			"final value %q from acquisition %d; newest acquisition that wrote: %d", finalValue, audit.lastKey, audit.maxKey),
+		Check("resource holds writes in fencing order", audit.fenceOrdered && res[impl.ResourceFence] == audit.maxFence,
+			"log fences non-decreasing: %t; resource's newest token %d, log's %d", audit.fenceOrdered, res[impl.ResourceFence], audit.maxFence),
+	}
+	cell.Summary = lockSummary(f) + fmt.Sprintf("; %d pauses past the %s lease (%d overtaken): %d stale writes landed, %d rejected; %d releases refused",
+		sum.paused, s.TTL, sum.overtaken, audit.stale, res[impl.ResourceRejected], sum.refused)
+	return cell, nil
+}
+
+// resourceAudit is what a resource's log shows.
+type resourceAudit struct {
+	// stale counts entries that landed after an entry of a newer
+	// acquisition.
+	stale      int
+	firstStale string
+	// maxKey is the newest acquisition that wrote; lastKey and lastValue
+	// are the last entry's.
+	maxKey, lastKey int64
+	lastValue       string
+	// fenceOrdered reports the fences never going down; maxFence is the
+	// largest.
+	fenceOrdered bool
+	maxFence     int64
+}
+
+// auditResourceLog reads the log entries "<fence>:<epoch>" in landing
+// order. An entry's acquisition order is its fence when the lock issued
+// one (the lock's own order, taken atomically with the lock), else the
+// epoch its holder took right after acquiring.
+func auditResourceLog(entries []string) (resourceAudit, error) {
+	a := resourceAudit{fenceOrdered: true, firstStale: "none"}
+	var lastFence int64
+	for i, e := range entries {
+		fence, value, err := impl.ParseResourceEntry(e)
+		if err != nil {
+			return a, err
+		}
+		epoch, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			return a, fmt.Errorf("resource log entry %q: epoch: %w", e, err)
+		}
+		key := epoch
+		if fence > 0 {
+			key = fence
+		}
+		if key < a.maxKey {
+			if a.stale == 0 {
+				a.firstStale = fmt.Sprintf("entry %d from acquisition %d after %d", i+1, key, a.maxKey)
+			}
+			a.stale++
+		}
+		a.maxKey = max(a.maxKey, key)
+		a.lastKey, a.lastValue = key, value
+		if fence < lastFence {
+			a.fenceOrdered = false
+		}
+		lastFence = fence
+		a.maxFence = max(a.maxFence, fence)
+	}
+	return a, nil
+}

@@ -1,0 +1,468 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/pflag"
+
+	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/scripts"
+	"github.com/paybench/paybench/reports/result"
+)
+
+func init() { Register(func() Scenario { return newLockRace() }) }
+
+// The lock-race probe scripts, run by the admin client.
+var (
+	lockProbeEnter = redis.NewScript(scripts.LockProbeEnter)
+	lockProbeLeave = redis.NewScript(scripts.LockProbeLeave)
+)
+
+// Steps every lock scenario records: the wait to take the lock (successful
+// acquisitions only), the time from taking it to having released it, and
+// the release itself.
+var lockSteps = []string{"acquire", "hold", "release"}
+
+const (
+	stepAcquire = iota
+	stepHold
+	stepRelease
+)
+
+// lockScenarioDuration is the default length of a lock scenario cell.
+const lockScenarioDuration = 2 * time.Second
+
+// LockRace is W workers taking one lock over and over and doing a
+// read-modify-write of a shared counter inside it, each for a work time
+// drawn around the lease's TTL, so that some leases expire under their
+// holders. A server-side probe counts who is inside and whether their
+// leases were still live.
+type LockRace struct {
+	// TTL is the lease length.
+	TTL time.Duration
+	// WorkMin and WorkMax bound the work time inside the lock (uniform).
+	WorkMin, WorkMax time.Duration
+	// AcquireTimeout bounds one acquisition's wait.
+	AcquireTimeout time.Duration
+	// Watchdog refreshes token and fenced leases while their holders work.
+	Watchdog bool
+
+	work string
+}
+
+func newLockRace() *LockRace {
+	return &LockRace{TTL: 100 * time.Millisecond, AcquireTimeout: time.Second, work: "50ms-150ms"}
+}
+
+// Name implements Scenario.
+func (s *LockRace) Name() string { return "lock-race" }
+
+// Description implements Scenario.
+func (s *LockRace) Description() string {
+	return "workers share one lock around a read-modify-write; the seed's unconditional DEL frees the next holder's lock"
+}
+
+// Strategies implements Scenario.
+func (s *LockRace) Strategies() []Strategy {
+	return []Strategy{
+		{Name: impl.LockNaive, Expect: result.Break, Note: "the seed's lock: SET locked NX EX, 100 ms poll, unconditional DEL"},
+		{Name: impl.LockToken, Expect: result.Hold, Note: "random token, compare-and-delete release, back-off with jitter"},
+		{Name: impl.LockFenced, Expect: result.Hold, Note: "token lock plus a fencing token"},
+	}
+}
+
+// Flags implements Scenario.
+func (s *LockRace) Flags(fs *pflag.FlagSet) {
+	fs.DurationVar(&s.TTL, "ttl", s.TTL, "lease length of the lock")
+	fs.StringVar(&s.work, "work", s.work, "work time inside the lock: D, or MIN-MAX drawn per acquisition (around the TTL makes leases expire)")
+	fs.DurationVar(&s.AcquireTimeout, "acquire-timeout", s.AcquireTimeout, "longest wait for the lock before an attempt is counted as timed out")
+	fs.BoolVar(&s.Watchdog, "watchdog", s.Watchdog, "token and fenced only: refresh leases in the background while holders work")
+}
+
+// Validate implements Scenario.
+func (s *LockRace) Validate() error {
+	lo, hi, err := parseDurationRange(s.work)
+	if err != nil {
+		return fmt.Errorf("--work: %w", err)
+	}
+	s.WorkMin, s.WorkMax = lo, hi
+	return validateLockParams(s.TTL, s.AcquireTimeout)
+}
+
+// Params implements Scenario.
+func (s *LockRace) Params() map[string]string {
+	return map[string]string{
+		"ttl":             s.TTL.String(),
+		"work":            s.work,
+		"acquire_timeout": s.AcquireTimeout.String(),
+		"watchdog":        strconv.FormatBool(s.Watchdog),
+	}
+}
+
+func validateLockParams(ttl, acquireTimeout time.Duration) error {
+	switch {
+	case ttl < time.Millisecond:
+		return fmt.Errorf("--ttl must be at least 1ms, got %s", ttl)
+	case acquireTimeout <= 0:
+		return fmt.Errorf("--acquire-timeout must be positive, got %s", acquireTimeout)
+	}
+	return nil
+}
+
+// parseDurationRange parses "D" or "MIN-MAX" (each >= 0).
+func parseDurationRange(s string) (lo, hi time.Duration, err error) {
+	a, b, isRange := strings.Cut(s, "-")
+	lo, err = time.ParseDuration(strings.TrimSpace(a))
+	if err != nil || lo < 0 {
+		return 0, 0, fmt.Errorf("%q is not D or MIN-MAX (durations such as 50ms)", s)
+	}
+	hi = lo
+	if isRange {
+		hi, err = time.ParseDuration(strings.TrimSpace(b))
+		if err != nil || hi < lo {
+			return 0, 0, fmt.Errorf("%q is not D or MIN-MAX (durations such as 50ms-150ms)", s)
+		}
+	}
+	return lo, hi, nil
+}
+
+// lockTally is one worker's client-side tally, on its own cache line.
+type lockTally struct {
+	acquired, timeouts      int64
+	retries, maxRetries     int64 // over successful acquisitions
+	refused, foreignDeletes int64
+	paused, overtaken       int64 // lock-expiry
+	staleRejected           int64 // lock-expiry
+	_                       [64]byte
+}
+
+// lockTallies adds up the workers' tallies.
+func lockTallies(ts []lockTally) lockTally {
+	var sum lockTally
+	for _, t := range ts {
+		sum.acquired += t.acquired
+		sum.timeouts += t.timeouts
+		sum.retries += t.retries
+		sum.maxRetries = max(sum.maxRetries, t.maxRetries)
+		sum.refused += t.refused
+		sum.foreignDeletes += t.foreignDeletes
+		sum.paused += t.paused
+		sum.overtaken += t.overtaken
+		sum.staleRejected += t.staleRejected
+	}
+	return sum
+}
+
+// lockRun is what the lock scenarios share: the locker, the run's end and
+// the per-worker tallies.
+type lockRun struct {
+	env            *Env
+	locker         impl.Locker
+	name           string
+	acquireTimeout time.Duration
+	end            time.Time
+	tallies        []lockTally
+}
+
+// newLockRun opens the strategy with opts and sizes the tallies.
+func newLockRun(env *Env, strategy string, opts impl.LockOptions, name string, acquireTimeout time.Duration) (*lockRun, bench.Config, error) {
+	lb, ok := env.Backend.(impl.LockBackend)
+	if !ok {
+		return nil, bench.Config{}, fmt.Errorf("%s: %w", env.Backend.Name(), impl.ErrNotSupported)
+	}
+	opts.Keys = env.Keys
+	locker, err := lb.Lock(strategy, opts)
+	if err != nil {
+		return nil, bench.Config{}, err
+	}
+	conc := env.Common.Concurrency
+	if conc <= 0 {
+		conc = 50
+	}
+	d := env.Common.Duration
+	if d <= 0 {
+		d = lockScenarioDuration
+	}
+	r := &lockRun{env: env, locker: locker, name: name, acquireTimeout: acquireTimeout, tallies: make([]lockTally, conc)}
+	return r, bench.Config{Concurrency: conc, Duration: d, Steps: lockSteps, Seed: env.Common.Seed}, nil
+}
+
+// lockEndGrace is how long after the engine stops starting operations an
+// acquisition may still wait. The engine's stop comes from a timer started
+// a moment after start is called; without the grace, workers would spin
+// through instant, cut-short acquisitions until it fires.
+const lockEndGrace = 50 * time.Millisecond
+
+// start notes when the run will end; call it right before bench.Run, so
+// that no acquisition waits much past the end of the run.
+func (r *lockRun) start(cfg bench.Config) { r.end = time.Now().Add(cfg.Duration + lockEndGrace) }
+
+// acquire takes the lock within the acquire time-out and the run's end.
+// ok is false (and err nil) when the wait timed out: under contention that
+// is an outcome, not a failure.
+func (r *lockRun) acquire(ctx context.Context, w *bench.Worker) (lease impl.Lease, ok bool, err error) {
+	t := &r.tallies[w.ID]
+	start := time.Now()
+	deadline, cut := start.Add(r.acquireTimeout), false
+	if r.end.Before(deadline) {
+		deadline, cut = r.end, true
+	}
+	actx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	lease, err = r.locker.Acquire(actx, r.name)
+	if err != nil {
+		if errors.Is(err, impl.ErrLockNotAcquired) && ctx.Err() == nil {
+			if !cut { // a wait cut short by the run's end is not a time-out
+				t.timeouts++
+			}
+			return lease, false, nil
+		}
+		return lease, false, err
+	}
+	w.Observe(stepAcquire, time.Since(start))
+	t.acquired++
+	t.retries += int64(lease.Retries)
+	t.maxRetries = max(t.maxRetries, int64(lease.Retries))
+	return lease, true, nil
+}
+
+// release releases lease, recording the release and the time held since
+// acquired; refused reports ErrLockNotHeld.
+func (r *lockRun) release(ctx context.Context, w *bench.Worker, lease impl.Lease, acquired time.Time) (refused bool, err error) {
+	start := time.Now()
+	err = r.locker.Release(ctx, lease)
+	end := time.Now()
+	w.Observe(stepRelease, end.Sub(start))
+	w.Observe(stepHold, end.Sub(acquired))
+	if errors.Is(err, impl.ErrLockNotHeld) {
+		r.tallies[w.ID].refused++
+		return true, nil
+	}
+	return false, err
+}
+
+// lockFigures are the figures every lock cell reports.
+func lockFigures(stats *bench.Stats, sum lockTally, ttl time.Duration) map[string]float64 {
+	f := map[string]float64{
+		"acquisitions":            float64(sum.acquired),
+		"acquisitions_per_s":      0,
+		"acquire_timeouts":        float64(sum.timeouts),
+		"retries_per_acquisition": 0,
+		"retries_max":             float64(sum.maxRetries),
+		"ttl_ms":                  ms(ttl),
+		"errors":                  float64(stats.ErrorCount()),
+	}
+	if s := stats.Elapsed.Seconds(); s > 0 {
+		f["acquisitions_per_s"] = float64(sum.acquired) / s
+	}
+	if sum.acquired > 0 {
+		f["retries_per_acquisition"] = float64(sum.retries) / float64(sum.acquired)
+	}
+	if h := stats.Steps[lockSteps[stepAcquire]]; h != nil && h.TotalCount() > 0 {
+		f["acquire_p50_ms"] = float64(h.ValueAtQuantile(50)) / 1e3
+		f["acquire_p99_ms"] = float64(h.ValueAtQuantile(99)) / 1e3
+		f["acquire_max_ms"] = float64(h.Max()) / 1e3
+	}
+	if h := stats.Steps[lockSteps[stepHold]]; h != nil && h.TotalCount() > 0 {
+		f["held_mean_ms"] = h.Mean() / 1e3
+		f["held_p99_ms"] = float64(h.ValueAtQuantile(99)) / 1e3
+		f["held_max_ms"] = float64(h.Max()) / 1e3
+	}
+	return f
+}
+
+// lockSummary is the head of a lock cell's summary line.
+func lockSummary(f map[string]float64) string {
+	return fmt.Sprintf("%.0f acquisitions (%.0f/s, %.1f retries each, %.0f timed out), acquire p50 %s p99 %s, held %s mean",
+		f["acquisitions"], f["acquisitions_per_s"], f["retries_per_acquisition"], f["acquire_timeouts"],
+		fmtMs(f["acquire_p50_ms"]), fmtMs(f["acquire_p99_ms"]), fmtMs(f["held_mean_ms"]))
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func fmtMs(v float64) string {
+	if v < 10 {
+		return strconv.FormatFloat(v, 'f', 1, 64) + "ms"
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64) + "ms"
+}
+
+// sleepCtx pauses d, or less when ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// drawDuration draws uniformly from [lo, hi].
+func drawDuration(w *bench.Worker, lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
+	return lo + time.Duration(w.Rand.Int64N(int64(hi-lo)+1))
+}
+
+// lockRaceKeys are the scenario's own keys, sharing the lock's hash tag.
+type lockRaceKeys struct {
+	inside, stats, owner, counter, lock string
+}
+
+// probe returns the keys the probe scripts take, in their order.
+func (k lockRaceKeys) probe() []string { return []string{k.inside, k.stats, k.owner, k.lock} }
+
+const lockRaceName = "race"
+
+// Run implements Scenario.
+func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.Cell, error) {
+	var cell result.Cell
+	opts := impl.LockOptions{TTL: s.TTL, Watchdog: s.Watchdog && strategy != impl.LockNaive}
+	r, cfg, err := newLockRun(env, strategy, opts, lockRaceName, s.AcquireTimeout)
+	if err != nil {
+		return cell, err
+	}
+	keys := lockRaceKeys{
+		inside:  env.Keys.Tagged("lockrace", lockRaceName, "inside"),
+		stats:   env.Keys.Tagged("lockrace", lockRaceName, "stats"),
+		owner:   env.Keys.Tagged("lockrace", lockRaceName, "owner"),
+		counter: env.Keys.Tagged("lockrace", lockRaceName, "counter"),
+		lock:    impl.LockKey(env.Keys, lockRaceName),
+	}
+	if err := env.Admin.Set(ctx, keys.counter, 0, 0).Err(); err != nil {
+		return cell, fmt.Errorf("seed counter: %w", err)
+	}
+	admin := env.Admin
+	uniqueTokens := "1"
+	if strategy == impl.LockNaive {
+		uniqueTokens = "0"
+	}
+
+	r.start(cfg)
+	stats, runErr := bench.Run(ctx, cfg, func(ctx context.Context, w *bench.Worker) error {
+		lease, ok, err := r.acquire(ctx, w)
+		if err != nil || !ok {
+			return err
+		}
+		acquired := time.Now()
+		id := strconv.Itoa(w.ID) + ":" + strconv.FormatInt(w.Seq, 10)
+		if err := lockProbeEnter.Run(ctx, admin, keys.probe(), id, lease.Token).Err(); err != nil {
+			return fmt.Errorf("probe enter: %w", err)
+		}
+		// The critical section: an unguarded read-modify-write that only
+		// the lock keeps from losing updates.
+		v, err := admin.Get(ctx, keys.counter).Int64()
+		if err != nil {
+			return fmt.Errorf("read counter: %w", err)
+		}
+		if err := sleepCtx(ctx, drawDuration(w, s.WorkMin, s.WorkMax)); err != nil {
+			return err
+		}
+		if err := admin.Set(ctx, keys.counter, v+1, 0).Err(); err != nil {
+			return fmt.Errorf("write counter: %w", err)
+		}
+		left, err := lockProbeLeave.Run(ctx, admin, keys.probe(), id, lease.Token, uniqueTokens).Int64Slice()
+		if err != nil {
+			return fmt.Errorf("probe leave: %w", err)
+		}
+		foreign := len(left) > 0 && left[0] == 1
+		refused, err := r.release(ctx, w, lease, acquired)
+		if err != nil {
+			return err
+		}
+		// Recorded on the server: a release that went through although
+		// the lock belonged to another holder a moment before.
+		if foreign && !refused {
+			r.tallies[w.ID].foreignDeletes++
+			if err := admin.HIncrBy(ctx, keys.stats, "foreign_deletes", 1).Err(); err != nil {
+				return err
+			}
+		}
+		if refused {
+			return admin.HIncrBy(ctx, keys.stats, "releases_refused", 1).Err()
+		}
+		return nil
+	})
+	if runErr != nil {
+		return cell, runErr
+	}
+	stats.Fill(&cell)
+
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	server, err := readIntHash(vctx, admin, keys.stats)
+	if err != nil {
+		return cell, fmt.Errorf("read probe stats: %w", err)
+	}
+	counter, err := admin.Get(vctx, keys.counter).Int64()
+	if err != nil {
+		return cell, fmt.Errorf("read counter: %w", err)
+	}
+	stillInside, err := admin.ZCard(vctx, keys.inside).Result()
+	if err != nil {
+		return cell, fmt.Errorf("read probe: %w", err)
+	}
+
+	sum := lockTallies(r.tallies)
+	f := lockFigures(stats, sum, s.TTL)
+	entered, left := server["entered"], server["left"]
+	overlaps, live := server["overlaps"], server["live_overlaps"]
+	foreignDeletes := server["foreign_deletes"]
+	f["work_min_ms"], f["work_max_ms"] = ms(s.WorkMin), ms(s.WorkMax)
+	f["entered"], f["left"] = float64(entered), float64(left)
+	f["counter"] = float64(counter)
+	f["lost_updates"] = float64(left - counter)
+	f["max_inside"] = float64(server["max_inside"])
+	f["overlaps"] = float64(overlaps)
+	f["live_overlaps"] = float64(live)
+	f["expiry_overlaps"] = float64(overlaps - live)
+	f["expired_inside"] = float64(server["expired_inside"])
+	f["releases_foreign"] = float64(server["releases_foreign"])
+	f["releases_refused"] = float64(server["releases_refused"])
+	f["foreign_deletes"] = float64(foreignDeletes)
+	cell.Figures = f
+
+	cell.Invariants = []result.Invariant{
+		Check("no release deleted another holder's lock", foreignDeletes == 0,
+			"%d releases found the lock held by another holder: %d deleted it, %d were refused",
+			server["releases_foreign"], foreignDeletes, server["releases_refused"]),
+		Check("never two holders inside on live leases", live == 0,
+			"at most %d inside at once; %d overlaps: %d while both leases were live, %d after a lease expired under its holder",
+			server["max_inside"], overlaps, live, overlaps-live),
+		Check("every critical section was counted", entered == left && entered == sum.acquired && stillInside == 0,
+			"%d acquisitions, %d entered, %d left, %d still inside", sum.acquired, entered, left, stillInside),
+	}
+	cell.Summary = lockSummary(f) + fmt.Sprintf("; max %d inside, %d overlaps (%d on live leases, %d from expiry), %d lost updates of %d; %d foreign deletes, %d releases refused",
+		server["max_inside"], overlaps, live, overlaps-live, left-counter, left, foreignDeletes, server["releases_refused"])
+	return cell, nil
+}
+
+// readIntHash reads a hash of integers; missing fields read as 0.
+func readIntHash(ctx context.Context, admin *redis.Client, key string) (map[string]int64, error) {
+	raw, err := admin.HGetAll(ctx, key).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(raw))
+	for k, v := range raw {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s field %s holds %q: %w", key, k, v, err)
+		}
+		out[k] = n
+	}
+	return out, nil
+}

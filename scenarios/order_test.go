@@ -1,0 +1,322 @@
+package scenarios
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/bench/redisenv/redistest"
+	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/backends"
+	"github.com/paybench/paybench/reports/result"
+)
+
+// orderTestEnv opens the named backend on the shared test server under a
+// fresh keyspace.
+func orderTestEnv(t *testing.T, backend string, conc int) *Env {
+	t.Helper()
+	srv := redistest.Server(t)
+	cfg := impl.ConnConfig{URL: srv.URL, Password: srv.Password}
+	be, err := backends.Open(t.Context(), backend, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	return &Env{
+		Backend: be,
+		Open:    func(ctx context.Context) (impl.Backend, error) { return backends.Open(ctx, backend, cfg) },
+		Admin:   srv.Admin(),
+		Keys:    redistest.Keyspace(t),
+		Common:  Common{Concurrency: conc, Seed: 1},
+	}
+}
+
+// runOrderCell validates s, runs one cell and judges it as the command
+// line does.
+func runOrderCell(t *testing.T, s Scenario, env *Env, strategy string) result.Cell {
+	t.Helper()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	st, ok := FindStrategy(s, strategy)
+	if !ok {
+		t.Fatalf("no strategy %q", strategy)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cell, err := s.Run(ctx, env, strategy)
+	if err != nil {
+		t.Fatalf("%s: %v", strategy, err)
+	}
+	cell.Expect = st.Expect
+	cell.Judge()
+	return cell
+}
+
+// wantVerdict fails t unless cell got want, showing the cell.
+func wantVerdict(t *testing.T, cell result.Cell, want result.Verdict) {
+	t.Helper()
+	if cell.Verdict != want {
+		t.Fatalf("verdict %s, want %s: %s\n%+v", cell.Verdict, want, cell.Summary, cell.Invariants)
+	}
+	t.Logf("%s: %s", cell.Verdict, cell.Summary)
+}
+
+// broken lists the names of the cell's broken invariants.
+func broken(cell result.Cell) []string {
+	var out []string
+	for _, inv := range cell.Invariants {
+		if !inv.Holds {
+			out = append(out, inv.Name)
+		}
+	}
+	return out
+}
+
+func TestDuplicateOrderVerdicts(t *testing.T) {
+	for _, backend := range impl.Backends() {
+		for _, tc := range []struct {
+			strategy   string
+			naiveStock string
+			stock      int64
+			want       result.Verdict
+			breaks     []string
+		}{
+			{impl.OrderNaive, impl.StockLua, 1000, result.Reproduced, []string{"one stock deduction per order", "one confirmation per order"}},
+			{impl.OrderNaive, impl.StockNaive, 1000, result.Reproduced, []string{"one confirmation per order"}},
+			{impl.OrderSafe, "", 1000, result.Pass, nil},
+			{impl.OrderSafe, "", 15, result.Pass, nil}, // stock runs out: refusals, still one deduction per order
+		} {
+			t.Run(backend+"/"+tc.strategy+"/"+tc.naiveStock, func(t *testing.T) {
+				d := newDuplicateOrder()
+				d.Orders, d.Copies, d.Items, d.Stock = 60, 4, 3, tc.stock
+				if tc.naiveStock != "" {
+					d.NaiveStock = tc.naiveStock
+				}
+				cell := runOrderCell(t, d, orderTestEnv(t, backend, 16), tc.strategy)
+				wantVerdict(t, cell, tc.want)
+				for _, name := range tc.breaks {
+					if !strings.Contains(strings.Join(broken(cell), "|"), name) {
+						t.Errorf("invariant %q held: %+v", name, cell.Invariants)
+					}
+				}
+				f := cell.Figures
+				if f["orders"] != 60 || f["submissions"] != 240 {
+					t.Errorf("orders %v, submissions %v; want 60 and 240", f["orders"], f["submissions"])
+				}
+				if tc.strategy == impl.OrderSafe {
+					want := min(60, 3*tc.stock)
+					if f["confirmed_new"] != 60 || f["reservations_applied"] != float64(want) || f["units_taken"] != float64(want) {
+						t.Errorf("safe: confirmed %v, reserved %v, taken %v; want 60, %d, %d", f["confirmed_new"], f["reservations_applied"], f["units_taken"], want, want)
+					}
+				}
+				if tc.strategy == impl.OrderNaive && tc.naiveStock == impl.StockLua && f["units_taken"] != 240 {
+					t.Errorf("naive with atomic stock: %v units taken, want 240 (every copy)", f["units_taken"])
+				}
+				if cell.Steps["create"].Corrected.Count != 240 {
+					t.Errorf("create step recorded %d times, want 240", cell.Steps["create"].Corrected.Count)
+				}
+			})
+		}
+	}
+}
+
+func TestPayCancelVerdicts(t *testing.T) {
+	for _, backend := range impl.Backends() {
+		for _, tc := range []struct {
+			strategy string
+			want     result.Verdict
+		}{
+			{impl.OrderNaive, result.Reproduced},
+			{impl.OrderSafe, result.Pass},
+		} {
+			t.Run(backend+"/"+tc.strategy, func(t *testing.T) {
+				p := newPayCancel()
+				p.Orders, p.Items = 80, 2
+				cell := runOrderCell(t, p, orderTestEnv(t, backend, 16), tc.strategy)
+				wantVerdict(t, cell, tc.want)
+				f := cell.Figures
+				if f["orders"] != 80 || f["orders_paid"]+f["orders_cancelled"] != 80 {
+					t.Errorf("orders %v: %v paid + %v cancelled; want 80 settled", f["orders"], f["orders_paid"], f["orders_cancelled"])
+				}
+				switch tc.strategy {
+				case impl.OrderSafe:
+					if f["moves_refused"] != 80 || f["both_applied"] != 0 {
+						t.Errorf("safe: %v moves refused, %v orders took both; want 80 and 0", f["moves_refused"], f["both_applied"])
+					}
+				case impl.OrderNaive:
+					if f["both_applied"] != 80 {
+						t.Errorf("naive: %v orders took both moves, want 80", f["both_applied"])
+					}
+				}
+				for _, step := range payCancelSteps {
+					if cell.Steps[step].Corrected.Count != 80 {
+						t.Errorf("step %s recorded %d times, want 80", step, cell.Steps[step].Corrected.Count)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestCheckoutVerdicts(t *testing.T) {
+	for _, backend := range impl.Backends() {
+		for _, tc := range []struct {
+			strategy string
+			abandon  float64
+			want     result.Verdict
+		}{
+			{impl.OrderNaive, 0.2, result.Reproduced},
+			{impl.OrderNaive, 0, result.Reproduced},
+			{impl.OrderSafe, 0.2, result.Pass},
+			{impl.OrderSafe, 0, result.Pass},
+		} {
+			t.Run(backend+"/"+tc.strategy, func(t *testing.T) {
+				c := newCheckout()
+				c.Stock, c.Buyers, c.Abandon = 30, 90, tc.abandon
+				c.ReservationTTL = 200 * time.Millisecond
+				c.LockPoll = 5 * time.Millisecond
+				cell := runOrderCell(t, c, orderTestEnv(t, backend, 16), tc.strategy)
+				wantVerdict(t, cell, tc.want)
+				f := cell.Figures
+				if tc.strategy == impl.OrderNaive && f["orders_completed"] <= 30 {
+					t.Errorf("naive completed %v orders of 30 units; the ignored stock answer should complete more", f["orders_completed"])
+				}
+				if tc.strategy == impl.OrderSafe {
+					if f["units_completed"] != f["units_deducted"] || f["stock_final"]+f["units_sold"] != 30 {
+						t.Errorf("safe: completed %v, deducted %v, final %v, sold %v", f["units_completed"], f["units_deducted"], f["stock_final"], f["units_sold"])
+					}
+					if tc.abandon == 0 && f["orders_completed"] != 30 {
+						t.Errorf("safe without abandons completed %v orders, want all 30 units sold", f["orders_completed"])
+					}
+				}
+				wantSteps := []string{"create", "reserve", "pay", "complete"}
+				if tc.strategy == impl.OrderNaive {
+					wantSteps = append(wantSteps, "lock")
+				}
+				for _, step := range wantSteps {
+					if cell.Steps[step].Corrected.Count == 0 {
+						t.Errorf("step %s not recorded", step)
+					}
+				}
+				if cell.Steps["create"].Corrected.Count != 90 {
+					t.Errorf("create recorded %d times, want 90", cell.Steps["create"].Corrected.Count)
+				}
+			})
+		}
+	}
+}
+
+// TestOrderScenariosDuration checks that a duration drives the runs
+// instead of the count, and that the verdicts hold then too.
+func TestOrderScenariosDuration(t *testing.T) {
+	for _, tc := range []struct {
+		s        Scenario
+		strategy string
+		want     result.Verdict
+	}{
+		{newDuplicateOrder(), impl.OrderSafe, result.Pass},
+		{newPayCancel(), impl.OrderNaive, result.Reproduced},
+		{newCheckout(), impl.OrderSafe, result.Pass},
+	} {
+		t.Run(tc.s.Name(), func(t *testing.T) {
+			env := orderTestEnv(t, impl.Rueidis, 8)
+			env.Common.Duration = 150 * time.Millisecond
+			if c, ok := tc.s.(*Checkout); ok {
+				c.ReservationTTL = 50 * time.Millisecond
+			}
+			cell := runOrderCell(t, tc.s, env, tc.strategy)
+			wantVerdict(t, cell, tc.want)
+			if cell.ElapsedSec < 0.1 || cell.ElapsedSec > 5 {
+				t.Errorf("ran %.2fs for a 150ms duration", cell.ElapsedSec)
+			}
+		})
+	}
+}
+
+func TestOrderScenariosValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    Scenario
+		edit func(s Scenario)
+	}{
+		{"dup no orders", newDuplicateOrder(), func(s Scenario) { s.(*DuplicateOrder).Orders = 0 }},
+		{"dup no copies", newDuplicateOrder(), func(s Scenario) { s.(*DuplicateOrder).Copies = 0 }},
+		{"dup no items", newDuplicateOrder(), func(s Scenario) { s.(*DuplicateOrder).Items = 0 }},
+		{"dup negative stock", newDuplicateOrder(), func(s Scenario) { s.(*DuplicateOrder).Stock = -1 }},
+		{"dup zero quantity", newDuplicateOrder(), func(s Scenario) { s.(*DuplicateOrder).Quantity = 0 }},
+		{"dup sharded stock", newDuplicateOrder(), func(s Scenario) { s.(*DuplicateOrder).NaiveStock = impl.StockSharded }},
+		{"dup unknown stock", newDuplicateOrder(), func(s Scenario) { s.(*DuplicateOrder).NaiveStock = "nope" }},
+		{"pay no orders", newPayCancel(), func(s Scenario) { s.(*PayCancel).Orders = 0 }},
+		{"pay no items", newPayCancel(), func(s Scenario) { s.(*PayCancel).Items = 0 }},
+		{"pay zero quantity", newPayCancel(), func(s Scenario) { s.(*PayCancel).Quantity = 0 }},
+		{"checkout no buyers", newCheckout(), func(s Scenario) { s.(*Checkout).Buyers = 0 }},
+		{"checkout abandon > 1", newCheckout(), func(s Scenario) { s.(*Checkout).Abandon = 1.5 }},
+		{"checkout zero ttl", newCheckout(), func(s Scenario) { s.(*Checkout).ReservationTTL = 0 }},
+		{"checkout zero poll", newCheckout(), func(s Scenario) { s.(*Checkout).LockPoll = 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.s.Validate(); err != nil {
+				t.Fatalf("defaults rejected: %v", err)
+			}
+			tc.edit(tc.s)
+			if err := tc.s.Validate(); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func TestOrderOperations(t *testing.T) {
+	for _, name := range []string{"order.create", "order.get", "order.pay"} {
+		op, err := LookupOperation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, backend := range impl.Backends() {
+			for _, strategy := range op.Strategies {
+				t.Run(name+"/"+backend+"/"+strategy, func(t *testing.T) {
+					env := orderTestEnv(t, backend, 4)
+					lenv := &LoadEnv{
+						Backend: env.Backend, Admin: env.Admin, Open: env.Open, Keys: env.Keys,
+						KeyCount: 3,
+						Pick:     func(w *bench.Worker) int { return int(w.Seq % 3) },
+					}
+					ctx := t.Context()
+					load, err := op.Setup(ctx, lenv, strategy)
+					if err != nil {
+						t.Fatal(err)
+					}
+					stats, err := bench.Run(ctx, bench.Config{Concurrency: 4, Requests: 60}, load.Op)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if stats.Ops != 60 || stats.ErrorCount() != 0 {
+						t.Fatalf("%s: %d errors: %v", stats, stats.ErrorCount(), stats.Errors)
+					}
+					snap, err := readOrderSnapshot(ctx, env.Admin, env.Keys, orderItems(3))
+					if err != nil {
+						t.Fatal(err)
+					}
+					count, _ := snap.byStatus()
+					switch name {
+					case "order.create":
+						if count[impl.StatusCreated] != 60 {
+							t.Errorf("%d created orders, want 60", count[impl.StatusCreated])
+						}
+					case "order.get":
+						if len(snap.orders) != 3 {
+							t.Errorf("%d orders, want the 3 seeded", len(snap.orders))
+						}
+					case "order.pay":
+						if count[impl.StatusPaid] != 60 || snap.ledgerNet != 60*orderUnitPrice {
+							t.Errorf("%d paid orders, ledger %d; want 60 and %d", count[impl.StatusPaid], snap.ledgerNet, 60*orderUnitPrice)
+						}
+					}
+				})
+			}
+		}
+	}
+}

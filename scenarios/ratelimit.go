@@ -1,0 +1,762 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/pflag"
+
+	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/scripts"
+	"github.com/paybench/paybench/reports/result"
+)
+
+func init() { Register(func() Scenario { return newRateLimit() }) }
+
+// limitAuditScript logs one admission with the limiter's server time (or
+// the server's TIME when the limiter read no clock) in a sorted set: the
+// ground truth the rate-limit scenario judges from.
+var limitAuditScript = redis.NewScript(scripts.LimitAudit)
+
+// rateLimitTolerance is the documented under-admission tolerance: a user
+// is under-admitted when the limiter admitted less than (1 - tolerance) of
+// what its own rule admits when replayed over the same requests (the
+// server times every decision was taken at). The replay is exact — scripts
+// run one at a time, and at one microsecond no admission can follow a
+// refusal — so the slack only covers a server clock stepping backwards.
+const rateLimitTolerance = 0.01
+
+// rateLimitStartLag is how long after the aligned start the load begins,
+// so that a small error in the estimated server clock never starts it
+// early, in the window before.
+const rateLimitStartLag = time.Millisecond
+
+// RateLimit drives U users, each limited to L units per period P, much
+// faster than allowed for several periods, plus one steadily paced client
+// at half its limit. Every admission is logged in a sorted set with the
+// server time the limiter decided at; the verdict counts that log.
+type RateLimit struct {
+	Users   int
+	Limit   int64
+	Period  time.Duration
+	Periods int
+	Burst   int64
+	Steady  bool
+}
+
+func newRateLimit() *RateLimit {
+	return &RateLimit{Users: 4, Limit: 10, Period: 250 * time.Millisecond, Periods: 6, Steady: true}
+}
+
+// Name implements Scenario.
+func (r *RateLimit) Name() string { return "rate-limit" }
+
+// Description implements Scenario.
+func (r *RateLimit) Description() string {
+	return "users hammer a per-user rate limit; the seed's GET/compare/SETEX over-admits and locks a steady client out"
+}
+
+// Strategies implements Scenario.
+func (r *RateLimit) Strategies() []Strategy {
+	return []Strategy{
+		{Name: impl.LimitNaive, Expect: result.Break, Note: "the seed's rate_limit: GET, compare, SETEX (each admission restarts the window)"},
+		{Name: impl.LimitFixedWindow, Expect: result.Hold, Note: "INCRBY per clock-aligned window, expiry set when the window starts"},
+		{Name: impl.LimitSlidingLog, Expect: result.Hold, Note: "sorted set of admissions, trimmed and counted in one script"},
+		{Name: impl.LimitSlidingWindow, Expect: result.Hold, Note: "two-window weighted counter"},
+		{Name: impl.LimitGCRA, Expect: result.Hold, Note: "generic cell rate algorithm with burst (redis-cell, redis_rate)"},
+	}
+}
+
+// Flags implements Scenario.
+func (r *RateLimit) Flags(fs *pflag.FlagSet) {
+	fs.IntVar(&r.Users, "users", r.Users, "users hammering the limiter (each has its own limit)")
+	fs.Int64Var(&r.Limit, "limit", r.Limit, "units admitted per user per period")
+	fs.DurationVar(&r.Period, "period", r.Period, "the limit's period")
+	fs.IntVar(&r.Periods, "periods", r.Periods, "periods to run (--duration, when set, wins)")
+	fs.Int64Var(&r.Burst, "burst", r.Burst, "gcra only: burst (0: the limit)")
+	fs.BoolVar(&r.Steady, "steady", r.Steady, "add a client paced at half its limit, to show lock-outs")
+}
+
+// Validate implements Scenario.
+func (r *RateLimit) Validate() error {
+	switch {
+	case r.Users <= 0 || r.Users > 10_000:
+		return fmt.Errorf("--users must be 1..10000, got %d", r.Users)
+	case r.Limit <= 0 || r.Limit > 100_000:
+		return fmt.Errorf("--limit must be 1..100000, got %d", r.Limit)
+	case r.Period < 10*time.Millisecond || r.Period > time.Minute || r.Period%time.Microsecond != 0:
+		return fmt.Errorf("--period must be 10ms..1m in whole microseconds, got %s", r.Period)
+	case r.Periods < 2 || r.Periods > 1000:
+		return fmt.Errorf("--periods must be 2..1000, got %d", r.Periods)
+	case r.Burst < 0 || r.Burst > impl.MaxLimit:
+		return fmt.Errorf("--burst must be 0..%d, got %d", impl.MaxLimit, r.Burst)
+	}
+	return nil
+}
+
+// Params implements Scenario.
+func (r *RateLimit) Params() map[string]string {
+	return map[string]string{
+		"users":   strconv.Itoa(r.Users),
+		"limit":   strconv.FormatInt(r.Limit, 10),
+		"period":  r.Period.String(),
+		"periods": strconv.Itoa(r.Periods),
+		"burst":   strconv.FormatInt(r.options(impl.Keyspace{}).Burst, 10),
+		"steady":  strconv.FormatBool(r.Steady),
+	}
+}
+
+func (r *RateLimit) options(ks impl.Keyspace) impl.LimitOptions {
+	return impl.LimitOptions{Keys: ks, Limit: r.Limit, Period: r.Period, Burst: r.Burst}.WithDefaults()
+}
+
+// periods returns the number of whole periods to run: --duration when set
+// (at least 2), else --periods.
+func (r *RateLimit) periods(env *Env) int {
+	if d := env.Common.Duration; d > 0 {
+		return max(2, int(d/r.Period))
+	}
+	return r.Periods
+}
+
+// rateLimitTally is one worker's client-side tally, on its own cache line.
+type rateLimitTally struct {
+	admitted, refused int64
+	calls             int       // the worker's own count, to rotate over users
+	refusedAt         [][]int64 // per user: server time (µs) of each refusal
+	_                 [64]byte
+}
+
+// limitSteadyUser is the steadily paced client's user.
+const limitSteadyUser = "steady"
+
+// Run implements Scenario.
+func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.Cell, error) {
+	var cell result.Cell
+	lb, ok := env.Backend.(impl.LimitBackend)
+	if !ok {
+		return cell, fmt.Errorf("%s: %w", env.Backend.Name(), impl.ErrNotSupported)
+	}
+	opts := r.options(env.Keys)
+	lim, err := lb.Limiter(strategy, opts)
+	if err != nil {
+		return cell, err
+	}
+	conc := env.Common.Concurrency
+	if conc <= 0 {
+		conc = 50
+	}
+	periods := r.periods(env)
+	span := time.Duration(periods) * r.Period
+	users := make([]string, r.Users)
+	for i := range users {
+		users[i] = "u" + strconv.Itoa(i)
+	}
+	logKey := func(user string) string { return env.Keys.Tagged("ratelimit-log", user) }
+	refusedKey := env.Keys.Tagged("ratelimit-refused", limitSteadyUser)
+
+	// Start on a window boundary of the server's clock, so that the span
+	// measured is whole aligned windows.
+	start, localStart, err := limitAlignedStart(ctx, env.Admin, r.Period)
+	if err != nil {
+		return cell, err
+	}
+	if err := rateLimitWaitUntil(ctx, localStart.Add(rateLimitStartLag)); err != nil {
+		return cell, err
+	}
+
+	// The steady client: one request every 2P/L (half the allowed rate),
+	// each after the previous answer, so its gaps never shrink.
+	var steady struct {
+		requests, admitted, refused int64
+		err                         error
+	}
+	var stopSteady atomic.Bool
+	var wg sync.WaitGroup
+	if r.Steady {
+		interval := 2 * r.Period / time.Duration(r.Limit)
+		wg.Go(func() {
+			for i := 0; !stopSteady.Load(); i++ {
+				d, err := lim.Allow(ctx, limitSteadyUser, 1)
+				if err == nil {
+					key := refusedKey
+					if d.Allowed {
+						key = logKey(limitSteadyUser)
+					}
+					err = limitAudit(ctx, env.Admin, key, "s"+strconv.Itoa(i), d.At)
+				}
+				if err != nil {
+					steady.err = err
+					return
+				}
+				steady.requests++
+				if d.Allowed {
+					steady.admitted++
+				} else {
+					steady.refused++
+				}
+				if err := rateLimitWaitUntil(ctx, time.Now().Add(interval)); err != nil {
+					return
+				}
+			}
+		})
+	}
+
+	tallies := make([]rateLimitTally, conc)
+	for i := range tallies {
+		tallies[i].refusedAt = make([][]int64, len(users))
+	}
+	stats, runErr := bench.Run(ctx, bench.Config{
+		Concurrency: conc,
+		Duration:    span,
+		Seed:        env.Common.Seed,
+		Steps:       []string{"decision"},
+	}, func(ctx context.Context, w *bench.Worker) error {
+		t := &tallies[w.ID]
+		ui := (w.ID + t.calls) % len(users)
+		user := users[ui]
+		t.calls++
+		begin := time.Now()
+		d, err := lim.Allow(ctx, user, 1)
+		w.Observe(0, time.Since(begin))
+		if err != nil {
+			return err
+		}
+		if !d.Allowed {
+			t.refused++
+			if !d.At.IsZero() {
+				t.refusedAt[ui] = append(t.refusedAt[ui], d.At.UnixMicro())
+			}
+			return nil
+		}
+		t.admitted++
+		return limitAudit(ctx, env.Admin, logKey(user), "w"+strconv.FormatInt(w.Seq, 10), d.At)
+	})
+	// Measure the limiter's state while it is live (naive's key expires a
+	// period after the last admission).
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var memory, memoryKeys int64
+	if runErr == nil {
+		for _, u := range users {
+			mem, err := limiterMemory(vctx, env.Admin, strategy, opts, u)
+			if err != nil {
+				runErr = err
+				break
+			}
+			if mem > 0 {
+				memory += mem
+				memoryKeys++
+			}
+		}
+	}
+	stopSteady.Store(true)
+	wg.Wait()
+	if runErr != nil {
+		return cell, runErr
+	}
+	if steady.err != nil {
+		return cell, fmt.Errorf("steady client: %w", steady.err)
+	}
+	stats.Fill(&cell)
+
+	// Read the server's log back.
+	spanStart, spanEnd := start.UnixMicro(), start.Add(span).UnixMicro()
+	agg := rateLimitAggregate{minVsRule: math.Inf(1), minNominal: math.Inf(1)}
+	for ui, u := range users {
+		times, err := limitReadLog(vctx, env.Admin, logKey(u))
+		if err != nil {
+			return cell, err
+		}
+		var refusedAt []int64
+		for _, t := range tallies {
+			refusedAt = append(refusedAt, t.refusedAt[ui]...)
+		}
+		slices.Sort(refusedAt)
+		agg.add(analyzeLimit(strategy, opts, times, refusedAt, spanStart, spanEnd))
+	}
+	var lockouts int64
+	var steadyLogged int
+	if r.Steady {
+		admitted, err := limitReadLog(vctx, env.Admin, logKey(limitSteadyUser))
+		if err != nil {
+			return cell, err
+		}
+		refused, err := limitReadLog(vctx, env.Admin, refusedKey)
+		if err != nil {
+			return cell, err
+		}
+		steadyLogged = len(admitted)
+		lockouts = limitLockouts(admitted, refused, r.Period.Microseconds(), r.Limit)
+	}
+
+	var admitted, refused int64
+	for _, t := range tallies {
+		admitted += t.admitted
+		refused += t.refused
+	}
+	nominal := limitAllowedInSpan(strategy, opts, periods)
+	dec := bench.Summarize(stats.Steps["decision"])
+	memPerKey := 0.0
+	if memoryKeys > 0 {
+		memPerKey = float64(memory) / float64(memoryKeys)
+	}
+	n := float64(len(users))
+	cell.Figures = map[string]float64{
+		"users":                  n,
+		"limit":                  float64(opts.Limit),
+		"period_ms":              float64(opts.Period) / float64(time.Millisecond),
+		"periods":                float64(periods),
+		"burst":                  float64(opts.Burst),
+		"decisions":              float64(stats.Ops),
+		"decisions_per_s":        stats.Throughput(),
+		"decision_p50_us":        float64(dec.P50),
+		"decision_p99_us":        float64(dec.P99),
+		"decision_max_us":        float64(dec.Max),
+		"admitted":               float64(admitted),
+		"refused":                float64(refused),
+		"admitted_logged":        float64(agg.admitted),
+		"bound":                  float64(limitBoundFigure(strategy, opts)),
+		"max_per_sliding_window": float64(agg.maxSliding),
+		"max_per_fixed_window":   float64(agg.maxFixed),
+		"over_admitted":          float64(agg.violations),
+		"over_admission_max":     float64(agg.excessMax),
+		"nominal_per_user":       float64(nominal),
+		"admitted_vs_nominal":    agg.sumNominal / n,
+		"memory_bytes_per_key":   memPerKey,
+		"errors":                 float64(stats.ErrorCount()),
+	}
+	if strategy != impl.LimitNaive {
+		cell.Figures["admitted_vs_rule_min"] = limitFinite(agg.minVsRule)
+		cell.Figures["admitted_vs_sliding_limit"] = agg.sumVsSliding / n
+		cell.Figures["under_admission_tolerance"] = rateLimitTolerance
+	}
+	if r.Steady {
+		cell.Figures["steady_requests"] = float64(steady.requests)
+		cell.Figures["steady_admitted"] = float64(steady.admitted)
+		cell.Figures["steady_admitted_logged"] = float64(steadyLogged)
+		cell.Figures["steady_refused"] = float64(steady.refused)
+		cell.Figures["steady_lockouts"] = float64(lockouts)
+	}
+
+	cell.Invariants = []result.Invariant{limitBoundInvariant(strategy, opts, agg)}
+	if strategy == impl.LimitSlidingWindow {
+		cell.Invariants = append(cell.Invariants, Check("no sliding window above 2×limit", agg.maxSliding <= 2*opts.Limit,
+			"at most %d admitted in any %s (the weighted counter's worst case is %d)", agg.maxSliding, opts.Period, 2*opts.Limit))
+	}
+	if strategy != impl.LimitNaive {
+		cell.Invariants = append(cell.Invariants, Check("no under-admission", agg.minVsRule >= 1-rateLimitTolerance,
+			"every user got at least %.2f%% of what the %s rule admits when replayed over the same %d decisions (tolerance %.0f%%); "+
+				"%.1f%% of what an exact limit of %d per sliding %s would admit; %.1f%% of the nominal %d per user in %d aligned periods",
+			100*limitFinite(agg.minVsRule), strategy, agg.admitted+refused, 100*rateLimitTolerance,
+			100*agg.sumVsSliding/n, opts.Limit, opts.Period, 100*agg.sumNominal/n, nominal, periods))
+	}
+	cell.Invariants = append(cell.Invariants, Check("every decision answered", stats.ErrorCount() == 0 && agg.admitted == admitted,
+		"%d errors; %d admissions answered, %d logged", stats.ErrorCount(), admitted, agg.admitted))
+	if r.Steady {
+		cell.Invariants = append(cell.Invariants, Check("steady client never locked out", lockouts == 0,
+			"a client asking every %s (half its limit) was refused %d times while its last %s held fewer than %d admissions (%d requests, %d admitted)",
+			2*r.Period/time.Duration(r.Limit), lockouts, r.Period, r.Limit, steady.requests, steady.admitted))
+	}
+	cell.Summary = r.summary(strategy, opts, agg, lockouts)
+	return cell, nil
+}
+
+func (r *RateLimit) summary(strategy string, o impl.LimitOptions, agg rateLimitAggregate, lockouts int64) string {
+	n := float64(r.Users)
+	var s string
+	if agg.violations > 0 {
+		s = fmt.Sprintf("%s broken: %d admissions over it, up to %d in one %s (limit %d); %.0f%% of the nominal rate",
+			limitBoundName(strategy), agg.violations, agg.maxSliding, o.Period, o.Limit, 100*agg.sumNominal/n)
+	} else {
+		s = fmt.Sprintf("at most %d per sliding %s, %d per aligned window (limit %d); %.1f%% of an exact sliding limit, %.1f%% of the nominal rate",
+			agg.maxSliding, o.Period, agg.maxFixed, o.Limit, 100*agg.sumVsSliding/n, 100*agg.sumNominal/n)
+	}
+	if r.Steady {
+		if lockouts > 0 {
+			s += fmt.Sprintf("; steady client locked out %d times", lockouts)
+		} else {
+			s += "; steady client never locked out"
+		}
+	}
+	return s
+}
+
+// limitAlignedStart reads the server's clock and returns the next window
+// boundary at least 20 ms ahead (server time) and the local time that
+// corresponds to it.
+func limitAlignedStart(ctx context.Context, admin *redis.Client, period time.Duration) (server, local time.Time, err error) {
+	before := time.Now()
+	srv, err := admin.Time(ctx).Result()
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("read the server's TIME: %w", err)
+	}
+	after := time.Now()
+	offset := srv.Sub(before.Add(after.Sub(before) / 2)) // server - local
+	p := period.Microseconds()
+	us := (srv.Add(20*time.Millisecond).UnixMicro() + p - 1) / p * p
+	server = time.UnixMicro(us)
+	return server, server.Add(-offset), nil
+}
+
+// rateLimitWaitUntil waits until t, or less when ctx ends first.
+func rateLimitWaitUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// limitAudit logs one decision in the sorted set key with the time
+// the limiter decided at (at), or the server's TIME now when the limiter
+// read no clock (at is zero).
+func limitAudit(ctx context.Context, admin *redis.Client, key, member string, at time.Time) error {
+	t := ""
+	if !at.IsZero() {
+		t = strconv.FormatInt(at.UnixMicro(), 10)
+	}
+	if err := limitAuditScript.Run(ctx, admin, []string{key}, member, t).Err(); err != nil {
+		return fmt.Errorf("audit log %s: %w", key, err)
+	}
+	return nil
+}
+
+// limitReadLog returns the times (µs) logged in key, in order.
+func limitReadLog(ctx context.Context, admin *redis.Client, key string) ([]int64, error) {
+	zs, err := admin.ZRangeWithScores(ctx, key, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read audit log %s: %w", key, err)
+	}
+	times := make([]int64, len(zs))
+	for i, z := range zs {
+		times[i] = int64(z.Score)
+	}
+	return times, nil
+}
+
+// limiterMemory returns MEMORY USAGE of the key the strategy decides on
+// for user (for fixed-window, the counter of the server's current window,
+// or of the one before when the current has none yet), or 0 when it has
+// expired.
+func limiterMemory(ctx context.Context, admin *redis.Client, strategy string, o impl.LimitOptions, user string) (int64, error) {
+	keys := []string{impl.LimitKey(o.Keys, strategy, user)}
+	if strategy == impl.LimitFixedWindow {
+		now, err := admin.Time(ctx).Result()
+		if err != nil {
+			return 0, fmt.Errorf("read the server's TIME: %w", err)
+		}
+		w := now.UnixMicro() / o.Period.Microseconds()
+		keys = []string{impl.LimitWindowKey(o.Keys, user, w), impl.LimitWindowKey(o.Keys, user, w-1)}
+	}
+	for _, key := range keys {
+		n, err := admin.MemoryUsage(ctx, key, 0).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("MEMORY USAGE %s: %w", key, err)
+		}
+		return n, nil
+	}
+	return 0, nil
+}
+
+// limitAnalysis is what one user's admission log shows.
+type limitAnalysis struct {
+	admitted   int64 // in the log
+	inSpan     int64 // in the measured span of whole aligned periods
+	maxSliding int64 // most admissions in any window (t-P, t]
+	maxFixed   int64 // most admissions in one aligned window
+	violations int64 // admissions that broke the strategy's bound
+	excessMax  int64 // most units above the bound at one admission
+	nominal    float64
+	vsRule     float64 // admitted / the strategy's rule replayed
+	vsSliding  float64 // admitted / an exact sliding limit replayed
+}
+
+// rateLimitAggregate sums the users' analyses.
+type rateLimitAggregate struct {
+	admitted, maxSliding, maxFixed, violations, excessMax int64
+	minVsRule, minNominal                                 float64
+	sumNominal, sumVsSliding                              float64
+}
+
+func (g *rateLimitAggregate) add(a limitAnalysis) {
+	g.admitted += a.admitted
+	g.maxSliding = max(g.maxSliding, a.maxSliding)
+	g.maxFixed = max(g.maxFixed, a.maxFixed)
+	g.violations += a.violations
+	g.excessMax = max(g.excessMax, a.excessMax)
+	g.minVsRule = min(g.minVsRule, a.vsRule)
+	g.minNominal = min(g.minNominal, a.nominal)
+	g.sumNominal += a.nominal
+	g.sumVsSliding += a.vsSliding
+}
+
+// limitAllowedInSpan is the most a client asking all the time can be admitted
+// in periods whole aligned periods: limit per period, and gcra's burst on
+// top of the sustained rate (burst at the start, then one per interval).
+func limitAllowedInSpan(strategy string, o impl.LimitOptions, periods int) int64 {
+	n := int64(periods) * o.Limit
+	if strategy == impl.LimitGCRA {
+		n += o.Burst - 1
+	}
+	return n
+}
+
+// limitBoundName says what bound a strategy promises.
+func limitBoundName(strategy string) string {
+	switch strategy {
+	case impl.LimitFixedWindow:
+		return "at most limit per aligned window"
+	case impl.LimitSlidingWindow:
+		return "weighted count prev×(P−elapsed)/P + cur ≤ limit"
+	case impl.LimitGCRA:
+		return "at most burst + Δt/T in any Δt"
+	}
+	return "at most limit per sliding window"
+}
+
+// limitBoundFigure is the bound as one number: units per window, or the burst
+// for gcra.
+func limitBoundFigure(strategy string, o impl.LimitOptions) int64 {
+	if strategy == impl.LimitGCRA {
+		return o.Burst
+	}
+	return o.Limit
+}
+
+func limitBoundInvariant(strategy string, o impl.LimitOptions, g rateLimitAggregate) result.Invariant {
+	switch strategy {
+	case impl.LimitFixedWindow:
+		return Check("no aligned window above the limit", g.violations == 0,
+			"at most %d admitted in one aligned %s window (limit %d); %d admissions over", g.maxFixed, o.Period, o.Limit, g.violations)
+	case impl.LimitSlidingWindow:
+		return Check("weighted count never above the limit", g.violations == 0,
+			"prev×(P−elapsed)/P + cur recomputed from the log at every admission: %d over the limit %d (by up to %d)", g.violations, o.Limit, g.excessMax)
+	case impl.LimitGCRA:
+		return Check("GCRA bound holds", g.violations == 0,
+			"no interval Δt held more than burst %d + Δt/%s admissions: %d over (by up to %d); at most %d in any %s",
+			o.Burst, o.EmissionInterval(), g.violations, g.excessMax, g.maxSliding, o.Period)
+	}
+	return Check("no sliding window above the limit", g.violations == 0,
+		"at most %d admitted in any window (t−%s, t] (limit %d); %d admissions over", g.maxSliding, o.Period, o.Limit, g.violations)
+}
+
+// analyzeLimit judges one user's admission times (µs, sorted) against the
+// strategy's bound, counts the admissions in [spanStart, spanEnd), and
+// replays the strategy's rule and an exact sliding limit over the
+// admissions and the refusals (µs, sorted) to measure under-admission.
+func analyzeLimit(strategy string, o impl.LimitOptions, times, refused []int64, spanStart, spanEnd int64) limitAnalysis {
+	p, l := o.Period.Microseconds(), o.Limit
+	a := limitAnalysis{admitted: int64(len(times))}
+	// Sliding windows (t-P, t] and aligned windows, two pointers each.
+	lo, wStart := 0, 0
+	for j, t := range times {
+		for times[lo] <= t-p {
+			lo++
+		}
+		inSliding := int64(j - lo + 1)
+		a.maxSliding = max(a.maxSliding, inSliding)
+		if j > 0 && limitFloorDiv(t, p) != limitFloorDiv(times[j-1], p) {
+			wStart = j
+		}
+		inFixed := int64(j - wStart + 1)
+		a.maxFixed = max(a.maxFixed, inFixed)
+		if t >= spanStart && t < spanEnd {
+			a.inSpan++
+		}
+		switch strategy {
+		case impl.LimitNaive, impl.LimitSlidingLog:
+			a.over(inSliding - l)
+		case impl.LimitFixedWindow:
+			a.over(inFixed - l)
+		}
+	}
+	switch strategy {
+	case impl.LimitSlidingWindow:
+		a.checkWeighted(times, p, l)
+	case impl.LimitGCRA:
+		a.checkGCRA(times, o.EmissionInterval().Microseconds(), o.Burst)
+	}
+	if nominal := limitAllowedInSpan(strategy, o, int((spanEnd-spanStart)/p)); nominal > 0 {
+		a.nominal = float64(a.inSpan) / float64(nominal)
+	}
+	a.vsRule = limitRatio(a.admitted, replayLimit(strategy, o, times, refused))
+	a.vsSliding = limitRatio(a.admitted, replayLimit(impl.LimitSlidingLog, o, times, refused))
+	return a
+}
+
+// limitRatio is a/b, and 1 when both are 0.
+func limitRatio(a, b int64) float64 {
+	if b == 0 {
+		if a == 0 {
+			return 1
+		}
+		return math.Inf(1)
+	}
+	return float64(a) / float64(b)
+}
+
+// replayLimit replays strategy's rule (as its script decides, in the same
+// integers) over a user's requests, one unit each: the admissions and the
+// refusals, both sorted by the server time they were decided at, the
+// admissions first at equal times (as they happened: at one time and
+// state, no admission can follow a refusal). It returns how many the rule
+// admits. The naive strategy has no rule of its own: it gets 0.
+func replayLimit(strategy string, o impl.LimitOptions, admitted, refused []int64) int64 {
+	p, l := o.Period.Microseconds(), o.Limit
+	var n int64
+	var log []int64        // sliding-log: admitted times in the window
+	var w, cur, prev int64 // fixed-window and sliding-window
+	w = math.MinInt64
+	var tat int64 // gcra
+	interval := o.EmissionInterval().Microseconds()
+	i, j := 0, 0
+	for i < len(admitted) || j < len(refused) {
+		var t int64
+		if j >= len(refused) || (i < len(admitted) && admitted[i] <= refused[j]) {
+			t = admitted[i]
+			i++
+		} else {
+			t = refused[j]
+			j++
+		}
+		ok := false
+		switch strategy {
+		case impl.LimitFixedWindow:
+			if tw := limitFloorDiv(t, p); tw != w {
+				w, cur = tw, 0
+			}
+			if ok = cur+1 <= l; ok {
+				cur++
+			}
+		case impl.LimitSlidingLog:
+			k := 0
+			for k < len(log) && log[k] <= t-p {
+				k++
+			}
+			log = log[k:]
+			if ok = int64(len(log))+1 <= l; ok {
+				log = append(log, t)
+			}
+		case impl.LimitSlidingWindow:
+			tw := limitFloorDiv(t, p)
+			switch {
+			case w == math.MinInt64 || w < tw-1:
+				cur, prev = 0, 0
+			case w == tw-1:
+				prev, cur = cur, 0
+			}
+			w = max(w, tw)
+			if ok = prev*(p-(t-tw*p))+(cur+1)*p <= l*p; ok {
+				cur++
+			}
+		case impl.LimitGCRA:
+			at := max(tat, t)
+			if ok = at+interval-o.Burst*interval <= t; ok {
+				tat = at + interval
+			}
+		}
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+// over records an admission excess units above the bound, if positive.
+func (a *limitAnalysis) over(excess int64) {
+	if excess > 0 {
+		a.violations++
+		a.excessMax = max(a.excessMax, excess)
+	}
+}
+
+// checkWeighted recomputes the sliding-window counter's test at every
+// admission: prev*(P-elapsed) + cur*P <= limit*P, prev the previous
+// aligned window's admissions, cur this window's so far (this one
+// included). Admissions at the same microsecond are checked with the
+// count after the last of them, which is what the last one saw.
+func (a *limitAnalysis) checkWeighted(times []int64, p, l int64) {
+	perWindow := map[int64]int64{}
+	for _, t := range times {
+		perWindow[limitFloorDiv(t, p)]++
+	}
+	cur := int64(0)
+	for j, t := range times {
+		w := limitFloorDiv(t, p)
+		if j == 0 || limitFloorDiv(times[j-1], p) != w {
+			cur = 0
+		}
+		cur++
+		used := perWindow[w-1]*(p-(t-w*p)) + cur*p
+		if used > l*p {
+			a.over((used - l*p + p - 1) / p)
+		}
+	}
+}
+
+// checkGCRA checks the GCRA bound on every pair of admissions: from the
+// i-th to the j-th (sorted) at most burst + (t_j - t_i)/T, that is
+// (j*T - t_j) - (i*T - t_i) <= (burst-1)*T. It keeps the smallest
+// i*T - t_i seen so far.
+func (a *limitAnalysis) checkGCRA(times []int64, interval, burst int64) {
+	best := int64(math.MaxInt64)
+	for j, t := range times {
+		v := int64(j)*interval - t
+		best = min(best, v)
+		if excess := v - best - (burst-1)*interval; excess > 0 {
+			a.over((excess + interval - 1) / interval)
+		}
+	}
+}
+
+// limitLockouts counts refusals (µs) at which the admissions (µs, sorted)
+// in the window (t-P, t] were fewer than the limit: requests a limiter
+// true to "limit per period" would have admitted.
+func limitLockouts(admitted, refused []int64, p, limit int64) int64 {
+	var n int64
+	for _, t := range refused {
+		lo, _ := slices.BinarySearch(admitted, t-p+1) // first admission > t-p
+		hi, _ := slices.BinarySearch(admitted, t+1)
+		if int64(hi-lo) < limit {
+			n++
+		}
+	}
+	return n
+}
+
+// limitFloorDiv is a/b rounded down (b > 0).
+func limitFloorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// limitFinite maps ±Inf (no users) to 0 for the report.
+func limitFinite(f float64) float64 {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0
+	}
+	return f
+}
