@@ -54,8 +54,17 @@ const (
 
 // Open-loop tuning.
 const (
-	// growEvery is how often the open loop checks whether it falls behind.
-	growEvery = 5 * time.Millisecond
+	// growEvery is how often the open loop checks whether it falls behind;
+	// each check adds at most an eighth of the workers running, so the
+	// pool grows steadily (doubling in about 60 ms) instead of piling up
+	// workers that a starved machine cannot run anyway.
+	growEvery = 10 * time.Millisecond
+	// drainGrace lets workers start operations that fell due before the
+	// end of the window for this long after it, before the rest count as
+	// dropped: a short freeze of the load generator itself (the OS did
+	// not schedule it) just before the end should not drop slots that a
+	// moment later would have run.
+	drainGrace = 100 * time.Millisecond
 	// growLag is how late the next due operation may be before the open
 	// loop adds workers.
 	growLag = time.Millisecond
@@ -215,7 +224,8 @@ type Stats struct {
 	Series []result.Point
 	// Dropped counts operations an open loop's schedule made due in the
 	// measured window that never started: every worker was busy until the
-	// run stopped.
+	// run stopped (for a normal end, until drainGrace after the window).
+	// Ops+Dropped is the number of operations the schedule made due.
 	Dropped int64
 	// Workers is the most workers that ran at once.
 	Workers int
@@ -281,6 +291,7 @@ type engine struct {
 	stopAt  atomic.Int64  // when the stop was decided, since start
 	stopped sync.Once
 	capped  atomic.Bool
+	grace   *time.Timer // cancels runCtx StopTimeout after the stop
 
 	workers  []*workerState // MaxWorkers slots, the first nWorkers in use
 	nWorkers atomic.Int32
@@ -340,7 +351,11 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 		defer t.Stop()
 	}
 	if cfg.Duration > 0 {
-		t := time.AfterFunc(e.endAt, func() { e.requestStop(e.endAt, false, false) })
+		at := e.endAt
+		if cfg.Pacer != nil {
+			at += drainGrace
+		}
+		t := time.AfterFunc(at, func() { e.requestStop(e.endAt, false, false) })
 		defer t.Stop()
 	}
 
@@ -361,6 +376,11 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 	}
 	e.wg.Wait()
 	end := e.now()
+	// No stop can start after this; one that did is over (Once).
+	e.stopped.Do(func() {})
+	if e.grace != nil {
+		e.grace.Stop()
+	}
 	close(stopMerger)
 	<-mergerDone
 	m.collect(end)
@@ -421,7 +441,7 @@ func (e *engine) requestStop(at time.Duration, abort, capped bool) {
 		if abort {
 			close(e.abort)
 		}
-		time.AfterFunc(e.cfg.StopTimeout, e.cancel)
+		e.grace = time.AfterFunc(e.cfg.StopTimeout, e.cancel)
 	})
 }
 
@@ -432,7 +452,7 @@ func (e *engine) addWorker() (*workerState, bool) {
 	if i >= len(e.workers) {
 		return nil, false
 	}
-	ws := &workerState{rec: newRecorder()}
+	ws := &workerState{rec: newRecorder(e.cfg.Pacer == nil)}
 	ws.w.ID = i
 	ws.w.Rand = rand.New(rand.NewPCG(e.cfg.Seed, uint64(i)))
 	for range e.cfg.Steps {
@@ -535,7 +555,8 @@ func (e *engine) closedLoop(ws *workerState) {
 // starts at once and its latency, measured from the due times, shows it.
 // A claimed slot is served even when the window ends while the worker
 // waits for it (a timer's or the scheduler's slack is no reason to drop
-// it); slots nobody claimed by then are dropped.
+// it); late slots still start up to drainGrace after the window, and the
+// ones nobody claimed by then are dropped.
 func (e *engine) openLoop(ws *workerState) {
 	w := &ws.w
 	batch := uint64(e.cfg.Batch)
@@ -612,8 +633,8 @@ func (ws *workerState) sleepUntil(e *engine, due time.Duration) bool {
 
 // supervise adds open-loop workers while the schedule runs ahead of them:
 // when the next slot to claim is due more than growLag ago, every worker
-// is busy, and it adds as many workers as slots are waiting (at most
-// doubling at a time, at most MaxWorkers in all). It returns when the
+// is busy, and it adds workers for the slots waiting (at most an eighth
+// more at a time, at most MaxWorkers in all). It returns when the
 // schedule is done or the run stops.
 func (e *engine) supervise() {
 	t := time.NewTicker(growEvery)
@@ -638,7 +659,7 @@ func (e *engine) supervise() {
 		if at, ok := due(e.cfg.Pacer, e.next.Load()); !ok || e.now()-at < growLag {
 			continue
 		}
-		add := min(int(min(behind, math.MaxInt32)), running, len(e.workers)-running)
+		add := min(int(min(behind, math.MaxInt32)), max(1, running/8), len(e.workers)-running)
 		for range add {
 			ws, ok := e.addWorker()
 			if !ok {

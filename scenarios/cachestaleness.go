@@ -390,8 +390,8 @@ func (s *CacheStaleness) Run(ctx context.Context, env *Env, strategy string) (re
 	}
 	cell.Invariants = []result.Invariant{
 		Check("no stale entry outlived the bound", sampled.maxAge <= bound,
-			"an entry in Redis was still %s old %s after a newer write was invalidated (version %d; bound %s); %d entries outlived the bound; %d samples",
-			sampled.maxID, sampled.maxAge.Round(time.Millisecond), sampled.maxVer, bound, len(sampled.overBound), sampled.samples),
+			"the entry of %s at version %d was still in Redis %s after a newer write was invalidated (bound %s); %d entries outlived the bound; %d samples",
+			sampled.maxID, sampled.maxVer, sampled.maxAge.Round(time.Millisecond), bound, len(sampled.overBound), sampled.samples),
 		Check("no read served a value stale beyond the bound", sum.maxAge <= bound,
 			"%d of %d reads returned a version older than a write invalidated before they began; the oldest %s after; %d beyond the bound %s",
 			sum.stale, reads.total(), sum.maxAge.Round(time.Millisecond), sum.overBound, bound),

@@ -211,6 +211,17 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 		})
 	}
 
+	// Sample MEMORY USAGE of every user's state every half period while the
+	// load runs (keys expire once it stops), keeping each user's peak.
+	mem := limitMemorySampler{peak: make([]int64, len(users))}
+	samplerCtx, stopSampler := context.WithCancel(ctx)
+	defer stopSampler()
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		mem.run(samplerCtx, env.Admin, strategy, opts, users)
+	}()
+
 	tallies := make([]rateLimitTally, conc)
 	for i := range tallies {
 		tallies[i].refusedAt = make([][]int64, len(users))
@@ -241,23 +252,12 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 		t.admitted++
 		return limitAudit(ctx, env.Admin, logKey(user), "w"+strconv.FormatInt(w.Seq, 10), d.At)
 	})
-	// Measure the limiter's state while it is live (naive's key expires a
-	// period after the last admission).
+	stopSampler()
+	<-sampled
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	var memory, memoryKeys int64
 	if runErr == nil {
-		for _, u := range users {
-			mem, err := limiterMemory(vctx, env.Admin, strategy, opts, u)
-			if err != nil {
-				runErr = err
-				break
-			}
-			if mem > 0 {
-				memory += mem
-				memoryKeys++
-			}
-		}
+		runErr = mem.err
 	}
 	stopSteady.Store(true)
 	wg.Wait()
@@ -306,10 +306,7 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 	}
 	nominal := limitAllowedInSpan(strategy, opts, periods)
 	dec := bench.Summarize(stats.Steps["decision"])
-	memPerKey := 0.0
-	if memoryKeys > 0 {
-		memPerKey = float64(memory) / float64(memoryKeys)
-	}
+	memPerKey := mem.mean()
 	n := float64(len(users))
 	cell.Figures = map[string]float64{
 		"users":                  n,
@@ -449,6 +446,51 @@ func limitReadLog(ctx context.Context, admin *redis.Client, key string) ([]int64
 		times[i] = int64(z.Score)
 	}
 	return times, nil
+}
+
+// limitMemorySampler keeps the peak MEMORY USAGE of each user's limiter
+// state.
+type limitMemorySampler struct {
+	peak []int64
+	err  error
+}
+
+// run samples every half period until ctx ends.
+func (m *limitMemorySampler) run(ctx context.Context, admin *redis.Client, strategy string, o impl.LimitOptions, users []string) {
+	t := time.NewTicker(o.Period / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for i, u := range users {
+			n, err := limiterMemory(ctx, admin, strategy, o, u)
+			if err != nil {
+				if ctx.Err() == nil {
+					m.err = err
+				}
+				return
+			}
+			m.peak[i] = max(m.peak[i], n)
+		}
+	}
+}
+
+// mean is the mean of the users' peaks, over the users that had state.
+func (m *limitMemorySampler) mean() float64 {
+	var sum, n int64
+	for _, p := range m.peak {
+		if p > 0 {
+			sum += p
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(sum) / float64(n)
 }
 
 // limiterMemory returns MEMORY USAGE of the key the strategy decides on

@@ -208,7 +208,7 @@ func TestSuiteSelectionAndGates(t *testing.T) {
 	// A gate that holds leaves the exit code to the verdicts.
 	code, stdout, _ = runCLI(t, context.Background(), "suite", "--scenario", "oversell", "--operation", "none",
 		"--strategy", "lua", "--backend", "rueidis", "--redis-url", url, "--quiet", "--gate", "p99<60s,error_rate<=0")
-	if code != exitOK || !strings.Contains(stdout, "gates: all 1 checks held") {
+	if code != exitOK || !strings.Contains(stdout, "gates: all 2 checks held") {
 		t.Errorf("exit %d\n%s", code, stdout)
 	}
 }
