@@ -10,9 +10,12 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/paybench
 
-## run: the main job against an automatically found or spawned Redis.
+## run: the quick suite (every scenario and operation, both backends)
+## against an automatically found or spawned Redis, with an HTML report.
+REPORT ?= bin/report.html
 run: build
-	./$(BIN) run oversell
+	@./$(BIN) suite --quick --html $(REPORT) --json $(REPORT:.html=.json); status=$$?; \
+	echo "HTML report: $(abspath $(REPORT))"; exit $$status
 
 ## test: vet, then every test with the race detector.
 test:

@@ -57,9 +57,10 @@ const (
 	// after the delete puts the old value back until the entry expires.
 	CacheWriteNaive = "naive"
 	// CacheWriteVersioned writes entries with one script that refuses a
-	// version older than the cached one, and invalidates by replacing the
-	// entry with a tombstone carrying the new version: a slow reader can
-	// no longer put an old value back.
+	// version older than the cached one or than the record's version
+	// floor, and invalidates by raising the floor to the new version (kept
+	// CacheOptions.VersionTTL, longer than the entry) and deleting the
+	// older entry: a slow reader can no longer put an old value back.
 	CacheWriteVersioned = "versioned"
 )
 
@@ -183,6 +184,10 @@ type CacheOptions struct {
 	// LocalTTL caps how long CacheClientSide keeps an entry in the process
 	// (default TTL; an entry never outlives its Redis TTL either).
 	LocalTTL time.Duration
+	// VersionTTL is how long a versioned invalidation keeps the record's
+	// version floor (default 1 minute, and never less than the entries'
+	// TTL): a load slower than this could still put an old value back.
+	VersionTTL time.Duration
 }
 
 // WithDefaults returns o with zero fields set to their defaults.
@@ -211,6 +216,9 @@ func (o CacheOptions) WithDefaults() CacheOptions {
 	if o.LocalTTL == 0 {
 		o.LocalTTL = o.TTL
 	}
+	if o.VersionTTL == 0 {
+		o.VersionTTL = max(time.Minute, o.TTL+o.StaleFor)
+	}
 	return o
 }
 
@@ -227,10 +235,13 @@ func (o CacheOptions) validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"TTL", o.TTL}, {"StaleFor", o.StaleFor}, {"LockTTL", o.LockTTL}, {"LockWait", o.LockWait}, {"PollEvery", o.PollEvery}, {"LocalTTL", o.LocalTTL}} {
+	}{{"TTL", o.TTL}, {"StaleFor", o.StaleFor}, {"LockTTL", o.LockTTL}, {"LockWait", o.LockWait}, {"PollEvery", o.PollEvery}, {"LocalTTL", o.LocalTTL}, {"VersionTTL", o.VersionTTL}} {
 		if d.v < time.Millisecond {
 			return fmt.Errorf("CacheOptions.%s must be at least 1ms, got %s", d.name, d.v)
 		}
+	}
+	if o.VersionTTL < o.TTL {
+		return fmt.Errorf("CacheOptions.VersionTTL (%s) must be at least the TTL (%s)", o.VersionTTL, o.TTL)
 	}
 	if o.Beta < 0 || math.IsNaN(o.Beta) || math.IsInf(o.Beta, 0) {
 		return fmt.Errorf("CacheOptions.Beta must be a positive number, got %v", o.Beta)
@@ -247,9 +258,14 @@ type CacheBackend interface {
 }
 
 // CacheKey is the entry of record id: prefix + "cache:{<id>}", a hash with
-// the fields v (version), d (value), c (the cost of the load that produced
-// it, in microseconds) and t ("1" for a tombstone). It expires.
+// the fields v (version), d (value) and c (the cost of the load that
+// produced it, in microseconds). It expires.
 func CacheKey(k Keyspace, id string) string { return k.Tagged("cache", id) }
+
+// CacheVersionKey is the version floor of record id (CacheWriteVersioned):
+// prefix + "cache:{<id>}:version", a string holding the newest version a
+// write invalidated; it expires after CacheOptions.VersionTTL.
+func CacheVersionKey(k Keyspace, id string) string { return k.Tagged("cache", id, "version") }
 
 // CacheLockKey is the rebuild lock of record id (CacheLock, CacheEarly):
 // prefix + "cache:{<id>}:lock", a string holding the holder's token, with a
@@ -266,9 +282,6 @@ type CacheEntry struct {
 	// Cost is how long the load that produced the entry took (XFetch's
 	// delta).
 	Cost time.Duration
-	// Tombstone marks an entry a versioned write invalidated: it holds the
-	// newest version but no value, and reads treat it as a miss.
-	Tombstone bool
 	// TTL is the remaining time to live, when the read asked for it
 	// (negative: the key has no expiry).
 	TTL time.Duration
@@ -277,23 +290,27 @@ type CacheEntry struct {
 }
 
 // usable reports whether e holds a value to serve.
-func (e CacheEntry) usable() bool { return e.Found && !e.Tombstone }
+func (e CacheEntry) usable() bool { return e.Found }
 
 // CacheStore is the Redis side of the cache-aside strategies: the few
 // commands they need, which each backend implements with its own library.
 // The strategies themselves (NewCache) are shared, so both backends behave
 // identically and differ only in how they talk to Redis.
 type CacheStore interface {
-	// Read reads the entry at key (HMGET v d c t); with ttl true also its
+	// Read reads the entry at key (HMGET v d c); with ttl true also its
 	// remaining TTL (PTTL), in the same round trip.
 	Read(ctx context.Context, key string, ttl bool) (CacheEntry, error)
 	// Write stores e at key unconditionally with the given TTL (HSET and
 	// PEXPIRE in one transaction).
 	Write(ctx context.Context, key string, e CacheEntry, ttl time.Duration) error
-	// WriteVersioned stores e at key with the given TTL unless the cached
-	// version is newer, or equal when e is a tombstone (scripts.CacheSet);
-	// it reports whether it wrote.
-	WriteVersioned(ctx context.Context, key string, e CacheEntry, ttl time.Duration) (bool, error)
+	// WriteVersioned stores e at key with the given TTL unless the
+	// record's version floor (at floorKey) or the cached entry is newer
+	// (scripts.CacheSet, fill); it reports whether it wrote.
+	WriteVersioned(ctx context.Context, key, floorKey string, e CacheEntry, ttl time.Duration) (bool, error)
+	// InvalidateVersioned raises the version floor at floorKey to version,
+	// kept floorTTL, and deletes the entry at key when it is older
+	// (scripts.CacheSet, invalidate).
+	InvalidateVersioned(ctx context.Context, key, floorKey string, version int64, floorTTL time.Duration) error
 	// Delete removes key.
 	Delete(ctx context.Context, key string) error
 	// TryLock sets key to token if it does not exist (SET NX PX).
@@ -341,6 +358,9 @@ func NewCache(store CacheStore, strategy string, opts CacheOptions) (Cache, erro
 		c.local = local
 	default:
 		return nil, StrategyError("cache", strategy, CacheStrategies())
+	}
+	if store == nil {
+		return nil, fmt.Errorf("cache %s: no CacheStore", strategy)
 	}
 	return c, nil
 }
@@ -391,7 +411,7 @@ func (c *cacheAside) Update(ctx context.Context, id, value string) (Record, erro
 	key := CacheKey(c.opts.Keys, id)
 	switch c.opts.Write {
 	case CacheWriteVersioned:
-		_, err = c.store.WriteVersioned(ctx, key, CacheEntry{Version: rec.Version, Tombstone: true}, c.entryTTL())
+		err = c.store.InvalidateVersioned(ctx, key, CacheVersionKey(c.opts.Keys, id), rec.Version, c.opts.VersionTTL)
 	default:
 		err = c.store.Delete(ctx, key)
 	}
@@ -446,7 +466,7 @@ func (c *cacheAside) loadAndFill(ctx context.Context, id, key string) (Record, e
 	}
 	e := CacheEntry{Version: rec.Version, Value: rec.Value, Cost: time.Since(begin)}
 	if c.opts.Write == CacheWriteVersioned {
-		_, err = c.store.WriteVersioned(ctx, key, e, c.entryTTL())
+		_, err = c.store.WriteVersioned(ctx, key, CacheVersionKey(c.opts.Keys, id), e, c.entryTTL())
 	} else {
 		err = c.store.Write(ctx, key, e, c.entryTTL())
 	}
@@ -675,29 +695,25 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // Encode returns the entry's hash fields as strings, in the order
-// v (version), d (value), c (cost in microseconds), t ("1" for a
-// tombstone, else "0"): what a CacheStore writes.
-func (e CacheEntry) Encode() (version, value, cost, tombstone string) {
-	tombstone = "0"
-	if e.Tombstone {
-		tombstone = "1"
-	}
-	return strconv.FormatInt(e.Version, 10), e.Value, strconv.FormatInt(e.Cost.Microseconds(), 10), tombstone
+// v (version), d (value), c (cost in microseconds): what a CacheStore
+// writes.
+func (e CacheEntry) Encode() (version, value, cost string) {
+	return strconv.FormatInt(e.Version, 10), e.Value, strconv.FormatInt(e.Cost.Microseconds(), 10)
 }
 
 // CacheFields are the entry hash's field names, in the order Encode and
 // ParseCacheEntry use.
-func CacheFields() []string { return []string{"v", "d", "c", "t"} }
+func CacheFields() []string { return []string{"v", "d", "c"} }
 
 // ParseCacheEntry decodes the fields an HMGET of CacheFields returned, as
 // strings (a missing field is ""). An entry without a version is an error:
 // something other than paybench wrote the key.
-func ParseCacheEntry(version, value, cost, tombstone string) (CacheEntry, error) {
+func ParseCacheEntry(version, value, cost string) (CacheEntry, error) {
 	v, err := strconv.ParseInt(version, 10, 64)
 	if err != nil {
 		return CacheEntry{}, fmt.Errorf("cache entry version %q: %w", version, err)
 	}
-	e := CacheEntry{Found: true, Version: v, Value: value, Tombstone: tombstone == "1"}
+	e := CacheEntry{Found: true, Version: v, Value: value}
 	if cost != "" {
 		us, err := strconv.ParseInt(cost, 10, 64)
 		if err != nil {

@@ -12,25 +12,25 @@ import (
 func TestCacheEntryEncoding(t *testing.T) {
 	for _, e := range []impl.CacheEntry{
 		{Found: true, Version: 1, Value: "x", Cost: 20 * time.Millisecond},
-		{Found: true, Version: 1 << 40, Value: "", Tombstone: true},
+		{Found: true, Version: 1 << 40, Value: ""},
 		{Found: true, Version: 0, Value: "a\x00b{c}:d 日本"},
 	} {
-		v, d, c, tomb := e.Encode()
-		got, err := impl.ParseCacheEntry(v, d, c, tomb)
+		v, d, c := e.Encode()
+		got, err := impl.ParseCacheEntry(v, d, c)
 		if err != nil || got != e {
 			t.Errorf("round trip of %+v = %+v, %v", e, got, err)
 		}
 	}
-	if _, err := impl.ParseCacheEntry("x", "", "", ""); err == nil {
+	if _, err := impl.ParseCacheEntry("x", "", ""); err == nil {
 		t.Errorf("a non-numeric version parsed")
 	}
-	if _, err := impl.ParseCacheEntry("1", "", "y", ""); err == nil {
+	if _, err := impl.ParseCacheEntry("1", "", "y"); err == nil {
 		t.Errorf("a non-numeric cost parsed")
 	}
-	if e, err := impl.ParseCacheEntry("3", "v", "", ""); err != nil || e.Cost != 0 || e.Tombstone {
-		t.Errorf("missing cost and tombstone: %+v, %v", e, err)
+	if e, err := impl.ParseCacheEntry("3", "v", ""); err != nil || e.Cost != 0 {
+		t.Errorf("missing cost: %+v, %v", e, err)
 	}
-	if got := strings.Join(impl.CacheFields(), ","); got != "v,d,c,t" {
+	if got := strings.Join(impl.CacheFields(), ","); got != "v,d,c" {
 		t.Errorf("CacheFields = %s", got)
 	}
 }
@@ -38,7 +38,7 @@ func TestCacheEntryEncoding(t *testing.T) {
 func TestCacheOptionsDefaults(t *testing.T) {
 	o := impl.CacheOptions{TTL: 300 * time.Millisecond}.WithDefaults()
 	if o.Write != impl.CacheWriteNaive || o.StaleFor != o.TTL || o.LockTTL != time.Second ||
-		o.LockWait != o.LockTTL || o.PollEvery <= 0 || o.Beta != 1 || o.LocalTTL != o.TTL {
+		o.LockWait != o.LockTTL || o.PollEvery <= 0 || o.Beta != 1 || o.LocalTTL != o.TTL || o.VersionTTL != time.Minute {
 		t.Fatalf("defaults: %+v", o)
 	}
 	if d := (impl.CacheOptions{}).WithDefaults(); d.TTL != time.Second {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path"
 	"strconv"
 	"text/tabwriter"
 
@@ -24,6 +25,34 @@ type CompareOptions struct {
 	MaxErrorRate float64
 	// Gates are absolute gates judged on the new result.
 	Gates []Gate
+	// PerfCells limits the three thresholds above to the cells matching
+	// one of these selectors (scenario-or-operation[/backend[/strategy]],
+	// globs per part, as in gates); empty: every cell. Correctness and
+	// missing cells are judged on every cell.
+	PerfCells []string
+}
+
+// perfSelected reports whether the thresholds apply to the cell key.
+func (o CompareOptions) perfSelected(key string) bool {
+	if len(o.PerfCells) == 0 {
+		return true
+	}
+	for _, sel := range o.PerfCells {
+		if ok, _ := path.Match(cellPattern(sel), key); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidateCellSelectors checks selectors such as CompareOptions.PerfCells.
+func ValidateCellSelectors(sels []string) error {
+	for _, sel := range sels {
+		if _, err := path.Match(cellPattern(sel), ""); err != nil {
+			return fmt.Errorf("cell selector %q: %w", sel, err)
+		}
+	}
+	return nil
 }
 
 // Delta is one figure of a cell in the base and the new result.
@@ -162,6 +191,9 @@ func compareCell(key string, b, n *result.Cell, opt CompareOptions) CellComparis
 			}
 		}
 	}
+	if !opt.perfSelected(key) {
+		return cc
+	}
 	// Performance, only between cells that both measured something.
 	if b != nil && b.Ops > 0 && n.Ops > 0 && n.Verdict != result.Unsupported && b.Verdict != result.Unsupported {
 		if opt.MaxP99Increase >= 0 && cc.P99.Base > 0 && cc.P99.Change() > opt.MaxP99Increase {
@@ -286,7 +318,7 @@ func deltaMicros(d Delta, cc CellComparison) string {
 }
 
 func pctOf(d Delta, cc CellComparison) string {
-	if cc.Base == nil || cc.New == nil {
+	if cc.Base == nil || cc.New == nil || d.Base == 0 && d.New == 0 {
 		return ""
 	}
 	return pct(d.Change())

@@ -87,6 +87,11 @@ func TestCompareFailures(t *testing.T) {
 		{"throughput down", func(_, n *result.Document) { n.Cells[3].ThroughputOps *= 0.9 }, strict, "oversell/rueidis/lua: throughput"},
 		{"error rate", func(_, n *result.Document) {}, CompareOptions{MaxP99Increase: -1, MaxThroughputDrop: -1, MaxErrorRate: 0.0001},
 			"stock.deduct/goredis/lua: error rate 0.015% of 20000 operations, more than 0.01%"},
+		{"perf cells select", func(_, n *result.Document) {
+			n.Cells[5].ThroughputOps /= 2
+			n.Cells[0].ThroughputOps /= 2
+		}, CompareOptions{MaxP99Increase: 0.1, MaxThroughputDrop: 0.05, MaxErrorRate: -1, PerfCells: []string{"*.*"}},
+			"stock.deduct/goredis/lua: throughput"},
 		{"absolute gate", func(_, n *result.Document) {}, CompareOptions{MaxP99Increase: -1, MaxThroughputDrop: -1, MaxErrorRate: -1,
 			Gates: mustGates(t, "oversell:p99<10ms")}, "oversell/goredis/naive: gate oversell:p99<10ms failed"},
 	} {
@@ -97,8 +102,12 @@ func TestCompareFailures(t *testing.T) {
 			if !cmp.Failed() {
 				t.Fatal("passes")
 			}
-			if f := strings.Join(cmp.Failures(), "\n"); !strings.Contains(f, tc.want) {
+			f := strings.Join(cmp.Failures(), "\n")
+			if !strings.Contains(f, tc.want) {
 				t.Errorf("failures lack %q:\n%s", tc.want, f)
+			}
+			if tc.opt.PerfCells != nil && strings.Contains(f, "oversell/goredis/naive") {
+				t.Errorf("a threshold judged a cell outside --perf-cells:\n%s", f)
 			}
 		})
 	}
@@ -109,8 +118,11 @@ func TestCompareToleratesWhatIsNotARegression(t *testing.T) {
 	newDoc.Cells[3].Latency.Corrected.P99 = newDoc.Cells[3].Latency.Corrected.P99 * 105 / 100 // +5% < 10%
 	newDoc.Cells[3].ThroughputOps *= 1.5                                                      // faster
 	newDoc.Cells[0].Verdict = result.NotReproduced                                            // noted, not failed
+	newDoc.Cells[1].ThroughputOps /= 2                                                        // outside the selected cells
 	newDoc.Cells = append(newDoc.Cells, result.Cell{Scenario: "new", Backend: "goredis", Strategy: "x", Verdict: result.Pass})
-	cmp := Compare(base, newDoc, strict)
+	opt := strict
+	opt.PerfCells = []string{"oversell/*/lua", "stock.deduct"}
+	cmp := Compare(base, newDoc, opt)
 	if cmp.Failed() {
 		t.Fatalf("fails: %v", cmp.Failures())
 	}

@@ -25,7 +25,7 @@ func init() {
 	})
 	RegisterOperation(Operation{
 		Name:        "cache.update",
-		Description: "update a record: write the origin, then invalidate its cache entry (naive DEL or versioned tombstone)",
+		Description: "update a record: write the origin, then invalidate its cache entry (naive DEL, or versioned: raise the version floor and DEL)",
 		Strategies:  []string{impl.CacheWriteVersioned, impl.CacheWriteNaive},
 		Setup:       setupCacheUpdate,
 	})

@@ -127,6 +127,10 @@ func (s *CacheStampede) Params() map[string]string {
 // hotID is the one record of the stampede.
 const hotID = "hot"
 
+// stampedeLockTTL is the rebuild lock's TTL and the longest wait for a
+// rebuild (lock, early).
+const stampedeLockTTL = 5 * time.Second
+
 // expiry is one expiry of the hot key and the loads it caused.
 type expiry struct {
 	start       time.Time
@@ -188,7 +192,12 @@ func (s *CacheStampede) Run(ctx context.Context, env *Env, strategy string) (res
 			}
 			defer b.Close()
 		}
-		c, err := openCache(b, strategy, impl.CacheOptions{Keys: env.Keys, Origin: o.Client(i), TTL: s.TTL, Beta: s.Beta})
+		c, err := openCache(b, strategy, impl.CacheOptions{
+			Keys: env.Keys, Origin: o.Client(i), TTL: s.TTL, Beta: s.Beta,
+			// Generous: a rebuild slowed by a loaded machine must not pass
+			// for a crashed one, or waiters would load too.
+			LockTTL: stampedeLockTTL, LockWait: stampedeLockTTL,
+		})
 		if err != nil {
 			return cell, err
 		}

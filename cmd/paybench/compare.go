@@ -25,16 +25,17 @@ const (
 )
 
 func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var p99, tput, errRate, format, mdPath string
+	var p99, tput, errRate, format, mdPath, perfCells string
 	var gateExprs []string
 	fs := newFlagSet("compare")
 	fs.StringVar(&p99, "max-p99-increase", defaultMaxP99Increase, "fail a cell whose p99 grew by more than this")
 	fs.StringVar(&tput, "max-throughput-drop", defaultMaxThroughputDrop, "fail a cell whose throughput fell by more than this")
 	fs.StringVar(&errRate, "max-error-rate", "none", "fail a cell of NEW whose failed operations exceed this share of its operations (1% or 0.01)")
 	fs.StringArrayVar(&gateExprs, "gate", nil, "absolute gates on NEW, e.g. 'p99<5ms,throughput>20000' (repeatable)")
+	fs.StringVar(&perfCells, "perf-cells", "", "apply the three thresholds only to these cells, comma-separated scenario-or-operation[/backend[/strategy]] globs, e.g. '*.*' for the loads (default all)")
 	fs.StringVarP(&format, "format", "f", "text", "output: text or markdown")
 	fs.StringVar(&mdPath, "markdown", "", "also write the comparison as Markdown to this file")
-	if err := parse(fs, args, stdout, compareSynopsis); err != nil {
+	if err := parse(fs, args, stdout, compareSynopsis+"\n\nGates:\n"+reports.GateGrammar); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
@@ -56,6 +57,10 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if opt.Gates, err = parseGateFlags(gateExprs); err != nil {
 		return err
+	}
+	opt.PerfCells = splitList(perfCells)
+	if err := reports.ValidateCellSelectors(opt.PerfCells); err != nil {
+		return usageErrorf("--perf-cells: %v", err)
 	}
 	base, err := readResult(fs.Arg(0))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"strings"
 	"time"
@@ -157,7 +158,7 @@ func parseSuite(args []string, stdout io.Writer) (*suitePlan, error) {
 	if f := fs.Lookup("strategy"); f != nil {
 		f.Usage = "only these strategies, comma-separated, in every scenario and operation that has them (default all)"
 	}
-	if err := parse(fs, args, stdout, suiteSynopsis); err != nil {
+	if err := parse(fs, args, stdout, suiteSynopsis+"\n\nGates (--gate):\n"+reports.GateGrammar); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -315,14 +316,25 @@ func (s *suiteRun) progress(c *result.Cell, took time.Duration) {
 	fmt.Fprintf(s.stderr, "%s (%s)\n", line, took.Round(10*time.Millisecond))
 }
 
-// open connects a backend and records its settings.
-func (s *suiteRun) open(ctx context.Context, name string, conn impl.ConnConfig) (impl.Backend, error) {
+// open connects a backend and records its settings: under the backend's
+// name for the scenarios, and under "NAME load" for the loads when they
+// differ (the loads size the pool to their workers, as `paybench load`
+// does).
+func (s *suiteRun) open(ctx context.Context, name string, conn impl.ConnConfig, load bool) (impl.Backend, error) {
 	be, err := backends.Open(ctx, name, conn)
 	if err != nil {
 		return nil, withCode(exitRedis, fmt.Errorf("%s: %w", name, err))
 	}
-	if _, ok := s.clients[name]; !ok {
-		s.clients[name] = be.Settings()
+	settings := be.Settings()
+	key := name
+	if load {
+		if prev, ok := s.clients[name]; ok && maps.Equal(prev, settings) {
+			return be, nil
+		}
+		key = name + " load"
+	}
+	if _, ok := s.clients[key]; !ok {
+		s.clients[key] = settings
 	}
 	return be, nil
 }
@@ -345,7 +357,7 @@ func (s *suiteRun) runScenarios(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			be, err := s.open(ctx, bname, conn)
+			be, err := s.open(ctx, bname, conn, false)
 			if err != nil {
 				return err
 			}
@@ -396,7 +408,7 @@ func (s *suiteRun) runLoads(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			be, err := s.open(ctx, bname, conn)
+			be, err := s.open(ctx, bname, conn, true)
 			if err != nil {
 				return err
 			}

@@ -82,10 +82,20 @@ func TestSuiteQuick(t *testing.T) {
 	code, stdout, stderr := runCLIFor(t, 8*time.Minute, "suite", "--quick", "--redis-url", url, "--quiet",
 		"--json", p("a.json"), "--html", p("a.html"), "--junit", p("a.xml"), "--markdown", p("a.md"), "--benchfmt", p("a.txt"))
 	t.Logf("suite --quick took %s", time.Since(start).Round(time.Second))
-	if code != exitOK {
+	// Exit 4 (a bug expected to show did not, this once) is the scenario's
+	// reliability, which its own tests measure; the suite itself worked.
+	if code != exitOK && code != exitNotReproduced {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	doc := readDoc(t, p("a.json"))
+	for _, c := range doc.Cells {
+		switch c.Verdict {
+		case result.NotReproduced:
+			t.Logf("%s did not reproduce this time: %s", c.Key(), c.Summary)
+		case result.Fail, result.Error:
+			t.Errorf("%s: %s %s %s", c.Key(), c.Verdict, c.Summary, c.Error)
+		}
+	}
 	if doc.Kind != "suite" || doc.Mode != "quick" || doc.Schema != result.SchemaVersion || doc.Tool.Version == "" || doc.Host == "" {
 		t.Errorf("document facts: kind %q mode %q schema %d tool %+v host %q", doc.Kind, doc.Mode, doc.Schema, doc.Tool, doc.Host)
 	}

@@ -73,8 +73,8 @@ func (s cacheStore) Read(ctx context.Context, key string, ttl bool) (impl.CacheE
 	return e, nil
 }
 
-// decodeEntry turns an HMGET v d c t reply into an entry; all nil is a
-// missing key.
+// decodeEntry turns an HMGET v d c reply into an entry; a nil version is
+// a missing key.
 func decodeEntry(vals []any) (impl.CacheEntry, error) {
 	if len(vals) != len(cacheFields) {
 		return impl.CacheEntry{}, fmt.Errorf("HMGET replied %d values, want %d", len(vals), len(cacheFields))
@@ -82,7 +82,7 @@ func decodeEntry(vals []any) (impl.CacheEntry, error) {
 	if vals[0] == nil {
 		return impl.CacheEntry{}, nil
 	}
-	str := make([]string, len(vals))
+	var str [3]string
 	for i, v := range vals {
 		if v == nil {
 			continue
@@ -93,24 +93,24 @@ func decodeEntry(vals []any) (impl.CacheEntry, error) {
 		}
 		str[i] = s
 	}
-	return impl.ParseCacheEntry(str[0], str[1], str[2], str[3])
+	return impl.ParseCacheEntry(str[0], str[1], str[2])
 }
 
 // Write stores the entry with HSET and PEXPIRE in one MULTI/EXEC.
 func (s cacheStore) Write(ctx context.Context, key string, e impl.CacheEntry, ttl time.Duration) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		v, d, c, t := e.Encode()
-		p.HSet(ctx, key, "v", v, "d", d, "c", c, "t", t)
+		v, d, c := e.Encode()
+		p.HSet(ctx, key, "v", v, "d", d, "c", c)
 		p.PExpire(ctx, key, ttl)
 		return nil
 	})
 	return err
 }
 
-// WriteVersioned runs scripts.CacheSet.
-func (s cacheStore) WriteVersioned(ctx context.Context, key string, e impl.CacheEntry, ttl time.Duration) (bool, error) {
-	v, d, c, t := e.Encode()
-	res, err := cacheSetScript.Run(ctx, s.rdb, []string{key}, v, d, c, ttl.Milliseconds(), t).Int64Slice()
+// WriteVersioned runs scripts.CacheSet in fill mode.
+func (s cacheStore) WriteVersioned(ctx context.Context, key, floorKey string, e impl.CacheEntry, ttl time.Duration) (bool, error) {
+	v, d, c := e.Encode()
+	res, err := cacheSetScript.Run(ctx, s.rdb, []string{key, floorKey}, "fill", v, d, c, ttl.Milliseconds()).Int64Slice()
 	if err != nil {
 		return false, err
 	}
@@ -118,6 +118,11 @@ func (s cacheStore) WriteVersioned(ctx context.Context, key string, e impl.Cache
 		return false, fmt.Errorf("cache_set replied %v, want {written, version}", res)
 	}
 	return res[0] == 1, nil
+}
+
+// InvalidateVersioned runs scripts.CacheSet in invalidate mode.
+func (s cacheStore) InvalidateVersioned(ctx context.Context, key, floorKey string, version int64, floorTTL time.Duration) error {
+	return cacheSetScript.Run(ctx, s.rdb, []string{key, floorKey}, "invalidate", version, floorTTL.Milliseconds()).Err()
 }
 
 // Delete runs DEL.

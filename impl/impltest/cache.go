@@ -209,19 +209,42 @@ func rawEntry(t *testing.T, ctx context.Context, admin *redis.Client, key string
 	return h, ttl
 }
 
-// wantEntry checks the entry of id in Redis: version, value, tombstone.
-func wantEntry(t *testing.T, ctx context.Context, c cacheCase, ks impl.Keyspace, id string, version int64, value string, tomb bool) {
+// wantEntry checks the entry of id in Redis: version and value, and that
+// it expires.
+func wantEntry(t *testing.T, ctx context.Context, c cacheCase, ks impl.Keyspace, id string, version int64, value string) {
 	t.Helper()
 	h, ttl := rawEntry(t, ctx, c.env.Admin, impl.CacheKey(ks, id))
-	t1 := "0"
-	if tomb {
-		t1 = "1"
-	}
-	if h["v"] != strconv.FormatInt(version, 10) || h["d"] != value || h["t"] != t1 {
-		t.Errorf("entry of %q = %v, want v=%d d=%q t=%s", id, h, version, value, t1)
+	if h["v"] != strconv.FormatInt(version, 10) || h["d"] != value {
+		t.Errorf("entry of %q = %v, want v=%d d=%q", id, h, version, value)
 	}
 	if ttl <= 0 {
 		t.Errorf("entry of %q has PTTL %s, want an expiry", id, ttl)
+	}
+}
+
+// wantNoEntry checks that id has no entry in Redis.
+func wantNoEntry(t *testing.T, ctx context.Context, c cacheCase, ks impl.Keyspace, id string) {
+	t.Helper()
+	if h, _ := rawEntry(t, ctx, c.env.Admin, impl.CacheKey(ks, id)); len(h) != 0 {
+		t.Errorf("entry of %q = %v, want none", id, h)
+	}
+}
+
+// wantFloor checks id's version floor (0: no floor key).
+func wantFloor(t *testing.T, ctx context.Context, c cacheCase, ks impl.Keyspace, id string, version int64) {
+	t.Helper()
+	key := impl.CacheVersionKey(ks, id)
+	v, err := c.env.Admin.Get(ctx, key).Int64()
+	if errors.Is(err, redis.Nil) {
+		v, err = 0, nil
+	}
+	if err != nil || v != version {
+		t.Errorf("version floor of %q = %d, %v; want %d", id, v, err, version)
+	}
+	if version > 0 {
+		if ttl, err := c.env.Admin.PTTL(ctx, key).Result(); err != nil || ttl <= 0 {
+			t.Errorf("version floor of %q has PTTL %s, %v; want an expiry", id, ttl, err)
+		}
 	}
 }
 
@@ -255,7 +278,7 @@ func testCacheReadThrough(t *testing.T, c cacheCase) {
 		t.Errorf("first Get source = %s, want %s", r.Source, impl.FromOrigin)
 	}
 	wantLoads(t, o, 1)
-	wantEntry(t, ctx, c, ks, "u1", 1, rec.Value, false)
+	wantEntry(t, ctx, c, ks, "u1", 1, rec.Value)
 	_, ttl := rawEntry(t, ctx, c.env.Admin, impl.CacheKey(ks, "u1"))
 	maxTTL := cacheTTL
 	if c.strategy == impl.CacheLock {
@@ -288,7 +311,8 @@ func testCacheUpdateNaive(t *testing.T, c cacheCase) {
 		t.Errorf("entry after a naive Update: EXISTS = %d, %v; want deleted", n, err)
 	}
 	eventuallyGet(t, ctx, cache, "u1", rec)
-	wantEntry(t, ctx, c, ks, "u1", 2, "b", false)
+	wantEntry(t, ctx, c, ks, "u1", 2, "b")
+	wantFloor(t, ctx, c, ks, "u1", 0) // naive writes keep no floor
 }
 
 func testCacheUpdateVersioned(t *testing.T, c cacheCase) {
@@ -296,14 +320,16 @@ func testCacheUpdateVersioned(t *testing.T, c cacheCase) {
 	cache, o, ks := c.cache(t, origin.Options{}, func(co *impl.CacheOptions) { co.Write = impl.CacheWriteVersioned })
 	o.Put("u1", "a")
 	mustGet(t, ctx, cache, "u1", impl.Record{ID: "u1", Version: 1, Value: "a"})
-	wantEntry(t, ctx, c, ks, "u1", 1, "a", false)
+	wantEntry(t, ctx, c, ks, "u1", 1, "a")
+	wantFloor(t, ctx, c, ks, "u1", 0)
 	rec, err := cache.Update(ctx, "u1", "b")
 	if err != nil || rec.Version != 2 {
 		t.Fatalf("Update = %+v, %v; want version 2", rec, err)
 	}
-	wantEntry(t, ctx, c, ks, "u1", 2, "", true) // the tombstone
+	wantNoEntry(t, ctx, c, ks, "u1")
+	wantFloor(t, ctx, c, ks, "u1", 2)
 	eventuallyGet(t, ctx, cache, "u1", rec)
-	wantEntry(t, ctx, c, ks, "u1", 2, "b", false)
+	wantEntry(t, ctx, c, ks, "u1", 2, "b")
 	wantLoads(t, o, 2)
 }
 
@@ -327,35 +353,52 @@ func eventuallyGet(t *testing.T, ctx context.Context, cache impl.Cache, id strin
 	}
 }
 
-// testCacheVersionedRefusesOlder: the versioned write refuses to put a
-// version older than the cached one; an equal version fills a tombstone.
+// testCacheVersionedRefusesOlder: the versioned fill refuses a version
+// older than the record's version floor or than the cached entry; an equal
+// version is accepted.
 func testCacheVersionedRefusesOlder(t *testing.T, c cacheCase) {
 	ctx := testContext(t)
-	cache, o, ks := c.cache(t, origin.Options{}, func(co *impl.CacheOptions) { co.Write = impl.CacheWriteVersioned })
+	cache, o, ks := c.cache(t, origin.Options{LoadLatency: cacheSlowLoad}, func(co *impl.CacheOptions) { co.Write = impl.CacheWriteVersioned })
 	key := impl.CacheKey(ks, "u1")
 	for i := range 3 {
 		o.Put("u1", "v"+strconv.Itoa(i+1))
 	}
-	// A tombstone for version 5: the origin's version 3 is older.
-	if err := c.env.Admin.HSet(ctx, key, "v", 5, "d", "", "c", 0, "t", 1).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.env.Admin.PExpire(ctx, key, cacheTTL).Err(); err != nil {
+	// A floor at version 5: the origin's version 3 is older.
+	if err := c.env.Admin.Set(ctx, impl.CacheVersionKey(ks, "u1"), 5, cacheTTL).Err(); err != nil {
 		t.Fatal(err)
 	}
 	mustGet(t, ctx, cache, "u1", impl.Record{ID: "u1", Version: 3, Value: "v3"})
-	wantEntry(t, ctx, c, ks, "u1", 5, "", true) // refused: still the tombstone
+	wantNoEntry(t, ctx, c, ks, "u1") // refused
 	// Once the origin reaches version 5, the fill is accepted.
 	o.Put("u1", "v4")
 	o.Put("u1", "v5")
 	eventuallyGet(t, ctx, cache, "u1", impl.Record{ID: "u1", Version: 5, Value: "v5"})
-	wantEntry(t, ctx, c, ks, "u1", 5, "v5", false)
-	// A cached value at version 7 is not replaced by the origin's 5 either.
-	if err := c.env.Admin.HSet(ctx, key, "v", 7, "d", "seven", "t", 0).Err(); err != nil {
+	wantEntry(t, ctx, c, ks, "u1", 5, "v5")
+	wantFloor(t, ctx, c, ks, "u1", 5)
+
+	// A fill of version 5 that lands after another process cached
+	// version 7 is refused too.
+	if err := c.env.Admin.Del(ctx, key).Err(); err != nil {
 		t.Fatal(err)
 	}
+	loads := o.Loads()
+	done := make(chan error, 1)
+	go func() {
+		_, err := cache.Get(ctx, "u1")
+		done <- err
+	}()
+	waitLoads(t, o, loads+1) // the load of version 5 is in flight
+	if err := c.env.Admin.HSet(ctx, key, "v", 7, "d", "seven", "c", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.env.Admin.PExpire(ctx, key, 2*cacheTTL).Err(); err != nil { // fresh for lock too
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	wantEntry(t, ctx, c, ks, "u1", 7, "seven")
 	eventuallyGet(t, ctx, cache, "u1", impl.Record{ID: "u1", Version: 7, Value: "seven"})
-	wantEntry(t, ctx, c, ks, "u1", 7, "seven", false)
 }
 
 // slowReaderRace runs the classic race: a reader misses and starts a slow
@@ -393,7 +436,7 @@ func testCacheSlowReaderNaive(t *testing.T, c cacheCase) {
 	ctx := testContext(t)
 	cache, o, ks := c.cache(t, origin.Options{LoadLatency: cacheSlowLoad}, nil)
 	slowReaderRace(t, ctx, cache, o)
-	wantEntry(t, ctx, c, ks, "u1", 1, "old", false)
+	wantEntry(t, ctx, c, ks, "u1", 1, "old")
 	mustGet(t, ctx, cache, "u1", impl.Record{ID: "u1", Version: 1, Value: "old"}) // stale until the TTL
 }
 
@@ -403,9 +446,10 @@ func testCacheSlowReaderVersioned(t *testing.T, c cacheCase) {
 	ctx := testContext(t)
 	cache, o, ks := c.cache(t, origin.Options{LoadLatency: cacheSlowLoad}, func(co *impl.CacheOptions) { co.Write = impl.CacheWriteVersioned })
 	slowReaderRace(t, ctx, cache, o)
-	wantEntry(t, ctx, c, ks, "u1", 2, "", true)
+	wantNoEntry(t, ctx, c, ks, "u1")
+	wantFloor(t, ctx, c, ks, "u1", 2)
 	eventuallyGet(t, ctx, cache, "u1", impl.Record{ID: "u1", Version: 2, Value: "new"})
-	wantEntry(t, ctx, c, ks, "u1", 2, "new", false)
+	wantEntry(t, ctx, c, ks, "u1", 2, "new")
 }
 
 func testCacheNotFound(t *testing.T, c cacheCase) {
@@ -414,7 +458,7 @@ func testCacheNotFound(t *testing.T, c cacheCase) {
 	if _, err := cache.Get(ctx, "nobody"); !errors.Is(err, impl.ErrRecordNotFound) {
 		t.Errorf("Get(nobody) error = %v, want ErrRecordNotFound", err)
 	}
-	if n, err := c.env.Admin.Exists(ctx, impl.CacheKey(ks, "nobody"), impl.CacheLockKey(ks, "nobody")).Result(); err != nil || n != 0 {
+	if n, err := c.env.Admin.Exists(ctx, impl.CacheKey(ks, "nobody"), impl.CacheLockKey(ks, "nobody"), impl.CacheVersionKey(ks, "nobody")).Result(); err != nil || n != 0 {
 		t.Errorf("keys after a failed load: EXISTS = %d, %v; want none", n, err)
 	}
 }
@@ -427,7 +471,7 @@ func testCacheOddIDs(t *testing.T, c cacheCase) {
 	}
 	for i, id := range oddItems {
 		mustGet(t, ctx, cache, id, impl.Record{ID: id, Version: 1, Value: "value-" + strconv.Itoa(i)})
-		wantEntry(t, ctx, c, ks, id, 1, "value-"+strconv.Itoa(i), false)
+		wantEntry(t, ctx, c, ks, id, 1, "value-"+strconv.Itoa(i))
 	}
 	keys := scanKeys(t, ctx, c.env.Admin, ks)
 	var want []string
@@ -465,8 +509,10 @@ func testCacheScriptFlush(t *testing.T, c cacheCase) {
 	if err != nil {
 		t.Fatalf("Update after SCRIPT FLUSH: %v", err)
 	}
-	wantEntry(t, ctx, c, ks, "u1", 2, "", true)
+	wantNoEntry(t, ctx, c, ks, "u1")
+	wantFloor(t, ctx, c, ks, "u1", 2)
 	eventuallyGet(t, ctx, cache, "u1", rec)
+	wantEntry(t, ctx, c, ks, "u1", 2, "b")
 }
 
 // testCacheCollapse: concurrent misses of one key in one process cause one
@@ -643,8 +689,8 @@ func testCacheClientSide(t *testing.T, c cacheCase) {
 	waitLocal(t, ctx, cache, "u1", 9)
 
 	// Another backend (a separate application server) updates through the
-	// cache family: versioned writes leave a tombstone, which invalidates
-	// the local copy, and the next read loads the new version.
+	// cache family: the versioned invalidation deletes the entry, which
+	// evicts the local copy, and the next read loads the new version.
 	other := openBackend(t, c.env, c.open)
 	writer, err := other.(impl.CacheBackend).Cache(impl.CacheNaive, impl.CacheOptions{Keys: ks, Origin: o, TTL: cacheTTL, Write: impl.CacheWriteVersioned})
 	if err != nil {

@@ -124,7 +124,7 @@ func pttl(ms int64) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
-// decodeEntry turns an HMGET v d c t reply into an entry; a nil version is
+// decodeEntry turns an HMGET v d c reply into an entry; a nil version is
 // a missing key.
 func decodeEntry(vals []rd.RedisMessage) (impl.CacheEntry, error) {
 	if len(vals) != len(cacheFields) {
@@ -133,7 +133,7 @@ func decodeEntry(vals []rd.RedisMessage) (impl.CacheEntry, error) {
 	if vals[0].IsNil() {
 		return impl.CacheEntry{}, nil
 	}
-	str := make([]string, len(vals))
+	var str [3]string
 	for i := range vals {
 		if vals[i].IsNil() {
 			continue
@@ -144,15 +144,15 @@ func decodeEntry(vals []rd.RedisMessage) (impl.CacheEntry, error) {
 		}
 		str[i] = s
 	}
-	return impl.ParseCacheEntry(str[0], str[1], str[2], str[3])
+	return impl.ParseCacheEntry(str[0], str[1], str[2])
 }
 
 // Write stores the entry with HSET and PEXPIRE in one MULTI/EXEC.
 func (s *cacheStore) Write(ctx context.Context, key string, e impl.CacheEntry, ttl time.Duration) error {
-	v, d, c, t := e.Encode()
+	v, d, c := e.Encode()
 	resps := s.rc.DoMulti(ctx,
 		s.rc.B().Multi().Build(),
-		s.rc.B().Hset().Key(key).FieldValue().FieldValue("v", v).FieldValue("d", d).FieldValue("c", c).FieldValue("t", t).Build(),
+		s.rc.B().Hset().Key(key).FieldValue().FieldValue("v", v).FieldValue("d", d).FieldValue("c", c).Build(),
 		s.rc.B().Pexpire().Key(key).Milliseconds(ttl.Milliseconds()).Build(),
 		s.rc.B().Exec().Build())
 	for _, r := range resps[:len(resps)-1] {
@@ -172,11 +172,11 @@ func (s *cacheStore) Write(ctx context.Context, key string, e impl.CacheEntry, t
 	return nil
 }
 
-// WriteVersioned runs scripts.CacheSet.
-func (s *cacheStore) WriteVersioned(ctx context.Context, key string, e impl.CacheEntry, ttl time.Duration) (bool, error) {
-	v, d, c, t := e.Encode()
-	res, err := cacheSetScript.Exec(ctx, s.rc, []string{key},
-		[]string{v, d, c, strconv.FormatInt(ttl.Milliseconds(), 10), t}).AsIntSlice()
+// WriteVersioned runs scripts.CacheSet in fill mode.
+func (s *cacheStore) WriteVersioned(ctx context.Context, key, floorKey string, e impl.CacheEntry, ttl time.Duration) (bool, error) {
+	v, d, c := e.Encode()
+	res, err := cacheSetScript.Exec(ctx, s.rc, []string{key, floorKey},
+		[]string{"fill", v, d, c, strconv.FormatInt(ttl.Milliseconds(), 10)}).AsIntSlice()
 	if err != nil {
 		return false, err
 	}
@@ -184,6 +184,12 @@ func (s *cacheStore) WriteVersioned(ctx context.Context, key string, e impl.Cach
 		return false, fmt.Errorf("cache_set replied %v, want {written, version}", res)
 	}
 	return res[0] == 1, nil
+}
+
+// InvalidateVersioned runs scripts.CacheSet in invalidate mode.
+func (s *cacheStore) InvalidateVersioned(ctx context.Context, key, floorKey string, version int64, floorTTL time.Duration) error {
+	return cacheSetScript.Exec(ctx, s.rc, []string{key, floorKey},
+		[]string{"invalidate", strconv.FormatInt(version, 10), strconv.FormatInt(floorTTL.Milliseconds(), 10)}).Error()
 }
 
 // Delete runs DEL.

@@ -2,10 +2,12 @@ package scripts
 
 import _ "embed"
 
-// CacheSet is the versioned cache write (impl.CacheWriteVersioned):
-// KEYS[1] is the entry hash, ARGV version, value, cost (µs), TTL (ms) and
-// tombstone ("1" or "0"). It writes unless the cached version is newer (or
-// equal, for a tombstone) and returns {1, version} or {0, cached_version}.
+// CacheSet is the versioned cache write (impl.CacheWriteVersioned).
+// KEYS[1] is the entry hash, KEYS[2] the record's version floor; ARGV[1]
+// is "fill" (ARGV version, value, cost in µs, TTL in ms: write the entry
+// unless the floor or the cached entry is newer; {1, version} or
+// {0, newest}) or "invalidate" (ARGV version, floor TTL in ms: raise the
+// floor, delete an older entry; {1, floor}).
 //
 //go:embed cache_set.lua
 var CacheSet string

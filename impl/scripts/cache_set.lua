@@ -1,45 +1,70 @@
--- cache_set: the versioned cache write. It stores an entry unless the
--- cached one is newer, so a reader that loaded an old record cannot put it
--- back over a newer version or over a writer's tombstone.
+-- cache_set: the versioned cache writes (impl.CacheWriteVersioned). Each
+-- record has a version floor next to its entry: the newest version a
+-- writer invalidated. A fill older than the floor or than the cached entry
+-- is refused, so a reader that loaded an old record cannot put it back.
+-- The floor outlives the entry (its own, longer TTL), so the protection
+-- holds even when the entry expires while a slow load is in flight.
 --
 -- KEYS[1]  the cache entry (a hash: v version, d value, c load cost in
---          microseconds, t "1" for a tombstone)
--- ARGV[1]  the entry's version (an integer >= 0)
--- ARGV[2]  the value ("" for a tombstone)
--- ARGV[3]  the cost of the load that produced the value, in microseconds
--- ARGV[4]  the TTL in milliseconds (> 0)
--- ARGV[5]  "1" for a tombstone (an invalidation carrying the new version),
---          "0" for a value
+--          microseconds)
+-- KEYS[2]  the record's version floor (a string holding an integer)
+-- ARGV[1]  "fill" or "invalidate"
+-- ARGV[2]  the version (an integer >= 0)
 --
--- The entry is written when the key is missing, when the cached version
--- is older, or when it is the same version and ARGV is a value (it fills a
--- tombstone or refreshes the TTL). An older version, or a tombstone for a
--- version already cached, is refused and the key left untouched.
---
--- Returns {1, version} when written, {0, cached_version} when refused.
-local v = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[4])
+-- fill:       ARGV[3] the value, ARGV[4] the cost in microseconds,
+--             ARGV[5] the entry's TTL in milliseconds (> 0).
+--             Writes the entry unless the version is older than the floor
+--             or than the cached entry (an equal version refreshes it).
+--             Returns {1, version} when written, {0, newest} when refused.
+-- invalidate: ARGV[3] the floor's TTL in milliseconds (> 0).
+--             Raises the floor to the version (never lowers it) and
+--             deletes the entry when it is older. Returns {1, floor}.
+local v = tonumber(ARGV[2])
 if not v or v < 0 then
   return redis.error_reply('ERR cache_set: invalid version')
 end
-if not ttl or ttl <= 0 then
-  return redis.error_reply('ERR cache_set: invalid ttl')
-end
-local tomb = ARGV[5] == '1'
-local raw = redis.call('HGET', KEYS[1], 'v')
+local floor = 0
+local raw = redis.call('GET', KEYS[2])
 if raw then
-  local cached = tonumber(raw)
+  floor = tonumber(raw)
+  if not floor then
+    return redis.error_reply('ERR cache_set: version floor is not an integer')
+  end
+end
+local cached = nil
+raw = redis.call('HGET', KEYS[1], 'v')
+if raw then
+  cached = tonumber(raw)
   if not cached then
     return redis.error_reply('ERR cache_set: cached version is not an integer')
   end
-  if v < cached or (v == cached and tomb) then
-    return {0, cached}
+end
+
+if ARGV[1] == 'invalidate' then
+  local ttl = tonumber(ARGV[3])
+  if not ttl or ttl <= 0 then
+    return redis.error_reply('ERR cache_set: invalid floor ttl')
   end
+  if v > floor then
+    redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
+    floor = v
+  end
+  if cached and cached < v then
+    redis.call('DEL', KEYS[1])
+  end
+  return {1, floor}
 end
-local t = '0'
-if tomb then
-  t = '1'
+
+if ARGV[1] ~= 'fill' then
+  return redis.error_reply('ERR cache_set: mode must be fill or invalidate')
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2], 'c', ARGV[3], 't', t)
+local ttl = tonumber(ARGV[5])
+if not ttl or ttl <= 0 then
+  return redis.error_reply('ERR cache_set: invalid ttl')
+end
+if v < floor or (cached and v < cached) then
+  return {0, math.max(floor, cached or 0)}
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 'c', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ttl)
 return {1, v}

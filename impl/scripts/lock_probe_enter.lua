@@ -1,21 +1,22 @@
 -- Instrumentation of the lock-race scenario (not part of any lock): a
--- holder entering its critical section. Server time only.
+-- holder entering its critical section. Server clock only.
 -- KEYS[1] the "inside" sorted set (member: holder id, score: the server
 -- time in ms its lease ends), KEYS[2] the stats hash, KEYS[3] the "owner"
 -- string (id of the last holder to enter), KEYS[4] the lock key.
 -- ARGV[1] the holder id, ARGV[2] its lock token.
--- The lease end is now + PTTL of the lock when the lock holds the token,
--- else now (the lease is already gone). Counts 'entered', 'overlaps'
--- (someone else was inside), 'live_overlaps' (someone else was inside on a
--- lease that had not ended, and so is ours) and keeps 'max_inside'.
+-- The lease end is the lock's PEXPIRETIME when the lock holds the token
+-- (the very instant the server will let another holder in), else now (the
+-- lease is already gone). Counts 'entered', 'overlaps' (someone else was
+-- inside), 'live_overlaps' (someone else was inside on a lease that had
+-- not ended, and so are we) and keeps 'max_inside'.
 -- Returns {inside now, others inside on live leases, ms left on our lease}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local deadline = now
 if redis.call('GET', KEYS[4]) == ARGV[2] then
-  local pttl = redis.call('PTTL', KEYS[4])
-  if pttl > 0 then
-    deadline = now + pttl
+  local at = redis.call('PEXPIRETIME', KEYS[4])
+  if at > now then
+    deadline = at
   end
 end
 local others = redis.call('ZCARD', KEYS[1])
