@@ -300,6 +300,7 @@ type engine struct {
 	// Open loop.
 	next          paddedUint64 // the next slot of the schedule to claim
 	done          atomic.Bool  // a worker reached the end of the schedule
+	pastEnd       atomic.Bool  // ... because its next slot fell due after the window
 	firstMeasured uint64       // the first slot due at or after measureFrom
 	limit         uint64       // no slot at or after this one runs
 }
@@ -417,12 +418,18 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 }
 
 // windowEnd returns when the measured window closed, since the start:
-// when the stop was requested, else (a count that was done) end.
+// when the stop was requested, else the end of Duration, else (a count
+// that was done) end, when the last call ended.
 func (e *engine) windowEnd(end time.Duration) time.Duration {
-	if e.stop.Load() {
+	switch {
+	case e.stop.Load():
 		return min(time.Duration(e.stopAt.Load()), end)
+	case e.pastEnd.Load():
+		// The schedule reached the end of the window (its last calls may
+		// have ended a little before it).
+		return e.endAt
 	}
-	return end
+	return min(e.endAt, end)
 }
 
 // now returns the time since the start of the run.
@@ -560,6 +567,10 @@ func (e *engine) closedLoop(ws *workerState) {
 func (e *engine) openLoop(ws *workerState) {
 	w := &ws.w
 	batch := uint64(e.cfg.Batch)
+	// As in the closed loop, the clock is read once per call when the
+	// worker is behind (a call's end is when it starts the next), twice
+	// when it waits.
+	now := e.now()
 	for !e.stop.Load() {
 		first := e.next.Add(batch) - batch
 		if first >= e.limit {
@@ -569,6 +580,9 @@ func (e *engine) openLoop(ws *workerState) {
 		n := 0
 		for i := range min(batch, e.limit-first) {
 			at, ok := due(e.cfg.Pacer, first+i)
+			if ok && at >= e.endAt {
+				e.pastEnd.Store(true)
+			}
 			if !ok || at >= e.endAt {
 				break
 			}
@@ -580,8 +594,11 @@ func (e *engine) openLoop(ws *workerState) {
 			return
 		}
 		dues := ws.dues[:n]
-		if !ws.sleepUntil(e, dues[n-1]) {
-			return
+		if wait := dues[n-1] - now; wait > 0 {
+			if !ws.sleep(e, wait) {
+				return
+			}
+			now = e.now()
 		}
 		// Slots due before the measured window are warm-up.
 		measured := dues
@@ -590,21 +607,21 @@ func (e *engine) openLoop(ws *workerState) {
 		}
 		w.Seq, w.N, w.measuring = int64(first), n, len(measured) > 0
 		ws.started += int64(len(measured))
-		sent := e.now()
+		sent := now
 		err := e.op(e.runCtx, w)
-		end := e.now()
+		now = e.now()
 		if len(measured) == 0 {
 			continue
 		}
 		failed, class, skip := e.classify(err, int64(len(measured)))
 		if !skip {
-			ws.rec.recordEach(measured, sent, end, failed, class)
+			ws.rec.recordEach(measured, sent, now, failed, class)
 		}
 	}
 }
 
-// sleepUntil waits on the worker's Go timer until due (since the run's
-// start); false when the run was aborted meanwhile.
+// sleep waits d on the worker's Go timer; false when the run was aborted
+// meanwhile.
 //
 // Go timers are precise to tens of microseconds while the process is busy,
 // but an idle process wakes them with a 1 ms granularity (the netpoller's
@@ -615,11 +632,7 @@ func (e *engine) openLoop(ws *workerState) {
 // measured: ten times more precise at 2000/s, but it costs a thread
 // hand-off per operation, which doubled the engine's CPU and raised every
 // latency at 20000/s.
-func (ws *workerState) sleepUntil(e *engine, due time.Duration) bool {
-	d := due - e.now()
-	if d <= 0 {
-		return true
-	}
+func (ws *workerState) sleep(e *engine, d time.Duration) bool {
 	ws.timer.Reset(d)
 	select {
 	case <-ws.timer.C:

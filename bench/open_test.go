@@ -38,6 +38,9 @@ func TestOpenLoopAchievesTheRate(t *testing.T) {
 	if st.Ops+st.Dropped != 2000 || st.Dropped > 100 {
 		t.Fatalf("ops=%d dropped=%d, want the 2000 slots of the window run", st.Ops, st.Dropped)
 	}
+	if st.Elapsed != time.Second {
+		t.Fatalf("elapsed %s, want the 1 s window", st.Elapsed)
+	}
 	if r := st.Throughput(); r < 1900 || r > 2010 {
 		t.Fatalf("throughput %.0f/s, want about 2000/s", r)
 	}

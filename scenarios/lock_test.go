@@ -16,7 +16,7 @@ import (
 // workers) are what the command line runs. The verdicts are asserted; the
 // figures only for their bookkeeping (a loaded machine may take few locks
 // in a cell).
-const lockTestDuration = 1500 * time.Millisecond
+const lockTestDuration = time.Second
 
 func TestLockRaceVerdicts(t *testing.T) {
 	for _, backend := range impl.Backends() {
