@@ -8,7 +8,7 @@ PKGS    := ./...
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/paybench
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/paybench
 
 ## run: the quick suite (every scenario and operation, both backends)
 ## against an automatically found or spawned Redis, with an HTML report.

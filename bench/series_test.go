@@ -8,6 +8,8 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/paybench/paybench/reports/result"
 )
 
 // The merger swaps every worker's interval histograms hundreds of times
@@ -177,4 +179,23 @@ func BenchmarkRecorderWithMerger(b *testing.B) {
 	b.StopTimer()
 	close(stop)
 	<-done
+}
+
+func TestFillCopiesTheSeries(t *testing.T) {
+	st, err := Run(context.Background(), Config{Concurrency: 2, Duration: 250 * time.Millisecond, Interval: 100 * time.Millisecond, Pacer: ConstantPacer{Rate: 400}}, noop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c result.Cell
+	st.Fill(&c)
+	if len(c.Series) != len(st.Series) || len(c.Series) == 0 || c.Dropped != st.Dropped || c.Ops != st.Ops {
+		t.Fatalf("cell series %d points (stats %d), dropped %d, ops %d", len(c.Series), len(st.Series), c.Dropped, c.Ops)
+	}
+	if c.Latency.Corrected.Count != st.Ops || c.Latency.Uncorrected.Count != st.Ops || c.Histograms["uncorrected"] == "" {
+		t.Fatalf("latency %+v, histograms %v", c.Latency, len(c.Histograms))
+	}
+	st.Series[0].Ops = -1
+	if c.Series[0].Ops == -1 {
+		t.Fatal("Fill shares the series with the stats")
+	}
 }
