@@ -83,7 +83,8 @@ type Lease struct {
 	Fence int64
 	// TTL is the lease length the lock was taken (and is refreshed) with.
 	TTL time.Duration
-	// Retries counts the failed attempts before the lock was taken.
+	// Retries counts the failed attempts before the lock was taken (after
+	// an Acquire that gave up: the attempts it made).
 	Retries int
 }
 

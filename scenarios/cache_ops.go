@@ -104,6 +104,15 @@ func (t cacheReadTally) hitRatio() float64 {
 	return float64(t.hits()) / float64(t.total())
 }
 
+// cacheCountFigure names the figure counting the reads of each source.
+var cacheCountFigure = map[impl.CacheSource]string{
+	impl.FromRedis:  "hits",
+	impl.FromLocal:  "local_hits",
+	impl.FromStale:  "stale_hits",
+	impl.FromShared: "shared_misses",
+	impl.FromOrigin: "misses",
+}
+
 // cacheReadFigures returns the read figures every cache cell reports:
 // reads, hit ratio, reads by source and, per source, the latency p50, p99
 // and max in microseconds (from the cell's steps).
@@ -114,7 +123,7 @@ func cacheReadFigures(sum cacheReadTally, steps map[string]result.Latency) map[s
 	}
 	for _, s := range cacheSources {
 		name := strings.ReplaceAll(s.String(), "-", "_")
-		f[name+"s"] = float64(sum.bySource[s])
+		f[cacheCountFigure[s]] = float64(sum.bySource[s])
 		if l, ok := steps[s.String()]; ok && l.Corrected.Count > 0 {
 			f[name+"_p50_us"] = float64(l.Corrected.P50)
 			f[name+"_p99_us"] = float64(l.Corrected.P99)

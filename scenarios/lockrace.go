@@ -135,6 +135,7 @@ func parseDurationRange(s string) (lo, hi time.Duration, err error) {
 
 // lockTally is one worker's client-side tally, on its own cache line.
 type lockTally struct {
+	started                 bool
 	acquired, timeouts      int64
 	retries, maxRetries     int64 // over successful acquisitions
 	refused, foreignDeletes int64
@@ -163,7 +164,6 @@ func lockTallies(ts []lockTally) lockTally {
 // lockRun is what the lock scenarios share: the locker, the run's end and
 // the per-worker tallies.
 type lockRun struct {
-	env            *Env
 	locker         impl.Locker
 	name           string
 	acquireTimeout time.Duration
@@ -190,9 +190,13 @@ func newLockRun(env *Env, strategy string, opts impl.LockOptions, name string, a
 	if d <= 0 {
 		d = lockScenarioDuration
 	}
-	r := &lockRun{env: env, locker: locker, name: name, acquireTimeout: acquireTimeout, tallies: make([]lockTally, conc)}
+	r := &lockRun{locker: locker, name: name, acquireTimeout: acquireTimeout, tallies: make([]lockTally, conc)}
 	return r, bench.Config{Concurrency: conc, Duration: d, Steps: lockSteps, Seed: env.Common.Seed}, nil
 }
+
+// lockStagger spreads the workers' first acquisitions (the naive lock's
+// poll period).
+const lockStagger = impl.DefaultNaivePoll
 
 // lockEndGrace is how long after the engine stops starting operations an
 // acquisition may still wait. The engine's stop comes from a timer started
@@ -209,6 +213,15 @@ func (r *lockRun) start(cfg bench.Config) { r.end = time.Now().Add(cfg.Duration 
 // is an outcome, not a failure.
 func (r *lockRun) acquire(ctx context.Context, w *bench.Worker) (lease impl.Lease, ok bool, err error) {
 	t := &r.tallies[w.ID]
+	if !t.started {
+		// Workers arrive at random moments within the first lockStagger,
+		// as requests do, rather than all at once: the seed's fixed 100 ms
+		// poll would otherwise keep every waiter polling in lock-step.
+		t.started = true
+		if err := sleepCtx(ctx, time.Duration(w.Rand.Int64N(int64(lockStagger)))); err != nil {
+			return lease, false, err
+		}
+	}
 	start := time.Now()
 	deadline, cut := start.Add(r.acquireTimeout), false
 	if r.end.Before(deadline) {
