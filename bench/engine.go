@@ -377,6 +377,12 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 	}
 	e.wg.Wait()
 	end := e.now()
+	if ctx.Err() != nil {
+		// The workers may have seen the interrupt before the goroutine
+		// that turns it into a stop did: the window still closes now, not
+		// at the end of Duration (a no-op when the stop was recorded).
+		e.requestStop(end, true, false)
+	}
 	// No stop can start after this; one that did is over (Once).
 	e.stopped.Do(func() {})
 	if e.grace != nil {

@@ -148,6 +148,8 @@ func TestClassifyError(t *testing.T) {
 		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), ClassConn},
 		{errors.New("WRONGTYPE Operation against a key holding the wrong kind of value"), ClassRedis},
 		{errors.New("something odd"), ClassOther},
+		{fmt.Errorf("goredis stock lua: deduct %q: %w", "sku", fakeRedisReply("WRONGTYPE Operation against a key")), ClassRedis},
+		{fmt.Errorf("wrapped: %w", errors.New("something odd")), ClassOther},
 	} {
 		if got := ClassifyError(tc.err); got != tc.want {
 			t.Errorf("ClassifyError(%v) = %q, want %q", tc.err, got, tc.want)
@@ -213,3 +215,10 @@ func TestRecordPathDoesNotAllocate(t *testing.T) {
 		t.Fatalf("record path allocates %.1f times per op", allocs)
 	}
 }
+
+// fakeRedisReply is an error reply as go-redis reports one (it implements
+// redis.Error).
+type fakeRedisReply string
+
+func (e fakeRedisReply) Error() string { return string(e) }
+func (e fakeRedisReply) RedisError()   {}

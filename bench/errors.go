@@ -6,6 +6,9 @@ import (
 	"net"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
+
 	"github.com/paybench/paybench/impl"
 )
 
@@ -46,9 +49,27 @@ func ClassifyError(err error) string {
 	if errors.As(err, &oe) || strings.Contains(msg, "connection refused") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "EOF") {
 		return ClassConn
 	}
+	if isRedisReply(err) {
+		return ClassRedis
+	}
 	if len(msg) > 0 && msg[0] >= 'A' && msg[0] <= 'Z' && strings.Contains(msg, " ") {
-		// Redis error replies start with an upper-case code (ERR, WRONGTYPE, ...).
+		// An unwrapped error reply of another client: it starts with an
+		// upper-case code (ERR, WRONGTYPE, ...).
 		return ClassRedis
 	}
 	return ClassOther
+}
+
+// isRedisReply reports whether err, however wrapped, is an error reply from
+// the server (ERR, WRONGTYPE, ...) as either client library reports it.
+func isRedisReply(err error) bool {
+	var ge redis.Error
+	if errors.As(err, &ge) {
+		return true
+	}
+	if _, ok := rueidis.IsRedisErr(err); ok {
+		return true
+	}
+	var re *rueidis.RedisError
+	return errors.As(err, &re)
 }

@@ -15,7 +15,11 @@ import (
 // invariant with its figures under its row, and the cell's summary line.
 func Text(w io.Writer, doc *result.Document) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tBACKEND\tSTRATEGY\tOPS\tOPS/S\tP50\tP99\tP99.9\tMAX\tVERDICT")
+	first := "SCENARIO"
+	if doc.Kind == "load" {
+		first = "OPERATION"
+	}
+	fmt.Fprintln(tw, first+"\tBACKEND\tSTRATEGY\tOPS\tOPS/S\tP50\tP99\tP99.9\tMAX\tVERDICT")
 	for _, c := range doc.Cells {
 		name := c.Scenario
 		if name == "" {

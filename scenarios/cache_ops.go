@@ -221,8 +221,8 @@ func openCache(b impl.Backend, strategy string, opts impl.CacheOptions) (impl.Ca
 	return cb.Cache(strategy, opts)
 }
 
-// setupCacheGet prepares cache.get. The client-side strategy's own caching
-// client stays open until the process ends: Load has no clean-up hook.
+// setupCacheGet prepares cache.get. Load.Close closes the cache (and the
+// client-side strategy's own caching client).
 func setupCacheGet(ctx context.Context, env *LoadEnv, strategy string) (*Load, error) {
 	o, ids := cacheLoadRecords(env)
 	cache, err := openCache(env.Backend, strategy, impl.CacheOptions{Keys: env.Keys, Origin: o, TTL: loadCacheTTL})
@@ -231,6 +231,7 @@ func setupCacheGet(ctx context.Context, env *LoadEnv, strategy string) (*Load, e
 	}
 	var tallies cacheLoadTallies
 	return &Load{
+		Close: cache.Close,
 		Op: func(ctx context.Context, w *bench.Worker) error {
 			t := tallies.get(w.ID)
 			begin := time.Now()
@@ -296,6 +297,7 @@ func setupCacheUpdate(ctx context.Context, env *LoadEnv, strategy string) (*Load
 	loadsBefore := o.Loads()
 	var tallies cacheLoadTallies
 	return &Load{
+		Close: cache.Close,
 		Op: func(ctx context.Context, w *bench.Worker) error {
 			t := tallies.get(w.ID)
 			rec, err := cache.Update(ctx, ids[env.Pick(w)], "w"+strconv.FormatInt(w.Seq, 10))

@@ -54,6 +54,9 @@ type Load struct {
 	// Figures returns operation-specific figures after the run (hit ratio,
 	// retries, ...). May be nil.
 	Figures func(ctx context.Context) (map[string]float64, error)
+	// Close releases what Setup opened (a dedicated client, ...), after
+	// Figures. May be nil.
+	Close func() error
 }
 
 var operations = map[string]Operation{}

@@ -26,6 +26,7 @@ func cmdList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintf(stdout, "      %-14s expected to %-5s  %s\n", st.Name, st.Expect, st.Note)
 		}
 	}
+	listOperations(stdout)
 	fmt.Fprintf(stdout, "Backends: %s\n", strings.Join(impl.Backends(), ", "))
 	return nil
 }

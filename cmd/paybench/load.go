@@ -264,6 +264,9 @@ func loadCell(ctx context.Context, p *loadPlan, be impl.Backend, srv *redisenv.S
 	if err != nil {
 		return fail(fmt.Errorf("set up %s: %w", p.op.Name, err))
 	}
+	if load.Close != nil {
+		defer load.Close()
+	}
 	op := load.Op
 	if p.lf.pipeline > 1 {
 		if load.Batch == nil {
