@@ -77,11 +77,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	clients := map[string]map[string]string{}
 	server := result.Server{Kind: string(srv.Kind), Version: srv.Version, Address: srv.Redacted(), Mode: srv.Mode}
 	var runErr error
+	conn := scenarioConn(srv, &cf)
 	for _, bname := range splitList(cf.backends) {
 		if ctx.Err() != nil {
 			break
 		}
-		be, err := backends.Open(ctx, bname, impl.ConnConfig{URL: srv.URL, Password: srv.Password})
+		be, err := backends.Open(ctx, bname, conn)
 		if err != nil {
 			runErr = withCode(exitRedis, fmt.Errorf("%s: %w", bname, err))
 			break
@@ -136,10 +137,11 @@ func runCell(ctx context.Context, sc scenarios.Scenario, be impl.Backend, srv *r
 	if err != nil {
 		return result.Cell{}, err
 	}
+	conn := scenarioConn(srv, cf)
 	env := &scenarios.Env{
 		Backend: be,
 		Open: func(ctx context.Context) (impl.Backend, error) {
-			return backends.Open(ctx, be.Name(), impl.ConnConfig{URL: srv.URL, Password: srv.Password})
+			return backends.Open(ctx, be.Name(), conn)
 		},
 		Admin:  srv.Admin(),
 		Keys:   ks,
@@ -211,4 +213,12 @@ func redactArgs(args []string) []string {
 		}
 	}
 	return out
+}
+
+// scenarioConn is how scenario cells connect: one go-redis connection per
+// worker, as load cells have, since go-redis's default pool (10 per
+// GOMAXPROCS) would make workers queue for a connection and skew the
+// comparison with rueidis, which multiplexes.
+func scenarioConn(srv *redisenv.Server, cf *commonFlags) impl.ConnConfig {
+	return impl.ConnConfig{URL: srv.URL, Password: srv.Password, PoolSize: cf.concurrency}
 }

@@ -343,7 +343,7 @@ func (s *suiteRun) open(ctx context.Context, name string, conn impl.ConnConfig, 
 // cell as `paybench run` runs it. It stops at a Redis connection failure
 // or an interrupt.
 func (s *suiteRun) runScenarios(ctx context.Context) error {
-	conn := impl.ConnConfig{URL: s.srv.URL, Password: s.srv.Password}
+	conn := scenarioConn(s.srv, &s.p.cf)
 	for _, name := range s.p.scenarios {
 		sc, _ := scenarios.New(name)
 		if err := sc.Validate(); err != nil {
