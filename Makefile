@@ -32,6 +32,8 @@ bench-peer: build
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+	@if grep -n '%%[A-Z]*%%' README.md; then echo "README.md has unfilled placeholders"; exit 1; fi
 
 clean:
 	rm -rf bin

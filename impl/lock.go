@@ -375,7 +375,10 @@ func (w *watchdogLocker) watch(lease Lease) {
 				return
 			case <-t.C:
 			}
-			rctx, rcancel := context.WithTimeout(ctx, w.every)
+			// A refresh may take up to the lease itself: one that answers
+			// late still extends a lease that has not ended (the ticker
+			// drops the ticks it missed meanwhile).
+			rctx, rcancel := context.WithTimeout(ctx, lease.TTL)
 			err := w.Locker.Refresh(rctx, lease)
 			rcancel()
 			if errors.Is(err, ErrLockNotHeld) {

@@ -618,9 +618,11 @@ func testLockScriptFlush(t *testing.T, c lockCase) {
 func testLockWatchdog(t *testing.T, c lockCase) {
 	ctx := testContext(t)
 	ks := c.env.Keyspace(t)
-	const ttl = 60 * time.Millisecond
+	// Short enough that an unrefreshed lease ends within the hold, long
+	// enough that a loaded test machine gets a refresh through in time.
+	const ttl = 250 * time.Millisecond
 	l := c.locker(t, ks, func(o *impl.LockOptions) {
-		o.TTL, o.Watchdog, o.WatchdogEvery = ttl, true, ttl/4
+		o.TTL, o.Watchdog, o.WatchdogEvery = ttl, true, ttl/5
 	})
 	other := c.locker(t, ks, nil)
 	key := impl.LockKey(ks, "l")
@@ -636,7 +638,7 @@ func testLockWatchdog(t *testing.T, c lockCase) {
 	} {
 		lease := acquire()
 		// Hold for several TTLs: the watchdog keeps the lease alive.
-		deadline := time.Now().Add(5 * ttl)
+		deadline := time.Now().Add(3 * ttl)
 		for time.Now().Before(deadline) {
 			if b, ok, err := other.TryAcquire(ctx, "l"); err != nil || ok {
 				t.Fatalf("TryAcquire while the watchdog holds the lease = %+v, %v, %v", b, ok, err)
