@@ -6,23 +6,6 @@ import (
 	"github.com/paybench/paybench/reports/result"
 )
 
-// Summarize returns h's percentiles in microseconds.
-func Summarize(h *hdrhistogram.Histogram) result.Summary {
-	if h == nil || h.TotalCount() == 0 {
-		return result.Summary{}
-	}
-	v := h.ValueAtPercentilesSlice([]float64{50, 90, 99, 99.9})
-	return result.Summary{
-		Count: h.TotalCount(),
-		P50:   v[0],
-		P90:   v[1],
-		P99:   v[2],
-		P999:  v[3],
-		Max:   h.Max(),
-		Mean:  h.Mean(),
-	}
-}
-
 // EncodeHistogram returns hdrhistogram-go's compressed V2 encoding (base64
 // text), or "" for an empty histogram.
 func EncodeHistogram(h *hdrhistogram.Histogram) string {
@@ -50,7 +33,7 @@ func (s *Stats) Fill(c *result.Cell) {
 			c.Errors[k] = v
 		}
 	}
-	c.Latency = result.Latency{Corrected: Summarize(s.Corrected), Uncorrected: Summarize(s.Uncorrected)}
+	c.Latency = result.Latency{Corrected: result.Summarize(s.Corrected), Uncorrected: result.Summarize(s.Uncorrected)}
 	c.Series = append([]result.Point(nil), s.Series...)
 	c.Histograms = map[string]string{}
 	if e := EncodeHistogram(s.Corrected); e != "" {
@@ -62,7 +45,7 @@ func (s *Stats) Fill(c *result.Cell) {
 	if len(s.Steps) > 0 {
 		c.Steps = map[string]result.Latency{}
 		for name, h := range s.Steps {
-			sum := Summarize(h)
+			sum := result.Summarize(h)
 			c.Steps[name] = result.Latency{Corrected: sum, Uncorrected: sum}
 			if e := EncodeHistogram(h); e != "" {
 				c.Histograms["step:"+name] = e

@@ -669,7 +669,7 @@ func (c *cacheAside) rebuildOrWait(ctx context.Context, id, key string) (CacheRe
 			}
 			return CacheRead{Record: rec, Source: FromOrigin}, nil
 		}
-		if err := sleepCtx(ctx, c.opts.PollEvery); err != nil {
+		if err := Sleep(ctx, c.opts.PollEvery); err != nil {
 			return CacheRead{}, err
 		}
 		e, err := c.store.Read(ctx, key, false)
@@ -679,18 +679,6 @@ func (c *cacheAside) rebuildOrWait(ctx context.Context, id, key string) (CacheRe
 		if e.usable() {
 			return withID(read(e, FromShared), id), nil
 		}
-	}
-}
-
-// sleepCtx pauses d, or less when ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

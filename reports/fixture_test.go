@@ -80,7 +80,7 @@ func fixtureCell(t testing.TB, c result.Cell, corrected, uncorrected *hdrhistogr
 	c.Ops = corrected.TotalCount()
 	c.ElapsedSec = elapsed
 	c.ThroughputOps = float64(c.Ops) / elapsed
-	c.Latency = result.Latency{Corrected: Summarize(corrected), Uncorrected: Summarize(uncorrected)}
+	c.Latency = result.Latency{Corrected: result.Summarize(corrected), Uncorrected: result.Summarize(uncorrected)}
 	return c
 }
 
@@ -159,7 +159,7 @@ func buildFixture(t testing.TB, seed uint64) *result.Document {
 				t.Fatal(err)
 			}
 			c.Histograms[result.HistogramStepPrefix+"deduct"] = enc
-			sum := Summarize(step)
+			sum := result.Summarize(step)
 			c.Steps = map[string]result.Latency{"deduct": {Corrected: sum, Uncorrected: sum}}
 		}
 		c.Judge()

@@ -64,21 +64,3 @@ func HistogramKeys(c *result.Cell) []string {
 	sort.Strings(steps)
 	return append(keys, steps...)
 }
-
-// Summarize returns h's percentiles in microseconds, as the engine
-// summarises a cell.
-func Summarize(h *hdrhistogram.Histogram) result.Summary {
-	if h == nil || h.TotalCount() == 0 {
-		return result.Summary{}
-	}
-	v := h.ValueAtPercentilesSlice([]float64{50, 90, 99, 99.9})
-	return result.Summary{
-		Count: h.TotalCount(),
-		P50:   v[0],
-		P90:   v[1],
-		P99:   v[2],
-		P999:  v[3],
-		Max:   h.Max(),
-		Mean:  h.Mean(),
-	}
-}

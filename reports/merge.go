@@ -250,13 +250,13 @@ func mergeHistograms(out *result.Cell, cells []*result.Cell) error {
 		out.Histograms[k] = enc
 		sums[k] = sum
 	}
-	out.Latency = result.Latency{Corrected: Summarize(sums[result.HistogramCorrected]), Uncorrected: Summarize(sums[result.HistogramUncorrected])}
+	out.Latency = result.Latency{Corrected: result.Summarize(sums[result.HistogramCorrected]), Uncorrected: result.Summarize(sums[result.HistogramUncorrected])}
 	for k, h := range sums {
 		if name, ok := strings.CutPrefix(k, result.HistogramStepPrefix); ok {
 			if out.Steps == nil {
 				out.Steps = map[string]result.Latency{}
 			}
-			s := Summarize(h)
+			s := result.Summarize(h)
 			out.Steps[name] = result.Latency{Corrected: s, Uncorrected: s}
 		}
 	}

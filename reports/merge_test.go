@@ -51,11 +51,11 @@ func TestMergeAddsHistogramsExactly(t *testing.T) {
 			if !got.Equals(want) || got.TotalCount() != ca.Latency.Corrected.Count+cb.Latency.Corrected.Count && k == result.HistogramCorrected {
 				t.Errorf("%s %s: the merged histogram is not the sum of the inputs'", m.Key(), k)
 			}
-			if k == result.HistogramCorrected && m.Latency.Corrected != Summarize(want) {
-				t.Errorf("%s: summary %+v, want %+v", m.Key(), m.Latency.Corrected, Summarize(want))
+			if k == result.HistogramCorrected && m.Latency.Corrected != result.Summarize(want) {
+				t.Errorf("%s: summary %+v, want %+v", m.Key(), m.Latency.Corrected, result.Summarize(want))
 			}
-			if k == result.HistogramUncorrected && m.Latency.Uncorrected != Summarize(want) {
-				t.Errorf("%s: uncorrected summary %+v, want %+v", m.Key(), m.Latency.Uncorrected, Summarize(want))
+			if k == result.HistogramUncorrected && m.Latency.Uncorrected != result.Summarize(want) {
+				t.Errorf("%s: uncorrected summary %+v, want %+v", m.Key(), m.Latency.Uncorrected, result.Summarize(want))
 			}
 		}
 		for j, p := range m.Series {

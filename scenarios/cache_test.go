@@ -203,8 +203,11 @@ func TestCacheOperations(t *testing.T) {
 					t.Fatal(err)
 				}
 				stats, err := bench.Run(ctx, bench.Config{Concurrency: 4, Requests: 400, Seed: 1}, load.Op)
-				if err != nil || stats.ErrorCount() != 0 {
-					t.Fatalf("run: %v, %v errors", err, stats.Errors)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if stats.ErrorCount() != 0 {
+					t.Fatalf("run: %d errors %v", stats.ErrorCount(), stats.Errors)
 				}
 				f, err := load.Figures(ctx)
 				if err != nil {

@@ -417,7 +417,7 @@ func (s *CacheStaleness) Run(ctx context.Context, env *Env, strategy string) (re
 // think pauses a reader after a read (see Think).
 func (s *CacheStaleness) think(ctx context.Context) error {
 	if s.Think > 0 {
-		return cacheSleep(ctx, s.Think)
+		return impl.Sleep(ctx, s.Think)
 	}
 	runtime.Gosched()
 	return nil
@@ -449,7 +449,7 @@ func (s *CacheStaleness) write(ctx context.Context, cache impl.Cache, log *write
 		id := mine[i%len(mine)]
 		for b := range 2 {
 			if b > 0 {
-				if err := cacheSleep(ctx, s.burstGap()); err != nil {
+				if err := impl.Sleep(ctx, s.burstGap()); err != nil {
 					return n, err
 				}
 			}
@@ -459,7 +459,7 @@ func (s *CacheStaleness) write(ctx context.Context, cache impl.Cache, log *write
 			n++
 		}
 		p := s.pause()
-		if err := cacheSleep(ctx, p/2+time.Duration(rng.Int64N(int64(p/2)+1))); err != nil {
+		if err := impl.Sleep(ctx, p/2+time.Duration(rng.Int64N(int64(p/2)+1))); err != nil {
 			return n, err
 		}
 	}
@@ -549,15 +549,3 @@ func (s *CacheStaleness) staleEntries(ctx context.Context, admin *redis.Client, 
 
 // durMs returns d in milliseconds.
 func durMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// cacheSleep pauses d, or less when ctx ends first.
-func cacheSleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

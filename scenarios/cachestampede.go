@@ -222,7 +222,7 @@ func (s *CacheStampede) Run(ctx context.Context, env *Env, strategy string) (res
 			tallies[w.ID].wrong++
 		}
 		if s.Think > 0 {
-			return cacheSleep(ctx, s.Think)
+			return impl.Sleep(ctx, s.Think)
 		}
 		runtime.Gosched() // see Think
 		return nil

@@ -249,7 +249,7 @@ func (c *Checkout) Run(ctx context.Context, env *Env, strategy string) (result.C
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second+c.ReservationTTL)
 	defer cancel()
 	if strategy == impl.OrderSafe {
-		if err := sleepUntil(vctx, c.ReservationTTL+20*time.Millisecond); err != nil {
+		if err := impl.Sleep(vctx, c.ReservationTTL+20*time.Millisecond); err != nil {
 			return cell, err
 		}
 	}
@@ -300,18 +300,6 @@ func checkoutMs(us int64) string {
 		return strconv.FormatFloat(ms, 'f', 0, 64) + "ms"
 	}
 	return strconv.FormatFloat(ms/1e3, 'f', 1, 64) + "s"
-}
-
-// sleepUntil pauses d, or less when ctx ends first.
-func sleepUntil(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // seedCheckout is the seed's worked example:

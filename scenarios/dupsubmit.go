@@ -191,7 +191,7 @@ func (d *DupSubmit) Run(ctx context.Context, env *Env, strategy string) (result.
 		}
 	}
 	n := int64(len(recs))
-	sub := bench.Summarize(stats.Steps["submit"])
+	sub := result.Summarize(stats.Steps["submit"])
 	submissions := n * int64(copies)
 	perSec := 0.0
 	if stats.Elapsed > 0 {

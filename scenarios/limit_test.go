@@ -145,8 +145,11 @@ func TestLimitOperations(t *testing.T) {
 						t.Fatal(err)
 					}
 					stats, err := bench.Run(t.Context(), bench.Config{Concurrency: 4, Requests: 400}, load.Op)
-					if err != nil || stats.ErrorCount() != 0 {
-						t.Fatalf("run: %v, %d errors %v", err, stats.ErrorCount(), stats.Errors)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if stats.ErrorCount() != 0 {
+						t.Fatalf("run: %d errors %v", stats.ErrorCount(), stats.Errors)
 					}
 					f, err := load.Figures(t.Context())
 					if err != nil {

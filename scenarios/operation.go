@@ -42,6 +42,10 @@ type LoadEnv struct {
 	// Pick chooses the key index (0..KeyCount-1) for the worker's current
 	// operation, following the run's key distribution.
 	Pick func(w *bench.Worker) int
+	// Workers is the most workers the run may start (bench.Config's
+	// MaxWorkers, or its Concurrency), so worker IDs are 0..Workers-1; an
+	// operation may size per-worker state with it. 0 when unknown.
+	Workers int
 }
 
 // Load is a prepared operation.

@@ -305,7 +305,7 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 		refused += t.refused
 	}
 	nominal := limitAllowedInSpan(strategy, opts, periods)
-	dec := bench.Summarize(stats.Steps["decision"])
+	dec := result.Summarize(stats.Steps["decision"])
 	memPerKey := mem.mean()
 	n := float64(len(users))
 	cell.Figures = map[string]float64{

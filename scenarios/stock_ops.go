@@ -65,8 +65,21 @@ func setupStockDeduct(ctx context.Context, env *LoadEnv, strategy string) (*Load
 		},
 	}
 	if b, ok := stock.(impl.StockBatcher); ok {
+		// One item buffer per worker, reused by every batch: worker w only
+		// ever touches bufs[w.ID], so the slots need no lock. A worker ID
+		// beyond env.Workers (unknown worker count) gets a fresh buffer per
+		// batch.
+		bufs := make([][]string, env.Workers)
 		load.Batch = func(ctx context.Context, w *bench.Worker, n int) error {
-			batch := make([]string, n)
+			var batch []string
+			if w.ID < len(bufs) {
+				if cap(bufs[w.ID]) < n {
+					bufs[w.ID] = make([]string, n)
+				}
+				batch = bufs[w.ID][:n]
+			} else {
+				batch = make([]string, n)
+			}
 			for i := range batch {
 				batch[i] = items[env.Pick(w)]
 			}

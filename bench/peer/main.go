@@ -208,8 +208,11 @@ func paybench(ctx context.Context, o options, url, backend string, pipeline int,
 		return measure{}, err
 	}
 	var doc result.Document
-	if err := json.Unmarshal(b, &doc); err != nil || len(doc.Cells) != 1 {
-		return measure{}, fmt.Errorf("paybench JSON: %v", err)
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return measure{}, fmt.Errorf("paybench JSON: %w", err)
+	}
+	if len(doc.Cells) != 1 {
+		return measure{}, fmt.Errorf("paybench JSON: %d cells, want 1", len(doc.Cells))
 	}
 	c := doc.Cells[0]
 	if len(c.Errors) > 0 {

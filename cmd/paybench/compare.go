@@ -60,7 +60,7 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	opt.PerfCells = splitList(perfCells)
 	if err := reports.ValidateCellSelectors(opt.PerfCells); err != nil {
-		return usageErrorf("--perf-cells: %v", err)
+		return usageErrorf("--perf-cells: %w", err)
 	}
 	base, err := readResult(fs.Arg(0))
 	if err != nil {

@@ -33,7 +33,7 @@ func (c *connFlags) bind(fs *pflag.FlagSet) {
 func (c *connFlags) provide(ctx context.Context, stderr io.Writer) (*redisenv.Server, error) {
 	kind, err := redisenv.ParseKind(c.source)
 	if err != nil {
-		return nil, usageErrorf("--redis: %v", err)
+		return nil, usageErrorf("--redis: %w", err)
 	}
 	srv, err := redisenv.Provide(ctx, redisenv.Options{
 		URL:      c.url,
@@ -106,7 +106,7 @@ func (c *commonFlags) validate() (impl.Keyspace, error) {
 	}
 	ks, err := impl.NewKeyspace(prefix)
 	if err != nil {
-		return impl.Keyspace{}, usageErrorf("--prefix: %v", err)
+		return impl.Keyspace{}, usageErrorf("--prefix: %w", err)
 	}
 	return ks, nil
 }
@@ -130,7 +130,7 @@ func parse(fs *pflag.FlagSet, args []string, stdout io.Writer, synopsis string) 
 		return errHelp
 	}
 	if err != nil {
-		return usageErrorf("%v", err)
+		return usageErrorf("%w", err)
 	}
 	return nil
 }

@@ -214,11 +214,11 @@ func parseLoad(args []string, stdout io.Writer) (*loadPlan, error) {
 		p.cf.duration = defaultLoadDuration
 	}
 	if p.dist, err = bench.ParseKeyDist(lf.keyDist, lf.keys); err != nil {
-		return nil, usageErrorf("--key-dist/--keys: %v", err)
+		return nil, usageErrorf("--key-dist/--keys: %w", err)
 	}
 	if lf.rate != "" {
 		if p.pacer, err = bench.ParseRate(lf.rate, lf.warmup, p.cf.duration); err != nil {
-			return nil, usageErrorf("--rate: %v", err)
+			return nil, usageErrorf("--rate: %w", err)
 		}
 	}
 	p.maxWorkers = max(lf.maxWorkers, p.cf.concurrency)
@@ -259,6 +259,7 @@ func loadCell(ctx context.Context, p *loadPlan, be impl.Backend, srv *redisenv.S
 		Keys:     ks,
 		KeyCount: p.dist.N(),
 		Pick:     func(w *bench.Worker) int { return p.dist.Pick(w.Rand) },
+		Workers:  p.maxWorkers,
 	}
 	load, err := p.op.Setup(ctx, env, strategy)
 	if err != nil {

@@ -40,7 +40,7 @@ func (o *outputFlags) validate() error {
 	for _, expr := range o.gateExprs {
 		gs, err := reports.ParseGates(expr)
 		if err != nil {
-			return usageErrorf("--gate: %v", err)
+			return usageErrorf("--gate: %w", err)
 		}
 		o.gates = append(o.gates, gs...)
 	}

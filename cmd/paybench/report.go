@@ -79,7 +79,7 @@ func readResult(path string) (*result.Document, error) {
 		doc, err = reports.ReadJSONFile(path)
 	}
 	if err != nil {
-		return nil, usageErrorf("%v", err)
+		return nil, usageErrorf("%w", err)
 	}
 	return doc, nil
 }
@@ -97,7 +97,7 @@ func parseGateFlags(exprs []string) ([]reports.Gate, error) {
 func percentFlag(name, value string) (float64, error) {
 	v, err := reports.ParsePercent(value)
 	if err != nil {
-		return 0, usageErrorf("--%s: %v", name, err)
+		return 0, usageErrorf("--%s: %w", name, err)
 	}
 	return v, nil
 }

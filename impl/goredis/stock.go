@@ -77,7 +77,7 @@ func (s *plainStock) errorf(op, item string, err error) error {
 
 // Set stores units in the item's counter.
 func (s *plainStock) Set(ctx context.Context, item string, units int64) error {
-	if err := validateUnits(units); err != nil {
+	if err := impl.ValidateUnits(units); err != nil {
 		return s.errorf("set", item, err)
 	}
 	if err := s.rdb.Set(ctx, s.key(item), units, 0).Err(); err != nil {
@@ -129,7 +129,7 @@ func (s *naiveStock) Deduct(ctx context.Context, item string, qty int64) (impl.D
 	if cur < qty {
 		return impl.Deduction{Remaining: cur}, nil
 	}
-	if err := think(ctx, s.opts.Think); err != nil {
+	if err := impl.Sleep(ctx, s.opts.Think); err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
 	if err := s.rdb.Set(ctx, key, cur-qty, 0).Err(); err != nil {
@@ -240,10 +240,7 @@ func runDeduct(ctx context.Context, rdb *redis.Client, script *redis.Script, key
 	if err != nil {
 		return impl.Deduction{}, err
 	}
-	if len(res) != 2 {
-		return impl.Deduction{}, fmt.Errorf("script replied %v, want {ok, remaining}", res)
-	}
-	return impl.Deduction{OK: res[0] == 1, Remaining: res[1]}, nil
+	return impl.DecodeDeduction(res)
 }
 
 // shardedStock splits an item's stock over opts.Shards sub-keys
@@ -263,29 +260,20 @@ func (s *shardedStock) errorf(op, item string, err error) error {
 // keys returns the item's shard keys, starting at shard first and wrapping
 // around.
 func (s *shardedStock) keys(item string, first int) []string {
-	n := s.opts.Shards
-	keys := make([]string, n)
-	for i := range keys {
-		keys[i] = impl.StockShardKey(s.opts.Keys, item, (first+i)%n)
-	}
-	return keys
+	return impl.StockShardKeys(s.opts.Keys, item, first, s.opts.Shards)
 }
 
 // Set spreads units evenly over the shards (the remainder goes to the
 // first shards) and deletes the plain stock key, in one MULTI/EXEC.
 func (s *shardedStock) Set(ctx context.Context, item string, units int64) error {
-	if err := validateUnits(units); err != nil {
+	if err := impl.ValidateUnits(units); err != nil {
 		return s.errorf("set", item, err)
 	}
 	keys := s.keys(item, 0)
-	n := int64(len(keys))
+	shares := impl.SplitUnits(units, len(keys))
 	pairs := make([]any, 0, 2*len(keys))
 	for i, k := range keys {
-		share := units / n
-		if int64(i) < units%n {
-			share++
-		}
-		pairs = append(pairs, k, share)
+		pairs = append(pairs, k, shares[i])
 	}
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, impl.StockKey(s.opts.Keys, item))
@@ -374,27 +362,4 @@ func (s *shardedStock) Restore(ctx context.Context, item string, qty int64) (int
 		return 0, s.errorf("restore", item, err)
 	}
 	return total, nil
-}
-
-// validateUnits accepts the stock a Set may seed: zero or more.
-func validateUnits(units int64) error {
-	if units < 0 {
-		return fmt.Errorf("%w: stock of %d units (must be 0 or more)", impl.ErrInvalidQuantity, units)
-	}
-	return nil
-}
-
-// think pauses d, or less when ctx ends first.
-func think(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -71,10 +71,10 @@ func (s *luaStock) DeductBatch(ctx context.Context, items []string, qty int64) (
 	return out, nil
 }
 
-// stockBatchReplyErrors reports whether a pipeline's error came from Redis error
-// replies to some commands (the others ran) rather than from the round
-// trip: then every command carries its own reply.
-func stockBatchReplyErrors(cmds []*redis.Cmd) bool {
+// stockBatchReplyErrors reports whether a pipeline's error came from Redis
+// error replies to some commands (the others ran) rather than from the
+// round trip: then every command carries its own reply.
+func stockBatchReplyErrors[C redis.Cmder](cmds []C) bool {
 	for _, c := range cmds {
 		if err := c.Err(); err != nil {
 			var re redis.Error
@@ -92,10 +92,7 @@ func decodeBatchDeduction(c *redis.Cmd) (impl.Deduction, error) {
 	if err != nil {
 		return impl.Deduction{}, err
 	}
-	if len(res) != 2 {
-		return impl.Deduction{}, fmt.Errorf("script replied %v, want {ok, remaining}", res)
-	}
-	return impl.Deduction{OK: res[0] == 1, Remaining: res[1]}, nil
+	return impl.DecodeDeduction(res)
 }
 
 // DeductBatch sends one DECRBY per item in one pipeline, then, in a second
@@ -112,7 +109,7 @@ func (s *decrStock) DeductBatch(ctx context.Context, items []string, qty int64) 
 		}
 		return nil
 	})
-	if err != nil && !stockBatchIntReplyErrors(cmds) {
+	if err != nil && !stockBatchReplyErrors(cmds) {
 		return nil, s.deductBatchErrorf(err)
 	}
 	out := make([]impl.Deduction, len(items))
@@ -139,7 +136,7 @@ func (s *decrStock) DeductBatch(ctx context.Context, items []string, qty int64) 
 			}
 			return nil
 		})
-		if err != nil && !stockBatchIntReplyErrors(back) {
+		if err != nil && !stockBatchReplyErrors(back) {
 			for _, i := range short {
 				errs[i] = fmt.Errorf("compensating INCRBY %d failed, stock is short by that much: %w", qty, err)
 			}
@@ -155,18 +152,6 @@ func (s *decrStock) DeductBatch(ctx context.Context, items []string, qty int64) 
 		return out, s.deductBatchErrorf(err)
 	}
 	return out, nil
-}
-
-func stockBatchIntReplyErrors(cmds []*redis.IntCmd) bool {
-	for _, c := range cmds {
-		if err := c.Err(); err != nil {
-			var re redis.Error
-			if !errors.As(err, &re) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func (s *plainStock) deductBatchErrorf(err error) error {

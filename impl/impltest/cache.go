@@ -58,9 +58,7 @@ func (c cacheCase) cacheOn(t *testing.T, b impl.Backend, ks impl.Keyspace, o imp
 		opt(&co)
 	}
 	cache, err := b.(impl.CacheBackend).Cache(c.strategy, co)
-	if errors.Is(err, impl.ErrNotSupported) {
-		t.Skipf("%s does not support %s: %v", b.Name(), c.strategy, err)
-	}
+	skipUnsupportedCache(t, c.env, b, c.strategy, err)
 	if err != nil {
 		t.Fatalf("Cache(%q): %v", c.strategy, err)
 	}
@@ -70,6 +68,48 @@ func (c cacheCase) cacheOn(t *testing.T, b impl.Backend, ks impl.Keyspace, o imp
 		}
 	})
 	return cache
+}
+
+// cacheMayBeUnsupported reports whether backend b may answer
+// impl.ErrNotSupported for strategy on env's server: only for the
+// client-side strategy, always on go-redis (it has no client-side
+// caching) and on rueidis only when the server has no client tracking
+// (the embedded miniredis). Every other strategy must be supported.
+func cacheMayBeUnsupported(t *testing.T, env Env, b impl.Backend, strategy string) bool {
+	t.Helper()
+	if strategy != impl.CacheClientSide {
+		return false
+	}
+	return b.Name() == impl.GoRedis || !serverHasTracking(t, env)
+}
+
+// serverHasTracking reports whether env's server knows client tracking
+// (CLIENT TRACKINGINFO, Redis 6.2+), asking through the neutral Admin
+// client; an error reply means it does not.
+func serverHasTracking(t *testing.T, env Env) bool {
+	t.Helper()
+	err := env.Admin.Do(t.Context(), "CLIENT", "TRACKINGINFO").Err()
+	var reply redis.Error
+	if err != nil && !errors.As(err, &reply) {
+		t.Fatalf("CLIENT TRACKINGINFO: %v", err)
+	}
+	return err == nil
+}
+
+// skipUnsupportedCache skips the test when err says b does not support
+// strategy and that is allowed (cacheMayBeUnsupported); it fails the test
+// when any other strategy, or client-side on a server with tracking,
+// is unsupported.
+func skipUnsupportedCache(t *testing.T, env Env, b impl.Backend, strategy string, err error) {
+	t.Helper()
+	if !errors.Is(err, impl.ErrNotSupported) {
+		return
+	}
+	if !cacheMayBeUnsupported(t, env, b, strategy) {
+		t.Fatalf("%s does not support cache strategy %s on %s; only %s may be unsupported (always on %s, on %s without server tracking): %v",
+			b.Name(), strategy, env.Name, impl.CacheClientSide, impl.GoRedis, impl.Rueidis, err)
+	}
+	t.Skipf("%s does not support %s: %v", b.Name(), strategy, err)
 }
 
 // cacheTest is one conformance test; only lists the strategies it applies
@@ -103,8 +143,10 @@ var cacheTests = []cacheTest{
 
 // RunCache runs the cache conformance suite: for every strategy of
 // impl.CacheStrategies, every test that applies to it, against env, with a
-// backend that open connects. A strategy the backend reports as not
-// supported (impl.ErrNotSupported) is skipped, with the reason.
+// backend that open connects. Only the client-side strategy may be
+// reported as not supported (impl.ErrNotSupported), and only by go-redis
+// or on a server without client tracking: it is then skipped, with the
+// reason; any other unsupported strategy fails.
 func RunCache(t *testing.T, env Env, open impl.Opener) {
 	t.Helper()
 	t.Run("Strategies", func(t *testing.T) { testCacheStrategies(t, env, open) })
@@ -112,9 +154,7 @@ func RunCache(t *testing.T, env Env, open impl.Opener) {
 		t.Run(strategy, func(t *testing.T) {
 			b := openBackend(t, env, open)
 			probe, err := b.(impl.CacheBackend).Cache(strategy, impl.CacheOptions{Keys: impl.MustKeyspace("probe:"), Origin: origin.New(origin.Options{})})
-			if errors.Is(err, impl.ErrNotSupported) {
-				t.Skipf("%s does not support %s: %v", b.Name(), strategy, err)
-			}
+			skipUnsupportedCache(t, env, b, strategy, err)
 			if err != nil {
 				t.Fatalf("Cache(%q): %v", strategy, err)
 			}
@@ -150,7 +190,7 @@ func testCacheStrategies(t *testing.T, env Env, open impl.Opener) {
 			if err := cache.Close(); err != nil {
 				t.Errorf("Cache(%q) second Close: %v", name, err)
 			}
-		case name == impl.CacheClientSide && errors.Is(err, impl.ErrNotSupported):
+		case errors.Is(err, impl.ErrNotSupported) && cacheMayBeUnsupported(t, env, b, name):
 			t.Logf("Cache(%q): %v", name, err)
 		default:
 			t.Errorf("Cache(%q): %v", name, err)

@@ -186,17 +186,11 @@ func (v *view) Store(ctx context.Context, id, value string) (impl.Record, error)
 	return v.o.Store(ctx, id, value)
 }
 
-// wait pauses d, or less when ctx ends first.
+// wait pauses d, or less when ctx ends first (impl.Sleep); with no
+// latency (d <= 0) it still reports an ended ctx, unlike impl.Sleep.
 func wait(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return impl.Sleep(ctx, d)
 }

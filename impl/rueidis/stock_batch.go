@@ -70,10 +70,7 @@ func decodeBatchDeduction(r rd.RedisResult) (impl.Deduction, error) {
 	if err != nil {
 		return impl.Deduction{}, err
 	}
-	if len(res) != 2 {
-		return impl.Deduction{}, fmt.Errorf("script replied %v, want {ok, remaining}", res)
-	}
-	return impl.Deduction{OK: res[0] == 1, Remaining: res[1]}, nil
+	return impl.DecodeDeduction(res)
 }
 
 // DeductBatch sends one DECRBY per item in one DoMulti, then, in a second

@@ -1,0 +1,45 @@
+package impl
+
+import "fmt"
+
+// ValidateUnits returns an error wrapping ErrInvalidQuantity unless units
+// is a stock a Set may seed: zero or more (not bounded by MaxQuantity).
+func ValidateUnits(units int64) error {
+	if units < 0 {
+		return fmt.Errorf("%w: stock of %d units (must be 0 or more)", ErrInvalidQuantity, units)
+	}
+	return nil
+}
+
+// StockShardKeys returns the n shard keys of item (StockShardKey), starting
+// at shard first and wrapping around: the sharded strategy's scripts take
+// the first key as the shard to try.
+func StockShardKeys(k Keyspace, item string, first, n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = StockShardKey(k, item, (first+i)%n)
+	}
+	return keys
+}
+
+// SplitUnits spreads units evenly over n shards; the remainder goes to the
+// first shards, one unit each. n must be positive.
+func SplitUnits(units int64, n int) []int64 {
+	shares := make([]int64, n)
+	for i := range shares {
+		shares[i] = units / int64(n)
+		if int64(i) < units%int64(n) {
+			shares[i]++
+		}
+	}
+	return shares
+}
+
+// DecodeDeduction decodes a check-and-deduct script's reply {ok, remaining}
+// (ok is 1 when the units were taken).
+func DecodeDeduction(vals []int64) (Deduction, error) {
+	if len(vals) != 2 {
+		return Deduction{}, fmt.Errorf("script replied %v, want {ok, remaining}", vals)
+	}
+	return Deduction{OK: vals[0] == 1, Remaining: vals[1]}, nil
+}

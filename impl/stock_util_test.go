@@ -1,0 +1,66 @@
+package impl
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+func TestValidateUnits(t *testing.T) {
+	for _, tc := range []struct {
+		units int64
+		ok    bool
+	}{{0, true}, {1, true}, {MaxQuantity + 1, true}, {-1, false}} {
+		err := ValidateUnits(tc.units)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalidQuantity)) {
+			t.Errorf("ValidateUnits(%d) = %v", tc.units, err)
+		}
+	}
+}
+
+func TestStockShardKeys(t *testing.T) {
+	k, err := NewKeyspace("t:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := StockShardKeys(k, "a", 2, 3)
+	want := []string{StockShardKey(k, "a", 2), StockShardKey(k, "a", 0), StockShardKey(k, "a", 1)}
+	if !slices.Equal(got, want) {
+		t.Errorf("StockShardKeys = %v, want %v", got, want)
+	}
+}
+
+func TestSplitUnits(t *testing.T) {
+	for _, tc := range []struct {
+		units int64
+		n     int
+		want  []int64
+	}{
+		{0, 3, []int64{0, 0, 0}},
+		{10, 3, []int64{4, 3, 3}},
+		{2, 4, []int64{1, 1, 0, 0}},
+		{8, 8, []int64{1, 1, 1, 1, 1, 1, 1, 1}},
+	} {
+		if got := SplitUnits(tc.units, tc.n); !slices.Equal(got, tc.want) {
+			t.Errorf("SplitUnits(%d, %d) = %v, want %v", tc.units, tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestDecodeDeduction(t *testing.T) {
+	for _, tc := range []struct {
+		vals    []int64
+		want    Deduction
+		wantErr bool
+	}{
+		{[]int64{1, 5}, Deduction{OK: true, Remaining: 5}, false},
+		{[]int64{0, 2}, Deduction{Remaining: 2}, false},
+		{[]int64{1}, Deduction{}, true},
+		{nil, Deduction{}, true},
+	} {
+		got, err := DecodeDeduction(tc.vals)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("DecodeDeduction(%v) = %+v, %v", tc.vals, got, err)
+		}
+	}
+}
