@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -9,52 +8,9 @@ import (
 	"time"
 
 	"github.com/paybench/paybench/bench"
-	"github.com/paybench/paybench/bench/redisenv/redistest"
 	"github.com/paybench/paybench/impl"
-	"github.com/paybench/paybench/impl/backends"
 	"github.com/paybench/paybench/reports/result"
 )
-
-// limitTestEnv opens the named backend on the test server under a fresh
-// keyspace.
-func limitTestEnv(t *testing.T, backend string, concurrency int) *Env {
-	t.Helper()
-	srv := redistest.Server(t)
-	cfg := impl.ConnConfig{URL: srv.URL, Password: srv.Password}
-	be, err := backends.Open(t.Context(), backend, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { be.Close() })
-	return &Env{
-		Backend: be,
-		Open:    func(ctx context.Context) (impl.Backend, error) { return backends.Open(ctx, backend, cfg) },
-		Admin:   srv.Admin(),
-		Keys:    redistest.Keyspace(t),
-		Common:  Common{Concurrency: concurrency, Seed: 1},
-	}
-}
-
-// limitRunJudged runs one cell of s and judges it as the command line does.
-func limitRunJudged(t *testing.T, s Scenario, env *Env, strategy string) result.Cell {
-	t.Helper()
-	if err := s.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	st, ok := FindStrategy(s, strategy)
-	if !ok {
-		t.Fatalf("no strategy %q", strategy)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cell, err := s.Run(ctx, env, strategy)
-	if err != nil {
-		t.Fatalf("%s: %v", strategy, err)
-	}
-	cell.Expect = st.Expect
-	cell.Judge()
-	return cell
-}
 
 func fmtFigures(f map[string]float64) string {
 	keys := make([]string, 0, len(f))
@@ -75,7 +31,7 @@ func TestRateLimitVerdicts(t *testing.T) {
 			t.Run(backend+"/"+strategy, func(t *testing.T) {
 				r := newRateLimit()
 				r.Periods = 4
-				cell := limitRunJudged(t, r, limitTestEnv(t, backend, 16), strategy)
+				cell := runJudged(t, r, testEnvC(t, backend, 16), strategy)
 				t.Logf("%s: %s\n%s", cell.Verdict, cell.Summary, fmtFigures(cell.Figures))
 				want := result.Pass
 				if strategy == impl.LimitNaive {
@@ -104,7 +60,7 @@ func TestDupSubmitVerdicts(t *testing.T) {
 			t.Run(backend+"/"+tc.strategy, func(t *testing.T) {
 				d := newDupSubmit()
 				d.Requests, d.Copies = 60, 4
-				cell := limitRunJudged(t, d, limitTestEnv(t, backend, 16), tc.strategy)
+				cell := runJudged(t, d, testEnvC(t, backend, 16), tc.strategy)
 				t.Logf("%s: %s\n%s", cell.Verdict, cell.Summary, fmtFigures(cell.Figures))
 				if cell.Verdict != tc.want {
 					t.Fatalf("verdict %s, want %s: %s %+v", cell.Verdict, tc.want, cell.Summary, cell.Invariants)
@@ -137,7 +93,7 @@ func TestLimitOperations(t *testing.T) {
 			}
 			for _, strategy := range op.Strategies {
 				t.Run(backend+"/"+name+"/"+strategy, func(t *testing.T) {
-					env := limitTestEnv(t, backend, 4)
+					env := testEnvC(t, backend, 4)
 					lenv := &LoadEnv{Backend: env.Backend, Admin: env.Admin, Open: env.Open, Keys: env.Keys, KeyCount: 3,
 						Pick: func(w *bench.Worker) int { return int(w.Seq % 3) }}
 					load, err := op.Setup(t.Context(), lenv, strategy)

@@ -1,59 +1,14 @@
 package scenarios
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/paybench/paybench/bench"
-	"github.com/paybench/paybench/bench/redisenv/redistest"
 	"github.com/paybench/paybench/impl"
-	"github.com/paybench/paybench/impl/backends"
 	"github.com/paybench/paybench/reports/result"
 )
-
-// orderTestEnv opens the named backend on the shared test server under a
-// fresh keyspace.
-func orderTestEnv(t *testing.T, backend string, conc int) *Env {
-	t.Helper()
-	srv := redistest.Server(t)
-	cfg := impl.ConnConfig{URL: srv.URL, Password: srv.Password}
-	be, err := backends.Open(t.Context(), backend, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { be.Close() })
-	return &Env{
-		Backend: be,
-		Open:    func(ctx context.Context) (impl.Backend, error) { return backends.Open(ctx, backend, cfg) },
-		Admin:   srv.Admin(),
-		Keys:    redistest.Keyspace(t),
-		Common:  Common{Concurrency: conc, Seed: 1},
-	}
-}
-
-// runOrderCell validates s, runs one cell and judges it as the command
-// line does.
-func runOrderCell(t *testing.T, s Scenario, env *Env, strategy string) result.Cell {
-	t.Helper()
-	if err := s.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	st, ok := FindStrategy(s, strategy)
-	if !ok {
-		t.Fatalf("no strategy %q", strategy)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cell, err := s.Run(ctx, env, strategy)
-	if err != nil {
-		t.Fatalf("%s: %v", strategy, err)
-	}
-	cell.Expect = st.Expect
-	cell.Judge()
-	return cell
-}
 
 // wantVerdict fails t unless cell got want, showing the cell.
 func wantVerdict(t *testing.T, cell result.Cell, want result.Verdict) {
@@ -95,7 +50,7 @@ func TestDuplicateOrderVerdicts(t *testing.T) {
 				if tc.naiveStock != "" {
 					d.NaiveStock = tc.naiveStock
 				}
-				cell := runOrderCell(t, d, orderTestEnv(t, backend, 16), tc.strategy)
+				cell := runJudged(t, d, testEnvC(t, backend, 16), tc.strategy)
 				wantVerdict(t, cell, tc.want)
 				for _, name := range tc.breaks {
 					if !strings.Contains(strings.Join(broken(cell), "|"), name) {
@@ -135,7 +90,7 @@ func TestPayCancelVerdicts(t *testing.T) {
 			t.Run(backend+"/"+tc.strategy, func(t *testing.T) {
 				p := newPayCancel()
 				p.Orders, p.Items = 80, 2
-				cell := runOrderCell(t, p, orderTestEnv(t, backend, 16), tc.strategy)
+				cell := runJudged(t, p, testEnvC(t, backend, 16), tc.strategy)
 				wantVerdict(t, cell, tc.want)
 				f := cell.Figures
 				if f["orders"] != 80 || f["orders_paid"]+f["orders_cancelled"] != 80 {
@@ -178,7 +133,7 @@ func TestCheckoutVerdicts(t *testing.T) {
 				c.Stock, c.Buyers, c.Abandon = 30, 90, tc.abandon
 				c.ReservationTTL = 200 * time.Millisecond
 				c.LockPoll = 5 * time.Millisecond
-				cell := runOrderCell(t, c, orderTestEnv(t, backend, 16), tc.strategy)
+				cell := runJudged(t, c, testEnvC(t, backend, 16), tc.strategy)
 				wantVerdict(t, cell, tc.want)
 				f := cell.Figures
 				if tc.strategy == impl.OrderNaive && f["orders_completed"] <= 30 {
@@ -222,12 +177,12 @@ func TestOrderScenariosDuration(t *testing.T) {
 		{newCheckout(), impl.OrderSafe, result.Pass},
 	} {
 		t.Run(tc.s.Name(), func(t *testing.T) {
-			env := orderTestEnv(t, impl.Rueidis, 8)
+			env := testEnvC(t, impl.Rueidis, 8)
 			env.Common.Duration = 150 * time.Millisecond
 			if c, ok := tc.s.(*Checkout); ok {
 				c.ReservationTTL = 50 * time.Millisecond
 			}
-			cell := runOrderCell(t, tc.s, env, tc.strategy)
+			cell := runJudged(t, tc.s, env, tc.strategy)
 			wantVerdict(t, cell, tc.want)
 			if cell.ElapsedSec < 0.1 || cell.ElapsedSec > 5 {
 				t.Errorf("ran %.2fs for a 150ms duration", cell.ElapsedSec)
@@ -278,7 +233,7 @@ func TestOrderOperations(t *testing.T) {
 		for _, backend := range impl.Backends() {
 			for _, strategy := range op.Strategies {
 				t.Run(name+"/"+backend+"/"+strategy, func(t *testing.T) {
-					env := orderTestEnv(t, backend, 4)
+					env := testEnvC(t, backend, 4)
 					lenv := &LoadEnv{
 						Backend: env.Backend, Admin: env.Admin, Open: env.Open, Keys: env.Keys,
 						KeyCount: 3,

@@ -12,8 +12,14 @@ import (
 )
 
 // testEnv opens the named backend on the test server under a fresh
-// keyspace.
+// keyspace, with 50 workers.
 func testEnv(t *testing.T, backend string) *Env {
+	t.Helper()
+	return testEnvC(t, backend, 50)
+}
+
+// testEnvC is testEnv with concurrency workers.
+func testEnvC(t *testing.T, backend string, concurrency int) *Env {
 	t.Helper()
 	srv := redistest.Server(t)
 	ctx := context.Background()
@@ -28,7 +34,7 @@ func testEnv(t *testing.T, backend string) *Env {
 		Open:    func(ctx context.Context) (impl.Backend, error) { return backends.Open(ctx, backend, cfg) },
 		Admin:   srv.Admin(),
 		Keys:    redistest.Keyspace(t),
-		Common:  Common{Concurrency: 50, Seed: 1},
+		Common:  Common{Concurrency: concurrency, Seed: 1},
 	}
 }
 

@@ -23,7 +23,7 @@ func TestStockDeductBatch(t *testing.T) {
 			workers int
 		}{{"known-workers", conc}, {"unknown-workers", 0}, {"fewer-slots", 2}} {
 			t.Run(backend+"/"+tc.name, func(t *testing.T) {
-				env := limitTestEnv(t, backend, conc)
+				env := testEnvC(t, backend, conc)
 				lenv := &LoadEnv{Backend: env.Backend, Admin: env.Admin, Open: env.Open, Keys: env.Keys, KeyCount: 3,
 					Pick: func(w *bench.Worker) int { return w.Rand.IntN(3) }, Workers: tc.workers}
 				load, err := op.Setup(t.Context(), lenv, impl.StockLua)
