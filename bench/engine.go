@@ -185,6 +185,11 @@ type Worker struct {
 	measuring bool
 }
 
+// Measuring reports whether the current call falls in the measured window
+// (false during the warm-up). An operation that keeps tallies of its own
+// skips warm-up calls with it, as the engine's statistics do.
+func (w *Worker) Measuring() bool { return w.measuring }
+
 // Observe records d into step histogram i (an index into Config.Steps).
 // Calls during the warm-up are not recorded.
 func (w *Worker) Observe(i int, d time.Duration) {

@@ -236,7 +236,7 @@ func setupCacheGet(ctx context.Context, env *LoadEnv, strategy string) (*Load, e
 			t := tallies.get(w.ID)
 			begin := time.Now()
 			r, err := cache.Get(ctx, ids[env.Pick(w)])
-			if err != nil {
+			if err != nil || !w.Measuring() {
 				return err
 			}
 			d := time.Since(begin).Microseconds()
@@ -301,7 +301,7 @@ func setupCacheUpdate(ctx context.Context, env *LoadEnv, strategy string) (*Load
 		Op: func(ctx context.Context, w *bench.Worker) error {
 			t := tallies.get(w.ID)
 			rec, err := cache.Update(ctx, ids[env.Pick(w)], "w"+strconv.FormatInt(w.Seq, 10))
-			if err != nil {
+			if err != nil || !w.Measuring() {
 				return err
 			}
 			t.writes++

@@ -83,7 +83,7 @@ func setupLimitAllow(ctx context.Context, env *LoadEnv, strategy string) (*Load,
 	return &Load{
 		Op: func(ctx context.Context, w *bench.Worker) error {
 			d, err := lim.Allow(ctx, users[env.Pick(w)], 1)
-			if err != nil {
+			if err != nil || !w.Measuring() {
 				return err
 			}
 			t := tallies.get(w.ID)
@@ -130,7 +130,7 @@ func setupDedupeSubmit(ctx context.Context, env *LoadEnv, strategy string) (*Loa
 	return &Load{
 		Op: func(ctx context.Context, w *bench.Worker) error {
 			s, err := guard.Submit(ctx, fps[env.Pick(w)], "s"+strconv.FormatInt(w.Seq, 10))
-			if err != nil {
+			if err != nil || !w.Measuring() {
 				return err
 			}
 			t := tallies.get(w.ID)

@@ -64,6 +64,9 @@ func setupLockAcquireRelease(ctx context.Context, env *LoadEnv, strategy string)
 	return &Load{
 		Op: func(ctx context.Context, w *bench.Worker) error {
 			t := tallies.get(w.ID)
+			if !w.Measuring() {
+				t = &lockLoadTally{} // warm-up calls are not tallied
+			}
 			actx, cancel := context.WithTimeout(ctx, loadLockAcquireTimeout)
 			lease, err := locker.Acquire(actx, names[env.Pick(w)])
 			cancel()
