@@ -89,16 +89,9 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer srv.Close()
 
-	doc := &result.Document{
-		Schema:  result.SchemaVersion,
-		Kind:    "load",
-		Tool:    result.Tool{Version: version, Commit: bench.Commit()},
-		Command: redactArgs(os.Args),
-		Started: time.Now().UTC(),
-		Host:    hostname(),
-	}
+	doc := newDocument("load")
 	clients := map[string]map[string]string{}
-	server := result.Server{Kind: string(srv.Kind), Version: srv.Version, Address: srv.Redacted(), Mode: srv.Mode}
+	server := serverFacts(srv)
 	conn := impl.ConnConfig{URL: srv.URL, Password: srv.Password, PoolSize: plan.maxWorkers}
 	var runErr error
 cells:

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/reports"
 	"github.com/paybench/paybench/reports/result"
 )
@@ -100,4 +103,22 @@ func writeOutputs(doc *result.Document, o *outputFlags) error {
 func hostname() string {
 	h, _ := os.Hostname()
 	return h
+}
+
+// newDocument starts the result document of a run, load or suite: schema,
+// tool, the command line with passwords redacted, start time and host.
+func newDocument(kind string) *result.Document {
+	return &result.Document{
+		Schema:  result.SchemaVersion,
+		Kind:    kind,
+		Tool:    result.Tool{Version: version, Commit: bench.Commit()},
+		Command: redactArgs(os.Args),
+		Started: time.Now().UTC(),
+		Host:    hostname(),
+	}
+}
+
+// serverFacts describes srv for the fairness block, its password redacted.
+func serverFacts(srv *redisenv.Server) result.Server {
+	return result.Server{Kind: string(srv.Kind), Version: srv.Version, Address: srv.Redacted(), Mode: srv.Mode}
 }

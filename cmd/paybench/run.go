@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -66,16 +65,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer srv.Close()
 
-	doc := &result.Document{
-		Schema:  result.SchemaVersion,
-		Kind:    "run",
-		Tool:    result.Tool{Version: version, Commit: bench.Commit()},
-		Command: redactArgs(os.Args),
-		Started: time.Now().UTC(),
-		Host:    hostname(),
-	}
+	doc := newDocument("run")
 	clients := map[string]map[string]string{}
-	server := result.Server{Kind: string(srv.Kind), Version: srv.Version, Address: srv.Redacted(), Mode: srv.Mode}
+	server := serverFacts(srv)
 	var runErr error
 	conn := scenarioConn(srv, &cf)
 	for _, bname := range splitList(cf.backends) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"strings"
 	"time"
 
@@ -94,15 +93,8 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer srv.Close()
 
-	doc := &result.Document{
-		Schema:  result.SchemaVersion,
-		Kind:    "suite",
-		Mode:    p.mode,
-		Tool:    result.Tool{Version: version, Commit: bench.Commit()},
-		Command: redactArgs(os.Args),
-		Started: time.Now().UTC(),
-		Host:    hostname(),
-	}
+	doc := newDocument("suite")
+	doc.Mode = p.mode
 	clients := map[string]map[string]string{}
 	s := &suiteRun{p: p, srv: srv, doc: doc, clients: clients, stderr: stderr}
 	s.total = s.countCells()
@@ -112,7 +104,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	doc.Finished = time.Now().UTC()
 	doc.Interrupted = ctx.Err() != nil
-	server := result.Server{Kind: string(srv.Kind), Version: srv.Version, Address: srv.Redacted(), Mode: srv.Mode}
+	server := serverFacts(srv)
 	doc.Fairness = bench.Fairness(server, clients)
 
 	if err := reports.WriteMatrix(stdout, doc); err != nil {
