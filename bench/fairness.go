@@ -74,3 +74,15 @@ func Commit() string {
 	}
 	return strings.TrimSpace(rev + dirty)
 }
+
+// Version returns paybench's module version as the build recorded it: a
+// release tag, or Go's pseudo-version of the commit built (with +dirty
+// for a modified tree); "devel" when the build carries none (go run, go
+// test).
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok || bi.Main.Version == "" || bi.Main.Version == "(devel)" {
+		return "devel"
+	}
+	return bi.Main.Version
+}

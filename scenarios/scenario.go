@@ -6,6 +6,7 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -80,6 +81,21 @@ type Scenario interface {
 	// latency; the caller sets the backend, strategy and expectation and
 	// judges it. An error means the cell could not run (Redis failed).
 	Run(ctx context.Context, env *Env, strategy string) (result.Cell, error)
+}
+
+// ErrJudgement marks an error of a cell's own bookkeeping — reading the
+// server's state back to judge the invariants — as opposed to a failure of
+// the operations under test. A scenario wraps such errors with
+// JudgementError and returns the cell with everything it measured; the
+// cell is then INCONCLUSIVE, its figures kept.
+var ErrJudgement = errors.New("judgement incomplete")
+
+// JudgementError wraps err as a failure of the cell's bookkeeping.
+func JudgementError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrJudgement, err)
 }
 
 var (

@@ -23,6 +23,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -368,4 +369,23 @@ func infoField(info, name string) string {
 		}
 	}
 	return ""
+}
+
+// Identity returns the server's INFO server run_id and uptime_in_seconds:
+// a run_id that changes, or an uptime that goes down, means the server
+// restarted.
+func Identity(ctx context.Context, rdb *redis.Client) (runID string, uptime int64, err error) {
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return "", 0, fmt.Errorf("INFO server: %w", err)
+	}
+	runID = infoField(info, "run_id")
+	if runID == "" {
+		return "", 0, errors.New("INFO server has no run_id")
+	}
+	uptime, err = strconv.ParseInt(infoField(info, "uptime_in_seconds"), 10, 64)
+	if err != nil {
+		return "", 0, fmt.Errorf("INFO server uptime_in_seconds: %w", err)
+	}
+	return runID, uptime, nil
 }

@@ -15,7 +15,15 @@ import (
 
 	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/reports"
+	"github.com/paybench/paybench/reports/errext"
+	"github.com/paybench/paybench/scenarios/runner"
 )
+
+// maxWorkers bounds --concurrency (and load's --max-workers) in every
+// command: each worker holds its own latency histograms (about 0.6 MB for
+// a load worker) and, on go-redis, a connection of its own.
+const maxWorkers = 10_000
 
 // connFlags say where Redis comes from.
 type connFlags struct {
@@ -62,10 +70,8 @@ type commonFlags struct {
 	duration    time.Duration
 	seed        uint64
 	prefix      string
+	sharePrefix bool
 	keep        bool
-	// quick is the suite's --quick, passed to scenarios as Common.Quick.
-	quick bool
-	// outputFlags are the result files and gates (outputs.go).
 	outputFlags
 }
 
@@ -73,32 +79,38 @@ func (c *commonFlags) bind(fs *pflag.FlagSet) {
 	c.conn.bind(fs)
 	fs.StringVar(&c.backends, "backend", strings.Join(impl.Backends(), ","), "client backends, comma-separated")
 	fs.StringVar(&c.strategies, "strategy", "", "strategies, comma-separated (default: all of the scenario)")
-	fs.IntVarP(&c.concurrency, "concurrency", "c", 50, "concurrent workers")
+	fs.IntVarP(&c.concurrency, "concurrency", "c", 50, fmt.Sprintf("concurrent workers (1..%d)", maxWorkers))
 	fs.DurationVar(&c.duration, "duration", 0, "stop each cell after this long (0: when its work is done)")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed for every random choice")
-	fs.StringVar(&c.prefix, "prefix", "", "key prefix of the run (default pb:<run-id>:)")
+	fs.StringVar(&c.prefix, "prefix", "", "key prefix of the run (default pb:<run-id>:); refused when it already holds keys")
+	fs.BoolVar(&c.sharePrefix, "share-prefix", false, "run on a --prefix that already holds keys, on purpose (several generators contending on the same keys)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the run's keys at the end and print their prefix")
 	c.outputFlags.bind(fs)
 }
 
-// validate checks the shared flags and returns the run's keyspace.
-func (c *commonFlags) validate() (impl.Keyspace, error) {
-	if c.concurrency < 1 {
-		return impl.Keyspace{}, usageErrorf("--concurrency must be >= 1, got %d", c.concurrency)
+// plan checks the shared flags and returns the part of the plan they
+// make.
+func (c *commonFlags) plan(kind string) (*runner.Plan, error) {
+	switch {
+	case c.concurrency < 1 || c.concurrency > maxWorkers:
+		return nil, usageErrorf("--concurrency must be 1..%d, got %d", maxWorkers, c.concurrency)
+	case c.duration < 0:
+		return nil, usageErrorf("--duration must be >= 0, got %s", c.duration)
+	case c.sharePrefix && c.prefix == "":
+		return nil, usageErrorf("--share-prefix needs --prefix")
 	}
-	if c.duration < 0 {
-		return impl.Keyspace{}, usageErrorf("--duration must be >= 0, got %s", c.duration)
+	gates, err := c.outputFlags.gates()
+	if err != nil {
+		return nil, err
 	}
-	if err := c.outputFlags.validate(); err != nil {
-		return impl.Keyspace{}, err
+	backends := splitList(c.backends)
+	if len(backends) == 0 {
+		return nil, usageErrorf("--backend is empty")
 	}
-	for _, b := range splitList(c.backends) {
+	for _, b := range backends {
 		if !contains(impl.Backends(), b) {
-			return impl.Keyspace{}, usageErrorf("unknown backend %q (known: %s)", b, strings.Join(impl.Backends(), ", "))
+			return nil, usageErrorf("unknown backend %q (known: %s)", b, strings.Join(impl.Backends(), ", "))
 		}
-	}
-	if len(splitList(c.backends)) == 0 {
-		return impl.Keyspace{}, usageErrorf("--backend is empty")
 	}
 	prefix := c.prefix
 	if prefix == "" {
@@ -106,9 +118,70 @@ func (c *commonFlags) validate() (impl.Keyspace, error) {
 	}
 	ks, err := impl.NewKeyspace(prefix)
 	if err != nil {
-		return impl.Keyspace{}, usageErrorf("--prefix: %w", err)
+		return nil, usageErrorf("--prefix: %w", err)
 	}
-	return ks, nil
+	return &runner.Plan{
+		Kind:        kind,
+		Command:     redactArgs(os.Args),
+		Backends:    backends,
+		Settings:    runner.Settings{Concurrency: c.concurrency, Duration: c.duration, Seed: c.seed},
+		Keys:        ks,
+		CheckPrefix: c.prefix != "",
+		SharePrefix: c.sharePrefix,
+		Keep:        c.keep,
+		Outputs:     c.outputFlags.outputs(),
+		Gates:       gates,
+	}, nil
+}
+
+// outputFlags are the result files every command that drives load writes
+// (run, load, suite), and its absolute gates.
+type outputFlags struct {
+	jsonPath     string
+	htmlPath     string
+	junitPath    string
+	markdownPath string
+	benchfmtPath string
+	gateExprs    []string
+}
+
+func (o *outputFlags) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&o.jsonPath, "json", "", "write the result as JSON (the versioned document, with histograms) to this file")
+	fs.StringVar(&o.htmlPath, "html", "", "write a self-contained HTML report with plots to this file")
+	fs.StringVar(&o.junitPath, "junit", "", "write JUnit XML (a test case per invariant) to this file")
+	fs.StringVar(&o.markdownPath, "markdown", "", "write a Markdown summary (for a pull-request comment) to this file")
+	fs.StringVar(&o.benchfmtPath, "benchfmt", "", "write Go benchmark text (benchstat reads it) to this file")
+	fs.StringArrayVar(&o.gateExprs, "gate", nil, "fail (exit 1) unless every cell passes these gates, e.g. 'p99<5ms,throughput>20000' (repeatable; see README)")
+}
+
+// gates parses the gates: a bad expression is a usage error.
+func (o *outputFlags) gates() ([]reports.Gate, error) {
+	var out []reports.Gate
+	for _, expr := range o.gateExprs {
+		gs, err := reports.ParseGates(expr)
+		if err != nil {
+			return nil, usageErrorf("--gate: %w", err)
+		}
+		out = append(out, gs...)
+	}
+	return out, nil
+}
+
+// outputs lists the files asked for, with their format.
+func (o *outputFlags) outputs() []runner.Output {
+	var out []runner.Output
+	for _, f := range []runner.Output{
+		{Path: o.jsonPath, Format: reports.FormatJSON},
+		{Path: o.htmlPath, Format: reports.FormatHTML},
+		{Path: o.junitPath, Format: reports.FormatJUnit},
+		{Path: o.markdownPath, Format: reports.FormatMarkdown},
+		{Path: o.benchfmtPath, Format: reports.FormatBenchFmt},
+	} {
+		if f.Path != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // newFlagSet returns a flag set that reports errors through its caller.
@@ -135,8 +208,19 @@ func parse(fs *pflag.FlagSet, args []string, stdout io.Writer, synopsis string) 
 	return nil
 }
 
+// parseFlags is parse for a command that takes no positional argument.
+func parseFlags(fs *pflag.FlagSet, args []string, stdout io.Writer, synopsis string) error {
+	if err := parse(fs, args, stdout, synopsis); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
 // errHelp ends a command after -h with exit 0 and no message.
-var errHelp = &exitError{code: exitOK}
+var errHelp = errext.Silent(errext.OK)
 
 func splitList(s string) []string {
 	var out []string
@@ -161,4 +245,19 @@ func runID() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// redactArgs returns the command line with any password in a Redis URL
+// hidden.
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if name, val, ok := strings.Cut(a, "="); ok && strings.Contains(val, "://") {
+			out[i] = name + "=" + redisenv.Redact(val)
+		} else if strings.Contains(a, "://") {
+			out[i] = redisenv.Redact(a)
+		}
+	}
+	return out
 }

@@ -40,7 +40,7 @@ func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if commit == "" {
 		commit = "unknown"
 	}
-	fmt.Fprintf(stdout, "paybench %s (commit %s, %s %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(stdout, "paybench %s (commit %s, %s %s/%s)\n", bench.Version(), commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	mods := bench.ModuleVersions()
 	names := make([]string, 0, len(mods))
 	for m := range mods {

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,51 +11,44 @@ import (
 	"syscall"
 
 	"github.com/redis/go-redis/v9/logging"
+
+	"github.com/paybench/paybench/reports/errext"
 )
 
-// Exit codes, documented in README.md and in `paybench -h`.
+// Exit codes, documented in README.md and in `paybench -h`; errext owns
+// them.
 const (
-	exitOK            = 0   // every cell as expected
-	exitFail          = 1   // a strategy expected to hold FAILed (or a gate failed)
-	exitUsage         = 2   // bad flags or arguments
-	exitRedis         = 3   // Redis unreachable, refused auth, not Redis, timed out
-	exitNotReproduced = 4   // a bug expected to show did not
-	exitInterrupted   = 130 // interrupted (Ctrl-C)
+	exitOK            = int(errext.OK)
+	exitFail          = int(errext.Fail)
+	exitUsage         = int(errext.Usage)
+	exitRedis         = int(errext.Redis)
+	exitNotReproduced = int(errext.NotReproduced)
+	exitInconclusive  = int(errext.Inconclusive)
+	exitInterrupted   = int(errext.Interrupted)
 )
 
 const exitCodesHelp = `Exit codes:
   0    every cell as expected (PASS, or REPRODUCED for a strategy expected to break)
   1    a strategy expected to hold FAILed, a cell could not run, or a gate failed
        (compare: a regression, a broken invariant or a missing cell)
-  2    usage error (bad flag or argument, unknown scenario/strategy/backend, bad URL)
-  3    Redis unreachable, refused authentication, is not Redis, or timed out
+  2    usage error (bad flag or argument, unknown scenario/strategy/backend, bad URL,
+       an output that cannot be written, a key prefix already in use)
+  3    Redis unreachable, refused authentication, is not Redis, timed out, or the
+       run's keys could not be deleted
   4    a bug expected to show did not (NOT-REPRODUCED)
+  5    a cell could not be judged (INCONCLUSIVE: operations failed, the server
+       restarted or lost data, paybench's own reads failed)
   130  interrupted (Ctrl-C); partial results are still written
 `
 
-// exitError carries an exit code with its one-line message.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string {
-	if e.err == nil {
-		return ""
-	}
-	return e.err.Error()
-}
-func (e *exitError) Unwrap() error { return e.err }
-
+// usageErrorf is a usage error (exit 2).
 func usageErrorf(format string, args ...any) error {
-	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+	return errext.Errorf(errext.Usage, format, args...)
 }
 
+// withCode gives err the exit code, unless it carries one already.
 func withCode(code int, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &exitError{code: code, err: err}
+	return errext.WithExitCodeIfNone(err, errext.ExitCode(code))
 }
 
 // command is one subcommand.
@@ -109,30 +101,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-// exitCode prints err on one line and turns it into the exit code.
+// exitCode prints err on one line and turns it into the exit code: the one
+// place where an error becomes a number.
 func exitCode(ctx context.Context, err error, stderr io.Writer) int {
+	code, _ := errext.Code(err)
 	if err == nil {
 		if ctx.Err() != nil {
 			return exitInterrupted
 		}
 		return exitOK
 	}
-	var ee *exitError
-	code := exitFail
-	if errors.As(err, &ee) {
-		code = ee.code
+	if errext.IsSilent(err) {
+		return int(code)
 	}
-	if ee != nil && ee.err == nil {
-		return code
-	}
-	if ctx.Err() != nil && code != exitUsage {
+	if ctx.Err() != nil && code != errext.Usage {
 		fmt.Fprintln(stderr, "paybench: interrupted")
 		return exitInterrupted
 	}
 	if msg := err.Error(); msg != "" {
 		fmt.Fprintln(stderr, "paybench: "+oneLine(msg))
 	}
-	return code
+	return int(code)
 }
 
 func oneLine(s string) string {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/paybench/paybench/bench/redisenv/redistest"
 	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/runner"
 )
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
@@ -314,12 +315,16 @@ func TestVerdictExitCodes(t *testing.T) {
 		{[]result.Verdict{result.NotReproduced, result.Fail}, exitFail},
 		{[]result.Verdict{result.Error}, exitFail},
 		{[]result.Verdict{result.Unsupported, result.Pass}, exitOK},
+		{[]result.Verdict{result.Inconclusive, result.Pass}, exitInconclusive},
+		{[]result.Verdict{result.Inconclusive, result.NotReproduced}, exitInconclusive},
+		{[]result.Verdict{result.Inconclusive, result.Fail}, exitFail},
+		{[]result.Verdict{result.Measured}, exitOK},
 	} {
 		doc := &result.Document{}
 		for _, v := range tc.verdicts {
 			doc.Cells = append(doc.Cells, result.Cell{Verdict: v})
 		}
-		got := exitCode(context.Background(), verdictError(doc), &bytes.Buffer{})
+		got := exitCode(context.Background(), runner.VerdictError(doc), &bytes.Buffer{})
 		if got != tc.want {
 			t.Errorf("%v: exit %d, want %d", tc.verdicts, got, tc.want)
 		}

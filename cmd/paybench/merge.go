@@ -49,7 +49,7 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, w := range warnings {
 		fmt.Fprintln(stderr, "paybench: warning: "+w)
 	}
-	gateErr := judgeGates(merged, &outputFlags{gates: gates}, stderr)
+	gateErr := judgeGates(merged, gates, stderr)
 	if out != "" {
 		if err := reports.WriteJSONFile(out, merged); err != nil {
 			return err

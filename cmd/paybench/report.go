@@ -50,7 +50,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var gateErr error
 	if len(gates) > 0 {
-		gateErr = judgeGates(doc, &outputFlags{gates: gates}, stderr)
+		gateErr = judgeGates(doc, gates, stderr)
 	}
 	render := func(w io.Writer) error {
 		if format == reports.FormatHgrm {
@@ -82,15 +82,6 @@ func readResult(path string) (*result.Document, error) {
 		return nil, usageErrorf("%w", err)
 	}
 	return doc, nil
-}
-
-// parseGateFlags parses repeated --gate lists; a bad one is a usage error.
-func parseGateFlags(exprs []string) ([]reports.Gate, error) {
-	o := outputFlags{gateExprs: exprs}
-	if err := o.validate(); err != nil {
-		return nil, err
-	}
-	return o.gates, nil
 }
 
 // percentFlag parses a relative threshold flag ("10%", "0.1", "none").

@@ -2,28 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"strings"
 	"time"
 
 	"github.com/paybench/paybench/bench"
-	"github.com/paybench/paybench/bench/redisenv"
-	"github.com/paybench/paybench/impl"
-	"github.com/paybench/paybench/impl/backends"
 	"github.com/paybench/paybench/reports"
-	"github.com/paybench/paybench/reports/result"
 	"github.com/paybench/paybench/scenarios"
-)
-
-// Suite sizes: the scenarios' own defaults, the smallest reliable run, or
-// longer cells for nightly runs.
-const (
-	suiteQuick   = "quick"
-	suiteDefault = "default"
-	suiteLong    = "long"
+	"github.com/paybench/paybench/scenarios/runner"
 )
 
 // suiteProfile is what a suite size runs.
@@ -46,30 +33,9 @@ type suiteProfile struct {
 // long runs every scenario cell for 10 s and every load for 10 s after a
 // warm-up.
 var suiteProfiles = map[string]suiteProfile{
-	suiteQuick:   {quick: true, loadDuration: 300 * time.Millisecond},
-	suiteDefault: {loadDuration: time.Second, loadWarmup: 200 * time.Millisecond, allLoadStrategies: true},
-	suiteLong:    {scenarioDuration: 10 * time.Second, loadDuration: 10 * time.Second, loadWarmup: time.Second, allLoadStrategies: true},
-}
-
-// suiteFlags are `paybench suite`'s own flags.
-type suiteFlags struct {
-	quick, long  bool
-	scenarios    string
-	operations   string
-	loadDuration time.Duration
-	quiet        bool
-}
-
-// suitePlan is a validated suite command line.
-type suitePlan struct {
-	cf         commonFlags
-	sf         suiteFlags
-	mode       string
-	profile    suiteProfile
-	ks         impl.Keyspace
-	scenarios  []string
-	operations []string
-	strategies []string // the --strategy filter; empty: all
+	"quick":   {quick: true, loadDuration: 300 * time.Millisecond},
+	"default": {loadDuration: time.Second, loadWarmup: 200 * time.Millisecond, allLoadStrategies: true},
+	"long":    {scenarioDuration: 10 * time.Second, loadDuration: 10 * time.Second, loadWarmup: time.Second, allLoadStrategies: true},
 }
 
 const suiteSynopsis = `paybench suite [--quick|--long] [flags]
@@ -82,156 +48,134 @@ scenario at its reliable defaults and loads each operation's default
 strategy for 300ms; the default size loads every strategy for 1s; --long
 (nightly) runs every scenario cell and every load for 10s.`
 
+// cmdSuite is `paybench suite`: every scenario, then every operation's
+// load, on every backend; one matrix.
 func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	p, err := parseSuite(args, stdout)
-	if err != nil {
-		return err
-	}
-	srv, err := p.cf.conn.provide(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-
-	doc := newDocument("suite")
-	doc.Mode = p.mode
-	clients := map[string]map[string]string{}
-	s := &suiteRun{p: p, srv: srv, doc: doc, clients: clients, stderr: stderr}
-	s.total = s.countCells()
-	runErr := s.runScenarios(ctx)
-	if runErr == nil {
-		runErr = s.runLoads(ctx)
-	}
-	doc.Finished = time.Now().UTC()
-	doc.Interrupted = ctx.Err() != nil
-	server := serverFacts(srv)
-	doc.Fairness = bench.Fairness(server, clients)
-
-	if err := reports.WriteMatrix(stdout, doc); err != nil {
-		return err
-	}
-	if err := finish(ctx, srv, p.ks, p.cf.keep, stdout, stderr); err != nil && runErr == nil {
-		runErr = err
-	}
-	gateErr := judgeGates(doc, &p.cf.outputFlags, stdout)
-	if err := writeOutputs(doc, &p.cf.outputFlags); err != nil {
-		return err
-	}
-	for _, f := range p.cf.outputs() {
-		fmt.Fprintf(stdout, "%s report: %s\n", f[1], f[0])
-	}
-	if runErr != nil {
-		return runErr
-	}
-	if doc.Interrupted {
-		return withCode(exitInterrupted, errors.New("interrupted; partial results written"))
-	}
-	if gateErr != nil {
-		return gateErr
-	}
-	return verdictError(doc)
-}
-
-// parseSuite parses and validates the command line; every problem is a
-// usage error.
-func parseSuite(args []string, stdout io.Writer) (*suitePlan, error) {
-	p := &suitePlan{}
+	var cf commonFlags
+	var quick, long, quiet bool
+	var scenarioList, operationList string
+	var loadDuration time.Duration
 	fs := newFlagSet("suite")
-	p.cf.bind(fs)
-	fs.BoolVar(&p.sf.quick, "quick", false, "the quick suite: under 2 minutes on 2 cores")
-	fs.BoolVar(&p.sf.long, "long", false, "the nightly suite: 10s per scenario cell and per load")
-	fs.StringVar(&p.sf.scenarios, "scenario", "", "scenarios to run, comma-separated (default all; 'none' for loads only)")
-	fs.StringVar(&p.sf.operations, "operation", "", "operations to load, comma-separated (default all; 'none' for scenarios only)")
-	fs.DurationVar(&p.sf.loadDuration, "load-duration", 0, "length of each load cell (default: the suite size's)")
-	fs.BoolVar(&p.sf.quiet, "quiet", false, "no line per finished cell on stderr")
-	if f := fs.Lookup("duration"); f != nil {
-		f.Usage = "stop each scenario cell after this long (default: the scenario's own, 10s with --long)"
+	cf.bind(fs)
+	fs.BoolVar(&quick, "quick", false, "the quick suite: under 2 minutes on 2 cores")
+	fs.BoolVar(&long, "long", false, "the nightly suite: 10s per scenario cell and per load")
+	fs.StringVar(&scenarioList, "scenario", "", "scenarios to run, comma-separated (default all; 'none' for loads only)")
+	fs.StringVar(&operationList, "operation", "", "operations to load, comma-separated (default all; 'none' for scenarios only)")
+	fs.DurationVar(&loadDuration, "load-duration", 0, "length of each load cell (default: the suite size's)")
+	fs.BoolVar(&quiet, "quiet", false, "no line per finished cell on stderr")
+	fs.Lookup("duration").Usage = "stop each scenario cell after this long (default: the scenario's own, 10s with --long)"
+	fs.Lookup("strategy").Usage = "only these strategies, comma-separated, in every scenario and operation that has them (default all)"
+	if err := parseFlags(fs, args, stdout, suiteSynopsis+"\n\nGates (--gate):\n"+reports.GateGrammar); err != nil {
+		return err
 	}
-	if f := fs.Lookup("strategy"); f != nil {
-		f.Usage = "only these strategies, comma-separated, in every scenario and operation that has them (default all)"
-	}
-	if err := parse(fs, args, stdout, suiteSynopsis+"\n\nGates (--gate):\n"+reports.GateGrammar); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, usageErrorf("unexpected argument %q", fs.Arg(0))
-	}
-	var err error
-	if p.ks, err = p.cf.validate(); err != nil {
-		return nil, err
+	plan, err := cf.plan("suite")
+	if err != nil {
+		return err
 	}
 	switch {
-	case p.sf.quick && p.sf.long:
-		return nil, usageErrorf("--quick and --long exclude each other")
-	case p.sf.quick:
-		p.mode = suiteQuick
-	case p.sf.long:
-		p.mode = suiteLong
+	case quick && long:
+		return usageErrorf("--quick and --long exclude each other")
+	case quick:
+		plan.Mode = "quick"
+	case long:
+		plan.Mode = "long"
 	default:
-		p.mode = suiteDefault
+		plan.Mode = "default"
 	}
-	if p.sf.loadDuration < 0 {
-		return nil, usageErrorf("--load-duration must be >= 0, got %s", p.sf.loadDuration)
+	if loadDuration < 0 {
+		return usageErrorf("--load-duration must be >= 0, got %s", loadDuration)
 	}
-	if p.cf.concurrency > maxLoadWorkers {
-		return nil, usageErrorf("--concurrency must be <= %d, got %d", maxLoadWorkers, p.cf.concurrency)
+	profile := suiteProfiles[plan.Mode]
+	if loadDuration > 0 {
+		profile.loadDuration = loadDuration
 	}
-	p.profile = suiteProfiles[p.mode]
-	if p.sf.loadDuration > 0 {
-		p.profile.loadDuration = p.sf.loadDuration
+	if plan.Settings.Duration == 0 {
+		plan.Settings.Duration = profile.scenarioDuration
 	}
-	if p.cf.duration == 0 {
-		p.cf.duration = p.profile.scenarioDuration
+	plan.Settings.Quick = profile.quick
+	if err := selectCells(plan, profile, scenarioList, operationList, splitList(cf.strategies)); err != nil {
+		return err
 	}
-	p.cf.quick = p.profile.quick
-	if p.scenarios, err = selectNames("--scenario", p.sf.scenarios, scenarios.Names()); err != nil {
-		return nil, err
-	}
-	if p.operations, err = selectNames("--operation", p.sf.operations, scenarios.OperationNames()); err != nil {
-		return nil, err
-	}
-	p.strategies = splitList(p.cf.strategies)
-	if len(p.strategies) > 0 {
-		known := map[string]bool{}
-		for _, name := range p.scenarios {
-			sc, _ := scenarios.New(name)
-			for _, s := range scenarios.StrategyNames(sc) {
-				known[s] = true
+	if !quiet {
+		plan.OnEvent = func(e runner.Event) {
+			if e.Type != runner.CellDone {
+				return
 			}
-		}
-		for _, name := range p.operations {
-			op, _ := scenarios.LookupOperation(name)
-			for _, s := range op.Strategies {
-				known[s] = true
+			c := e.Cell
+			line := fmt.Sprintf("[%*d/%d] %s %s", len(fmt.Sprint(e.Total)), e.Index, e.Total, c.Key(), c.Verdict)
+			if c.Ops > 0 {
+				line += fmt.Sprintf(" %s ops/s p99 %s", reports.FormatCount(c.ThroughputOps), reports.FormatMicros(c.Latency.Corrected.P99))
 			}
-		}
-		for _, s := range p.strategies {
-			if !known[s] {
-				return nil, usageErrorf("--strategy %q is a strategy of none of the selected scenarios and operations", s)
-			}
+			fmt.Fprintf(stderr, "%s (%s)\n", line, e.Took.Round(10*time.Millisecond))
 		}
 	}
-	// Every scenario's own defaults must be valid (Validate also derives
-	// parameters from their flags).
-	for _, name := range p.scenarios {
+	return execution{conn: cf.conn, render: reports.WriteMatrix, listOutputs: true}.execute(ctx, plan, stdout, stderr)
+}
+
+// selectCells fills the plan's scenarios and loads from the selections:
+// "" selects all, "none" none; --strategy keeps only the strategies named,
+// each of which must belong to a selected scenario or operation.
+func selectCells(plan *runner.Plan, profile suiteProfile, scenarioList, operationList string, only []string) error {
+	scNames, err := selectNames("--scenario", scenarioList, scenarios.Names())
+	if err != nil {
+		return err
+	}
+	opNames, err := selectNames("--operation", operationList, scenarios.OperationNames())
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	keep := func(all []string) []string {
+		var out []string
+		for _, s := range all {
+			known[s] = true
+			if len(only) == 0 || contains(only, s) {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	for _, name := range scNames {
 		sc, err := scenarios.New(name)
 		if err != nil {
-			return nil, withCode(exitUsage, err)
+			return withCode(exitUsage, err)
 		}
 		if err := sc.Validate(); err != nil {
-			return nil, withCode(exitUsage, fmt.Errorf("%s: %w", name, err))
+			return usageErrorf("%s: %w", name, err)
+		}
+		if st := keep(scenarios.StrategyNames(sc)); len(st) > 0 {
+			plan.Scenarios = append(plan.Scenarios, runner.ScenarioCells{Scenario: sc, Strategies: st})
 		}
 	}
-	return p, nil
+	oneKey, _ := bench.ParseKeyDist(bench.KeyUniform, 1)
+	for _, name := range opNames {
+		op, _ := scenarios.LookupOperation(name)
+		all := op.Strategies
+		if len(only) == 0 && !profile.allLoadStrategies {
+			all = all[:1]
+		}
+		keep(op.Strategies[len(all):]) // known, but not loaded at this size
+		if st := keep(all); len(st) > 0 {
+			plan.Loads = append(plan.Loads, runner.LoadCells{Operation: op, Strategies: st, Shape: runner.LoadShape{
+				Duration: profile.loadDuration, Warmup: profile.loadWarmup, Pipeline: 1, Keys: oneKey,
+			}})
+		}
+	}
+	for _, s := range only {
+		if !known[s] {
+			return usageErrorf("--strategy %q is a strategy of none of the selected scenarios and operations", s)
+		}
+	}
+	return nil
 }
 
 // selectNames resolves a comma-separated selection against the known
 // names: "" selects all, "none" none.
 func selectNames(flag, list string, known []string) ([]string, error) {
-	if strings.TrimSpace(list) == "" {
+	switch strings.TrimSpace(list) {
+	case "":
 		return known, nil
-	}
-	if strings.TrimSpace(list) == "none" {
+	case "none":
 		return nil, nil
 	}
 	names := splitList(list)
@@ -241,184 +185,4 @@ func selectNames(flag, list string, known []string) ([]string, error) {
 		}
 	}
 	return names, nil
-}
-
-// scenarioStrategies returns the strategies of sc the suite runs.
-func (p *suitePlan) scenarioStrategies(sc scenarios.Scenario) []string {
-	return p.filter(scenarios.StrategyNames(sc))
-}
-
-// operationStrategies returns the strategies of op the suite loads.
-func (p *suitePlan) operationStrategies(op scenarios.Operation) []string {
-	if len(p.strategies) == 0 && !p.profile.allLoadStrategies {
-		return op.Strategies[:1]
-	}
-	return p.filter(op.Strategies)
-}
-
-func (p *suitePlan) filter(all []string) []string {
-	if len(p.strategies) == 0 {
-		return all
-	}
-	var out []string
-	for _, s := range all {
-		if contains(p.strategies, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// suiteRun is one suite in progress.
-type suiteRun struct {
-	p       *suitePlan
-	srv     *redisenv.Server
-	doc     *result.Document
-	clients map[string]map[string]string
-	stderr  io.Writer
-	done    int
-	total   int
-}
-
-// countCells counts the cells the suite will run, for its progress lines.
-func (s *suiteRun) countCells() int {
-	n := 0
-	backends := len(splitList(s.p.cf.backends))
-	for _, name := range s.p.scenarios {
-		sc, _ := scenarios.New(name)
-		n += backends * len(s.p.scenarioStrategies(sc))
-	}
-	for _, name := range s.p.operations {
-		op, _ := scenarios.LookupOperation(name)
-		n += backends * len(s.p.operationStrategies(op))
-	}
-	return n
-}
-
-// progress prints a finished cell on one line of stderr.
-func (s *suiteRun) progress(c *result.Cell, took time.Duration) {
-	s.done++
-	if s.p.sf.quiet {
-		return
-	}
-	line := fmt.Sprintf("[%*d/%d] %s %s", len(fmt.Sprint(s.total)), s.done, s.total, c.Key(), c.Verdict)
-	if c.Ops > 0 {
-		line += fmt.Sprintf(" %s ops/s p99 %s", reports.FormatCount(c.ThroughputOps), reports.FormatMicros(c.Latency.Corrected.P99))
-	}
-	fmt.Fprintf(s.stderr, "%s (%s)\n", line, took.Round(10*time.Millisecond))
-}
-
-// open connects a backend and records its settings: under the backend's
-// name for the scenarios, and under "NAME load" for the loads when they
-// differ (the loads size the pool to their workers, as `paybench load`
-// does).
-func (s *suiteRun) open(ctx context.Context, name string, conn impl.ConnConfig, load bool) (impl.Backend, error) {
-	be, err := backends.Open(ctx, name, conn)
-	if err != nil {
-		return nil, withCode(exitRedis, fmt.Errorf("%s: %w", name, err))
-	}
-	settings := be.Settings()
-	key := name
-	if load {
-		if prev, ok := s.clients[name]; ok && maps.Equal(prev, settings) {
-			return be, nil
-		}
-		key = name + " load"
-	}
-	if _, ok := s.clients[key]; !ok {
-		s.clients[key] = settings
-	}
-	return be, nil
-}
-
-// runScenarios runs every selected scenario × backend × strategy, each
-// cell as `paybench run` runs it. It stops at a Redis connection failure
-// or an interrupt.
-func (s *suiteRun) runScenarios(ctx context.Context) error {
-	conn := scenarioConn(s.srv, &s.p.cf)
-	for _, name := range s.p.scenarios {
-		sc, _ := scenarios.New(name)
-		if err := sc.Validate(); err != nil {
-			return withCode(exitUsage, err)
-		}
-		strategies := s.p.scenarioStrategies(sc)
-		if len(strategies) == 0 {
-			continue
-		}
-		for _, bname := range splitList(s.p.cf.backends) {
-			if ctx.Err() != nil {
-				return nil
-			}
-			be, err := s.open(ctx, bname, conn, false)
-			if err != nil {
-				return err
-			}
-			for _, st := range strategies {
-				if ctx.Err() != nil {
-					break
-				}
-				start := time.Now()
-				cell, err := runCell(ctx, sc, be, s.srv, s.p.ks, &s.p.cf, st, s.stderr)
-				s.doc.Cells = append(s.doc.Cells, cell)
-				s.progress(&s.doc.Cells[len(s.doc.Cells)-1], time.Since(start))
-				if err != nil && ctx.Err() == nil && redisenv.IsConnectError(err) {
-					be.Close()
-					return withCode(exitRedis, err)
-				}
-			}
-			be.Close()
-		}
-	}
-	return nil
-}
-
-// runLoads loads every selected operation × backend × strategy briefly,
-// each cell as `paybench load` drives it with its defaults.
-func (s *suiteRun) runLoads(ctx context.Context) error {
-	dist, err := bench.ParseKeyDist(bench.KeyUniform, 1)
-	if err != nil {
-		return err
-	}
-	for _, name := range s.p.operations {
-		op, _ := scenarios.LookupOperation(name)
-		strategies := s.p.operationStrategies(op)
-		if len(strategies) == 0 {
-			continue
-		}
-		lp := &loadPlan{
-			op:         op,
-			cf:         s.p.cf,
-			lf:         loadFlags{warmup: s.p.profile.loadWarmup, pipeline: 1, keys: 1, keyDist: bench.KeyUniform, quiet: true},
-			ks:         s.p.ks,
-			strategies: strategies,
-			dist:       dist,
-			maxWorkers: s.p.cf.concurrency,
-		}
-		lp.cf.duration = s.p.profile.loadDuration
-		conn := impl.ConnConfig{URL: s.srv.URL, Password: s.srv.Password, PoolSize: lp.maxWorkers}
-		for _, bname := range splitList(s.p.cf.backends) {
-			if ctx.Err() != nil {
-				return nil
-			}
-			be, err := s.open(ctx, bname, conn, true)
-			if err != nil {
-				return err
-			}
-			for _, st := range strategies {
-				if ctx.Err() != nil {
-					break
-				}
-				start := time.Now()
-				cell, err := loadCell(ctx, lp, be, s.srv, conn, st, s.stderr)
-				s.doc.Cells = append(s.doc.Cells, cell)
-				s.progress(&s.doc.Cells[len(s.doc.Cells)-1], time.Since(start))
-				if err != nil && ctx.Err() == nil && redisenv.IsConnectError(err) {
-					be.Close()
-					return withCode(exitRedis, err)
-				}
-			}
-			be.Close()
-		}
-	}
-	return nil
 }

@@ -26,6 +26,10 @@ const (
 	Error         Verdict = "ERROR"
 	Unsupported   Verdict = "UNSUPPORTED"
 	Measured      Verdict = "MEASURED"
+	// Inconclusive: the cell ran but cannot be judged — its operations
+	// failed, the server restarted or lost the cell's keys, the harness's
+	// own reads failed, or it was interrupted. Cell.Reason says which.
+	Inconclusive Verdict = "INCONCLUSIVE"
 )
 
 // Expectation says whether a strategy is expected to hold its invariants or
@@ -124,6 +128,14 @@ type Cell struct {
 	// "sold 412 units of 100 — oversold by 312".
 	Summary    string             `json:"summary,omitempty"`
 	Error      string             `json:"error,omitempty"`
+	// Reason says why a cell is INCONCLUSIVE.
+	Reason string `json:"reason,omitempty"`
+	// Interrupted is true for a cell cut short by an interrupt: it is not
+	// judged, and compare and gates treat it as missing.
+	Interrupted bool `json:"interrupted,omitempty"`
+	// ErrorSamples holds, per error class, the first error message of the
+	// class (the server's own words), one line.
+	ErrorSamples map[string]string `json:"error_samples,omitempty"`
 	Invariants []Invariant        `json:"invariants,omitempty"`
 	Figures    map[string]float64 `json:"figures,omitempty"`
 	Params     map[string]string  `json:"params,omitempty"`
@@ -233,7 +245,7 @@ type Point struct {
 // Judge sets c.Verdict from c.Expect and c.Invariants, unless the cell
 // already carries ERROR or UNSUPPORTED.
 func (c *Cell) Judge() {
-	if c.Verdict == Error || c.Verdict == Unsupported {
+	if c.Verdict == Error || c.Verdict == Unsupported || c.Verdict == Inconclusive {
 		return
 	}
 	broken := false

@@ -1,0 +1,206 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/paybench/paybench/bench/redisenv"
+	"github.com/paybench/paybench/reports/errext"
+	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios"
+)
+
+// refusalClasses are error classes that are an operation's own "no" (an
+// optimistic transaction that gave up under contention), not a failure.
+var refusalClasses = map[string]bool{"contention": true, "canceled": true}
+
+// serverMark is what the runner knows of the server at a cell's start, to
+// tell afterwards whether the server restarted or lost the cell's data.
+type serverMark struct {
+	runID    string
+	uptime   int64
+	sentinel string // a key the cell's keyspace holds while the cell runs
+	ok       bool   // the server answered INFO
+}
+
+// watchServer records the server's identity and plants a sentinel key in
+// the newest cell keyspace; checkServer reads both back.
+func (r *run) watchServer(ctx context.Context) serverMark {
+	var m serverMark
+	if len(r.cellKeys) == 0 {
+		return m
+	}
+	admin := r.plan.Server.Admin()
+	cctx, cancel := context.WithTimeout(ctx, readBackTimeout)
+	defer cancel()
+	if id, up, err := redisenv.Identity(cctx, admin); err == nil {
+		m.runID, m.uptime, m.ok = id, up, true
+	}
+	m.sentinel = r.cellKeys[len(r.cellKeys)-1].Key("paybench", "sentinel")
+	if err := admin.Set(cctx, m.sentinel, "1", 0).Err(); err != nil {
+		m.sentinel = ""
+	}
+	return m
+}
+
+// checkServer returns why the cell cannot be judged because of the
+// server ("" when the server is the one the cell started on, with the
+// cell's data).
+func (r *run) checkServer(ctx context.Context, m serverMark) string {
+	admin := r.plan.Server.Admin()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readBackTimeout)
+	defer cancel()
+	if m.ok {
+		id, up, err := redisenv.Identity(cctx, admin)
+		switch {
+		case err != nil:
+			return "the server's identity could not be read after the cell: " + oneLine(err.Error())
+		case id != m.runID:
+			return fmt.Sprintf("the server restarted during the cell (run_id %.8s → %.8s, up %ds): its data may be lost", m.runID, id, up)
+		case up < m.uptime:
+			return fmt.Sprintf("the server restarted during the cell (uptime %ds → %ds)", m.uptime, up)
+		}
+	}
+	if m.sentinel != "" {
+		n, err := admin.Exists(cctx, m.sentinel).Result()
+		switch {
+		case err != nil:
+			return "the cell's sentinel key could not be read: " + oneLine(err.Error())
+		case n == 0:
+			return "the cell's keys vanished during the cell (a FLUSHDB/FLUSHALL, a failover to an empty replica, or another run deleting this prefix)"
+		}
+		_ = admin.Del(cctx, m.sentinel).Err()
+	}
+	return ""
+}
+
+// complete turns what a cell's run returned into its final state:
+//
+//   - an interrupted cell is not judged: INCONCLUSIVE, marked interrupted;
+//   - a cell that could not run is ERROR (UNSUPPORTED when its backend
+//     lacks the strategy), keeping whatever it measured;
+//   - a cell whose own reads of the server failed is INCONCLUSIVE: its
+//     judgement is incomplete, its measurements stand;
+//   - a cell during which the server restarted or lost its keys is
+//     INCONCLUSIVE, whatever its invariants say;
+//   - a cell with failed operations is INCONCLUSIVE: a PASS needs every
+//     operation to end in success or refusal, and a broken invariant
+//     amid failures cannot be told from the failures' effect;
+//   - otherwise the invariants judge it (Cell.Judge).
+//
+// The throughput headline counts the operations that did not fail. The
+// returned error is err, for the caller to see connection failures.
+func (r *run) complete(ctx context.Context, c result.Cell, m serverMark, err error) (result.Cell, error) {
+	failures, detail := failedOps(&c)
+	if c.ElapsedSec > 0 {
+		c.ThroughputOps = float64(max(c.Ops-failures, 0)) / c.ElapsedSec
+	}
+	switch {
+	case ctx.Err() != nil:
+		c.Interrupted = true
+		return inconclusive(c, "interrupted before the cell finished; not judged"), err
+	case err != nil && errors.Is(err, scenarios.ErrJudgement):
+		return inconclusive(c, oneLine(err.Error())), nil
+	case err != nil:
+		if errext.IsSilent(err) {
+			return c, err
+		}
+		return failed(c, err), err
+	}
+	if why := r.checkServer(ctx, m); why != "" {
+		return inconclusive(c, why), nil
+	}
+	c.Judge()
+	if failures > 0 && c.Verdict != result.Unsupported && c.Verdict != result.Error {
+		what := "passed"
+		switch c.Verdict {
+		case result.Fail, result.Reproduced:
+			what = "broke its invariants"
+		case result.NotReproduced:
+			what = "did not break"
+		case result.Measured:
+			what = "was measured"
+		}
+		return inconclusive(c, fmt.Sprintf("%d of %d operations failed (%s); the cell %s, but a verdict needs every operation to end in success or refusal", failures, c.Ops, detail, what)), nil
+	}
+	return c, nil
+}
+
+// inconclusive marks c INCONCLUSIVE with its reason.
+func inconclusive(c result.Cell, why string) result.Cell {
+	c.Verdict = result.Inconclusive
+	c.Reason = why
+	return c
+}
+
+// failedOps counts a cell's failed operations (refusals excluded) and
+// describes them by class, with the server's words where recorded.
+func failedOps(c *result.Cell) (int64, string) {
+	var n int64
+	var parts []string
+	classes := make([]string, 0, len(c.Errors))
+	for k := range c.Errors {
+		classes = append(classes, k)
+	}
+	sort.Slice(classes, func(i, j int) bool { return c.Errors[classes[i]] > c.Errors[classes[j]] })
+	for _, k := range classes {
+		if refusalClasses[k] || c.Errors[k] == 0 {
+			continue
+		}
+		n += c.Errors[k]
+		p := fmt.Sprintf("%s ×%d", k, c.Errors[k])
+		if s := c.ErrorSamples[k]; s != "" {
+			p += fmt.Sprintf(": %q", s)
+		}
+		parts = append(parts, p)
+	}
+	return n, strings.Join(parts, ", ")
+}
+
+// VerdictError turns a document's verdicts into the run's exit code: any
+// FAIL or ERROR is Fail (1), else any INCONCLUSIVE is Inconclusive (5),
+// else any NOT-REPRODUCED is NotReproduced (4); nil when every cell is as
+// expected. Its message names the first cell of the worst kind and why.
+func VerdictError(doc *result.Document) error {
+	rank := map[errext.ExitCode]int{errext.OK: 0, errext.NotReproduced: 1, errext.Inconclusive: 2, errext.Fail: 3}
+	code, count := errext.OK, 0
+	var first *result.Cell
+	for i, c := range doc.Cells {
+		var cc errext.ExitCode
+		switch c.Verdict {
+		case result.Fail, result.Error:
+			cc = errext.Fail
+		case result.Inconclusive:
+			cc = errext.Inconclusive
+		case result.NotReproduced:
+			cc = errext.NotReproduced
+		default:
+			continue
+		}
+		count++
+		if rank[cc] > rank[code] {
+			code, first = cc, &doc.Cells[i]
+		}
+	}
+	if code == errext.OK {
+		return nil
+	}
+	why := first.Summary
+	switch first.Verdict {
+	case result.Error:
+		why = first.Error
+	case result.Inconclusive:
+		why = first.Reason
+	}
+	msg := fmt.Sprintf("%s %s", first.Key(), first.Verdict)
+	if why != "" {
+		msg += ": " + why
+	}
+	if count > 1 {
+		msg += fmt.Sprintf(" (and %d more cells not as expected)", count-1)
+	}
+	return errext.New(code, msg)
+}

@@ -1,0 +1,117 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/paybench/paybench/bench/redisenv"
+	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/reports/errext"
+)
+
+// cleanupTimeout bounds deleting the run's keys.
+const cleanupTimeout = 60 * time.Second
+
+// markerKey is the key that says which run owns the prefix while it runs.
+func (r *run) markerKey() string { return r.plan.Keys.Key("paybench-run") }
+
+// claimKeys makes sure the run's prefix is its own: unless the plan shares
+// the prefix on purpose, a prefix that already holds keys is refused
+// (Usage), and a marker key taken with SET NX stops two runs that were
+// given the same prefix from corrupting each other.
+func (r *run) claimKeys(ctx context.Context) error {
+	admin := r.plan.Server.Admin()
+	cctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+	defer cancel()
+	if r.plan.SharePrefix {
+		r.claimed = true
+		return nil
+	}
+	if r.plan.CheckPrefix {
+		key, err := firstKey(cctx, admin, r.plan.Keys)
+		if err != nil {
+			return errext.WithExitCodeIfNone(fmt.Errorf("check that prefix %s is unused: %w", r.plan.Keys.Prefix(), err), errext.Redis)
+		}
+		if key != "" {
+			return errext.Errorf(errext.Usage, "prefix %q already holds keys (such as %q): choose another --prefix, or pass --share-prefix to run on them on purpose", r.plan.Keys.Prefix(), key)
+		}
+	}
+	ok, err := admin.SetNX(cctx, r.markerKey(), r.runID(), 0).Result()
+	if err != nil {
+		return errext.WithExitCodeIfNone(fmt.Errorf("claim prefix %s: %w", r.plan.Keys.Prefix(), err), errext.Redis)
+	}
+	if !ok {
+		owner, _ := admin.Get(cctx, r.markerKey()).Result()
+		return errext.Errorf(errext.Usage, "prefix %q is in use by another paybench run (%s holds %q): choose another --prefix, or pass --share-prefix to run on the same keys on purpose", r.plan.Keys.Prefix(), r.markerKey(), owner)
+	}
+	r.claimed, r.marked = true, true
+	return nil
+}
+
+// runID names this run in its marker key.
+func (r *run) runID() string {
+	return fmt.Sprintf("%s pid %d started %s", hostname(), pid(), r.doc.Started.Format(time.RFC3339))
+}
+
+// firstKey returns a key under ks's prefix, or "" when there is none.
+func firstKey(ctx context.Context, rdb *redis.Client, ks impl.Keyspace) (string, error) {
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cursor, ks.Pattern(), 1000).Result()
+		if err != nil {
+			return "", err
+		}
+		if len(keys) > 0 {
+			return keys[0], nil
+		}
+		if next == 0 {
+			return "", nil
+		}
+		cursor = next
+	}
+}
+
+// cleanup deletes the keys the run created — each cell's own keyspace and
+// the marker — and nothing else, or with Keep leaves the cells' keys in
+// place. A failure names the command that finishes the job.
+func (r *run) cleanup(ctx context.Context) error {
+	admin := r.plan.Server.Admin()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	var errs []error
+	var left []string
+	if !r.plan.Keep {
+		for _, ks := range r.cellKeys {
+			if _, err := redisenv.DeletePrefix(cctx, admin, ks); err != nil {
+				errs = append(errs, err)
+				left = append(left, ks.Pattern())
+			}
+		}
+	}
+	if r.marked {
+		if err := admin.Del(cctx, r.markerKey()).Err(); err != nil {
+			errs = append(errs, err)
+			left = append(left, r.markerKey())
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errext.WithExitCodeIfNone(fmt.Errorf("delete the run's keys: %w; finish with: %s", errors.Join(errs...), finishCommand(r.plan.Server, left)), errext.Redis)
+}
+
+// finishCommand is the shell command that deletes what a failed cleanup
+// left, its password not shown.
+func finishCommand(srv *redisenv.Server, patterns []string) string {
+	u := srv.Redacted()
+	var parts []string
+	for _, p := range patterns {
+		parts = append(parts, fmt.Sprintf("redis-cli -u '%s' --scan --pattern '%s' | xargs -r redis-cli -u '%s' unlink", u, p, u))
+	}
+	return strings.Join(parts, "; ")
+}

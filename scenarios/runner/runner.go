@@ -1,0 +1,375 @@
+// Package runner owns the life of a cell — one backend × strategy ×
+// scenario or load operation — from a plan to the result document: it
+// opens the backends, builds each cell's keyspace, runs each cell,
+// completes and judges it, deletes the run's keys, judges gates and writes
+// the outputs. The command line only turns flags into a Plan; a test can
+// run a whole Plan without it.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"time"
+
+	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/bench/redisenv"
+	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/backends"
+	"github.com/paybench/paybench/reports"
+	"github.com/paybench/paybench/reports/errext"
+	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios"
+)
+
+// Settings are the parameters every cell shares.
+type Settings struct {
+	// Concurrency is the number of concurrent workers (>= 1).
+	Concurrency int
+	// Duration bounds each scenario cell (0: the scenario's own).
+	Duration time.Duration
+	// Seed seeds every random choice.
+	Seed uint64
+	// Quick asks scenarios for their shortest reliable run.
+	Quick bool
+}
+
+// ScenarioCells asks for the cells of one scenario: every strategy listed,
+// on every backend of the plan.
+type ScenarioCells struct {
+	// Scenario is a validated scenario instance (its flags parsed).
+	Scenario scenarios.Scenario
+	// Strategies lists the strategies to run (each one of the scenario's).
+	Strategies []string
+}
+
+// LoadShape is how the load cells of an operation drive it.
+type LoadShape struct {
+	// Requests stops each cell after this many measured operations (0:
+	// run for Duration).
+	Requests int64
+	// Duration is the measured window (0 with Requests set: until done).
+	Duration time.Duration
+	// Warmup runs the load this long before measuring.
+	Warmup time.Duration
+	// Pacer makes the load an open loop at its rate (nil: closed loop).
+	Pacer bench.Pacer
+	// MaxWorkers bounds the workers an open loop may add (0: the plan's
+	// concurrency).
+	MaxWorkers int
+	// Pipeline is the number of operations per round trip (1: none).
+	Pipeline int
+	// Keys is how operations pick their key (nil: one hot key).
+	Keys *bench.KeyDist
+}
+
+// workers returns the most workers a load cell may start.
+func (s LoadShape) workers(concurrency int) int { return max(s.MaxWorkers, concurrency) }
+
+// LoadCells asks for the load cells of one operation.
+type LoadCells struct {
+	// Operation is the operation to drive.
+	Operation scenarios.Operation
+	// Strategies lists the strategies to drive (each one of the
+	// operation's).
+	Strategies []string
+	// Shape is how each cell drives it.
+	Shape LoadShape
+}
+
+// Output is one result file to write, in one of reports' formats.
+type Output struct {
+	Path   string
+	Format string
+}
+
+// Plan is everything a run needs: what to run, where, and what to write.
+type Plan struct {
+	// Kind is the document's kind: "run", "load" or "suite".
+	Kind string
+	// Mode is the suite's size ("" for run and load).
+	Mode string
+	// Command is the command line for the document, passwords redacted.
+	Command []string
+	// Server is the Redis to run against; the caller provides and closes
+	// it.
+	Server *redisenv.Server
+	// Backends lists the client backends, each a name backends.Open knows.
+	Backends []string
+	// Scenarios and Loads are the cells to run, scenarios first.
+	Scenarios []ScenarioCells
+	Loads     []LoadCells
+	// Settings are shared by every cell.
+	Settings Settings
+	// Keys is the run's keyspace; each cell gets its own under it.
+	Keys impl.Keyspace
+	// SharePrefix lets the run use a prefix that already holds keys (the
+	// generators of one merged run contending on the same keys).
+	SharePrefix bool
+	// CheckPrefix refuses a prefix that already holds keys (a SCAN of the
+	// database); set it when the user chose the prefix. A generated prefix
+	// is new by construction and only takes the marker key.
+	CheckPrefix bool
+	// Keep leaves the run's keys in place at the end.
+	Keep bool
+	// Outputs are the result files to write, checked before any work.
+	Outputs []Output
+	// Gates are judged on every cell at the end.
+	Gates []reports.Gate
+	// OnEvent, when set, hears of every cell's start and end and of the
+	// load engine's live progress. It is called from the runner's
+	// goroutine only.
+	OnEvent func(Event)
+}
+
+// EventType says what an Event reports.
+type EventType int
+
+// Event types.
+const (
+	// CellStarted: Event.Cell names the cell about to run.
+	CellStarted EventType = iota
+	// CellProgress: Event.Progress holds a load cell's live figures.
+	CellProgress
+	// CellDone: Event.Cell is the finished, judged cell; Event.Took its
+	// wall-clock time.
+	CellDone
+	// Note: Event.Message is a line for the user (a warning, the kept
+	// keys' prefix).
+	Note
+)
+
+// Event is one thing the runner reports while it works.
+type Event struct {
+	Type EventType
+	// Index is the cell's number (1-based) and Total the plan's cells.
+	Index, Total int
+	Cell         *result.Cell
+	Progress     bench.Progress
+	Took         time.Duration
+	Message      string
+}
+
+// Run runs plan and returns its document, complete as far as the run got.
+// The document is returned whenever the run started, also with an error;
+// the error carries its exit code (errext): a usage problem found before
+// any work (Usage), a Redis that failed mid-run or a cleanup that failed
+// (Redis), a failed gate (Fail) or an interrupt (Interrupted). Verdicts are
+// not errors: VerdictError turns them into an exit code.
+func Run(ctx context.Context, plan *Plan) (*result.Document, error) {
+	if err := plan.check(); err != nil {
+		return nil, err
+	}
+	r := &run{plan: plan, clients: map[string]map[string]string{}, total: plan.countCells()}
+	doc := newDocument(plan)
+	r.doc = doc
+
+	runErr := r.claimKeys(ctx)
+	if runErr == nil {
+		runErr = r.runScenarios(ctx)
+	}
+	if runErr == nil {
+		runErr = r.runLoads(ctx)
+	}
+	doc.Finished = time.Now().UTC()
+	doc.Interrupted = ctx.Err() != nil
+	doc.Fairness = bench.Fairness(serverFacts(plan.Server), r.clients)
+
+	if r.claimed {
+		if err := r.cleanup(ctx); err != nil {
+			runErr = errors.Join(runErr, err)
+			if code, _ := errext.Code(runErr); code == errext.Fail {
+				runErr = errext.WithExitCodeIfNone(err, errext.Redis)
+			}
+		}
+	}
+	gateErr := judgeGates(doc, plan.Gates)
+	if err := writeOutputs(doc, plan.Outputs); err != nil {
+		return doc, errext.WithExitCodeIfNone(err, errext.Fail)
+	}
+	switch {
+	case runErr != nil:
+		return doc, runErr
+	case doc.Interrupted:
+		return doc, errext.New(errext.Interrupted, "interrupted; partial results written")
+	}
+	return doc, gateErr
+}
+
+// check validates what can be checked before any work: the plan's shape
+// and its outputs.
+func (p *Plan) check() error {
+	switch {
+	case p.Server == nil:
+		return errext.New(errext.Usage, "runner: no server")
+	case len(p.Backends) == 0:
+		return errext.New(errext.Usage, "no backend selected")
+	case p.Settings.Concurrency < 1:
+		return errext.Errorf(errext.Usage, "--concurrency must be >= 1, got %d", p.Settings.Concurrency)
+	case p.Keys.Prefix() == "":
+		return errext.New(errext.Usage, "runner: no key prefix")
+	}
+	for _, b := range p.Backends {
+		if _, err := backends.Opener(b); err != nil {
+			return errext.WithExitCodeIfNone(err, errext.Usage)
+		}
+	}
+	return checkOutputs(p.Outputs)
+}
+
+// countCells counts the cells the plan will run.
+func (p *Plan) countCells() int {
+	n := 0
+	for _, s := range p.Scenarios {
+		n += len(p.Backends) * len(s.Strategies)
+	}
+	for _, l := range p.Loads {
+		n += len(p.Backends) * len(l.Strategies)
+	}
+	return n
+}
+
+// run is one plan in progress.
+type run struct {
+	plan    *Plan
+	doc     *result.Document
+	clients map[string]map[string]string
+	// cellKeys lists every cell keyspace created, for the cleanup.
+	cellKeys []impl.Keyspace
+	claimed  bool
+	marked   bool // the marker key is ours
+	done     int
+	total    int
+}
+
+func (r *run) emit(e Event) {
+	if r.plan.OnEvent != nil {
+		e.Total = r.total
+		r.plan.OnEvent(e)
+	}
+}
+
+// open connects a backend and records its settings: under the backend's
+// name, or under "NAME load" when a load's settings differ from the
+// scenarios' (the loads size go-redis's pool to their workers).
+func (r *run) open(ctx context.Context, name string, conn impl.ConnConfig, load bool) (impl.Backend, error) {
+	be, err := backends.Open(ctx, name, conn)
+	if err != nil {
+		return nil, errext.WithExitCodeIfNone(fmt.Errorf("%s: %w", name, err), errext.Redis)
+	}
+	settings := be.Settings()
+	key := name
+	if load {
+		if prev, ok := r.clients[name]; ok && maps.Equal(prev, settings) {
+			return be, nil
+		}
+		if len(r.plan.Scenarios) > 0 {
+			key = name + " load"
+		}
+	}
+	if _, ok := r.clients[key]; !ok {
+		r.clients[key] = settings
+	}
+	return be, nil
+}
+
+// cellFunc runs one cell on an open backend.
+type cellFunc func(ctx context.Context, be impl.Backend, strategy string) (result.Cell, error)
+
+// runCells runs every strategy of one scenario or operation on every
+// backend. It stops at a Redis connection failure, a usage problem only a
+// cell can find, or an interrupt.
+func (r *run) runCells(ctx context.Context, strategies []string, conn impl.ConnConfig, load bool, name string, cell cellFunc) error {
+	for _, bname := range r.plan.Backends {
+		if ctx.Err() != nil {
+			return nil
+		}
+		be, err := r.open(ctx, bname, conn, load)
+		if err != nil {
+			return err
+		}
+		for _, st := range strategies {
+			if ctx.Err() != nil {
+				break
+			}
+			r.done++
+			key := name + "/" + bname + "/" + st
+			r.emit(Event{Type: CellStarted, Index: r.done, Message: key})
+			start := time.Now()
+			c, err := cell(ctx, be, st)
+			if code, ok := errext.Code(err); ok && code == errext.Usage {
+				be.Close()
+				return err
+			}
+			r.doc.Cells = append(r.doc.Cells, c)
+			r.emit(Event{Type: CellDone, Index: r.done, Cell: &r.doc.Cells[len(r.doc.Cells)-1], Took: time.Since(start)})
+			if err != nil && ctx.Err() == nil && redisenv.IsConnectError(err) {
+				be.Close()
+				return errext.WithExitCodeIfNone(err, errext.Redis)
+			}
+		}
+		be.Close()
+	}
+	return nil
+}
+
+// scenarioConn is how scenario cells connect: one go-redis connection per
+// worker, since go-redis's default pool (10 per GOMAXPROCS) would make
+// workers queue for a connection and skew the comparison with rueidis,
+// which multiplexes.
+func (r *run) scenarioConn() impl.ConnConfig {
+	srv := r.plan.Server
+	return impl.ConnConfig{URL: srv.URL, Password: srv.Password, PoolSize: r.plan.Settings.Concurrency}
+}
+
+// runScenarios runs every scenario cell of the plan.
+func (r *run) runScenarios(ctx context.Context) error {
+	conn := r.scenarioConn()
+	for _, sc := range r.plan.Scenarios {
+		err := r.runCells(ctx, sc.Strategies, conn, false, sc.Scenario.Name(), func(ctx context.Context, be impl.Backend, st string) (result.Cell, error) {
+			return r.scenarioCell(ctx, sc.Scenario, be, conn, st)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runLoads runs every load cell of the plan.
+func (r *run) runLoads(ctx context.Context) error {
+	for _, l := range r.plan.Loads {
+		srv := r.plan.Server
+		conn := impl.ConnConfig{URL: srv.URL, Password: srv.Password, PoolSize: l.Shape.workers(r.plan.Settings.Concurrency)}
+		err := r.runCells(ctx, l.Strategies, conn, true, l.Operation.Name, func(ctx context.Context, be impl.Backend, st string) (result.Cell, error) {
+			return r.loadCell(ctx, l, be, conn, st)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newDocument starts the result document of a plan.
+func newDocument(p *Plan) *result.Document {
+	return &result.Document{
+		Schema:  result.SchemaVersion,
+		Kind:    p.Kind,
+		Mode:    p.Mode,
+		Tool:    result.Tool{Version: bench.Version(), Commit: bench.Commit()},
+		Command: p.Command,
+		Started: time.Now().UTC(),
+		Host:    hostname(),
+	}
+}
+
+// serverFacts describes srv for the fairness block, its password redacted.
+func serverFacts(srv *redisenv.Server) result.Server {
+	return result.Server{Kind: string(srv.Kind), Version: srv.Version, Address: srv.Redacted(), Mode: srv.Mode}
+}
+
+// discard is where scenario cells write their progress notes.
+var discard io.Writer = io.Discard
