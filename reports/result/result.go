@@ -126,8 +126,8 @@ type Cell struct {
 	Verdict   Verdict     `json:"verdict"`
 	// Summary is one human line with the cell's key numbers, such as
 	// "sold 412 units of 100 — oversold by 312".
-	Summary    string             `json:"summary,omitempty"`
-	Error      string             `json:"error,omitempty"`
+	Summary string `json:"summary,omitempty"`
+	Error   string `json:"error,omitempty"`
 	// Reason says why a cell is INCONCLUSIVE.
 	Reason string `json:"reason,omitempty"`
 	// Interrupted is true for a cell cut short by an interrupt: it is not
@@ -135,10 +135,10 @@ type Cell struct {
 	Interrupted bool `json:"interrupted,omitempty"`
 	// ErrorSamples holds, per error class, the first error message of the
 	// class (the server's own words), one line.
-	ErrorSamples map[string]string `json:"error_samples,omitempty"`
-	Invariants []Invariant        `json:"invariants,omitempty"`
-	Figures    map[string]float64 `json:"figures,omitempty"`
-	Params     map[string]string  `json:"params,omitempty"`
+	ErrorSamples map[string]string  `json:"error_samples,omitempty"`
+	Invariants   []Invariant        `json:"invariants,omitempty"`
+	Figures      map[string]float64 `json:"figures,omitempty"`
+	Params       map[string]string  `json:"params,omitempty"`
 
 	Ops           int64            `json:"ops"`
 	Errors        map[string]int64 `json:"errors,omitempty"`
