@@ -22,8 +22,6 @@ const (
 	// defaultLoadDuration is the measured window when neither --duration
 	// nor --requests is given.
 	defaultLoadDuration = 10 * time.Second
-	// maxPipeline bounds --pipeline.
-	maxPipeline = 10_000
 )
 
 // loadFlags are `paybench load`'s own flags, besides the common ones.
@@ -106,26 +104,10 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return execution{conn: cf.conn, render: reports.Text}.execute(ctx, plan, stdout, stderr)
 }
 
-// shape checks the load flags and returns the cells' shape.
+// shape turns the load flags into the cells' shape.
 func (l *loadFlags) shape(cf *commonFlags, durationSet bool) (runner.LoadShape, error) {
 	s := runner.LoadShape{Requests: l.requests, Duration: cf.duration, Warmup: l.warmup, Pipeline: l.pipeline, MaxWorkers: l.maxWorkers}
-	switch {
-	case l.requests < 0:
-		return s, usageErrorf("--requests must be >= 0, got %d", l.requests)
-	case durationSet && cf.duration == 0:
-		return s, usageErrorf("--duration must be > 0 for load (use --requests N to stop after a count)")
-	case l.warmup < 0:
-		return s, usageErrorf("--warmup must be >= 0, got %s", l.warmup)
-	case l.pipeline < 1 || l.pipeline > maxPipeline:
-		return s, usageErrorf("--pipeline must be 1..%d, got %d", maxPipeline, l.pipeline)
-	case l.maxWorkers < 0 || l.maxWorkers > maxWorkers:
-		return s, usageErrorf("--max-workers must be 0..%d, got %d", maxWorkers, l.maxWorkers)
-	case l.maxWorkers > 0 && l.rate == "":
-		return s, usageErrorf("--max-workers needs --rate (a closed loop runs exactly --concurrency workers)")
-	case l.maxWorkers > 0 && l.maxWorkers < cf.concurrency:
-		return s, usageErrorf("--max-workers %d is below --concurrency %d", l.maxWorkers, cf.concurrency)
-	}
-	if s.Duration == 0 && s.Requests == 0 {
+	if s.Duration == 0 && s.Requests == 0 && !durationSet {
 		s.Duration = defaultLoadDuration
 	}
 	var err error
@@ -137,5 +119,5 @@ func (l *loadFlags) shape(cf *commonFlags, durationSet bool) (runner.LoadShape, 
 			return s, usageErrorf("--rate: %w", err)
 		}
 	}
-	return s, nil
+	return s, s.Check(cf.concurrency, maxWorkers)
 }

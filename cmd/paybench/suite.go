@@ -4,39 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
-	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/reports"
-	"github.com/paybench/paybench/scenarios"
 	"github.com/paybench/paybench/scenarios/runner"
 )
-
-// suiteProfile is what a suite size runs.
-type suiteProfile struct {
-	// scenarioDuration bounds each scenario cell (0: the scenario's
-	// default).
-	scenarioDuration time.Duration
-	// quick is passed to scenarios as Common.Quick.
-	quick bool
-	// loadDuration and loadWarmup shape each load cell.
-	loadDuration, loadWarmup time.Duration
-	// allLoadStrategies loads every strategy of an operation, not only
-	// its default one.
-	allLoadStrategies bool
-}
-
-// suiteProfiles: quick keeps each scenario reliable (its defaults, or the
-// smaller run it chooses for Common.Quick) and loads each operation's
-// default strategy briefly; the default loads every strategy for a second;
-// long runs every scenario cell for 10 s and every load for 10 s after a
-// warm-up.
-var suiteProfiles = map[string]suiteProfile{
-	"quick":   {quick: true, loadDuration: 300 * time.Millisecond},
-	"default": {loadDuration: time.Second, loadWarmup: 200 * time.Millisecond, allLoadStrategies: true},
-	"long":    {scenarioDuration: 10 * time.Second, loadDuration: 10 * time.Second, loadWarmup: time.Second, allLoadStrategies: true},
-}
 
 const suiteSynopsis = `paybench suite [--quick|--long] [flags]
 
@@ -72,28 +44,17 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	size := runner.SuiteDefault
 	switch {
 	case quick && long:
 		return usageErrorf("--quick and --long exclude each other")
 	case quick:
-		plan.Mode = "quick"
+		size = runner.SuiteQuick
 	case long:
-		plan.Mode = "long"
-	default:
-		plan.Mode = "default"
+		size = runner.SuiteLong
 	}
-	if loadDuration < 0 {
-		return usageErrorf("--load-duration must be >= 0, got %s", loadDuration)
-	}
-	profile := suiteProfiles[plan.Mode]
-	if loadDuration > 0 {
-		profile.loadDuration = loadDuration
-	}
-	if plan.Settings.Duration == 0 {
-		plan.Settings.Duration = profile.scenarioDuration
-	}
-	plan.Settings.Quick = profile.quick
-	if err := selectCells(plan, profile, scenarioList, operationList, splitList(cf.strategies)); err != nil {
+	sel := runner.Selection{Scenarios: scenarioList, Operations: operationList, Strategies: splitList(cf.strategies), LoadDuration: loadDuration}
+	if err := plan.AddSuite(size, sel); err != nil {
 		return err
 	}
 	if !quiet {
@@ -112,77 +73,3 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return execution{conn: cf.conn, render: reports.WriteMatrix, listOutputs: true}.execute(ctx, plan, stdout, stderr)
 }
 
-// selectCells fills the plan's scenarios and loads from the selections:
-// "" selects all, "none" none; --strategy keeps only the strategies named,
-// each of which must belong to a selected scenario or operation.
-func selectCells(plan *runner.Plan, profile suiteProfile, scenarioList, operationList string, only []string) error {
-	scNames, err := selectNames("--scenario", scenarioList, scenarios.Names())
-	if err != nil {
-		return err
-	}
-	opNames, err := selectNames("--operation", operationList, scenarios.OperationNames())
-	if err != nil {
-		return err
-	}
-	known := map[string]bool{}
-	keep := func(all []string) []string {
-		var out []string
-		for _, s := range all {
-			known[s] = true
-			if len(only) == 0 || contains(only, s) {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	for _, name := range scNames {
-		sc, err := scenarios.New(name)
-		if err != nil {
-			return withCode(exitUsage, err)
-		}
-		if err := sc.Validate(); err != nil {
-			return usageErrorf("%s: %w", name, err)
-		}
-		if st := keep(scenarios.StrategyNames(sc)); len(st) > 0 {
-			plan.Scenarios = append(plan.Scenarios, runner.ScenarioCells{Scenario: sc, Strategies: st})
-		}
-	}
-	oneKey, _ := bench.ParseKeyDist(bench.KeyUniform, 1)
-	for _, name := range opNames {
-		op, _ := scenarios.LookupOperation(name)
-		all := op.Strategies
-		if len(only) == 0 && !profile.allLoadStrategies {
-			all = all[:1]
-		}
-		keep(op.Strategies[len(all):]) // known, but not loaded at this size
-		if st := keep(all); len(st) > 0 {
-			plan.Loads = append(plan.Loads, runner.LoadCells{Operation: op, Strategies: st, Shape: runner.LoadShape{
-				Duration: profile.loadDuration, Warmup: profile.loadWarmup, Pipeline: 1, Keys: oneKey,
-			}})
-		}
-	}
-	for _, s := range only {
-		if !known[s] {
-			return usageErrorf("--strategy %q is a strategy of none of the selected scenarios and operations", s)
-		}
-	}
-	return nil
-}
-
-// selectNames resolves a comma-separated selection against the known
-// names: "" selects all, "none" none.
-func selectNames(flag, list string, known []string) ([]string, error) {
-	switch strings.TrimSpace(list) {
-	case "":
-		return known, nil
-	case "none":
-		return nil, nil
-	}
-	names := splitList(list)
-	for _, n := range names {
-		if !contains(known, n) {
-			return nil, usageErrorf("%s: unknown name %q (known: %s)", flag, n, strings.Join(known, ", "))
-		}
-	}
-	return names, nil
-}

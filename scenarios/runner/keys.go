@@ -29,7 +29,6 @@ func (r *run) claimKeys(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
 	if r.plan.SharePrefix {
-		r.claimed = true
 		return nil
 	}
 	if r.plan.CheckPrefix {
@@ -49,13 +48,13 @@ func (r *run) claimKeys(ctx context.Context) error {
 		owner, _ := admin.Get(cctx, r.markerKey()).Result()
 		return errext.Errorf(errext.Usage, "prefix %q is in use by another paybench run (%s holds %q): choose another --prefix, or pass --share-prefix to run on the same keys on purpose", r.plan.Keys.Prefix(), r.markerKey(), owner)
 	}
-	r.claimed, r.marked = true, true
+	r.marked = true
 	return nil
 }
 
 // runID names this run in its marker key.
 func (r *run) runID() string {
-	return fmt.Sprintf("%s pid %d started %s", hostname(), pid(), r.doc.Started.Format(time.RFC3339))
+	return fmt.Sprintf("%s pid %d started %s", hostname(), pid(), time.Now().UTC().Format(time.RFC3339))
 }
 
 // firstKey returns a key under ks's prefix, or "" when there is none.

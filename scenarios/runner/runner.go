@@ -8,7 +8,6 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -165,11 +164,11 @@ func Run(ctx context.Context, plan *Plan) (*result.Document, error) {
 	r := &run{plan: plan, clients: map[string]map[string]string{}, total: plan.countCells()}
 	doc := newDocument(plan)
 	r.doc = doc
-
-	runErr := r.claimKeys(ctx)
-	if runErr == nil {
-		runErr = r.runScenarios(ctx)
+	if err := r.claimKeys(ctx); err != nil {
+		return nil, err
 	}
+
+	runErr := r.runScenarios(ctx)
 	if runErr == nil {
 		runErr = r.runLoads(ctx)
 	}
@@ -177,12 +176,11 @@ func Run(ctx context.Context, plan *Plan) (*result.Document, error) {
 	doc.Interrupted = ctx.Err() != nil
 	doc.Fairness = bench.Fairness(serverFacts(plan.Server), r.clients)
 
-	if r.claimed {
-		if err := r.cleanup(ctx); err != nil {
-			runErr = errors.Join(runErr, err)
-			if code, _ := errext.Code(runErr); code == errext.Fail {
-				runErr = errext.WithExitCodeIfNone(err, errext.Redis)
-			}
+	if err := r.cleanup(ctx); err != nil {
+		if runErr == nil {
+			runErr = err
+		} else {
+			runErr = fmt.Errorf("%w; and: %v", runErr, err)
 		}
 	}
 	gateErr := judgeGates(doc, plan.Gates)
@@ -238,7 +236,6 @@ type run struct {
 	clients map[string]map[string]string
 	// cellKeys lists every cell keyspace created, for the cleanup.
 	cellKeys []impl.Keyspace
-	claimed  bool
 	marked   bool // the marker key is ours
 	done     int
 	total    int
