@@ -107,6 +107,10 @@ type Options struct {
 	// Warn receives one-line warnings, such as EmbeddedWarning (default
 	// os.Stderr).
 	Warn io.Writer
+	// ServerArgs are extra redis-server arguments for a spawned server,
+	// such as "--maxmemory", "2mb" or "--rename-command", "EVALSHA", "":
+	// tests use them to build the misbehaving servers users meet.
+	ServerArgs []string
 	// DialTimeout bounds the dial, the handshake and the connection check
 	// (PING and INFO server), each kind alike (default DefaultDialTimeout).
 	DialTimeout time.Duration

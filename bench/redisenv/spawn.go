@@ -42,7 +42,7 @@ func spawn(ctx context.Context, o Options, password string) (*Server, error) {
 	major := redisServerMajor(ctx, bin)
 	var lastErr error
 	for range spawnAttempts {
-		p, err := startProcess(ctx, bin, major, password)
+		p, err := startProcess(ctx, bin, major, password, o.ServerArgs)
 		if err == nil {
 			ro, full, perr := parseURL(loopbackURL(p.port, password), "")
 			if perr != nil {
@@ -107,7 +107,7 @@ type process struct {
 
 // startProcess starts redis-server on a free port and waits until it
 // accepts connections.
-func startProcess(ctx context.Context, bin string, major int, password string) (*process, error) {
+func startProcess(ctx context.Context, bin string, major int, password string, extra []string) (*process, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, fmt.Errorf("spawn: find a free port: %w", err)
@@ -136,6 +136,7 @@ func startProcess(ctx context.Context, bin string, major int, password string) (
 	if password != "" {
 		args = append(args, "--requirepass", password)
 	}
+	args = append(args, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = out, out
