@@ -186,7 +186,9 @@ var replyCodes = map[string]string{
 // error raised inside a Lua script is ClassScript whatever its code (its
 // writes before the error stay); otherwise the leading code word decides,
 // and an ERR reply is ClassUnknownCommand, ClassAuth or ClassRedis by its
-// words. A code it does not know is ClassRedis.
+// words. A text that starts with no code word is taken for an ERR reply
+// whose "ERR " the client library stripped (rueidis does). A code it does
+// not know is ClassRedis.
 func ClassifyReply(msg string) string {
 	if strings.Contains(msg, "user_script") || strings.Contains(msg, "Error running script") {
 		return ClassScript
@@ -194,6 +196,9 @@ func ClassifyReply(msg string) string {
 	code, rest, _ := strings.Cut(msg, " ")
 	if c, ok := replyCodes[code]; ok {
 		return c
+	}
+	if code != "ERR" && !looksLikeReply(msg) {
+		code, rest = "ERR", msg
 	}
 	if code == "ERR" {
 		lower := strings.ToLower(rest)
@@ -216,12 +221,22 @@ type redisReply interface {
 	RedisError()
 }
 
+// rueidisReply is rueidis's *RedisError, matched by its methods so that
+// impl need not import the library.
+type rueidisReply interface {
+	error
+	IsNil() bool
+	IsNoScript() bool
+	IsBusyGroup() bool
+}
+
 // Reply returns the text of the Redis error reply that err carries, however
 // wrapped (%w, errors.Join), and true; or "", false when err carries none.
-// It recognises a go-redis reply by its RedisError method, and any other by
-// its text: the innermost error whose message starts with an upper-case
-// code word followed by a space ("WRONGTYPE Operation against ..."), as
-// rueidis's *RedisError and the server's own words read.
+// It recognises a go-redis reply by its RedisError method, a rueidis reply
+// by its methods (and gives back the "ERR " that rueidis strips, so the
+// text is the server's own words), and any other by its text: the
+// innermost error whose message starts with an upper-case code word
+// followed by a space ("WRONGTYPE Operation against ...").
 func Reply(err error) (string, bool) {
 	if err == nil {
 		return "", false
@@ -231,6 +246,14 @@ func Reply(err error) (string, bool) {
 		if msg := rr.Error(); looksLikeReply(msg) {
 			return msg, true
 		}
+	}
+	var ru rueidisReply
+	if errors.As(err, &ru) && !ru.IsNil() {
+		msg := ru.Error()
+		if !looksLikeReply(msg) {
+			msg = "ERR " + msg
+		}
+		return msg, true
 	}
 	var found string
 	walkLeaves(err, 0, func(e error) bool {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -20,6 +21,18 @@ type goRedisReply string
 
 func (e goRedisReply) Error() string { return string(e) }
 func (e goRedisReply) RedisError()   {}
+
+// rueidisLike is an error reply as rueidis reports one: a *RedisError,
+// with its methods, whose "ERR " rueidis stripped.
+type rueidisLike struct {
+	msg string
+	nil bool
+}
+
+func (e *rueidisLike) Error() string     { return e.msg }
+func (e *rueidisLike) IsNil() bool       { return e.nil }
+func (e *rueidisLike) IsNoScript() bool  { return strings.HasPrefix(e.msg, "NOSCRIPT") }
+func (e *rueidisLike) IsBusyGroup() bool { return strings.HasPrefix(e.msg, "BUSYGROUP") }
 
 // timeoutErr is a net.Error that timed out.
 type timeoutErr struct{}
@@ -92,6 +105,11 @@ func TestClassify(t *testing.T) {
 		{"flattened", fmt.Errorf("deduct: %v", errors.New("NOPERM this user has no permissions")), ClassNoPerm},
 		{"flattened ERR", errors.New("order create: ERR unknown command 'X'"), ClassUnknownCommand},
 		{"go-redis nil", goRedisReply("redis: nil"), ClassOther},
+		{"rueidis ERR stripped", wrap(&rueidisLike{msg: "unknown command 'X', with args beginning with: "}), ClassUnknownCommand},
+		{"rueidis script stripped", wrap(&rueidisLike{msg: "user_script:1: boom script: 8290, on @user_script:1."}), ClassScript},
+		{"rueidis other ERR", wrap(&rueidisLike{msg: "value is not an integer or out of range"}), ClassRedis},
+		{"rueidis code kept", wrap(&rueidisLike{msg: "NOPERM this user has no permissions"}), ClassNoPerm},
+		{"rueidis nil", wrap(&rueidisLike{msg: "redis nil message", nil: true}), ClassOther},
 		{"other", errors.New("something odd"), ClassOther},
 		{"other wrapped", wrap(errors.New("something odd")), ClassOther},
 		{"lower-case words", errors.New("invalid id: x"), ClassOther},
@@ -121,6 +139,9 @@ func TestReply(t *testing.T) {
 		{"joined", errors.Join(io.EOF, wrap(errors.New("OOM command not allowed"))), "OOM command not allowed", true},
 		{"EOF is no reply", wrap(io.EOF), "", false},
 		{"go-redis nil is no reply", goRedisReply("redis: nil"), "", false},
+		{"rueidis ERR given back", wrap(&rueidisLike{msg: "unknown command 'X'"}), "ERR unknown command 'X'", true},
+		{"rueidis code kept", wrap(&rueidisLike{msg: "OOM command not allowed"}), "OOM command not allowed", true},
+		{"rueidis nil is no reply", wrap(&rueidisLike{msg: "redis nil message", nil: true}), "", false},
 		{"plain", errors.New("something odd"), "", false},
 		{"code alone", errors.New("ERR"), "", false},
 	} {
@@ -157,5 +178,23 @@ func TestOutcome(t *testing.T) {
 	}
 	if Outcome("no such class") != OutcomeUnknown || !MayHaveApplied("") {
 		t.Errorf("a class Outcome does not know must be unknown")
+	}
+}
+
+func TestClassifyReply(t *testing.T) {
+	for _, tc := range []struct{ msg, want string }{
+		{"NOPERM this user has no permissions to run the 'evalsha' command", ClassNoPerm},
+		{"ERR unknown command 'X', with args beginning with: ", ClassUnknownCommand},
+		{"unknown command 'X', with args beginning with: ", ClassUnknownCommand}, // rueidis strips "ERR "
+		{"ERR value is not an integer or out of range", ClassRedis},
+		{"value is not an integer or out of range", ClassRedis},
+		{"invalid password", ClassAuth},
+		{"user_script:1: boom script: 8290, on @user_script:1.", ClassScript},
+		{"MYCODE my message", ClassRedis},
+		{"", ClassRedis},
+	} {
+		if got := ClassifyReply(tc.msg); got != tc.want {
+			t.Errorf("ClassifyReply(%q) = %q, want %q", tc.msg, got, tc.want)
+		}
 	}
 }
