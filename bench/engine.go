@@ -10,7 +10,8 @@
 // (corrected and uncorrected); a merger swaps them once per interval with an
 // atomic handshake, builds the per-second series and the totals. Nothing on
 // the per-operation path takes a lock, allocates, or writes memory another
-// worker writes.
+// worker writes — but the first error of each class a worker meets, whose
+// message it keeps (Stats.ErrorSamples).
 package bench
 
 import (
