@@ -10,7 +10,8 @@
 // (corrected and uncorrected); a merger swaps them once per interval with an
 // atomic handshake, builds the per-second series and the totals. Nothing on
 // the per-operation path takes a lock, allocates, or writes memory another
-// worker writes.
+// worker writes — but the first error of each class a worker meets, whose
+// message it keeps (Stats.ErrorSamples).
 package bench
 
 import (
@@ -25,6 +26,7 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
 )
 
@@ -115,7 +117,8 @@ type Config struct {
 	// Seed seeds each worker's random source (worker i gets Seed, i).
 	Seed uint64
 	// Classify maps an operation's error to an error class (default
-	// ClassifyError).
+	// impl.Classify, which knows no client library's types: pass the
+	// backend's impl.Backend.Classify to name every cause).
 	Classify func(error) string
 	// Interval is the length of one point of Stats.Series (default
 	// DefaultInterval).
@@ -159,7 +162,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Interval = DefaultInterval
 	}
 	if c.Classify == nil {
-		c.Classify = ClassifyError
+		c.Classify = impl.Classify
 	}
 	return c, nil
 }
@@ -214,6 +217,12 @@ type Stats struct {
 	Ops int64
 	// Errors counts failed operations by class.
 	Errors map[string]int64
+	// ErrorSamples holds, per class of Errors, the message of the first
+	// error of that class the measured window saw: the server's own words
+	// for an error reply (impl.Reply), else the error's text; one line, at
+	// most ErrorSampleMax bytes, with the credentials of any URL in it
+	// redacted.
+	ErrorSamples map[string]string
 	// Elapsed is the measured window: from the end of the warm-up until
 	// the run stopped (the end of Duration, the cap or the interrupt), or,
 	// for a count that was done, until its last operation ended. Operations
@@ -269,6 +278,7 @@ type workerState struct {
 	started int64           // measured operations started (open loop)
 	dues    []time.Duration // open loop: due times of the current call
 	timer   *time.Timer     // open loop: waits for the next due time
+	samples errorSamples    // the first error of each class this worker saw
 	_       [64]byte        // keep workers' hot fields on separate cache lines
 }
 
@@ -398,17 +408,18 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 	m.collect(end)
 
 	st := &Stats{
-		Ops:         m.total.corrected.TotalCount(),
-		Errors:      map[string]int64{},
-		Elapsed:     max(e.windowEnd(end)-e.measureFrom, 0),
-		Corrected:   m.total.corrected,
-		Uncorrected: m.total.uncorrected,
-		Steps:       map[string]*hdrhistogram.Histogram{},
-		Series:      m.series,
-		Workers:     int(e.nWorkers.Load()),
-		Warmup:      cfg.Warmup,
-		Interrupted: ctx.Err() != nil,
-		Capped:      e.capped.Load(),
+		Ops:          m.total.corrected.TotalCount(),
+		Errors:       map[string]int64{},
+		ErrorSamples: map[string]string{},
+		Elapsed:      max(e.windowEnd(end)-e.measureFrom, 0),
+		Corrected:    m.total.corrected,
+		Uncorrected:  m.total.uncorrected,
+		Steps:        map[string]*hdrhistogram.Histogram{},
+		Series:       m.series,
+		Workers:      int(e.nWorkers.Load()),
+		Warmup:       cfg.Warmup,
+		Interrupted:  ctx.Err() != nil,
+		Capped:       e.capped.Load(),
 	}
 	for k, v := range m.total.errs {
 		st.Errors[k] = v
@@ -417,11 +428,14 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 		st.Steps[name] = NewHistogram()
 	}
 	workers := e.workers[:st.Workers]
+	samples := make([]errorSamples, 0, len(workers))
 	for _, ws := range workers {
 		for i, name := range cfg.Steps {
 			st.Steps[name].Merge(ws.w.steps[i])
 		}
+		samples = append(samples, ws.samples)
 	}
+	mergeSamples(st.ErrorSamples, samples)
 	if cfg.Pacer != nil {
 		st.Dropped = e.dropped(workers)
 	}
@@ -562,6 +576,9 @@ func (e *engine) closedLoop(ws *workerState) {
 		failed, class, skip := e.classify(err, n)
 		if !skip {
 			ws.rec.recordClosed(begin, end, n, failed, class)
+			if failed > 0 {
+				ws.samples.note(class, err, end)
+			}
 		}
 		begin = end
 	}
@@ -627,6 +644,9 @@ func (e *engine) openLoop(ws *workerState) {
 		failed, class, skip := e.classify(err, int64(len(measured)))
 		if !skip {
 			ws.rec.recordEach(measured, sent, now, failed, class)
+			if failed > 0 {
+				ws.samples.note(class, err, now)
+			}
 		}
 	}
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -64,7 +63,7 @@ func TestRunCountsErrorsByClass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Errors[ClassContention] != 10 || st.Errors[ClassTimeout] != 10 || st.ErrorCount() != 20 {
+	if st.Errors[impl.ClassContention] != 10 || st.Errors[impl.ClassTimeout] != 10 || st.ErrorCount() != 20 {
 		t.Fatalf("errors = %v", st.Errors)
 	}
 }
@@ -134,29 +133,6 @@ func TestStepsAreRecordedSeparately(t *testing.T) {
 	}
 }
 
-func TestClassifyError(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want string
-	}{
-		{context.Canceled, ClassCanceled},
-		{fmt.Errorf("x: %w", context.DeadlineExceeded), ClassTimeout},
-		{fmt.Errorf("x: %w", impl.ErrContention), ClassContention},
-		{errors.New("NOAUTH Authentication required."), ClassAuth},
-		{errors.New("WRONGPASS invalid username-password pair"), ClassAuth},
-		{errors.New("NOSCRIPT No matching script"), ClassScript},
-		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), ClassConn},
-		{errors.New("WRONGTYPE Operation against a key holding the wrong kind of value"), ClassRedis},
-		{errors.New("something odd"), ClassOther},
-		{fmt.Errorf("goredis stock lua: deduct %q: %w", "sku", fakeRedisReply("WRONGTYPE Operation against a key")), ClassRedis},
-		{fmt.Errorf("wrapped: %w", errors.New("something odd")), ClassOther},
-	} {
-		if got := ClassifyError(tc.err); got != tc.want {
-			t.Errorf("ClassifyError(%v) = %q, want %q", tc.err, got, tc.want)
-		}
-	}
-}
-
 // BenchmarkRecordPath measures the per-operation record path: it must not
 // allocate.
 func BenchmarkRecordPath(b *testing.B) {
@@ -215,10 +191,3 @@ func TestRecordPathDoesNotAllocate(t *testing.T) {
 		t.Fatalf("record path allocates %.1f times per op", allocs)
 	}
 }
-
-// fakeRedisReply is an error reply as go-redis reports one (it implements
-// redis.Error).
-type fakeRedisReply string
-
-func (e fakeRedisReply) Error() string { return string(e) }
-func (e fakeRedisReply) RedisError()   {}

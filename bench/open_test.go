@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/paybench/paybench/impl"
 )
 
 // noop is an operation that does nothing.
@@ -261,7 +263,7 @@ func TestBatchErrorsCountFailedOperations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Ops != 40 || st.Errors[ClassRedis] != 2*3+2*10 {
+	if st.Ops != 40 || st.Errors[impl.ClassRedis] != 2*3+2*10 {
 		t.Fatalf("ops=%d errors=%v", st.Ops, st.Errors)
 	}
 }

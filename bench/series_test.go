@@ -9,6 +9,7 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
 )
 
@@ -35,7 +36,7 @@ func TestIntervalSwapsLoseNothing(t *testing.T) {
 			if st.Ops != requests || st.Corrected.TotalCount() != requests || st.Uncorrected.TotalCount() != requests {
 				t.Fatalf("ops=%d corrected=%d uncorrected=%d, want %d", st.Ops, st.Corrected.TotalCount(), st.Uncorrected.TotalCount(), requests)
 			}
-			if st.Errors[ClassRedis] != requests/1000 {
+			if st.Errors[impl.ClassRedis] != requests/1000 {
 				t.Fatalf("errors %v", st.Errors)
 			}
 			var ops, errs int64
@@ -125,9 +126,9 @@ func TestRecordPathsDoNotAllocate(t *testing.T) {
 	for name, f := range map[string]func(){
 		"closed":       func() { r.recordClosed(0, 123*time.Microsecond, 1, 0, "") },
 		"closed batch": func() { r.recordClosed(0, 123*time.Microsecond, 16, 0, "") },
-		"closed error": func() { r.recordClosed(0, 123*time.Microsecond, 1, 1, ClassTimeout) },
+		"closed error": func() { r.recordClosed(0, 123*time.Microsecond, 1, 1, impl.ClassTimeout) },
 		"open":         func() { r.recordEach(dues[:1], 5*time.Millisecond, 6*time.Millisecond, 0, "") },
-		"open batch":   func() { r.recordEach(dues, 5*time.Millisecond, 6*time.Millisecond, 1, ClassRedis) },
+		"open batch":   func() { r.recordEach(dues, 5*time.Millisecond, 6*time.Millisecond, 1, impl.ClassRedis) },
 	} {
 		if allocs := testing.AllocsPerRun(1000, f); allocs != 0 {
 			t.Errorf("%s record path allocates %.1f times per call", name, allocs)

@@ -20,7 +20,7 @@ func EncodeHistogram(h *hdrhistogram.Histogram) string {
 }
 
 // Fill copies the run's measurements into c: operation and error counts,
-// dropped operations, throughput, latency summaries, the per-interval
+// the first error message of each class, dropped operations, throughput, latency summaries, the per-interval
 // series, per-step latency and encoded histograms.
 func (s *Stats) Fill(c *result.Cell) {
 	c.Ops = s.Ops
@@ -31,6 +31,12 @@ func (s *Stats) Fill(c *result.Cell) {
 		c.Errors = map[string]int64{}
 		for k, v := range s.Errors {
 			c.Errors[k] = v
+		}
+	}
+	if len(s.ErrorSamples) > 0 {
+		c.ErrorSamples = map[string]string{}
+		for k, v := range s.ErrorSamples {
+			c.ErrorSamples[k] = v
 		}
 	}
 	c.Latency = result.Latency{Corrected: result.Summarize(s.Corrected), Uncorrected: result.Summarize(s.Uncorrected)}

@@ -50,6 +50,10 @@ type Backend interface {
 	// Settings describes the client's settings that matter when two
 	// backends are compared (pool size, pipelining, ...).
 	Settings() map[string]string
+	// Classify names the class of an error one of the backend's operations
+	// returned (one of Classes; "" for nil): it recognises its library's
+	// typed errors, however wrapped, and falls back to Classify.
+	Classify(err error) string
 	// Close releases every connection.
 	Close() error
 }

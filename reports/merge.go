@@ -163,6 +163,14 @@ func mergeCells(cells []*result.Cell, from []string) (result.Cell, []string, err
 			}
 			out.Errors[k] += v
 		}
+		for k, v := range c.ErrorSamples {
+			if out.ErrorSamples == nil {
+				out.ErrorSamples = map[string]string{}
+			}
+			if _, ok := out.ErrorSamples[k]; !ok {
+				out.ErrorSamples[k] = v // the first input's
+			}
+		}
 		anyError = anyError || c.Verdict == result.Error
 		allUnsupported = allUnsupported && c.Verdict == result.Unsupported
 		errs = appendDistinct(errs, c.Error)

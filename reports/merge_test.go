@@ -37,6 +37,14 @@ func TestMergeAddsHistogramsExactly(t *testing.T) {
 		if ErrorCount(m) != ErrorCount(ca)+ErrorCount(cb) {
 			t.Errorf("%s: %d errors, want %d", m.Key(), ErrorCount(m), ErrorCount(ca)+ErrorCount(cb))
 		}
+		for class, msg := range ca.ErrorSamples {
+			if m.ErrorSamples[class] != msg {
+				t.Errorf("%s: error sample of %s is %q, want the first input's %q", m.Key(), class, m.ErrorSamples[class], msg)
+			}
+		}
+		if len(m.ErrorSamples) != len(ca.ErrorSamples) {
+			t.Errorf("%s: error samples %v, want %v", m.Key(), m.ErrorSamples, ca.ErrorSamples)
+		}
 		if m.Generators != 2 {
 			t.Errorf("%s: generators %d", m.Key(), m.Generators)
 		}

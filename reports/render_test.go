@@ -260,3 +260,22 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func TestTextErrorLinesNameTheCause(t *testing.T) {
+	doc := &result.Document{Kind: "run", Cells: []result.Cell{{
+		Scenario: "oversell", Backend: "goredis", Strategy: "lua", Verdict: result.Error,
+		Errors: map[string]int64{"noperm": 1000, "timeout": 2, "connection": 2},
+		ErrorSamples: map[string]string{
+			"noperm":  "NOPERM this user has no permissions to run the 'evalsha' command",
+			"timeout": "goredis stock lua: deduct: i/o timeout",
+		},
+	}}}
+	out := string(render(t, doc, "text"))
+	want := "oversell goredis/lua ERROR: \n" +
+		"    errors: noperm ×1000 — \"NOPERM this user has no permissions to run the 'evalsha' command\"\n" +
+		"    errors: connection ×2\n" +
+		"    errors: timeout ×2 — \"goredis stock lua: deduct: i/o timeout\"\n"
+	if !strings.Contains(out, want) {
+		t.Fatalf("text output:\n%s\nwant the lines:\n%s", out, want)
+	}
+}

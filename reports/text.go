@@ -72,14 +72,7 @@ func writeNotes(w io.Writer, c result.Cell) {
 			notes = append(notes, fmt.Sprintf("✗ %s: %s", inv.Name, inv.Detail))
 		}
 	}
-	classes := make([]string, 0, len(c.Errors))
-	for class := range c.Errors {
-		classes = append(classes, class)
-	}
-	sort.Strings(classes)
-	for _, class := range classes {
-		notes = append(notes, fmt.Sprintf("%d operations failed: %s", c.Errors[class], class))
-	}
+	notes = append(notes, errorNotes(c)...)
 	if c.Summary == "" && len(notes) == 0 {
 		return
 	}
@@ -91,4 +84,32 @@ func writeNotes(w io.Writer, c result.Cell) {
 	for _, n := range notes {
 		fmt.Fprintf(w, "    %s\n", n)
 	}
+}
+
+// errorNotes returns one line per error class of c, the most frequent
+// first: the class, how many operations failed with it and the first
+// message of that class, such as
+//
+//	errors: noperm ×1000 — "NOPERM this user has no permissions to run the 'evalsha' command"
+func errorNotes(c result.Cell) []string {
+	classes := make([]string, 0, len(c.Errors))
+	for class := range c.Errors {
+		classes = append(classes, class)
+	}
+	sort.Slice(classes, func(i, j int) bool {
+		a, b := classes[i], classes[j]
+		if c.Errors[a] != c.Errors[b] {
+			return c.Errors[a] > c.Errors[b]
+		}
+		return a < b
+	})
+	notes := make([]string, 0, len(classes))
+	for _, class := range classes {
+		n := fmt.Sprintf("errors: %s ×%d", class, c.Errors[class])
+		if msg := c.ErrorSamples[class]; msg != "" {
+			n += ` — "` + msg + `"`
+		}
+		notes = append(notes, n)
+	}
+	return notes
 }

@@ -26,3 +26,16 @@ func TestBackend(t *testing.T) { impltest.RunBackend(t, impltest.Redis(t), open)
 func TestStock(t *testing.T) { impltest.RunStock(t, impltest.Redis(t), open) }
 
 func TestStockEmbedded(t *testing.T) { impltest.RunStock(t, impltest.Embedded(t), open) }
+
+// do sends one raw command through the go-redis client.
+func do(ctx context.Context, b impl.Backend, args ...string) error {
+	a := make([]any, len(args))
+	for i, s := range args {
+		a[i] = s
+	}
+	return b.(*goredis.Client).Redis().Do(ctx, a...).Err()
+}
+
+func TestClassify(t *testing.T) { impltest.RunClassify(t, impltest.Redis(t), open, do) }
+
+func TestClassifyEmbedded(t *testing.T) { impltest.RunClassify(t, impltest.Embedded(t), open, do) }

@@ -35,6 +35,10 @@ import (
 type Env struct {
 	// Name describes the server in logs (kind, address, version).
 	Name string
+	// Kind says where the server comes from. Tests that change the
+	// server's configuration (maxmemory, killing connections) run only on
+	// a server the test binary spawned for itself (redisenv.KindSpawn).
+	Kind redisenv.Kind
 	// Conn is how backends under test connect.
 	Conn impl.ConnConfig
 	// Admin is a neutral go-redis client on the same server, used to set
@@ -59,6 +63,7 @@ func Redis(t *testing.T) Env {
 	srv := redistest.Server(t)
 	return Env{
 		Name:     srv.String(),
+		Kind:     srv.Kind,
 		Conn:     impl.ConnConfig{URL: srv.URL, Password: srv.Password},
 		Admin:    srv.Admin(),
 		Keyspace: func(t *testing.T) impl.Keyspace { return redistest.Keyspace(t) },
@@ -89,6 +94,7 @@ func Embedded(t *testing.T) Env {
 	admin := srv.Admin()
 	return Env{
 		Name:  srv.String(),
+		Kind:  srv.Kind,
 		Conn:  impl.ConnConfig{URL: srv.URL, Password: srv.Password},
 		Admin: admin,
 		Keyspace: func(t *testing.T) impl.Keyspace {

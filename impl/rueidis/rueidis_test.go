@@ -26,3 +26,13 @@ func TestBackend(t *testing.T) { impltest.RunBackend(t, impltest.Redis(t), open)
 func TestStock(t *testing.T) { impltest.RunStock(t, impltest.Redis(t), open) }
 
 func TestStockEmbedded(t *testing.T) { impltest.RunStock(t, impltest.Embedded(t), open) }
+
+// do sends one raw command through the rueidis client.
+func do(ctx context.Context, b impl.Backend, args ...string) error {
+	rc := b.(*rueidis.Client).Rueidis()
+	return rc.Do(ctx, rc.B().Arbitrary(args...).Build()).Error()
+}
+
+func TestClassify(t *testing.T) { impltest.RunClassify(t, impltest.Redis(t), open, do) }
+
+func TestClassifyEmbedded(t *testing.T) { impltest.RunClassify(t, impltest.Embedded(t), open, do) }

@@ -140,12 +140,16 @@ type Cell struct {
 	Figures      map[string]float64 `json:"figures,omitempty"`
 	Params       map[string]string  `json:"params,omitempty"`
 
-	Ops           int64            `json:"ops"`
-	Errors        map[string]int64 `json:"errors,omitempty"`
-	Dropped       int64            `json:"dropped"`
-	ElapsedSec    float64          `json:"elapsed_s"`
-	ThroughputOps float64          `json:"throughput_ops"`
-	Latency       Latency          `json:"latency"`
+	Ops    int64            `json:"ops"`
+	Errors map[string]int64 `json:"errors,omitempty"`
+	// ErrorSamples holds, per class of Errors, the first error message of
+	// that class: the server's own words for an error reply, one line of at
+	// most 200 bytes, with the credentials of any URL redacted.
+	ErrorSamples  map[string]string `json:"error_samples,omitempty"`
+	Dropped       int64             `json:"dropped"`
+	ElapsedSec    float64           `json:"elapsed_s"`
+	ThroughputOps float64           `json:"throughput_ops"`
+	Latency       Latency           `json:"latency"`
 	// Steps holds per-operation latency when a cell runs several operations.
 	Steps  map[string]Latency `json:"steps,omitempty"`
 	Series []Point            `json:"series,omitempty"`
