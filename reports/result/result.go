@@ -132,13 +132,10 @@ type Cell struct {
 	Reason string `json:"reason,omitempty"`
 	// Interrupted is true for a cell cut short by an interrupt: it is not
 	// judged, and compare and gates treat it as missing.
-	Interrupted bool `json:"interrupted,omitempty"`
-	// ErrorSamples holds, per error class, the first error message of the
-	// class (the server's own words), one line.
-	ErrorSamples map[string]string  `json:"error_samples,omitempty"`
-	Invariants   []Invariant        `json:"invariants,omitempty"`
-	Figures      map[string]float64 `json:"figures,omitempty"`
-	Params       map[string]string  `json:"params,omitempty"`
+	Interrupted bool               `json:"interrupted,omitempty"`
+	Invariants  []Invariant        `json:"invariants,omitempty"`
+	Figures     map[string]float64 `json:"figures,omitempty"`
+	Params      map[string]string  `json:"params,omitempty"`
 
 	Ops    int64            `json:"ops"`
 	Errors map[string]int64 `json:"errors,omitempty"`
