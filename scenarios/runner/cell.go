@@ -111,6 +111,7 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		Pacer:       shape.Pacer,
 		Batch:       shape.Pipeline,
 		Seed:        r.plan.Settings.Seed,
+		Classify:    be.Classify,
 	}
 	if shape.Pacer != nil {
 		cfg.MaxWorkers = workers
