@@ -58,29 +58,55 @@ func TestReportRendersEveryFormat(t *testing.T) {
 
 func TestReportUsageErrorsExit2(t *testing.T) {
 	path := filepath.Join("..", "..", "reports", "testdata", "result.json")
-	notJSON := filepath.Join(t.TempDir(), "x.json")
-	if err := os.WriteFile(notJSON, []byte("hello"), 0o644); err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
+	const head = `{"schema": 1, "kind": "run", "tool": {"version": "0.1.0"}, "started": "2026-01-02T03:04:05Z"`
+	notJSON := file("x.json", "hello")
+	schemaOnly := file("schema-only.json", `{"schema": 1}`)
+	otherKind := file("kind.json", `{"schema": 1, "kind": "Pod", "tool": {}, "started": "2026-01-02T03:04:05Z"}`)
+	newer := file("newer.json", `{"schema": 2, "kind": "run", "tool": {"version": "9.0.0"}, "started": "2026-01-02T03:04:05Z"}`)
+	noCells := file("empty.json", head+`, "cells": []}`)
+	noBackend := file("no-backend.json", head+`, "cells": [{"scenario": "oversell", "strategy": "lua", "verdict": "PASS"}]}`)
 	for _, tc := range []struct {
 		name string
 		args []string
+		want string // in stderr
 	}{
-		{"no file", []string{"report"}},
-		{"two files", []string{"report", path, path}},
-		{"missing file", []string{"report", "/nonexistent/r.json"}},
-		{"not a result", []string{"report", notJSON}},
-		{"unknown format", []string{"report", path, "--format", "pdf"}},
-		{"cell without hgrm", []string{"report", path, "--cell", "oversell"}},
-		{"bad gate", []string{"report", path, "--gate", "p99<"}},
-		{"compare one file", []string{"compare", path}},
-		{"compare bad threshold", []string{"compare", path, path, "--max-p99-increase", "lots"}},
-		{"compare negative threshold", []string{"compare", path, path, "--max-throughput-drop", "-5%"}},
-		{"compare bad format", []string{"compare", path, path, "--format", "pdf"}},
-		{"compare missing file", []string{"compare", path, "/nonexistent/r.json"}},
-		{"merge nothing", []string{"merge"}},
-		{"merge missing file", []string{"merge", path, "/nonexistent/r.json"}},
-		{"merge not a result", []string{"merge", path, notJSON}},
+		{"no file", []string{"report"}, ""},
+		{"two files", []string{"report", path, path}, ""},
+		{"missing file", []string{"report", "/nonexistent/r.json"}, "no such file"},
+		{"not JSON", []string{"report", notJSON}, notJSON + " is not JSON: line 1: invalid character 'h'"},
+		{"not a result", []string{"report", schemaOnly}, schemaOnly + ` is not a paybench result (no "kind", "tool" or "started" field)`},
+		{"another kind", []string{"report", otherKind}, `("kind" is "Pod", want run, load or suite)`},
+		{"newer schema", []string{"report", newer}, newer + " was written by a newer paybench (schema 2, this build reads 1)"},
+		{"cell without backend", []string{"report", noBackend}, `cells[0] (oversell/lua) has no "backend"`},
+		{"unknown format", []string{"report", path, "--format", "pdf"}, ""},
+		{"cell without hgrm", []string{"report", path, "--cell", "oversell"}, ""},
+		{"bad gate", []string{"report", path, "--gate", "p99<"}, ""},
+		{"compare one file", []string{"compare", path}, ""},
+		{"compare bad threshold", []string{"compare", path, path, "--max-p99-increase", "lots"}, ""},
+		{"compare negative threshold", []string{"compare", path, path, "--max-throughput-drop", "-5%"}, ""},
+		{"compare bad format", []string{"compare", path, path, "--format", "pdf"}, ""},
+		{"compare missing file", []string{"compare", path, "/nonexistent/r.json"}, ""},
+		{"compare not JSON", []string{"compare", notJSON, path}, notJSON + " is not JSON"},
+		{"compare not a result", []string{"compare", path, schemaOnly}, schemaOnly + " is not a paybench result"},
+		{"compare newer schema", []string{"compare", newer, path}, "written by a newer paybench"},
+		{"compare no cells", []string{"compare", path, noCells}, noCells + " has no cells"},
+		{"compare base without cells", []string{"compare", noCells, path}, noCells + " has no cells"},
+		{"compare cell without backend", []string{"compare", path, noBackend}, `has no "backend"`},
+		{"merge nothing", []string{"merge"}, ""},
+		{"merge missing file", []string{"merge", path, "/nonexistent/r.json"}, ""},
+		{"merge not JSON", []string{"merge", path, notJSON}, notJSON + " is not JSON"},
+		{"merge not a result", []string{"merge", path, schemaOnly}, schemaOnly + " is not a paybench result"},
+		{"merge newer schema", []string{"merge", path, newer}, "written by a newer paybench"},
+		{"merge no cells", []string{"merge", path, noCells}, noCells + " has no cells"},
+		{"merge cell without backend", []string{"merge", noBackend, path}, `has no "backend"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCLI(t, context.Background(), tc.args...)
@@ -88,7 +114,15 @@ func TestReportUsageErrorsExit2(t *testing.T) {
 				t.Fatalf("exit %d, want %d (stderr %q)", code, exitUsage, stderr)
 			}
 			assertOneLine(t, stderr)
+			if !strings.Contains(stderr, tc.want) {
+				t.Errorf("stderr %q lacks %q", stderr, tc.want)
+			}
 		})
+	}
+	// A valid document without cells renders: report has nothing to
+	// refuse.
+	if code, stdout, stderr := runCLI(t, context.Background(), "report", noCells); code != exitOK || !strings.Contains(stdout, "SCENARIO") {
+		t.Errorf("report of a document without cells: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
 
