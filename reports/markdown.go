@@ -11,7 +11,7 @@ import (
 )
 
 // Markdown writes the result for a pull-request comment: a headline with
-// the tally, the run's facts, the summary matrix, the cells whose verdict
+// the tally, the run's facts and warnings, the summary matrix, the cells whose verdict
 // is not what they expected with their broken invariants, the gates, and
 // every cell's figures in a collapsed table.
 func Markdown(w io.Writer, doc *result.Document) error {
@@ -21,6 +21,9 @@ func Markdown(w io.Writer, doc *result.Document) error {
 	fmt.Fprintln(bw)
 	if doc.Interrupted {
 		fmt.Fprint(bw, "> **Interrupted**: the run was stopped early; figures are partial.\n\n")
+	}
+	for _, warning := range doc.Warnings {
+		fmt.Fprintf(bw, "> ⚠️ %s\n\n", mdEscape(warning))
 	}
 
 	m := BuildMatrix(doc)

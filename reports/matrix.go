@@ -107,7 +107,7 @@ func WriteMatrix(w io.Writer, doc *result.Document) error {
 }
 
 // writeFooter writes the tally of verdicts, the unexpected cells' notes,
-// failed gates and the server line.
+// failed gates, the server line and the document's warnings.
 func writeFooter(w io.Writer, doc *result.Document) {
 	t := Tally(doc)
 	fmt.Fprintf(w, "%d cells: %s\n", len(doc.Cells), t)
@@ -125,6 +125,7 @@ func writeFooter(w io.Writer, doc *result.Document) {
 	if doc.Interrupted {
 		fmt.Fprintln(w, "INTERRUPTED: the run was stopped early; figures are partial")
 	}
+	writeWarnings(w, doc)
 }
 
 // VerdictCount is how many cells got one verdict.

@@ -55,6 +55,16 @@ func TestRenderersMatchGoldenFiles(t *testing.T) {
 	})
 }
 
+func TestRenderersShowWarnings(t *testing.T) {
+	doc := readFixture(t)
+	doc.Warnings = []string{"b.json ran against redis 7.2.4, a.json against redis 7.0.15: merging assumes one Redis"}
+	for _, format := range []string{FormatText, FormatMatrix, FormatMarkdown, FormatHTML, FormatJSON} {
+		if out := string(render(t, doc, format)); !strings.Contains(out, "b.json ran against redis 7.2.4") {
+			t.Errorf("%s does not show the warning", format)
+		}
+	}
+}
+
 func TestRenderUnknownFormat(t *testing.T) {
 	if err := Render(&bytes.Buffer{}, &result.Document{}, "pdf"); err == nil {
 		t.Fatal("no error for an unknown format")

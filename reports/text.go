@@ -12,7 +12,8 @@ import (
 
 // Text writes the terminal table: a row per cell with operations,
 // throughput, corrected latency percentiles and the verdict, each broken
-// invariant with its figures under its row, and the cell's summary line.
+// invariant with its figures under its row, the cell's summary line, and
+// the document's warnings.
 func Text(w io.Writer, doc *result.Document) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	first := "SCENARIO"
@@ -41,7 +42,15 @@ func Text(w io.Writer, doc *result.Document) error {
 	if doc.Interrupted {
 		fmt.Fprintln(w, "INTERRUPTED: the run was stopped early; figures are partial")
 	}
+	writeWarnings(w, doc)
 	return nil
+}
+
+// writeWarnings writes the document's warnings, one line each.
+func writeWarnings(w io.Writer, doc *result.Document) {
+	for _, s := range doc.Warnings {
+		fmt.Fprintln(w, "warning: "+s)
+	}
 }
 
 // FormatMicros renders a latency in microseconds with a readable unit.

@@ -61,6 +61,11 @@ type Document struct {
 	// Sources lists the documents a `paybench merge` combined (empty for a
 	// document written by one paybench process).
 	Sources []Source `json:"sources,omitempty"`
+	// Warnings lists what a reader should know before trusting the
+	// document, one line each: for a merge, inputs that ran with
+	// different parameters, against different servers or with different
+	// paybench builds, or that started far apart.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // GateOutcome is one absolute gate judged on one cell.
