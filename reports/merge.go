@@ -46,7 +46,9 @@ const startSpread = 10 * time.Second
 //     agree in every input) is re-judged on the combined figures and
 //     marked "rejudged"; any other holds only if it held in every input and
 //     is marked "kept";
-//   - the verdict is judged again (ERROR if any input's cell was).
+//   - the verdict is judged again (ERROR if any input's cell was, else
+//     INCONCLUSIVE if any was, with their reasons); the cell is
+//     interrupted if any input's was.
 //
 // The warnings say what a reader should know: inputs that ran a cell with
 // different parameters (but for those each generator may choose, such as
@@ -275,8 +277,8 @@ func mergeCells(cells []*result.Cell, from []string) (result.Cell, []string, err
 		Expect:    f.Expect,
 		Params:    f.Params,
 	}
-	var errs, summaries []string
-	anyError, allUnsupported := false, true
+	var errs, reasons, summaries []string
+	anyError, anyInconclusive, allUnsupported := false, false, true
 	for _, c := range cells {
 		out.Generators += max(c.Generators, 1)
 		out.Ops += c.Ops
@@ -290,8 +292,11 @@ func mergeCells(cells []*result.Cell, from []string) (result.Cell, []string, err
 			out.Errors[k] += v
 		}
 		anyError = anyError || c.Verdict == result.Error
+		anyInconclusive = anyInconclusive || c.Verdict == result.Inconclusive
 		allUnsupported = allUnsupported && c.Verdict == result.Unsupported
+		out.Interrupted = out.Interrupted || c.Interrupted
 		errs = appendDistinct(errs, c.Error)
+		reasons = appendDistinct(reasons, c.Reason)
 		summaries = appendDistinct(summaries, c.Summary)
 		for k, v := range c.FigureMerge {
 			if out.FigureMerge == nil {
@@ -303,6 +308,7 @@ func mergeCells(cells []*result.Cell, from []string) (result.Cell, []string, err
 		}
 	}
 	out.Error = strings.Join(errs, "; ")
+	out.Reason = strings.Join(reasons, "; ")
 	switch {
 	case len(summaries) == 1:
 		out.Summary = summaries[0]
@@ -323,6 +329,8 @@ func mergeCells(cells []*result.Cell, from []string) (result.Cell, []string, err
 	switch {
 	case anyError:
 		out.Verdict = result.Error
+	case anyInconclusive:
+		out.Verdict = result.Inconclusive
 	case allUnsupported:
 		out.Verdict = result.Unsupported
 	default:

@@ -136,6 +136,43 @@ func TestMergeWarningsAndErrors(t *testing.T) {
 	}
 }
 
+func TestMergeKeepsWhatCannotBeJudged(t *testing.T) {
+	const lua, lock = 2, 6 // oversell/goredis/lua (PASS), lock-race/goredis/token (INCONCLUSIVE)
+	for _, tc := range []struct {
+		name        string
+		change      func(a, b *result.Document)
+		cell        int
+		verdict     result.Verdict
+		reason      string
+		interrupted bool
+	}{
+		{"inconclusive in both", func(a, b *result.Document) {}, lock, result.Inconclusive,
+			"the server restarted during the cell (run_id changed): the lock keys were lost", false},
+		{"inconclusive in one", func(a, b *result.Document) {
+			b.Cells[lua].Verdict, b.Cells[lua].Reason = result.Inconclusive, "the harness's reads failed"
+		}, lua, result.Inconclusive, "the harness's reads failed", false},
+		{"error wins", func(a, b *result.Document) {
+			a.Cells[lua].Verdict, a.Cells[lua].Error = result.Error, "connection refused"
+			b.Cells[lua].Verdict, b.Cells[lua].Reason = result.Inconclusive, "the harness's reads failed"
+		}, lua, result.Error, "the harness's reads failed", false},
+		{"interrupted in one", func(a, b *result.Document) { b.Cells[lua].Interrupted = true }, lua, result.Pass, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := roundTrip(t, buildFixture(t, 1)), roundTrip(t, buildFixture(t, 2))
+			tc.change(a, b)
+			merged, _, err := Merge([]MergeInput{{"a.json", a}, {"b.json", b}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := merged.Cells[tc.cell]
+			if m.Verdict != tc.verdict || m.Reason != tc.reason || m.Interrupted != tc.interrupted {
+				t.Errorf("%s: verdict %s, reason %q, interrupted %v; want %s, %q, %v", m.Key(), m.Verdict, m.Reason, m.Interrupted,
+					tc.verdict, tc.reason, tc.interrupted)
+			}
+		})
+	}
+}
+
 // setParam sets a parameter on every cell of doc that has parameters, or
 // deletes it for the value "".
 func setParam(doc *result.Document, cells, name, value string) {

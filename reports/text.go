@@ -69,12 +69,18 @@ func FormatMicros(us int64) string {
 	}
 }
 
-// writeNotes writes a cell's summary, error, broken invariants and error
-// classes under the table.
+// writeNotes writes a cell's summary, error or reason, whether it was
+// interrupted, broken invariants and error classes under the table.
 func writeNotes(w io.Writer, c result.Cell) {
 	var notes []string
 	if c.Error != "" {
 		notes = append(notes, "error: "+c.Error)
+	}
+	if c.Reason != "" {
+		notes = append(notes, "reason: "+c.Reason)
+	}
+	if c.Interrupted {
+		notes = append(notes, "interrupted: figures are partial")
 	}
 	for _, inv := range c.Invariants {
 		if !inv.Holds {

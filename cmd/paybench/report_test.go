@@ -216,3 +216,105 @@ func TestMergeAddsResults(t *testing.T) {
 		t.Error("merge -o wrote no merged result")
 	}
 }
+
+// fixtureResult is the reports package's fixed result: no Redis needed.
+var fixtureResult = filepath.Join("..", "..", "reports", "testdata", "result.json")
+
+// TestCompareCellsThatCannotBeJudged: an INCONCLUSIVE cell of NEW is listed,
+// not failed; a cell of an interrupted NEW counts as missing, never as a
+// verdict change.
+func TestCompareCellsThatCannotBeJudged(t *testing.T) {
+	healthy := func(d *result.Document) {
+		var cells []result.Cell
+		for _, c := range d.Cells {
+			if c.Verdict.AsExpected() {
+				cells = append(cells, c)
+			}
+		}
+		d.Cells = cells
+	}
+	base := editResult(t, fixtureResult, healthy)
+	breakLua := func(d *result.Document) *result.Cell {
+		healthy(d)
+		for i := range d.Cells {
+			if c := &d.Cells[i]; c.Key() == "oversell/goredis/lua" {
+				c.Invariants[0].Holds = false
+				c.Judge()
+				return c
+			}
+		}
+		t.Fatal("no oversell/goredis/lua cell")
+		return nil
+	}
+	for _, tc := range []struct {
+		name    string
+		edit    func(*result.Document)
+		code    int
+		want    []string // in stdout
+		notWant string
+	}{
+		{"inconclusive", func(d *result.Document) {
+			c := breakLua(d)
+			c.Verdict, c.Reason = result.Inconclusive, "the server restarted"
+		}, exitOK, []string{"note oversell/goredis/lua: not judged: INCONCLUSIVE: the server restarted", "compare: ok"}, "FAIL"},
+		{"interrupted document", func(d *result.Document) {
+			breakLua(d)
+			d.Interrupted = true
+		}, exitFail, []string{"FAIL oversell/goredis/lua: not compared: interrupted", "FAIL stock.deduct/rueidis/lua: not compared: interrupted"}, "verdict PASS → FAIL"},
+		{"interrupted cell", func(d *result.Document) { breakLua(d).Interrupted = true },
+			exitFail, []string{"FAIL oversell/goredis/lua: not compared: interrupted", "compare: FAIL (1 failures)"}, "verdict PASS → FAIL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			newPath := editResult(t, fixtureResult, tc.edit)
+			code, stdout, stderr := runCLI(t, context.Background(), "compare", base, newPath)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s\n%s", code, tc.code, stdout, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout)
+				}
+			}
+			if strings.Contains(stdout, tc.notWant) {
+				t.Errorf("stdout has %q:\n%s", tc.notWant, stdout)
+			}
+			if code != exitOK {
+				assertOneLine(t, stderr)
+			}
+		})
+	}
+}
+
+// TestMergeWarnsOfDifferentParameters: the warnings go to stderr and into
+// the merged document.
+func TestMergeWarnsOfDifferentParameters(t *testing.T) {
+	other := editResult(t, fixtureResult, func(d *result.Document) {
+		d.Fairness.Server.Version = "7.2.4"
+		for i := range d.Cells {
+			if d.Cells[i].Operation != "" && d.Cells[i].Params != nil {
+				d.Cells[i].Params["rate"] = "9000"
+				d.Cells[i].Params["seed"] = "2"
+			}
+		}
+	})
+	out := filepath.Join(t.TempDir(), "all.json")
+	code, _, stderr := runCLI(t, context.Background(), "merge", fixtureResult, other, "-o", out)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	wants := []string{
+		"paybench: warning: " + other + " ran against redis 7.2.4, " + fixtureResult + " against redis 7.0.15",
+		"paybench: warning: parameter rate differs between the inputs (5000 in " + fixtureResult + ", 9000 in " + other + ")",
+	}
+	for _, w := range wants {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, stderr)
+		}
+	}
+	if strings.Contains(stderr, "parameter seed") {
+		t.Errorf("warned of seeds that differ:\n%s", stderr)
+	}
+	if doc := readDoc(t, out); len(doc.Warnings) != strings.Count(stderr, "paybench: warning: ") {
+		t.Errorf("the merged document records %d warnings, stderr has:\n%s", len(doc.Warnings), stderr)
+	}
+}
