@@ -92,8 +92,8 @@ type CellComparison struct {
 	// (a cell of an interrupted new result, treated as missing), "not
 	// judged: INCONCLUSIVE: …" (the new cell cannot be judged), or "not
 	// compared with the base: …" (the base's cell was interrupted or
-	// INCONCLUSIVE; the new cell is judged on its own). It is also one of
-	// Failures or Notes.
+	// INCONCLUSIVE; the new cell is judged on its own). Failures or Notes
+	// say it too.
 	NotCompared string
 }
 
@@ -150,7 +150,8 @@ func Compare(base, newDoc *result.Document, opt CompareOptions) *Comparison {
 			continue
 		}
 		seen[k] = true
-		cc := compareCell(k, side{b, result.CellInterrupted(base, b)}, side{newCells[k], newCells[k] != nil && result.CellInterrupted(newDoc, newCells[k])}, opt)
+		n := newCells[k]
+		cc := compareCell(k, side{b, result.CellInterrupted(base, b)}, side{n, n != nil && result.CellInterrupted(newDoc, n)}, opt)
 		cmp.Cells = append(cmp.Cells, cc)
 	}
 	for i := range newDoc.Cells {
