@@ -23,8 +23,9 @@ const (
 )
 
 // BenchFmt writes doc in the Go benchmark format that benchstat reads, with
-// golang.org/x/perf/benchfmt: a line per cell that ran, named after Go's
-// sub-benchmarks, such as
+// golang.org/x/perf/benchfmt: a line per cell that ran and can be judged
+// (not INCONCLUSIVE nor interrupted, whose figures benchstat would compare
+// as if they were whole), named after Go's sub-benchmarks, such as
 //
 //	BenchmarkStockDeduct/backend=rueidis/strategy=lua-2  81234  49.1 ns/op  1051 p50-ns/op  ...
 //
@@ -46,7 +47,7 @@ func BenchFmt(w io.Writer, doc *result.Document) error {
 	cfg := benchConfig(doc)
 	for i := range doc.Cells {
 		c := &doc.Cells[i]
-		if c.Ops == 0 || c.ThroughputOps <= 0 {
+		if c.Ops == 0 || c.ThroughputOps <= 0 || c.Verdict == result.Inconclusive || result.CellInterrupted(doc, c) {
 			continue
 		}
 		l := c.Latency.Corrected

@@ -6,6 +6,7 @@ import (
 	"math"
 	"path"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/paybench/paybench/reports/result"
@@ -86,6 +87,14 @@ type CellComparison struct {
 	Failures []string
 	// Notes lists what changed without failing it.
 	Notes []string
+	// NotCompared says why the cell, or its figures, were not compared
+	// with the base, empty when they were: "not compared: interrupted"
+	// (a cell of an interrupted new result, treated as missing), "not
+	// judged: INCONCLUSIVE: …" (the new cell cannot be judged), or "not
+	// compared with the base: …" (the base's cell was interrupted or
+	// INCONCLUSIVE; the new cell is judged on its own). Failures or Notes
+	// say it too.
+	NotCompared string
 }
 
 // Comparison is the outcome of comparing a new result with a base.
@@ -119,6 +128,14 @@ func (c *Comparison) Failures() []string {
 // it is in base but missing from newDoc, or when a threshold of opt is
 // crossed. A cell only in newDoc, or whose bug did not reproduce this
 // time, is noted.
+//
+// A cell that cannot be judged is not compared, and says so in
+// NotCompared: an interrupted cell of newDoc (its own flag, or newDoc was
+// interrupted) counts as missing — it fails when base has the cell, with
+// "not compared: interrupted" rather than a verdict change; an
+// INCONCLUSIVE cell of newDoc is noted "not judged", neither a pass nor a
+// regression; and a base cell that was interrupted or INCONCLUSIVE gives
+// no figures to compare with, so the new cell is judged on its own.
 func Compare(base, newDoc *result.Document, opt CompareOptions) *Comparison {
 	cmp := &Comparison{}
 	newCells := map[string]*result.Cell{}
@@ -133,14 +150,15 @@ func Compare(base, newDoc *result.Document, opt CompareOptions) *Comparison {
 			continue
 		}
 		seen[k] = true
-		cc := compareCell(k, b, newCells[k], opt)
+		n := newCells[k]
+		cc := compareCell(k, side{b, result.CellInterrupted(base, b)}, side{n, n != nil && result.CellInterrupted(newDoc, n)}, opt)
 		cmp.Cells = append(cmp.Cells, cc)
 	}
 	for i := range newDoc.Cells {
 		n := &newDoc.Cells[i]
 		if k := n.Key(); !seen[k] {
 			seen[k] = true
-			cc := compareCell(k, nil, n, opt)
+			cc := compareCell(k, side{}, side{n, result.CellInterrupted(newDoc, n)}, opt)
 			cc.Notes = append([]string{"new cell, not in the base"}, cc.Notes...)
 			cmp.Cells = append(cmp.Cells, cc)
 		}
@@ -149,7 +167,18 @@ func Compare(base, newDoc *result.Document, opt CompareOptions) *Comparison {
 	return cmp
 }
 
-func compareCell(key string, b, n *result.Cell, opt CompareOptions) CellComparison {
+// side is a cell of one of the compared results, nil when absent.
+type side struct {
+	c           *result.Cell
+	interrupted bool
+}
+
+// notCompared is CellComparison.NotCompared for a cell of an interrupted
+// result.
+const notCompared = "not compared: interrupted"
+
+func compareCell(key string, bs, ns side, opt CompareOptions) CellComparison {
+	b, n := bs.c, ns.c
 	cc := CellComparison{Key: key, Base: b, New: n}
 	if n == nil {
 		cc.Failures = append(cc.Failures, "in the base but missing from the new result")
@@ -165,6 +194,38 @@ func compareCell(key string, b, n *result.Cell, opt CompareOptions) CellComparis
 		cc.P50 = Delta{New: float64(n.Latency.Corrected.P50)}
 		cc.P99 = Delta{New: float64(n.Latency.Corrected.P99)}
 		cc.Max = Delta{New: float64(n.Latency.Corrected.Max)}
+	}
+	// A new cell that cannot be judged: missing when interrupted, noted
+	// when INCONCLUSIVE.
+	switch {
+	case ns.interrupted:
+		cc.NotCompared = notCompared
+		if b != nil {
+			cc.Failures = append(cc.Failures, notCompared+" (the new result's figures are partial; counted as missing)")
+		} else {
+			cc.Notes = append(cc.Notes, notCompared)
+		}
+		return cc
+	case n.Verdict == result.Inconclusive:
+		cc.NotCompared = "not judged: INCONCLUSIVE"
+		if n.Reason != "" {
+			cc.NotCompared += ": " + n.Reason
+		}
+		cc.Notes = append(cc.Notes, cc.NotCompared)
+		return cc
+	}
+	// A base cell that cannot be compared with: the new cell is judged on
+	// its own.
+	switch {
+	case b == nil:
+	case bs.interrupted:
+		cc.NotCompared = "not compared with the base: interrupted there"
+	case b.Verdict == result.Inconclusive:
+		cc.NotCompared = "not compared with the base: INCONCLUSIVE there"
+	}
+	if cc.NotCompared != "" {
+		cc.Notes = append(cc.Notes, cc.NotCompared)
+		b = nil
 	}
 	// Correctness.
 	switch n.Verdict {
@@ -236,8 +297,11 @@ func (c *Comparison) WriteText(w io.Writer) error {
 	fmt.Fprintln(tw, "CELL\tOPS/S\tΔ\tP50\tΔ\tP99\tΔ\tMAX\tΔ\tVERDICT\tGATE")
 	for _, cc := range c.Cells {
 		status := "ok"
-		if len(cc.Failures) > 0 {
+		switch {
+		case len(cc.Failures) > 0:
 			status = "FAIL"
+		case cc.unjudged():
+			status = "skip"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cc.Key,
 			deltaCount(cc.Throughput, cc), pctOf(cc.Throughput, cc),
@@ -281,8 +345,11 @@ func (c *Comparison) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintln(bw, "|---|--:|--:|--:|--:|---|---|")
 	for _, cc := range c.Cells {
 		status := "✅"
-		if len(cc.Failures) > 0 {
+		switch {
+		case len(cc.Failures) > 0:
 			status = "❌"
+		case cc.unjudged():
+			status = "⚠️"
 		}
 		fmt.Fprintf(bw, "| %s | %s %s | %s %s | %s %s | %s %s | %s | %s |\n", mdEscape(cc.Key),
 			deltaCount(cc.Throughput, cc), pctOf(cc.Throughput, cc), deltaMicros(cc.P50, cc), pctOf(cc.P50, cc),
@@ -294,7 +361,24 @@ func (c *Comparison) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(bw, "- ❌ %s\n", mdEscape(s))
 		}
 	}
+	first := true
+	for _, cc := range c.Cells {
+		if cc.NotCompared == "" || len(cc.Failures) > 0 && strings.HasPrefix(cc.Failures[0], cc.NotCompared) {
+			continue // compared, or listed as a failure above
+		}
+		if first {
+			fmt.Fprintln(bw)
+			first = false
+		}
+		fmt.Fprintf(bw, "- ⚠️ %s: %s\n", mdEscape(cc.Key), mdEscape(cc.NotCompared))
+	}
 	return bw.err
+}
+
+// unjudged reports whether the new cell was not judged at all: it was
+// interrupted or is INCONCLUSIVE.
+func (cc CellComparison) unjudged() bool {
+	return cc.NotCompared == notCompared || cc.New != nil && cc.New.Verdict == result.Inconclusive
 }
 
 func deltaCount(d Delta, cc CellComparison) string {
@@ -318,20 +402,24 @@ func deltaMicros(d Delta, cc CellComparison) string {
 }
 
 func pctOf(d Delta, cc CellComparison) string {
-	if cc.Base == nil || cc.New == nil || d.Base == 0 && d.New == 0 {
+	if cc.Base == nil || cc.New == nil || cc.NotCompared != "" || d.Base == 0 && d.New == 0 {
 		return ""
 	}
 	return pct(d.Change())
 }
 
 func verdictChange(cc CellComparison) string {
+	suffix := ""
+	if cc.NotCompared == notCompared {
+		suffix = " (interrupted)"
+	}
 	switch {
 	case cc.New == nil:
 		return string(cc.Base.Verdict) + " → missing"
 	case cc.Base == nil:
-		return "new " + string(cc.New.Verdict)
+		return "new " + string(cc.New.Verdict) + suffix
 	case cc.Base.Verdict == cc.New.Verdict:
-		return string(cc.New.Verdict)
+		return string(cc.New.Verdict) + suffix
 	}
-	return string(cc.Base.Verdict) + " → " + string(cc.New.Verdict)
+	return string(cc.Base.Verdict) + " → " + string(cc.New.Verdict) + suffix
 }

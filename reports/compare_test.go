@@ -145,3 +145,110 @@ func mustGates(t *testing.T, s string) []Gate {
 	}
 	return g
 }
+
+// TestCompareCellsThatCannotBeJudged: an interrupted cell of the new
+// result counts as missing (never as a verdict change), an INCONCLUSIVE
+// one is listed but not judged, and a base cell of either kind gives no
+// figures to compare with.
+func TestCompareCellsThatCannotBeJudged(t *testing.T) {
+	const lua = 2 // oversell/goredis/lua, PASS
+	breakIt := func(c *result.Cell) {
+		c.Invariants[0].Holds = false
+		c.Judge()
+		c.Latency.Corrected.P99 *= 10
+		c.ThroughputOps /= 10
+	}
+	for _, tc := range []struct {
+		name    string
+		change  func(base, newDoc *result.Document)
+		opt     CompareOptions
+		failed  bool
+		want    []string // in the text output
+		notWant []string
+	}{
+		{"new result interrupted", func(_, n *result.Document) {
+			n.Interrupted = true
+			breakIt(&n.Cells[lua])
+		}, strict, true, []string{
+			"FAIL oversell/goredis/lua: not compared: interrupted (the new result's figures are partial; counted as missing)",
+			"FAIL stock.deduct/rueidis/lua: not compared: interrupted",
+			"PASS → FAIL (interrupted)",
+		}, []string{"FAIL oversell/goredis/lua: verdict", "invariant broken", ": p99", ": throughput"}},
+		{"new cell interrupted", func(_, n *result.Document) {
+			n.Cells[lua].Interrupted = true
+			breakIt(&n.Cells[lua])
+		}, strict, true, []string{"FAIL oversell/goredis/lua: not compared: interrupted", "compare: FAIL (1 failures)"},
+			[]string{"verdict PASS → FAIL:", "invariant broken", ": p99"}},
+		{"interrupted cell only in the new result", func(_, n *result.Document) {
+			n.Cells = append(n.Cells, result.Cell{Scenario: "checkout", Backend: "goredis", Strategy: "safe", Verdict: result.Fail, Interrupted: true})
+		}, strict, false, []string{"note checkout/goredis/safe: new cell, not in the base", "note checkout/goredis/safe: not compared: interrupted", "compare: ok"}, nil},
+		{"new cell inconclusive", func(_, n *result.Document) {
+			breakIt(&n.Cells[lua])
+			n.Cells[lua].Verdict, n.Cells[lua].Reason = result.Inconclusive, "the server restarted"
+			n.Cells[lua].Errors = map[string]int64{"connection reset": 900}
+		}, CompareOptions{MaxP99Increase: 0.1, MaxThroughputDrop: 0.05, MaxErrorRate: 0.01}, false, []string{
+			"note oversell/goredis/lua: not judged: INCONCLUSIVE: the server restarted",
+			"PASS → INCONCLUSIVE",
+			"skip",
+			"compare: ok",
+		}, []string{"FAIL oversell/goredis/lua"}},
+		{"base cell inconclusive", func(b, n *result.Document) {
+			b.Cells[lua].Verdict = result.Inconclusive
+			n.Cells[lua].Latency.Corrected.P99 *= 10
+		}, strict, false, []string{"note oversell/goredis/lua: not compared with the base: INCONCLUSIVE there", "compare: ok"},
+			[]string{"note oversell/goredis/lua: verdict INCONCLUSIVE → PASS"}},
+		{"base cell inconclusive, new cell fails", func(b, n *result.Document) {
+			b.Cells[lua].Verdict = result.Inconclusive
+			breakIt(&n.Cells[lua])
+		}, strict, true, []string{"FAIL oversell/goredis/lua: verdict FAIL", "FAIL oversell/goredis/lua: invariant broken"},
+			[]string{"verdict INCONCLUSIVE → FAIL", "oversell/goredis/lua: p99"}},
+		{"base interrupted", func(b, n *result.Document) {
+			b.Interrupted = true
+			n.Cells[lua].ThroughputOps /= 10
+		}, strict, false, []string{"note oversell/goredis/lua: not compared with the base: interrupted there", "compare: ok"}, nil},
+		{"gates skip an interrupted new result", func(_, n *result.Document) {
+			n.Interrupted = true
+			n.Cells = nil
+		}, CompareOptions{MaxP99Increase: -1, MaxThroughputDrop: -1, MaxErrorRate: -1, Gates: mustGates(t, "p99<1us")}, true,
+			[]string{"in the base but missing from the new result"}, []string{"gate"}},
+		{"gates skip an interrupted new cell", func(_, n *result.Document) {
+			for i := range n.Cells {
+				n.Cells[i].Interrupted = true
+			}
+		}, CompareOptions{MaxP99Increase: -1, MaxThroughputDrop: -1, MaxErrorRate: -1, Gates: mustGates(t, "p99<1us")}, true,
+			[]string{"not compared: interrupted"}, []string{"gate"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base, newDoc := asExpected(t), asExpected(t)
+			tc.change(base, newDoc)
+			cmp := Compare(base, newDoc, tc.opt)
+			var buf bytes.Buffer
+			if err := cmp.WriteText(&buf); err != nil {
+				t.Fatal(err)
+			}
+			out := buf.String()
+			if cmp.Failed() != tc.failed {
+				t.Errorf("failed = %v, want %v:\n%s", cmp.Failed(), tc.failed, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(out, w) {
+					t.Errorf("output has %q:\n%s", w, out)
+				}
+			}
+			buf.Reset()
+			if err := cmp.WriteMarkdown(&buf); err != nil {
+				t.Fatal(err)
+			}
+			for _, cc := range cmp.Cells {
+				if cc.NotCompared != "" && !strings.Contains(buf.String(), mdEscape(cc.NotCompared)) {
+					t.Errorf("markdown does not say %q:\n%s", cc.NotCompared, buf.String())
+				}
+			}
+		})
+	}
+}

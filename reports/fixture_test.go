@@ -86,7 +86,8 @@ func fixtureCell(t testing.TB, c result.Cell, corrected, uncorrected *hdrhistogr
 
 // buildFixture builds the fixed result: a suite over two backends with
 // every verdict a renderer shows (REPRODUCED, PASS, FAIL, MEASURED,
-// UNSUPPORTED), a broken invariant in a strategy expected to hold, an
+// INCONCLUSIVE, UNSUPPORTED), a broken invariant in a strategy expected to
+// hold, an
 // open-loop load cell whose corrected and uncorrected latency differ, a
 // step histogram, error classes, dropped operations, series and gates.
 // seed varies the measurements (for merge tests); seed 1 is the fixture.
@@ -165,6 +166,22 @@ func buildFixture(t testing.TB, seed uint64) *result.Document {
 		c.Judge()
 		doc.Cells = append(doc.Cells, c)
 	}
+	// A cell that ran but cannot be judged: the server restarted under it.
+	// Its broken invariant is not a failure.
+	lock := fixtureHistogram(s+30, 400, 2400, 0.8)
+	c := fixtureCell(t, result.Cell{
+		Scenario: "lock-race", Backend: "goredis", Strategy: "token", Expect: result.Hold,
+		Verdict: result.Inconclusive, Reason: "the server restarted during the cell (run_id changed): the lock keys were lost",
+		Summary: "400 acquisitions, max 2 inside",
+		Params:  map[string]string{"ttl": "100ms", "work": "5ms-20ms", "acquire_timeout": "2s", "watchdog": "false"},
+		Errors:  map[string]int64{"connection reset": 12},
+		Invariants: []result.Invariant{
+			{Name: "at most one holder inside", Holds: false, Detail: "max 2 inside"},
+		},
+		Series: fixtureSeries(s+30, 1, 400, 2400, 9600),
+	}, lock, lock, 1.2)
+	c.Judge()
+	doc.Cells = append(doc.Cells, c)
 	// Open-loop load cells: corrected latency (from the intended start)
 	// carries the stalls the uncorrected one hides.
 	for i, b := range []string{"goredis", "rueidis"} {

@@ -212,9 +212,11 @@ func cellPattern(sel string) string {
 }
 
 // Selects reports whether the gate applies to c: its selector matches and
-// the cell ran (UNSUPPORTED and ERROR cells are judged by their verdict).
+// the cell's figures can be judged. UNSUPPORTED and ERROR cells are judged
+// by their verdict; INCONCLUSIVE and interrupted cells are not judged at
+// all (JudgeGates also skips every cell of an interrupted document).
 func (g Gate) Selects(c *result.Cell) bool {
-	if c.Verdict == result.Unsupported || c.Verdict == result.Error {
+	if !c.Verdict.Judged() || c.Interrupted {
 		return false
 	}
 	if g.Cells == "" {
@@ -296,12 +298,14 @@ func FormatMetric(metric string, v float64) string {
 }
 
 // JudgeGates evaluates every gate on every cell it selects, in cell order.
+// The cells of an interrupted document are treated as missing: their
+// figures are partial, so no gate is judged on them.
 func JudgeGates(doc *result.Document, gates []Gate) []result.GateOutcome {
 	var out []result.GateOutcome
 	for _, g := range gates {
 		for i := range doc.Cells {
 			c := &doc.Cells[i]
-			if !g.Selects(c) {
+			if !g.Selects(c) || result.CellInterrupted(doc, c) {
 				continue
 			}
 			v := g.Measure(c)

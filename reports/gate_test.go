@@ -94,6 +94,11 @@ func TestJudgeGates(t *testing.T) {
 			Errors: map[string]int64{"timeout": 20}, Dropped: 3,
 			Latency: result.Latency{Corrected: result.Summary{P50: 300, P99: 6000, Max: 20000}}},
 		{Scenario: "oversell", Backend: "rueidis", Strategy: "lua", Verdict: result.Unsupported},
+		// Never judged: a cell that cannot be, and an interrupted one.
+		{Scenario: "lock-race", Backend: "goredis", Strategy: "token", Verdict: result.Inconclusive, Reason: "the server restarted",
+			Ops: 10, Latency: result.Latency{Corrected: result.Summary{P50: 1e6, P99: 1e7, Max: 1e7}}},
+		{Scenario: "checkout", Backend: "goredis", Strategy: "safe", Verdict: result.Pass, Interrupted: true,
+			Ops: 10, Latency: result.Latency{Corrected: result.Summary{P50: 1e6, P99: 1e7, Max: 1e7}}},
 	}}
 	for _, tc := range []struct {
 		gates string
@@ -122,8 +127,9 @@ func TestJudgeGates(t *testing.T) {
 		var got []bool
 		for _, o := range out {
 			got = append(got, o.Holds)
-			if o.Cell == "oversell/rueidis/lua" {
-				t.Errorf("%s judged an UNSUPPORTED cell", tc.gates)
+			switch o.Cell {
+			case "oversell/rueidis/lua", "lock-race/goredis/token", "checkout/goredis/safe":
+				t.Errorf("%s judged %s, an UNSUPPORTED, INCONCLUSIVE or interrupted cell", tc.gates, o.Cell)
 			}
 		}
 		if len(got) != len(tc.want) {
@@ -135,6 +141,22 @@ func TestJudgeGates(t *testing.T) {
 				t.Errorf("%s: outcome %d = %v, want %v (%+v)", tc.gates, i, got[i], tc.want[i], out[i])
 			}
 		}
+	}
+}
+
+// TestJudgeGatesSkipsAnInterruptedDocument: its figures are partial, so
+// its cells are treated as missing.
+func TestJudgeGatesSkipsAnInterruptedDocument(t *testing.T) {
+	doc := &result.Document{Interrupted: true, Cells: []result.Cell{
+		{Scenario: "oversell", Backend: "goredis", Strategy: "lua", Verdict: result.Pass, Ops: 1000,
+			Latency: result.Latency{Corrected: result.Summary{P99: 4000}}},
+	}}
+	if out := JudgeGates(doc, mustGates(t, "p99<1ms,p99<1s")); len(out) != 0 {
+		t.Errorf("gates judged on an interrupted document: %+v", out)
+	}
+	doc.Interrupted = false
+	if out := JudgeGates(doc, mustGates(t, "p99<1ms,p99<1s")); len(out) != 2 {
+		t.Errorf("%d outcomes, want 2", len(out))
 	}
 }
 

@@ -122,6 +122,8 @@ func verdictClass(v result.Verdict) string {
 	switch {
 	case v == result.Unsupported:
 		return "na"
+	case v == result.Inconclusive:
+		return "inconclusive"
 	case v == result.Measured:
 		return "measured"
 	case v.AsExpected():

@@ -82,9 +82,12 @@ type JUnitMessage struct {
 // failure whose message is the invariant's figures; in a cell expected to
 // break it is the bug reproduced, which passes, and an extra case
 // "reproduces the bug" fails when no invariant broke. A cell that could
-// not run is an error; an unsupported one is skipped; a load cell with no
-// invariants has one passing "measured" case. Every gate judged on a cell
-// is one more case.
+// not run is an error; an unsupported one is skipped; an INCONCLUSIVE one
+// is skipped too — its "runs" case and every invariant's, with the reason
+// — since it is neither a pass nor a failure (as compare treats it: not
+// judged), and an <error> would fail the build on a cell paybench itself
+// declines to judge; a load cell with no invariants has one passing
+// "measured" case. Every gate judged on a cell is one more case.
 func BuildJUnit(doc *result.Document) *JUnitSuites {
 	root := &JUnitSuites{Name: "paybench " + doc.Kind}
 	var total float64
@@ -118,6 +121,8 @@ func BuildJUnit(doc *result.Document) *JUnitSuites {
 			add(JUnitCase{Name: "runs", Time: s.Time, Error: &JUnitMessage{Message: c.Error, Type: "ERROR", Body: figures}})
 		case result.Unsupported:
 			add(JUnitCase{Name: "runs", Skipped: &JUnitMessage{Message: c.Error}})
+		case result.Inconclusive:
+			add(JUnitCase{Name: "runs", Time: s.Time, Skipped: &JUnitMessage{Message: inconclusive(c), Type: "INCONCLUSIVE", Body: figures}})
 		}
 		for _, inv := range c.Invariants {
 			tc := JUnitCase{Name: inv.Name}
@@ -128,12 +133,14 @@ func BuildJUnit(doc *result.Document) *JUnitSuites {
 				tc.SystemOut = text("reproduced: " + inv.Detail + "\n" + figures)
 			case c.Verdict == result.Error:
 				tc.Skipped = &JUnitMessage{Message: "the cell did not run to its end: " + inv.Detail}
+			case c.Verdict == result.Inconclusive:
+				tc.Skipped = &JUnitMessage{Message: inconclusive(c) + ": " + inv.Detail}
 			default:
 				tc.Failure = &JUnitMessage{Message: inv.Detail, Type: "invariant", Body: invariantBody(c, inv, figures)}
 			}
 			add(tc)
 		}
-		if c.Expect == result.Break && c.Verdict != result.Error && c.Verdict != result.Unsupported {
+		if c.Expect == result.Break && c.Verdict.Judged() {
 			tc := JUnitCase{Name: "reproduces the bug", Time: s.Time, SystemOut: text(c.Summary)}
 			if c.Verdict == result.NotReproduced {
 				tc.Failure = &JUnitMessage{Message: "expected the strategy to break an invariant; every invariant held: " + c.Summary,
@@ -141,7 +148,7 @@ func BuildJUnit(doc *result.Document) *JUnitSuites {
 			}
 			add(tc)
 		}
-		if len(c.Invariants) == 0 && c.Verdict != result.Error && c.Verdict != result.Unsupported {
+		if len(c.Invariants) == 0 && c.Verdict.Judged() {
 			add(JUnitCase{Name: "measured", Time: s.Time, SystemOut: text(measuredText(c))})
 		}
 		for _, g := range gates[c.Key()] {
@@ -187,6 +194,14 @@ func JUnit(w io.Writer, doc *result.Document) error {
 	}
 	_, err := io.WriteString(w, "\n")
 	return err
+}
+
+// inconclusive is the message of an INCONCLUSIVE cell's skipped cases.
+func inconclusive(c *result.Cell) string {
+	if c.Reason == "" {
+		return "inconclusive: the cell cannot be judged"
+	}
+	return "inconclusive: " + c.Reason
 }
 
 func seconds(s float64) string { return strconv.FormatFloat(s, 'f', 3, 64) }

@@ -11,7 +11,7 @@ import (
 )
 
 // Markdown writes the result for a pull-request comment: a headline with
-// the tally, the run's facts, the summary matrix, the cells whose verdict
+// the tally, the run's facts and warnings, the summary matrix, the cells whose verdict
 // is not what they expected with their broken invariants, the gates, and
 // every cell's figures in a collapsed table.
 func Markdown(w io.Writer, doc *result.Document) error {
@@ -21,6 +21,9 @@ func Markdown(w io.Writer, doc *result.Document) error {
 	fmt.Fprintln(bw)
 	if doc.Interrupted {
 		fmt.Fprint(bw, "> **Interrupted**: the run was stopped early; figures are partial.\n\n")
+	}
+	for _, warning := range doc.Warnings {
+		fmt.Fprintf(bw, "> ⚠️ %s\n\n", mdEscape(warning))
 	}
 
 	m := BuildMatrix(doc)
@@ -55,13 +58,16 @@ func Markdown(w io.Writer, doc *result.Document) error {
 	if len(bad) > 0 {
 		fmt.Fprint(bw, "\n**Not as expected**\n\n")
 		for _, c := range bad {
-			fmt.Fprintf(bw, "- ❌ **%s** %s", mdEscape(c.Key()), c.Verdict)
+			fmt.Fprintf(bw, "- %s **%s** %s", verdictMark(c.Verdict), mdEscape(c.Key()), c.Verdict)
 			if c.Summary != "" {
 				fmt.Fprintf(bw, ": %s", mdEscape(c.Summary))
 			}
 			fmt.Fprintln(bw)
 			if c.Error != "" {
 				fmt.Fprintf(bw, "  - error: %s\n", mdEscape(c.Error))
+			}
+			if c.Reason != "" {
+				fmt.Fprintf(bw, "  - reason: %s\n", mdEscape(c.Reason))
 			}
 			for _, inv := range c.Invariants {
 				if !inv.Holds {
@@ -144,11 +150,14 @@ func shortModule(m string) string {
 	return last
 }
 
-// verdictMark is a symbol for a verdict: as expected, not, or neither.
+// verdictMark is a symbol for a verdict: as expected, not, or neither
+// (unsupported; inconclusive: the cell could not be judged).
 func verdictMark(v result.Verdict) string {
 	switch {
 	case v == result.Unsupported:
 		return "➖"
+	case v == result.Inconclusive:
+		return "⚠️"
 	case v.AsExpected():
 		return "✅"
 	default:

@@ -56,15 +56,20 @@ func BuildMatrix(doc *result.Document) *Matrix {
 func (r *Row) Label() string { return r.Name + " · " + r.Strategy }
 
 // MatrixCell renders a cell for the matrix: verdict, throughput and
-// corrected p99, such as "PASS 20112/s p99 9.54ms".
+// corrected p99, such as "PASS 20112/s p99 9.54ms", then "(interrupted)"
+// for a cell cut short.
 func MatrixCell(c *result.Cell) string {
 	if c == nil {
 		return "-"
 	}
-	if c.Ops == 0 {
-		return string(c.Verdict)
+	s := string(c.Verdict)
+	if c.Ops > 0 {
+		s = fmt.Sprintf("%s %s/s p99 %s", c.Verdict, FormatCount(c.ThroughputOps), FormatMicros(c.Latency.Corrected.P99))
 	}
-	return fmt.Sprintf("%s %s/s p99 %s", c.Verdict, FormatCount(c.ThroughputOps), FormatMicros(c.Latency.Corrected.P99))
+	if c.Interrupted {
+		s += " (interrupted)"
+	}
+	return s
 }
 
 // FormatCount renders a rate or count compactly: 812, 20.1k, 1.25M.
@@ -106,14 +111,15 @@ func WriteMatrix(w io.Writer, doc *result.Document) error {
 	return nil
 }
 
-// writeFooter writes the tally of verdicts, the unexpected cells' notes,
-// failed gates and the server line.
+// writeFooter writes the tally of verdicts, the notes of the cells that
+// are not as expected or were interrupted,
+// failed gates, the server line and the document's warnings.
 func writeFooter(w io.Writer, doc *result.Document) {
 	t := Tally(doc)
 	fmt.Fprintf(w, "%d cells: %s\n", len(doc.Cells), t)
 	for i := range doc.Cells {
 		c := &doc.Cells[i]
-		if !c.Verdict.AsExpected() {
+		if !c.Verdict.AsExpected() || c.Interrupted {
 			writeNotes(w, *c)
 		}
 	}
@@ -125,6 +131,7 @@ func writeFooter(w io.Writer, doc *result.Document) {
 	if doc.Interrupted {
 		fmt.Fprintln(w, "INTERRUPTED: the run was stopped early; figures are partial")
 	}
+	writeWarnings(w, doc)
 }
 
 // VerdictCount is how many cells got one verdict.
@@ -138,7 +145,8 @@ type Tallies []VerdictCount
 
 // Tally counts doc's cells per verdict, in a fixed verdict order.
 func Tally(doc *result.Document) Tallies {
-	order := []result.Verdict{result.Pass, result.Reproduced, result.Measured, result.Fail, result.NotReproduced, result.Error, result.Unsupported}
+	order := []result.Verdict{result.Pass, result.Reproduced, result.Measured, result.Fail, result.NotReproduced, result.Error,
+		result.Inconclusive, result.Unsupported}
 	n := map[result.Verdict]int{}
 	for _, c := range doc.Cells {
 		n[c.Verdict]++

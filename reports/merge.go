@@ -46,11 +46,17 @@ const startSpread = 10 * time.Second
 //     agree in every input) is re-judged on the combined figures and
 //     marked "rejudged"; any other holds only if it held in every input and
 //     is marked "kept";
-//   - the verdict is judged again (ERROR if any input's cell was).
+//   - the verdict is judged again (ERROR if any input's cell was, else
+//     INCONCLUSIVE if any was, with their reasons); the cell is
+//     interrupted if any input's was.
 //
-// The warnings say what a reader should know (inputs that started far
-// apart, cells missing from some inputs, figures that should have agreed
-// and did not). Inputs of different kinds are an error.
+// The warnings say what a reader should know: inputs that ran a cell with
+// different parameters (but for those each generator may choose, such as
+// its seed), against a different server address or Redis version, or with
+// a different paybench build; inputs that started far apart; cells
+// missing from some inputs; figures that should have agreed and did not.
+// They are also recorded in the merged document's Warnings, after the
+// inputs' own. Inputs of different kinds are an error.
 func Merge(inputs []MergeInput) (*result.Document, []string, error) {
 	if len(inputs) == 0 {
 		return nil, nil, fmt.Errorf("%w: no input", ErrMerge)
@@ -82,11 +88,17 @@ func Merge(inputs []MergeInput) (*result.Document, []string, error) {
 		if d.Kind != first.Kind {
 			return nil, nil, fmt.Errorf("%w: %s is a %q result, %s a %q one", ErrMerge, inputs[0].Name, first.Kind, in.Name, d.Kind)
 		}
-		if d.Tool.Commit != first.Tool.Commit {
-			warn("%s was written by paybench commit %q, %s by %q", in.Name, d.Tool.Commit, inputs[0].Name, first.Tool.Commit)
+		if d.Tool != first.Tool {
+			warn("%s was written by %s, %s by %s", in.Name, describeTool(d.Tool), inputs[0].Name, describeTool(first.Tool))
 		}
 		if a, b := d.Fairness.Server.Address, first.Fairness.Server.Address; a != b {
 			warn("%s ran against %s, %s against %s: merging assumes one Redis", in.Name, a, inputs[0].Name, b)
+		}
+		if a, b := d.Fairness.Server.Version, first.Fairness.Server.Version; a != b {
+			warn("%s ran against redis %s, %s against redis %s: merging assumes one Redis", in.Name, orUnknown(a), inputs[0].Name, orUnknown(b))
+		}
+		for _, w := range d.Warnings {
+			warn("%s: %s", in.Name, w)
 		}
 		if d.Started.Before(out.Started) {
 			out.Started = d.Started
@@ -121,6 +133,13 @@ func Merge(inputs []MergeInput) (*result.Document, []string, error) {
 	if spread := latest.Sub(earliest); spread > startSpread {
 		warn("the inputs started %s apart: merged figures assume they ran at the same time", spread.Round(time.Millisecond))
 	}
+	var diffs paramDiffs
+	for _, g := range groups {
+		diffs.add(g.key, g.cells, g.from)
+	}
+	for _, w := range diffs.warnings() {
+		warn("%s", w)
+	}
 	for _, g := range groups {
 		if len(g.cells) < len(inputs) {
 			warn("%s is in %d of %d inputs (%s)", g.key, len(g.cells), len(inputs), strings.Join(g.from, ", "))
@@ -134,7 +153,116 @@ func Merge(inputs []MergeInput) (*result.Document, []string, error) {
 		}
 		out.Cells = append(out.Cells, c)
 	}
+	out.Warnings = warnings
 	return out, warnings, nil
+}
+
+// describeTool names a paybench build, "paybench 0.1.0 (commit 0123abc)".
+func describeTool(t result.Tool) string {
+	s := "paybench " + orUnknown(t.Version)
+	if t.Commit != "" {
+		s += " (commit " + t.Commit + ")"
+	}
+	return s
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
+}
+
+// perGeneratorParams are the cell parameters that may differ between load
+// generators of one run without making their figures unfit to add: each
+// generator should draw its own random sequence (seed), and the open loop
+// sizes its worker pool (workers_peak) and may hit the hard cap (capped)
+// on its own.
+var perGeneratorParams = map[string]bool{"seed": true, "workers_peak": true, "capped": true}
+
+// paramDiff is one parameter that differs between the inputs, with the
+// same values, in some cells.
+type paramDiff struct {
+	name, values string
+	cells        []string
+}
+
+// paramDiffs collects the parameters that differ between the inputs of
+// each cell, grouping the cells where one differs the same way.
+type paramDiffs struct {
+	list  []*paramDiff
+	index map[[2]string]*paramDiff
+	// compared counts the cells that more than one input measured.
+	compared int
+}
+
+// add records the parameters of one cell's inputs (cells, read from the
+// files named in from) that do not agree, but for perGeneratorParams.
+func (p *paramDiffs) add(key string, cells []*result.Cell, from []string) {
+	if len(cells) < 2 {
+		return
+	}
+	p.compared++
+	var names []string
+	seen := map[string]bool{}
+	for _, c := range cells {
+		for _, k := range sortedKeys(c.Params) {
+			if !seen[k] && !perGeneratorParams[k] {
+				seen[k] = true
+				names = append(names, k)
+			}
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		vals := make([]string, len(cells))
+		same := true
+		for i, c := range cells {
+			v, ok := c.Params[name]
+			if !ok {
+				v = "(unset)"
+			}
+			vals[i] = v
+			same = same && v == vals[0]
+		}
+		if same {
+			continue
+		}
+		parts := make([]string, len(vals))
+		for i, v := range vals {
+			parts[i] = v + " in " + from[i]
+		}
+		values := strings.Join(parts, ", ")
+		k := [2]string{name, values}
+		if p.index == nil {
+			p.index = map[[2]string]*paramDiff{}
+		}
+		d, ok := p.index[k]
+		if !ok {
+			d = &paramDiff{name: name, values: values}
+			p.index[k] = d
+			p.list = append(p.list, d)
+		}
+		d.cells = append(d.cells, key)
+	}
+}
+
+// warnings renders one line per parameter and values, naming the cells
+// (or "every cell" when it is every cell that several inputs measured).
+func (p *paramDiffs) warnings() []string {
+	n := p.compared
+	var out []string
+	for _, d := range p.list {
+		where := "every cell"
+		switch {
+		case len(d.cells) < n && len(d.cells) <= 3:
+			where = strings.Join(d.cells, ", ")
+		case len(d.cells) < n:
+			where = fmt.Sprintf("%s and %d more cells", strings.Join(d.cells[:3], ", "), len(d.cells)-3)
+		}
+		out = append(out, fmt.Sprintf("parameter %s differs between the inputs (%s) in %s: the merged figures add different loads", d.name, d.values, where))
+	}
+	return out
 }
 
 // mergeCells combines one cell's measurements from several generators.
@@ -149,8 +277,8 @@ func mergeCells(cells []*result.Cell, from []string) (result.Cell, []string, err
 		Expect:    f.Expect,
 		Params:    f.Params,
 	}
-	var errs, summaries []string
-	anyError, allUnsupported := false, true
+	var errs, reasons, summaries []string
+	anyError, anyInconclusive, allUnsupported := false, false, true
 	for _, c := range cells {
 		out.Generators += max(c.Generators, 1)
 		out.Ops += c.Ops
@@ -172,8 +300,11 @@ func mergeCells(cells []*result.Cell, from []string) (result.Cell, []string, err
 			}
 		}
 		anyError = anyError || c.Verdict == result.Error
+		anyInconclusive = anyInconclusive || c.Verdict == result.Inconclusive
 		allUnsupported = allUnsupported && c.Verdict == result.Unsupported
+		out.Interrupted = out.Interrupted || c.Interrupted
 		errs = appendDistinct(errs, c.Error)
+		reasons = appendDistinct(reasons, c.Reason)
 		summaries = appendDistinct(summaries, c.Summary)
 		for k, v := range c.FigureMerge {
 			if out.FigureMerge == nil {
@@ -185,6 +316,7 @@ func mergeCells(cells []*result.Cell, from []string) (result.Cell, []string, err
 		}
 	}
 	out.Error = strings.Join(errs, "; ")
+	out.Reason = strings.Join(reasons, "; ")
 	switch {
 	case len(summaries) == 1:
 		out.Summary = summaries[0]
@@ -205,6 +337,8 @@ func mergeCells(cells []*result.Cell, from []string) (result.Cell, []string, err
 	switch {
 	case anyError:
 		out.Verdict = result.Error
+	case anyInconclusive:
+		out.Verdict = result.Inconclusive
 	case allUnsupported:
 		out.Verdict = result.Unsupported
 	default:

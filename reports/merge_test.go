@@ -144,6 +144,121 @@ func TestMergeWarningsAndErrors(t *testing.T) {
 	}
 }
 
+func TestMergeKeepsWhatCannotBeJudged(t *testing.T) {
+	const lua, lock = 2, 6 // oversell/goredis/lua (PASS), lock-race/goredis/token (INCONCLUSIVE)
+	for _, tc := range []struct {
+		name        string
+		change      func(a, b *result.Document)
+		cell        int
+		verdict     result.Verdict
+		reason      string
+		interrupted bool
+	}{
+		{"inconclusive in both", func(a, b *result.Document) {}, lock, result.Inconclusive,
+			"the server restarted during the cell (run_id changed): the lock keys were lost", false},
+		{"inconclusive in one", func(a, b *result.Document) {
+			b.Cells[lua].Verdict, b.Cells[lua].Reason = result.Inconclusive, "the harness's reads failed"
+		}, lua, result.Inconclusive, "the harness's reads failed", false},
+		{"error wins", func(a, b *result.Document) {
+			a.Cells[lua].Verdict, a.Cells[lua].Error = result.Error, "connection refused"
+			b.Cells[lua].Verdict, b.Cells[lua].Reason = result.Inconclusive, "the harness's reads failed"
+		}, lua, result.Error, "the harness's reads failed", false},
+		{"interrupted in one", func(a, b *result.Document) { b.Cells[lua].Interrupted = true }, lua, result.Pass, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := roundTrip(t, buildFixture(t, 1)), roundTrip(t, buildFixture(t, 2))
+			tc.change(a, b)
+			merged, _, err := Merge([]MergeInput{{"a.json", a}, {"b.json", b}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := merged.Cells[tc.cell]
+			if m.Verdict != tc.verdict || m.Reason != tc.reason || m.Interrupted != tc.interrupted {
+				t.Errorf("%s: verdict %s, reason %q, interrupted %v; want %s, %q, %v", m.Key(), m.Verdict, m.Reason, m.Interrupted,
+					tc.verdict, tc.reason, tc.interrupted)
+			}
+		})
+	}
+}
+
+// setParam sets a parameter on every cell of doc that has parameters, or
+// deletes it for the value "".
+func setParam(doc *result.Document, cells, name, value string) {
+	for i := range doc.Cells {
+		c := &doc.Cells[i]
+		if c.Params == nil || cells != "" && !strings.HasPrefix(c.Key(), cells) {
+			continue
+		}
+		p := map[string]string{}
+		for k, v := range c.Params {
+			p[k] = v
+		}
+		if value == "" {
+			delete(p, name)
+		} else {
+			p[name] = value
+		}
+		c.Params = p
+	}
+}
+
+func TestMergeWarnsOfInputsThatDiffer(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(b *result.Document)
+		want   []string // each in one warning; none: no warning
+	}{
+		{"nothing differs", func(*result.Document) {}, nil},
+		{"seeds differ, as they should", func(b *result.Document) { setParam(b, "", "seed", "2") }, nil},
+		{"workers peak differs", func(b *result.Document) { setParam(b, "stock.deduct", "workers_peak", "17") }, nil},
+		{"buyers differ in every scenario cell", func(b *result.Document) { setParam(b, "oversell/", "buyers", "2000") },
+			[]string{"parameter buyers differs between the inputs (1000 in a.json, 2000 in b.json) in oversell/goredis/naive, oversell/rueidis/naive, oversell/goredis/lua and 3 more cells"}},
+		{"rate differs in every load", func(b *result.Document) { setParam(b, "stock.deduct", "rate", "9000") },
+			[]string{"parameter rate differs between the inputs (5000 in a.json, 9000 in b.json) in stock.deduct/goredis/lua, stock.deduct/rueidis/lua: the merged figures"}},
+		{"a parameter only one input has", func(b *result.Document) { setParam(b, "stock.deduct/rueidis", "duration", "10s") },
+			[]string{"parameter duration differs between the inputs ((unset) in a.json, 10s in b.json) in stock.deduct/rueidis/lua"}},
+		{"every cell", func(b *result.Document) {
+			setParam(b, "", "concurrency", "64")
+			for i := range b.Cells {
+				if b.Cells[i].Params == nil {
+					b.Cells[i].Params = map[string]string{"concurrency": "64"}
+				}
+			}
+		}, []string{"parameter concurrency differs between the inputs ((unset) in a.json, 64 in b.json) in every cell"}},
+		{"server version", func(b *result.Document) { b.Fairness.Server.Version = "7.2.4" },
+			[]string{"b.json ran against redis 7.2.4, a.json against redis 7.0.15"}},
+		{"server address", func(b *result.Document) { b.Fairness.Server.Address = "redis://10.0.0.9:6379" },
+			[]string{"b.json ran against redis://10.0.0.9:6379, a.json against redis://127.0.0.1:6379: merging assumes one Redis"}},
+		{"paybench version", func(b *result.Document) { b.Tool.Version = "0.2.0" },
+			[]string{"b.json was written by paybench 0.2.0 (commit 0123456789abcdef0123456789abcdef01234567), a.json by paybench 0.1.0 (commit 0123456789abcdef0123456789abcdef01234567)"}},
+		{"paybench commit", func(b *result.Document) { b.Tool.Commit = "" },
+			[]string{"b.json was written by paybench 0.1.0, a.json by paybench 0.1.0 (commit 0123"}},
+		{"an input's own warnings", func(b *result.Document) { b.Warnings = []string{"x.json ran against redis 6.2.0"} },
+			[]string{"b.json: x.json ran against redis 6.2.0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := roundTrip(t, buildFixture(t, 1)), roundTrip(t, buildFixture(t, 2))
+			tc.change(b)
+			merged, warnings, err := Merge([]MergeInput{{"a.json", a}, {"b.json", b}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(warnings) != len(tc.want) {
+				t.Errorf("%d warnings, want %d:\n%s", len(warnings), len(tc.want), strings.Join(warnings, "\n"))
+			}
+			for i, want := range tc.want {
+				if i < len(warnings) && !strings.Contains(warnings[i], want) {
+					t.Errorf("warning %q lacks %q", warnings[i], want)
+				}
+			}
+			// The merged document records them.
+			if got := roundTrip(t, merged).Warnings; strings.Join(got, "\n") != strings.Join(warnings, "\n") {
+				t.Errorf("document warnings %q, want %q", got, warnings)
+			}
+		})
+	}
+}
+
 func TestMergeOfMergesFlattensSources(t *testing.T) {
 	a, b, c := roundTrip(t, buildFixture(t, 1)), roundTrip(t, buildFixture(t, 2)), roundTrip(t, buildFixture(t, 3))
 	ab, _, err := Merge([]MergeInput{{"a", a}, {"b", b}})

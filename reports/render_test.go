@@ -55,6 +55,48 @@ func TestRenderersMatchGoldenFiles(t *testing.T) {
 	})
 }
 
+func TestRenderersShowWarnings(t *testing.T) {
+	doc := readFixture(t)
+	doc.Warnings = []string{"b.json ran against redis 7.2.4, a.json against redis 7.0.15: merging assumes one Redis"}
+	for _, format := range []string{FormatText, FormatMatrix, FormatMarkdown, FormatHTML, FormatJSON} {
+		if out := string(render(t, doc, format)); !strings.Contains(out, "b.json ran against redis 7.2.4") {
+			t.Errorf("%s does not show the warning", format)
+		}
+	}
+}
+
+// TestRenderersShowAnInterruptedCell: a cell cut short says so wherever
+// its verdict is shown, and benchstat does not get its partial figures.
+func TestRenderersShowAnInterruptedCell(t *testing.T) {
+	doc := readFixture(t)
+	c := &doc.Cells[3] // oversell/rueidis/lua
+	c.Interrupted = true
+	for _, tc := range []struct {
+		format, want string
+	}{
+		{FormatText, "    interrupted: figures are partial"},
+		{FormatMatrix, "PASS 40.3k/s p99 5.93ms (interrupted)"},
+		{FormatMarkdown, "PASS 40.3k/s p99 5.93ms (interrupted)"},
+		{FormatHTML, "interrupted: figures are partial"},
+		{FormatJSON, `"interrupted": true`},
+	} {
+		if out := string(render(t, doc, tc.format)); !strings.Contains(out, tc.want) {
+			t.Errorf("%s lacks %q", tc.format, tc.want)
+		}
+	}
+	bench := string(render(t, doc, FormatBenchFmt))
+	if strings.Contains(bench, "Oversell/backend=rueidis/strategy=lua") || strings.Contains(bench, "LockRace") {
+		t.Errorf("benchfmt has an interrupted or INCONCLUSIVE cell:\n%s", bench)
+	}
+	if !strings.Contains(bench, "Oversell/backend=goredis/strategy=lua") {
+		t.Errorf("benchfmt lacks a whole cell:\n%s", bench)
+	}
+	doc.Interrupted = true
+	if bench := string(render(t, doc, FormatBenchFmt)); strings.Contains(bench, "Benchmark") {
+		t.Errorf("benchfmt of an interrupted document has results:\n%s", bench)
+	}
+}
+
 func TestRenderUnknownFormat(t *testing.T) {
 	if err := Render(&bytes.Buffer{}, &result.Document{}, "pdf"); err == nil {
 		t.Fatal("no error for an unknown format")
@@ -170,6 +212,18 @@ func TestJUnitHasACasePerInvariant(t *testing.T) {
 	if !found {
 		t.Error("no case for the broken invariant")
 	}
+	// An INCONCLUSIVE cell neither passes nor fails: every case is skipped
+	// with the reason.
+	for _, s := range j.Suites {
+		if s.Name != "lock-race/goredis/token" {
+			continue
+		}
+		for _, tc := range s.Cases {
+			if tc.Failure != nil || tc.Skipped == nil {
+				t.Errorf("INCONCLUSIVE cell: case %q is not skipped", tc.Name)
+			}
+		}
+	}
 }
 
 func TestBenchfmtReadsTheOutput(t *testing.T) {
@@ -200,7 +254,7 @@ func TestBenchfmtReadsTheOutput(t *testing.T) {
 	}
 	measured := 0
 	for _, c := range doc.Cells {
-		if c.Ops > 0 {
+		if c.Ops > 0 && c.Verdict != result.Inconclusive {
 			measured++
 		}
 	}

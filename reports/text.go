@@ -12,7 +12,8 @@ import (
 
 // Text writes the terminal table: a row per cell with operations,
 // throughput, corrected latency percentiles and the verdict, each broken
-// invariant with its figures under its row, and the cell's summary line.
+// invariant with its figures under its row, the cell's summary line, and
+// the document's warnings.
 func Text(w io.Writer, doc *result.Document) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	first := "SCENARIO"
@@ -41,7 +42,15 @@ func Text(w io.Writer, doc *result.Document) error {
 	if doc.Interrupted {
 		fmt.Fprintln(w, "INTERRUPTED: the run was stopped early; figures are partial")
 	}
+	writeWarnings(w, doc)
 	return nil
+}
+
+// writeWarnings writes the document's warnings, one line each.
+func writeWarnings(w io.Writer, doc *result.Document) {
+	for _, s := range doc.Warnings {
+		fmt.Fprintln(w, "warning: "+s)
+	}
 }
 
 // FormatMicros renders a latency in microseconds with a readable unit.
@@ -60,12 +69,18 @@ func FormatMicros(us int64) string {
 	}
 }
 
-// writeNotes writes a cell's summary, error, broken invariants and error
-// classes under the table.
+// writeNotes writes a cell's summary, error or reason, whether it was
+// interrupted, broken invariants and error classes under the table.
 func writeNotes(w io.Writer, c result.Cell) {
 	var notes []string
 	if c.Error != "" {
 		notes = append(notes, "error: "+c.Error)
+	}
+	if c.Reason != "" {
+		notes = append(notes, "reason: "+c.Reason)
+	}
+	if c.Interrupted {
+		notes = append(notes, "interrupted: figures are partial")
 	}
 	for _, inv := range c.Invariants {
 		if !inv.Holds {

@@ -31,18 +31,25 @@ var (
 	// invalid password).
 	ErrAuth = errors.New("redis authentication failed")
 	// ErrNotRedis: the peer answered, but not in the Redis protocol (an
-	// HTTP server, a TLS mismatch, a peer that hangs up).
+	// HTTP server, a peer that hangs up).
 	ErrNotRedis = errors.New("peer is not a Redis server")
+	// ErrTLS: TLS failed. The URL and the server disagree on it — a
+	// rediss:// URL to a server that does not answer TLS, a redis:// URL
+	// to one that only speaks TLS — or the handshake failed (a
+	// certificate that does not verify, a client certificate required).
+	// The message says which, and what to change.
+	ErrTLS = errors.New("redis TLS failed")
 	// ErrTimeout: the dial, the handshake or a reply took longer than the
 	// time-out.
 	ErrTimeout = errors.New("redis timed out")
 )
 
 // IsConnectError reports whether err says the server could not be used:
-// unreachable, refused authentication, not Redis, or timed out.
+// unreachable, refused authentication, not Redis, TLS failed, or timed
+// out.
 func IsConnectError(err error) bool {
 	return errors.Is(err, ErrUnreachable) || errors.Is(err, ErrAuth) ||
-		errors.Is(err, ErrNotRedis) || errors.Is(err, ErrTimeout)
+		errors.Is(err, ErrNotRedis) || errors.Is(err, ErrTLS) || errors.Is(err, ErrTimeout)
 }
 
 // IsUsageError reports whether err is the user's mistake on the command
@@ -67,10 +74,25 @@ func (e *connError) Unwrap() []error {
 	return []error{e.class, e.cause}
 }
 
+// tlsError is a TLS failure whose message already says where and what to
+// change, such as "TLS handshake with 127.0.0.1:6379 failed: the server did
+// not answer TLS (is it a plain redis:// server?)".
+type tlsError struct {
+	msg   string
+	cause error
+}
+
+func (e *tlsError) Error() string { return e.msg }
+func (e *tlsError) Unwrap() error { return e.cause }
+
 // connectError classifies err, which a step (PING, INFO server) against the
 // server at where (a redacted URL) returned. An error it cannot classify
 // (a plain error reply, a cancelled context) is wrapped as it is.
 func connectError(where, step string, err error, password string) error {
+	var te *tlsError
+	if errors.As(err, &te) {
+		return &connError{msg: scrub(te.msg, password), class: ErrTLS, cause: err}
+	}
 	class := classify(err)
 	msg := scrub(err.Error(), password)
 	if class == nil {
@@ -86,6 +108,13 @@ func classify(err error) error {
 	}
 	if authMessage(err.Error()) {
 		return ErrAuth
+	}
+	var te *tlsError
+	var cve *tls.CertificateVerificationError
+	var remote *net.OpError
+	if errors.As(err, &te) || errors.As(err, &cve) ||
+		errors.As(err, &remote) && remote.Op == "remote error" { // a TLS alert from the server
+		return ErrTLS
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||

@@ -2,6 +2,7 @@ package redisenv
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -190,6 +191,9 @@ func TestClassify(t *testing.T) {
 		{redis.ErrPoolTimeout, ErrTimeout},
 		{redis.ErrClosed, nil},
 		{errors.New("something else"), nil},
+		{&tlsError{msg: "TLS handshake with h:1 failed", cause: context.DeadlineExceeded}, ErrTLS},
+		{fmt.Errorf("dial: %w", &tls.CertificateVerificationError{Err: errors.New("x509: certificate signed by unknown authority")}), ErrTLS},
+		{&net.OpError{Op: "remote error", Err: errors.New("tls: certificate required")}, ErrTLS},
 	} {
 		if got := classify(tc.err); got != tc.want {
 			t.Errorf("classify(%v) = %v, want %v", tc.err, got, tc.want)
@@ -208,6 +212,7 @@ func TestIsConnectError(t *testing.T) {
 		{fmt.Errorf("a: %w", ErrAuth), true},
 		{fmt.Errorf("a: %w", ErrNotRedis), true},
 		{fmt.Errorf("a: %w", ErrTimeout), true},
+		{fmt.Errorf("a: %w", ErrTLS), true},
 		{fmt.Errorf("a: %w", ErrBadURL), false},
 		{fmt.Errorf("a: %w", ErrUnavailable), false},
 		{connectError("redis://h", "PING", context.DeadlineExceeded, ""), true},

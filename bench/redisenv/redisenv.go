@@ -7,7 +7,9 @@
 // Every kind is checked the same way after connecting (PING, then INFO
 // server, bounded by Options.DialTimeout), and connection failures are
 // classified into sentinel errors (ErrUnreachable, ErrAuth, ErrNotRedis,
-// ErrTimeout) that callers test with errors.Is. Error messages never contain
+// ErrTLS, ErrTimeout) that callers test with errors.Is. A rediss:// URL
+// completes its TLS handshake before the check, so that a server that does
+// not answer TLS is named as such. Error messages never contain
 // a password: URLs are printed through Redact.
 //
 // DeletePrefix removes a run's keys (SCAN + UNLINK under the run prefix);
@@ -18,6 +20,7 @@ package redisenv
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -281,8 +285,10 @@ func provideURL(ctx context.Context, raw string, o Options) (*Server, error) {
 // connect builds the admin client for ro and checks the server. On failure
 // it closes the client and calls release.
 func connect(ctx context.Context, kind Kind, fullURL string, ro *redis.Options, o Options, release func() error) (*Server, error) {
-	// A plain dial first: an unreachable server fails here, before go-redis
-	// would log its own dial failure.
+	// A plain dial first (with the TLS handshake for rediss://): an
+	// unreachable server, or one that does not answer TLS, fails here with
+	// its own message, before go-redis would log its own dial failure or
+	// just time out.
 	if err := dialOnce(ctx, ro, o.DialTimeout); err != nil {
 		if release != nil {
 			err = errors.Join(err, release())
@@ -297,20 +303,88 @@ func connect(ctx context.Context, kind Kind, fullURL string, ro *redis.Options, 
 		release:  release,
 	}
 	if err := s.check(ctx, o.DialTimeout); err != nil {
+		// A redis:// URL to a server that only speaks TLS looks like a peer
+		// that hangs up: ask it for a TLS handshake to tell.
+		if ro.TLSConfig == nil && errors.Is(err, ErrNotRedis) && ctx.Err() == nil && speaksTLS(ctx, ro, o.DialTimeout) {
+			err = &connError{
+				msg:   fmt.Sprintf("connection to %s without TLS failed: the server speaks TLS (use a rediss:// URL, not redis://)", ro.Addr),
+				class: ErrTLS, cause: err,
+			}
+		}
 		_ = s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// dialOnce opens and closes one connection to ro's address.
+// dialOnce opens and closes one connection to ro's address. For a
+// rediss:// URL it also completes the TLS handshake, so that a server that
+// does not answer TLS is named as such (an error wrapping *tlsError).
 func dialOnce(ctx context.Context, ro *redis.Options, timeout time.Duration) error {
 	d := net.Dialer{Timeout: timeout}
 	c, err := d.DialContext(ctx, ro.Network, ro.Addr)
 	if err != nil {
 		return err
 	}
-	return c.Close()
+	defer c.Close()
+	if ro.TLSConfig == nil {
+		return nil
+	}
+	return tlsHandshake(ctx, c, ro, timeout)
+}
+
+// tlsHandshake runs the TLS handshake of ro on c within timeout. A failure
+// is a *tlsError that names the address and, when the server did not
+// answer in TLS (no answer, a non-TLS answer, a hang-up), asks whether it
+// is a plain redis:// server.
+func tlsHandshake(ctx context.Context, c net.Conn, ro *redis.Options, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	cfg := ro.TLSConfig.Clone()
+	if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+		// As tls.Dial does, and go-redis through it.
+		host, _, _ := net.SplitHostPort(ro.Addr)
+		cfg.ServerName = host
+	}
+	err := tls.Client(c, cfg).HandshakeContext(ctx)
+	if err == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	const plain = " (is it a plain redis:// server?)"
+	var rh tls.RecordHeaderError
+	var ne net.Error
+	why := scrub(err.Error())
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		why = "the server did not answer TLS within " + timeout.String() + plain
+	case errors.As(err, &rh):
+		why = "the server did not answer TLS" + plain
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		why = "the server hung up without answering TLS" + plain
+	}
+	return &tlsError{msg: "TLS handshake with " + ro.Addr + " failed: " + why, cause: err}
+}
+
+// speaksTLS reports whether the TCP server of ro answers a TLS handshake
+// (completes it, or answers with a TLS alert), within timeout. It only
+// probes: it does not verify the certificate and sends nothing else.
+func speaksTLS(ctx context.Context, ro *redis.Options, timeout time.Duration) bool {
+	if ro.Network != "tcp" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: &tls.Config{InsecureSkipVerify: true}}
+	c, err := d.DialContext(ctx, "tcp", ro.Addr)
+	if err == nil {
+		_ = c.Close()
+		return true
+	}
+	var remote *net.OpError
+	return errors.As(err, &remote) && remote.Op == "remote error"
 }
 
 // adminOptions returns the settings of the admin client: bounded dial and

@@ -62,11 +62,11 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := reports.ValidateCellSelectors(opt.PerfCells); err != nil {
 		return usageErrorf("--perf-cells: %w", err)
 	}
-	base, err := readResult(fs.Arg(0))
+	base, err := readCells(fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	newDoc, err := readResult(fs.Arg(1))
+	newDoc, err := readCells(fs.Arg(1))
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var inputs []reports.MergeInput
 	for _, path := range fs.Args() {
-		doc, err := readResult(path)
+		doc, err := readCells(path)
 		if err != nil {
 			return err
 		}

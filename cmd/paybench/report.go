@@ -69,7 +69,8 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // readResult reads a result document from a file, or from standard input
-// for "-"; a file that cannot be read or is not a result is a usage error.
+// for "-"; a file that cannot be read, is not a result (reports.ErrNotJSON,
+// ErrNotResult) or is of a newer schema (ErrNewerSchema) is a usage error.
 func readResult(path string) (*result.Document, error) {
 	var doc *result.Document
 	var err error
@@ -79,6 +80,24 @@ func readResult(path string) (*result.Document, error) {
 		doc, err = reports.ReadJSONFile(path)
 	}
 	if err != nil {
+		return nil, usageErrorf("%w", err)
+	}
+	return doc, nil
+}
+
+// readCells reads a result document as readResult does, and refuses one
+// without cells (a usage error): compare and merge would have nothing to
+// work on.
+func readCells(path string) (*result.Document, error) {
+	doc, err := readResult(path)
+	if err != nil {
+		return nil, err
+	}
+	name := path
+	if path == "-" {
+		name = "standard input"
+	}
+	if err := reports.RequireCells(doc, name); err != nil {
 		return nil, usageErrorf("%w", err)
 	}
 	return doc, nil

@@ -58,29 +58,55 @@ func TestReportRendersEveryFormat(t *testing.T) {
 
 func TestReportUsageErrorsExit2(t *testing.T) {
 	path := filepath.Join("..", "..", "reports", "testdata", "result.json")
-	notJSON := filepath.Join(t.TempDir(), "x.json")
-	if err := os.WriteFile(notJSON, []byte("hello"), 0o644); err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
+	const head = `{"schema": 1, "kind": "run", "tool": {"version": "0.1.0"}, "started": "2026-01-02T03:04:05Z"`
+	notJSON := file("x.json", "hello")
+	schemaOnly := file("schema-only.json", `{"schema": 1}`)
+	otherKind := file("kind.json", `{"schema": 1, "kind": "Pod", "tool": {}, "started": "2026-01-02T03:04:05Z"}`)
+	newer := file("newer.json", `{"schema": 2, "kind": "run", "tool": {"version": "9.0.0"}, "started": "2026-01-02T03:04:05Z"}`)
+	noCells := file("empty.json", head+`, "cells": []}`)
+	noBackend := file("no-backend.json", head+`, "cells": [{"scenario": "oversell", "strategy": "lua", "verdict": "PASS"}]}`)
 	for _, tc := range []struct {
 		name string
 		args []string
+		want string // in stderr
 	}{
-		{"no file", []string{"report"}},
-		{"two files", []string{"report", path, path}},
-		{"missing file", []string{"report", "/nonexistent/r.json"}},
-		{"not a result", []string{"report", notJSON}},
-		{"unknown format", []string{"report", path, "--format", "pdf"}},
-		{"cell without hgrm", []string{"report", path, "--cell", "oversell"}},
-		{"bad gate", []string{"report", path, "--gate", "p99<"}},
-		{"compare one file", []string{"compare", path}},
-		{"compare bad threshold", []string{"compare", path, path, "--max-p99-increase", "lots"}},
-		{"compare negative threshold", []string{"compare", path, path, "--max-throughput-drop", "-5%"}},
-		{"compare bad format", []string{"compare", path, path, "--format", "pdf"}},
-		{"compare missing file", []string{"compare", path, "/nonexistent/r.json"}},
-		{"merge nothing", []string{"merge"}},
-		{"merge missing file", []string{"merge", path, "/nonexistent/r.json"}},
-		{"merge not a result", []string{"merge", path, notJSON}},
+		{"no file", []string{"report"}, ""},
+		{"two files", []string{"report", path, path}, ""},
+		{"missing file", []string{"report", "/nonexistent/r.json"}, "no such file"},
+		{"not JSON", []string{"report", notJSON}, notJSON + " is not JSON: line 1: invalid character 'h'"},
+		{"not a result", []string{"report", schemaOnly}, schemaOnly + ` is not a paybench result (no "kind", "tool" or "started" field)`},
+		{"another kind", []string{"report", otherKind}, `("kind" is "Pod", want run, load or suite)`},
+		{"newer schema", []string{"report", newer}, newer + " was written by a newer paybench (schema 2, this build reads 1)"},
+		{"cell without backend", []string{"report", noBackend}, `cells[0] (oversell/lua) has no "backend"`},
+		{"unknown format", []string{"report", path, "--format", "pdf"}, ""},
+		{"cell without hgrm", []string{"report", path, "--cell", "oversell"}, ""},
+		{"bad gate", []string{"report", path, "--gate", "p99<"}, ""},
+		{"compare one file", []string{"compare", path}, ""},
+		{"compare bad threshold", []string{"compare", path, path, "--max-p99-increase", "lots"}, ""},
+		{"compare negative threshold", []string{"compare", path, path, "--max-throughput-drop", "-5%"}, ""},
+		{"compare bad format", []string{"compare", path, path, "--format", "pdf"}, ""},
+		{"compare missing file", []string{"compare", path, "/nonexistent/r.json"}, ""},
+		{"compare not JSON", []string{"compare", notJSON, path}, notJSON + " is not JSON"},
+		{"compare not a result", []string{"compare", path, schemaOnly}, schemaOnly + " is not a paybench result"},
+		{"compare newer schema", []string{"compare", newer, path}, "written by a newer paybench"},
+		{"compare no cells", []string{"compare", path, noCells}, noCells + " has no cells"},
+		{"compare base without cells", []string{"compare", noCells, path}, noCells + " has no cells"},
+		{"compare cell without backend", []string{"compare", path, noBackend}, `has no "backend"`},
+		{"merge nothing", []string{"merge"}, ""},
+		{"merge missing file", []string{"merge", path, "/nonexistent/r.json"}, ""},
+		{"merge not JSON", []string{"merge", path, notJSON}, notJSON + " is not JSON"},
+		{"merge not a result", []string{"merge", path, schemaOnly}, schemaOnly + " is not a paybench result"},
+		{"merge newer schema", []string{"merge", path, newer}, "written by a newer paybench"},
+		{"merge no cells", []string{"merge", path, noCells}, noCells + " has no cells"},
+		{"merge cell without backend", []string{"merge", noBackend, path}, `has no "backend"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCLI(t, context.Background(), tc.args...)
@@ -88,7 +114,15 @@ func TestReportUsageErrorsExit2(t *testing.T) {
 				t.Fatalf("exit %d, want %d (stderr %q)", code, exitUsage, stderr)
 			}
 			assertOneLine(t, stderr)
+			if !strings.Contains(stderr, tc.want) {
+				t.Errorf("stderr %q lacks %q", stderr, tc.want)
+			}
 		})
+	}
+	// A valid document without cells renders: report has nothing to
+	// refuse.
+	if code, stdout, stderr := runCLI(t, context.Background(), "report", noCells); code != exitOK || !strings.Contains(stdout, "SCENARIO") {
+		t.Errorf("report of a document without cells: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
 
@@ -180,5 +214,107 @@ func TestMergeAddsResults(t *testing.T) {
 		t.Errorf("merge -o: exit %d %s", code, stderr)
 	} else if readDoc(t, out).Cells[0].Generators != 2 {
 		t.Error("merge -o wrote no merged result")
+	}
+}
+
+// fixtureResult is the reports package's fixed result: no Redis needed.
+var fixtureResult = filepath.Join("..", "..", "reports", "testdata", "result.json")
+
+// TestCompareCellsThatCannotBeJudged: an INCONCLUSIVE cell of NEW is listed,
+// not failed; a cell of an interrupted NEW counts as missing, never as a
+// verdict change.
+func TestCompareCellsThatCannotBeJudged(t *testing.T) {
+	healthy := func(d *result.Document) {
+		var cells []result.Cell
+		for _, c := range d.Cells {
+			if c.Verdict.AsExpected() {
+				cells = append(cells, c)
+			}
+		}
+		d.Cells = cells
+	}
+	base := editResult(t, fixtureResult, healthy)
+	breakLua := func(d *result.Document) *result.Cell {
+		healthy(d)
+		for i := range d.Cells {
+			if c := &d.Cells[i]; c.Key() == "oversell/goredis/lua" {
+				c.Invariants[0].Holds = false
+				c.Judge()
+				return c
+			}
+		}
+		t.Fatal("no oversell/goredis/lua cell")
+		return nil
+	}
+	for _, tc := range []struct {
+		name    string
+		edit    func(*result.Document)
+		code    int
+		want    []string // in stdout
+		notWant string
+	}{
+		{"inconclusive", func(d *result.Document) {
+			c := breakLua(d)
+			c.Verdict, c.Reason = result.Inconclusive, "the server restarted"
+		}, exitOK, []string{"note oversell/goredis/lua: not judged: INCONCLUSIVE: the server restarted", "compare: ok"}, "FAIL"},
+		{"interrupted document", func(d *result.Document) {
+			breakLua(d)
+			d.Interrupted = true
+		}, exitFail, []string{"FAIL oversell/goredis/lua: not compared: interrupted", "FAIL stock.deduct/rueidis/lua: not compared: interrupted"}, "verdict PASS → FAIL"},
+		{"interrupted cell", func(d *result.Document) { breakLua(d).Interrupted = true },
+			exitFail, []string{"FAIL oversell/goredis/lua: not compared: interrupted", "compare: FAIL (1 failures)"}, "verdict PASS → FAIL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			newPath := editResult(t, fixtureResult, tc.edit)
+			code, stdout, stderr := runCLI(t, context.Background(), "compare", base, newPath)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s\n%s", code, tc.code, stdout, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout)
+				}
+			}
+			if strings.Contains(stdout, tc.notWant) {
+				t.Errorf("stdout has %q:\n%s", tc.notWant, stdout)
+			}
+			if code != exitOK {
+				assertOneLine(t, stderr)
+			}
+		})
+	}
+}
+
+// TestMergeWarnsOfDifferentParameters: the warnings go to stderr and into
+// the merged document.
+func TestMergeWarnsOfDifferentParameters(t *testing.T) {
+	other := editResult(t, fixtureResult, func(d *result.Document) {
+		d.Fairness.Server.Version = "7.2.4"
+		for i := range d.Cells {
+			if d.Cells[i].Operation != "" && d.Cells[i].Params != nil {
+				d.Cells[i].Params["rate"] = "9000"
+				d.Cells[i].Params["seed"] = "2"
+			}
+		}
+	})
+	out := filepath.Join(t.TempDir(), "all.json")
+	code, _, stderr := runCLI(t, context.Background(), "merge", fixtureResult, other, "-o", out)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	wants := []string{
+		"paybench: warning: " + other + " ran against redis 7.2.4, " + fixtureResult + " against redis 7.0.15",
+		"paybench: warning: parameter rate differs between the inputs (5000 in " + fixtureResult + ", 9000 in " + other + ")",
+	}
+	for _, w := range wants {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, stderr)
+		}
+	}
+	if strings.Contains(stderr, "parameter seed") {
+		t.Errorf("warned of seeds that differ:\n%s", stderr)
+	}
+	if doc := readDoc(t, out); len(doc.Warnings) != strings.Count(stderr, "paybench: warning: ") {
+		t.Errorf("the merged document records %d warnings, stderr has:\n%s", len(doc.Warnings), stderr)
 	}
 }

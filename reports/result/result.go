@@ -17,7 +17,8 @@ type Verdict string
 // Verdicts. A strategy expected to hold gets PASS or FAIL; one expected to
 // break (the seed's code) gets REPRODUCED or NOT-REPRODUCED. ERROR means the
 // cell could not run to its end; UNSUPPORTED that the backend lacks the
-// strategy; MEASURED is a load cell with no invariants to judge.
+// strategy; MEASURED is a load cell with no invariants to judge;
+// INCONCLUSIVE that the cell ran but cannot be judged.
 const (
 	Pass          Verdict = "PASS"
 	Fail          Verdict = "FAIL"
@@ -26,9 +27,11 @@ const (
 	Error         Verdict = "ERROR"
 	Unsupported   Verdict = "UNSUPPORTED"
 	Measured      Verdict = "MEASURED"
-	// Inconclusive: the cell ran but cannot be judged — its operations
-	// failed, the server restarted or lost the cell's keys, the harness's
-	// own reads failed, or it was interrupted. Cell.Reason says which.
+	// Inconclusive: the cell ran, but what it read back cannot be judged —
+	// operations failed, the server restarted or was flushed, the
+	// harness's own reads failed, or it was interrupted. Cell.Reason says
+	// which. It is neither a pass nor a failure: compare and gates do not
+	// judge such a cell, and AsExpected is false for it.
 	Inconclusive Verdict = "INCONCLUSIVE"
 )
 
@@ -65,6 +68,11 @@ type Document struct {
 	// Sources lists the documents a `paybench merge` combined (empty for a
 	// document written by one paybench process).
 	Sources []Source `json:"sources,omitempty"`
+	// Warnings lists what a reader should know before trusting the
+	// document, one line each: for a merge, inputs that ran with
+	// different parameters, against different servers or with different
+	// paybench builds, or that started far apart.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // GateOutcome is one absolute gate judged on one cell.
@@ -127,11 +135,13 @@ type Cell struct {
 	// Summary is one human line with the cell's key numbers, such as
 	// "sold 412 units of 100 — oversold by 312".
 	Summary string `json:"summary,omitempty"`
-	Error   string `json:"error,omitempty"`
-	// Reason says why a cell is INCONCLUSIVE.
+	// Error says why the cell is ERROR or UNSUPPORTED.
+	Error string `json:"error,omitempty"`
+	// Reason says why the cell is INCONCLUSIVE, such as "the server
+	// restarted during the cell (run_id changed)".
 	Reason string `json:"reason,omitempty"`
-	// Interrupted is true for a cell cut short by an interrupt: it is not
-	// judged, and compare and gates treat it as missing.
+	// Interrupted says the cell was stopped before its end (Ctrl-C): its
+	// figures are partial, and compare and gates treat it as missing.
 	Interrupted bool               `json:"interrupted,omitempty"`
 	Invariants  []Invariant        `json:"invariants,omitempty"`
 	Figures     map[string]float64 `json:"figures,omitempty"`
@@ -244,7 +254,7 @@ type Point struct {
 }
 
 // Judge sets c.Verdict from c.Expect and c.Invariants, unless the cell
-// already carries ERROR or UNSUPPORTED.
+// already carries ERROR, UNSUPPORTED or INCONCLUSIVE.
 func (c *Cell) Judge() {
 	if c.Verdict == Error || c.Verdict == Unsupported || c.Verdict == Inconclusive {
 		return
@@ -272,11 +282,31 @@ func (c *Cell) Judge() {
 }
 
 // AsExpected reports whether the verdict is what the cell's expectation
-// asked for (PASS, REPRODUCED, MEASURED and UNSUPPORTED are).
+// asked for (PASS, REPRODUCED, MEASURED and UNSUPPORTED are; FAIL,
+// NOT-REPRODUCED, ERROR and INCONCLUSIVE are not).
 func (v Verdict) AsExpected() bool {
 	switch v {
 	case Pass, Reproduced, Measured, Unsupported:
 		return true
 	}
 	return false
+}
+
+// Judged reports whether the verdict judges the cell's invariants or
+// figures: false for ERROR, UNSUPPORTED and INCONCLUSIVE, whose figures are
+// absent or cannot be trusted.
+func (v Verdict) Judged() bool {
+	switch v {
+	case Error, Unsupported, Inconclusive:
+		return false
+	}
+	return true
+}
+
+// CellInterrupted reports whether c, a cell of doc, was interrupted: its
+// own flag is set, or doc itself was interrupted. In an interrupted
+// document no cell is taken as whole, since a document written before
+// cells carried their own flag cannot say which one a Ctrl-C cut short.
+func CellInterrupted(doc *Document, c *Cell) bool {
+	return c.Interrupted || doc != nil && doc.Interrupted
 }
