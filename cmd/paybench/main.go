@@ -33,8 +33,8 @@ const exitCodesHelp = `Exit codes:
        (compare: a regression, a broken invariant or a missing cell)
   2    usage error (bad flag or argument, unknown scenario/strategy/backend, bad URL,
        an output that cannot be written, a key prefix already in use)
-  3    Redis unreachable, refused authentication, is not Redis, timed out, or the
-       run's keys could not be deleted
+  3    Redis unreachable, refused authentication, is not Redis, TLS failed, timed
+       out, or the run's keys could not be deleted
   4    a bug expected to show did not (NOT-REPRODUCED)
   5    a cell could not be judged (INCONCLUSIVE: operations failed, the server
        restarted or lost data, paybench's own reads failed)
