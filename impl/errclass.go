@@ -87,9 +87,10 @@ const (
 	// queued commands did, and the class cannot tell which (unknown).
 	ClassWrongType = "wrongtype"
 	// ClassScript: a Lua script failed while it ran ("ERR Error running
-	// script", "user_script", and any error a redis.call raised inside it,
-	// whatever its code: its message names the cause). Scripts are not
-	// rolled back: writes made before the failure stay (unknown).
+	// script", "user_script", and any error a redis.call raised inside it
+	// other than the server's own refusals — OOM, NOPERM, READONLY, ...,
+	// which keep their class). Scripts are not rolled back: writes made
+	// before the failure stay (unknown).
 	ClassScript = "script"
 	// ClassRedis: any other error reply (ERR ..., a code not listed here).
 	// Usually refused before anything applied, but a runtime error inside
@@ -181,19 +182,34 @@ var replyCodes = map[string]string{
 	"WRONGTYPE":   ClassWrongType,
 }
 
+// inScriptCauses are the classes a reply raised inside a script keeps:
+// refusals by the server's state or configuration, not by the script.
+var inScriptCauses = map[string]bool{
+	ClassOOM: true, ClassNoPerm: true, ClassBusy: true, ClassLoading: true, ClassReadOnly: true,
+	ClassMoved: true, ClassAsk: true, ClassTryAgain: true, ClassClusterDown: true, ClassCrossSlot: true,
+}
+
 // ClassifyReply returns the class of a Redis error reply's text, such as
 // "NOPERM this user has no permissions to run the 'evalsha' command": an
-// error raised inside a Lua script is ClassScript whatever its code (its
-// writes before the error stay); otherwise the leading code word decides,
+// error raised inside a Lua script is ClassScript (its writes before the
+// error stay), unless its code is a refusal by the server's state (OOM,
+// NOPERM, READONLY, BUSY, LOADING, cluster redirections), which keeps its
+// own class; otherwise the leading code word decides,
 // and an ERR reply is ClassUnknownCommand, ClassAuth or ClassRedis by its
 // words. A text that starts with no code word is taken for an ERR reply
 // whose "ERR " the client library stripped (rueidis does). A code it does
 // not know is ClassRedis.
 func ClassifyReply(msg string) string {
+	code, rest, _ := strings.Cut(msg, " ")
 	if strings.Contains(msg, "user_script") || strings.Contains(msg, "Error running script") {
+		// Inside a script, a refusal of the server's own (OOM, NOPERM,
+		// READONLY, ...) keeps its name: it is the cause a user must see.
+		// Anything else — a WRONGTYPE, a runtime error — is the script's.
+		if c, ok := replyCodes[code]; ok && inScriptCauses[c] {
+			return c
+		}
 		return ClassScript
 	}
-	code, rest, _ := strings.Cut(msg, " ")
 	if c, ok := replyCodes[code]; ok {
 		return c
 	}

@@ -98,7 +98,7 @@ func TestClassify(t *testing.T) {
 		{"script runtime 6.x", errors.New("ERR Error running script (call to f_8b): @user_script:1: boom"), ClassScript},
 		{"script runtime 7.x", errors.New("ERR user_script:1: boom script: 8290, on @user_script:1."), ClassScript},
 		{"call inside a script", errors.New("WRONGTYPE Operation against a key holding the wrong kind of value script: f4b6, on @user_script:1."), ClassScript},
-		{"oom inside a script", errors.New("OOM command not allowed when used memory > 'maxmemory'. script: ff96, on @user_script:1."), ClassScript},
+		{"oom inside a script", errors.New("OOM command not allowed when used memory > 'maxmemory'. script: ff96, on @user_script:1."), ClassOOM},
 		{"other reply", errors.New("ERR value is not an integer or out of range"), ClassRedis},
 		{"unknown code", errors.New("MASTERDOWN Link with MASTER is down"), ClassRedis},
 		{"joined", errors.Join(errors.New("pipeline"), wrap(errors.New("WRONGTYPE Operation against a key"))), ClassWrongType},

@@ -151,6 +151,9 @@ func failed(c result.Cell, err error) result.Cell {
 		c.Verdict = result.Unsupported
 	}
 	c.Error = oneLine(err.Error())
+	if class := impl.Classify(err); c.Verdict == result.Error && class != impl.ClassOther {
+		c.Error = class + ": " + c.Error
+	}
 	return c
 }
 

@@ -52,6 +52,12 @@ func oversell(t *testing.T, args ...string) scenarios.Scenario {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return withFlags(t, sc, args...)
+}
+
+// withFlags parses args into sc's flags and validates it.
+func withFlags(t *testing.T, sc scenarios.Scenario, args ...string) scenarios.Scenario {
+	t.Helper()
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	sc.Flags(fs)
 	if err := fs.Parse(args); err != nil {
