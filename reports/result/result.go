@@ -152,6 +152,12 @@ type Cell struct {
 	// ErrorSamples holds, per class of Errors, the first error message of
 	// that class: the server's own words for an error reply, one line of at
 	// most 200 bytes, with the credentials of any URL redacted.
+	// Settled counts failed operations whose outcome was unknown (a reply
+	// lost to a time-out or a dropped connection) and that the cell settled
+	// against the server: it found out whether each had happened, and its
+	// invariants account for them. Failures beyond these make the cell
+	// INCONCLUSIVE.
+	Settled int64 `json:"settled,omitempty"`
 	ErrorSamples  map[string]string `json:"error_samples,omitempty"`
 	Dropped       int64             `json:"dropped"`
 	ElapsedSec    float64           `json:"elapsed_s"`

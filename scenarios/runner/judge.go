@@ -88,7 +88,10 @@ func (r *run) checkServer(ctx context.Context, m serverMark) string {
 //     INCONCLUSIVE, whatever its invariants say;
 //   - a cell with failed operations is INCONCLUSIVE: a PASS needs every
 //     operation to end in success or refusal, and a broken invariant
-//     amid failures cannot be told from the failures' effect;
+//     amid failures cannot be told from the failures' effect — unless the
+//     scenario settled them against the server (Cell.Settled: it found
+//     out whether each lost reply's operation happened, and judged with
+//     that knowledge);
 //   - otherwise the invariants judge it (Cell.Judge).
 //
 // The throughput headline counts the operations that did not fail. The
@@ -114,7 +117,7 @@ func (r *run) complete(ctx context.Context, c result.Cell, m serverMark, err err
 		return inconclusive(c, why), nil
 	}
 	c.Judge()
-	if failures > 0 && c.Verdict != result.Unsupported && c.Verdict != result.Error {
+	if failures -= min(c.Settled, failures); failures > 0 && c.Verdict != result.Unsupported && c.Verdict != result.Error {
 		what := "passed"
 		switch c.Verdict {
 		case result.Fail, result.Reproduced:

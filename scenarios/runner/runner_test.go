@@ -321,6 +321,8 @@ func TestCompleteNeverPassesFailedWork(t *testing.T) {
 		{"refusals are answers", result.Cell{Expect: result.Hold, Ops: 10, Errors: map[string]int64{"contention": 3}, Invariants: holds}, nil, result.Pass},
 		{"all failed: no vacuous PASS", result.Cell{Expect: result.Hold, Ops: 10, Errors: map[string]int64{"noperm": 10}, ErrorSamples: map[string]string{"noperm": "NOPERM no scripts"}, Invariants: holds}, nil, result.Inconclusive},
 		{"a FAIL amid failures is not blamed on the strategy", result.Cell{Expect: result.Hold, Ops: 10, Errors: map[string]int64{"timeout": 1}, Invariants: broken}, nil, result.Inconclusive},
+		{"lost replies settled against the server", result.Cell{Expect: result.Hold, Ops: 10, Errors: map[string]int64{"timeout": 2}, Settled: 2, Invariants: holds}, nil, result.Pass},
+		{"some lost replies not settled", result.Cell{Expect: result.Hold, Ops: 10, Errors: map[string]int64{"timeout": 2, "noperm": 1}, Settled: 2, Invariants: holds}, nil, result.Inconclusive},
 		{"a load of failures", result.Cell{Ops: 10, Errors: map[string]int64{"oom": 10}}, nil, result.Inconclusive},
 		{"bookkeeping failed", result.Cell{Expect: result.Hold, Ops: 10, Invariants: holds}, scenarios.JudgementError(errors.New("read final stock: i/o timeout")), result.Inconclusive},
 		{"could not run", result.Cell{Expect: result.Hold}, errors.New("seed stock: NOPERM"), result.Error},
