@@ -157,7 +157,7 @@ type Cell struct {
 	// against the server: it found out whether each had happened, and its
 	// invariants account for them. Failures beyond these make the cell
 	// INCONCLUSIVE.
-	Settled int64 `json:"settled,omitempty"`
+	Settled       int64             `json:"settled,omitempty"`
 	ErrorSamples  map[string]string `json:"error_samples,omitempty"`
 	Dropped       int64             `json:"dropped"`
 	ElapsedSec    float64           `json:"elapsed_s"`

@@ -159,4 +159,3 @@ func toAny(ss []string) []any {
 	}
 	return out
 }
-
