@@ -156,6 +156,9 @@ type Server struct {
 	admin   *redis.Client
 	pid     int
 	release func() error // stops what Provide started; nil for the url kind
+	// proc is a spawned server's process, replaced by Restart.
+	proc   *process
+	procMu sync.Mutex
 
 	closeOnce sync.Once
 	closeErr  error
@@ -176,7 +179,11 @@ func (s *Server) String() string {
 
 // PID returns the process id of a spawned redis-server, 0 for every other
 // kind. Tests stop it (SIGSTOP) to simulate a stalled server.
-func (s *Server) PID() int { return s.pid }
+func (s *Server) PID() int {
+	s.procMu.Lock()
+	defer s.procMu.Unlock()
+	return s.pid
+}
 
 // Admin returns a go-redis client on the server for neutral verification
 // reads and cleanup. It is created once by Provide and closed by Close. It

@@ -42,18 +42,29 @@ func spawn(ctx context.Context, o Options, password string) (*Server, error) {
 	major := redisServerMajor(ctx, bin)
 	var lastErr error
 	for range spawnAttempts {
-		p, err := startProcess(ctx, bin, major, password, o.ServerArgs)
+		p, err := startProcess(ctx, bin, major, password, o.ServerArgs, 0, "")
 		if err == nil {
 			ro, full, perr := parseURL(loopbackURL(p.port, password), "")
 			if perr != nil {
 				_ = p.stop()
 				return nil, perr
 			}
-			s, err := connect(ctx, KindSpawn, full, ro, o, p.stop)
+			var srv *Server
+			stop := func() error {
+				if srv == nil {
+					return p.stop()
+				}
+				srv.procMu.Lock()
+				defer srv.procMu.Unlock()
+				return srv.proc.stop()
+			}
+			s, err := connect(ctx, KindSpawn, full, ro, o, stop)
 			if err != nil {
 				return nil, fmt.Errorf("spawned %s: %w", redisServerBinary, err)
 			}
 			s.pid = p.cmd.Process.Pid
+			s.proc = p
+			srv = s
 			return s, nil
 		}
 		lastErr = err
@@ -103,20 +114,43 @@ type process struct {
 	port   int
 	dir    string
 	exited chan struct{} // closed when Wait returned
+
+	// How it was started, for a restart.
+	bin      string
+	major    int
+	password string
+	extra    []string
+}
+
+// kill stops the process at once (SIGKILL), as a crash would, and waits
+// for it; its folder stays.
+func (p *process) kill() {
+	select {
+	case <-p.exited:
+	default:
+		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
 }
 
 // startProcess starts redis-server on a free port and waits until it
 // accepts connections.
-func startProcess(ctx context.Context, bin string, major int, password string, extra []string) (*process, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, fmt.Errorf("spawn: find a free port: %w", err)
+// A port or dir of zero value picks a free port or a new folder; a restart
+// passes the old ones.
+func startProcess(ctx context.Context, bin string, major int, password string, extra []string, port int, dir string) (*process, error) {
+	var err error
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return nil, fmt.Errorf("spawn: find a free port: %w", err)
+		}
 	}
-	dir, err := os.MkdirTemp("", "paybench-redis-")
-	if err != nil {
-		return nil, fmt.Errorf("spawn: %w", err)
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "paybench-redis-"); err != nil {
+			return nil, fmt.Errorf("spawn: %w", err)
+		}
 	}
-	out, err := os.Create(filepath.Join(dir, "redis.log"))
+	out, err := os.OpenFile(filepath.Join(dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("spawn: %w", err)
@@ -145,7 +179,7 @@ func startProcess(ctx context.Context, bin string, major int, password string, e
 	// its thread, starts the child and waits for it: the thread lives as long
 	// as the child does, and dies with the process.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p := &process{cmd: cmd, port: port, dir: dir, exited: make(chan struct{})}
+	p := &process{cmd: cmd, port: port, dir: dir, exited: make(chan struct{}), bin: bin, major: major, password: password, extra: extra}
 	startErr := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -244,5 +278,33 @@ func (p *process) stop() error {
 	if err := os.RemoveAll(p.dir); err != nil {
 		return fmt.Errorf("spawn: remove %s: %w", p.dir, err)
 	}
+	return nil
+}
+
+// Restart kills a spawned server at once (SIGKILL, as a crash would) and
+// starts it again on the same port and folder: what it persisted (with
+// "--appendonly", "yes" in Options.ServerArgs) survives, the rest is lost.
+// Clients reconnect by themselves. Only a spawned server can restart.
+func (s *Server) Restart(ctx context.Context) error {
+	s.procMu.Lock()
+	defer s.procMu.Unlock()
+	old := s.proc
+	if old == nil {
+		return fmt.Errorf("restart: only a spawned server can be restarted, this one is %s", s.Kind)
+	}
+	old.kill()
+	var p *process
+	var err error
+	for range spawnAttempts {
+		p, err = startProcess(ctx, old.bin, old.major, old.password, old.extra, old.port, old.dir)
+		if err == nil || !errors.Is(err, errPortTaken) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	s.proc, s.pid = p, p.cmd.Process.Pid
 	return nil
 }

@@ -324,3 +324,55 @@ func TestAutoUsesURLFromEnv(t *testing.T) {
 		t.Errorf("Provide error = %v, want ErrUnreachable", err)
 	}
 }
+
+func TestRestartKeepsOnlyWhatWasPersisted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns redis-server")
+	}
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		survives bool
+	}{
+		{"no persistence: data lost", nil, false},
+		{"aof, fsync always: data kept", []string{"--appendonly", "yes", "--appendfsync", "always"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			srv, err := Provide(ctx, Options{Force: KindSpawn, ServerArgs: tc.args})
+			if err != nil {
+				t.Skipf("no redis-server: %v", err)
+			}
+			defer srv.Close()
+			id1, _, err := Identity(ctx, srv.Admin())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Admin().Set(ctx, "k", "v", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			pid := srv.PID()
+			if err := srv.Restart(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if srv.PID() == pid {
+				t.Error("same process after a restart")
+			}
+			id2, up, err := Identity(ctx, srv.Admin())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id1 == id2 || up > 5 {
+				t.Errorf("run_id %s → %s, uptime %d: not a restart", id1, id2, up)
+			}
+			n, err := srv.Admin().Exists(ctx, "k").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (n == 1) != tc.survives {
+				t.Errorf("key exists=%d after the restart, want survives=%v", n, tc.survives)
+			}
+		})
+	}
+}
