@@ -632,7 +632,9 @@ func (e *engine) openLoop(ws *workerState) {
 }
 
 // sleep waits d on the worker's Go timer; false when the run was aborted
-// meanwhile.
+// meanwhile. It is the engine's own pacing, not impl.Sleep: it reuses the
+// worker's one timer (nothing is allocated per operation) and also wakes on
+// the run's abort, which is not a context.
 //
 // Go timers are precise to tens of microseconds while the process is busy,
 // but an idle process wakes them with a 1 ms granularity (the netpoller's

@@ -129,7 +129,7 @@ func (s *LockExpiry) Run(ctx context.Context, env *Env, strategy string) (result
 			d = s.Pause
 			t.paused++
 		}
-		if err := sleepCtx(ctx, d); err != nil {
+		if err := impl.Sleep(ctx, d); err != nil {
 			return err
 		}
 		if pause {

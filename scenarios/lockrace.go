@@ -218,7 +218,7 @@ func (r *lockRun) acquire(ctx context.Context, w *bench.Worker) (lease impl.Leas
 		// as requests do, rather than all at once: the seed's fixed 100 ms
 		// poll would otherwise keep every waiter polling in lock-step.
 		t.started = true
-		if err := sleepCtx(ctx, time.Duration(w.Rand.Int64N(int64(lockStagger)))); err != nil {
+		if err := impl.Sleep(ctx, time.Duration(w.Rand.Int64N(int64(lockStagger)))); err != nil {
 			return lease, false, err
 		}
 	}
@@ -307,21 +307,6 @@ func fmtMs(v float64) string {
 	return strconv.FormatFloat(v, 'f', 0, 64) + "ms"
 }
 
-// sleepCtx pauses d, or less when ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // drawDuration draws uniformly from [lo, hi].
 func drawDuration(w *bench.Worker, lo, hi time.Duration) time.Duration {
 	if hi <= lo {
@@ -381,7 +366,7 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		if err != nil {
 			return fmt.Errorf("read counter: %w", err)
 		}
-		if err := sleepCtx(ctx, drawDuration(w, s.WorkMin, s.WorkMax)); err != nil {
+		if err := impl.Sleep(ctx, drawDuration(w, s.WorkMin, s.WorkMax)); err != nil {
 			return err
 		}
 		if err := admin.Set(ctx, keys.counter, v+1, 0).Err(); err != nil {

@@ -170,7 +170,7 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 	if err != nil {
 		return cell, err
 	}
-	if err := rateLimitWaitUntil(ctx, localStart.Add(rateLimitStartLag)); err != nil {
+	if err := impl.Sleep(ctx, time.Until(localStart.Add(rateLimitStartLag))); err != nil {
 		return cell, err
 	}
 
@@ -204,7 +204,7 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 				} else {
 					steady.refused++
 				}
-				if err := rateLimitWaitUntil(ctx, time.Now().Add(interval)); err != nil {
+				if err := impl.Sleep(ctx, interval); err != nil {
 					return
 				}
 			}
@@ -403,22 +403,6 @@ func limitAlignedStart(ctx context.Context, admin *redis.Client, period time.Dur
 	us := (srv.Add(20*time.Millisecond).UnixMicro() + p - 1) / p * p
 	server = time.UnixMicro(us)
 	return server, server.Add(-offset), nil
-}
-
-// rateLimitWaitUntil waits until t, or less when ctx ends first.
-func rateLimitWaitUntil(ctx context.Context, t time.Time) error {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
 }
 
 // limitAudit logs one decision in the sorted set key with the time
