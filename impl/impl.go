@@ -1,8 +1,9 @@
 // Package impl holds the operation contracts of paybench: the small
 // interfaces each operation family implements, their typed errors, the key
 // schema and the Lua scripts. The sub-packages goredis and rueidis implement
-// every contract on one client library each; impltest is the conformance
-// suite both must pass.
+// every contract on one client library each; cacheaside is the cache
+// family's one backend-neutral implementation, over each library's
+// CacheStore; impltest is the conformance suite both must pass.
 //
 // Nothing in impl knows about scenarios, the engine or reports.
 package impl
