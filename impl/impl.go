@@ -67,7 +67,17 @@ type ConnConfig struct {
 	PoolSize int
 	// DisableAutoPipelining turns rueidis's auto-pipelining off.
 	DisableAutoPipelining bool
+	// ClientName names every connection of the backend (CLIENT SETNAME),
+	// so that CLIENT LIST tells the backend under test from paybench's
+	// admin client and from other applications. Empty: the URL's
+	// client_name when it sets one, else DefaultClientName of the backend
+	// ("paybench-goredis", "paybench-rueidis").
+	ClientName string
 }
+
+// DefaultClientName is the connection name of a backend whose ConnConfig
+// names none: "paybench-" + backend.
+func DefaultClientName(backend string) string { return "paybench-" + backend }
 
 // Opener connects a backend.
 type Opener func(ctx context.Context, cfg ConnConfig) (Backend, error)
