@@ -15,16 +15,10 @@ import (
 
 	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/impl"
-	"github.com/paybench/paybench/impl/scripts"
 	"github.com/paybench/paybench/reports/result"
 )
 
 func init() { Register(func() Scenario { return newRateLimit() }) }
-
-// limitAuditScript logs one admission with the limiter's server time (or
-// the server's TIME when the limiter read no clock) in a sorted set: the
-// ground truth the rate-limit scenario judges from.
-var limitAuditScript = redis.NewScript(scripts.LimitAudit)
 
 // rateLimitStartLag is how long after the aligned start the load begins,
 // so that a small error in the estimated server clock never starts it
@@ -35,6 +29,16 @@ const rateLimitStartLag = time.Millisecond
 // faster than allowed for several periods, plus one steadily paced client
 // at half its limit. Every admission is logged in a sorted set with the
 // server time the limiter decided at; the verdict counts that log.
+//
+// One measured operation is one Limiter.Allow through the backend under
+// test, and nothing else. The audit log is the harness's: each worker
+// notes its admissions in memory with the decision's server time (the
+// limiter's own, Decision.At; for the naive strategy, which reads no
+// clock, the local time the answer arrived, mapped onto the server's clock
+// read at the start), and the log is written after the run with the admin
+// client, in pipelines. It used to be written by an audit script inside
+// the timed operation, which stamped naive admissions with the server's
+// TIME one round trip after the decision instead.
 type RateLimit struct {
 	Users   int
 	Limit   int64
@@ -122,10 +126,21 @@ func (r *RateLimit) periods(env *Env) int {
 // rateLimitTally is one worker's client-side tally, on its own cache line.
 type rateLimitTally struct {
 	admitted, refused int64
-	calls             int       // the worker's own count, to rotate over users
-	refusedAt         [][]int64 // per user: server time (µs) of each refusal
+	calls             int            // the worker's own count, to rotate over users
+	refusedAt         [][]int64      // per user: server time (µs) of each refusal
+	admissions        [][]limitEntry // per user: the audit log's entries
 	_                 [64]byte
 }
+
+// limitEntry is one decision of the audit log: its member (unique per
+// decision) and the server time (µs) it was taken at.
+type limitEntry struct {
+	member string
+	at     int64
+}
+
+// limitLogChunk is how many log entries one pipeline writes.
+const limitLogChunk = 1000
 
 // limitSteadyUser is the steadily paced client's user.
 const limitSteadyUser = "steady"
@@ -157,18 +172,27 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 
 	// Start on a window boundary of the server's clock, so that the span
 	// measured is whole aligned windows.
-	start, localStart, err := limitAlignedStart(ctx, env.Admin, r.Period)
+	clock, start, err := limitAlignedStart(ctx, env.Admin, r.Period)
 	if err != nil {
 		return cell, err
 	}
-	if err := impl.Sleep(ctx, time.Until(localStart.Add(rateLimitStartLag))); err != nil {
+	if err := impl.Sleep(ctx, time.Until(clock.local(start).Add(rateLimitStartLag))); err != nil {
 		return cell, err
+	}
+	// decidedAt is the server time (µs) of a decision that arrived at
+	// arrived: the limiter's own time, or the arrival on the server's clock.
+	decidedAt := func(d impl.Decision, arrived time.Time) int64 {
+		if d.At.IsZero() {
+			return clock.micros(arrived)
+		}
+		return d.At.UnixMicro()
 	}
 
 	// The steady client: one request every 2P/L (half the allowed rate),
 	// each after the previous answer, so its gaps never shrink.
 	var steady struct {
 		requests, admitted, refused int64
+		log, refusedLog             []limitEntry
 		err                         error
 	}
 	var stopSteady atomic.Bool
@@ -178,22 +202,18 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 		wg.Go(func() {
 			for i := 0; !stopSteady.Load(); i++ {
 				d, err := lim.Allow(ctx, limitSteadyUser, 1)
-				if err == nil {
-					key := refusedKey
-					if d.Allowed {
-						key = logKey(limitSteadyUser)
-					}
-					err = limitAudit(ctx, env.Admin, key, "s"+strconv.Itoa(i), d.At)
-				}
 				if err != nil {
 					steady.err = err
 					return
 				}
+				e := limitEntry{member: "s" + strconv.Itoa(i), at: decidedAt(d, time.Now())}
 				steady.requests++
 				if d.Allowed {
 					steady.admitted++
+					steady.log = append(steady.log, e)
 				} else {
 					steady.refused++
+					steady.refusedLog = append(steady.refusedLog, e)
 				}
 				if err := impl.Sleep(ctx, interval); err != nil {
 					return
@@ -214,8 +234,14 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 	}()
 
 	tallies := make([]rateLimitTally, conc)
+	// Room for twice the nominal admissions: the naive strategy over-admits.
+	perUser := 2*int(limitAllowedInSpan(strategy, opts, periods))/conc + 16
 	for i := range tallies {
 		tallies[i].refusedAt = make([][]int64, len(users))
+		tallies[i].admissions = make([][]limitEntry, len(users))
+		for u := range users {
+			tallies[i].admissions[u] = make([]limitEntry, 0, perUser)
+		}
 	}
 	stats, runErr := bench.Run(ctx, bench.Config{
 		Concurrency: conc,
@@ -229,7 +255,8 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 		t.calls++
 		begin := time.Now()
 		d, err := lim.Allow(ctx, user, 1)
-		w.Observe(0, time.Since(begin))
+		end := time.Now()
+		w.Observe(0, end.Sub(begin))
 		if err != nil {
 			return err
 		}
@@ -241,7 +268,8 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 			return nil
 		}
 		t.admitted++
-		return limitAudit(ctx, env.Admin, logKey(user), "w"+strconv.FormatInt(w.Seq, 10), d.At)
+		t.admissions[ui] = append(t.admissions[ui], limitEntry{member: "w" + strconv.FormatInt(w.Seq, 10), at: decidedAt(d, end)})
+		return nil
 	})
 	stopSampler()
 	<-sampled
@@ -260,7 +288,20 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 	}
 	stats.Fill(&cell)
 
-	// Read the server's log back.
+	// Write the audit log, then read it back from the server.
+	logs := map[string][]limitEntry{}
+	for _, t := range tallies {
+		for ui, u := range users {
+			logs[logKey(u)] = append(logs[logKey(u)], t.admissions[ui]...)
+		}
+	}
+	if r.Steady {
+		logs[logKey(limitSteadyUser)] = steady.log
+		logs[refusedKey] = steady.refusedLog
+	}
+	if err := writeLimitLogs(vctx, env.Admin, logs); err != nil {
+		return cell, err
+	}
 	spanStart, spanEnd := start.UnixMicro(), start.Add(span).UnixMicro()
 	agg := rateLimitAggregate{minVsRule: math.Inf(1), minNominal: math.Inf(1)}
 	for ui, u := range users {
@@ -379,33 +420,60 @@ func (r *RateLimit) summary(strategy string, o impl.LimitOptions, agg rateLimitA
 	return s
 }
 
-// limitAlignedStart reads the server's clock and returns the next window
-// boundary at least 20 ms ahead (server time) and the local time that
-// corresponds to it.
-func limitAlignedStart(ctx context.Context, admin *redis.Client, period time.Duration) (server, local time.Time, err error) {
+// serverClock maps local times onto the server's clock: one reading of
+// the server's TIME and the local time in the middle of its round trip
+// (with Go's monotonic reading, so a step of the local wall clock does not
+// move the mapping).
+type serverClock struct {
+	server, at time.Time
+}
+
+// micros returns local time t on the server's clock, in microseconds.
+func (c serverClock) micros(t time.Time) int64 {
+	return c.server.UnixMicro() + t.Sub(c.at).Microseconds()
+}
+
+// local returns server time t on the local clock.
+func (c serverClock) local(t time.Time) time.Time { return c.at.Add(t.Sub(c.server)) }
+
+// limitAlignedStart reads the server's clock and returns it, with the next
+// window boundary at least 20 ms ahead (server time).
+func limitAlignedStart(ctx context.Context, admin *redis.Client, period time.Duration) (serverClock, time.Time, error) {
 	before := time.Now()
 	srv, err := admin.Time(ctx).Result()
 	if err != nil {
-		return time.Time{}, time.Time{}, fmt.Errorf("read the server's TIME: %w", err)
+		return serverClock{}, time.Time{}, fmt.Errorf("read the server's TIME: %w", err)
 	}
 	after := time.Now()
-	offset := srv.Sub(before.Add(after.Sub(before) / 2)) // server - local
+	clock := serverClock{server: srv, at: before.Add(after.Sub(before) / 2)}
 	p := period.Microseconds()
 	us := (srv.Add(20*time.Millisecond).UnixMicro() + p - 1) / p * p
-	server = time.UnixMicro(us)
-	return server, server.Add(-offset), nil
+	return clock, time.UnixMicro(us), nil
 }
 
-// limitAudit logs one decision in the sorted set key with the time
-// the limiter decided at (at), or the server's TIME now when the limiter
-// read no clock (at is zero).
-func limitAudit(ctx context.Context, admin *redis.Client, key, member string, at time.Time) error {
-	t := ""
-	if !at.IsZero() {
-		t = strconv.FormatInt(at.UnixMicro(), 10)
+// writeLimitLogs writes the audit logs, key by key, in pipelines of
+// limitLogChunk entries: each entry a member of the key's sorted set,
+// scored by its server time in microseconds.
+func writeLimitLogs(ctx context.Context, admin *redis.Client, logs map[string][]limitEntry) error {
+	pipe := admin.Pipeline()
+	flush := func() error {
+		if pipe.Len() == 0 {
+			return nil
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("write the audit log: %w", err)
+		}
+		return nil
 	}
-	if err := limitAuditScript.Run(ctx, admin, []string{key}, member, t).Err(); err != nil {
-		return fmt.Errorf("audit log %s: %w", key, err)
+	for key, entries := range logs {
+		for _, e := range entries {
+			pipe.ZAdd(ctx, key, redis.Z{Score: float64(e.at), Member: e.member})
+			if pipe.Len() >= limitLogChunk {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
 	}
-	return nil
+	return flush()
 }
