@@ -202,8 +202,25 @@ func (w *Worker) Observe(i int, d time.Duration) {
 }
 
 // Op is one call the engine drives: one operation, or Worker.N of them when
-// Config.Batch is above 1. An Op honours ctx.
+// Config.Batch is above 1. An Op honours ctx. Everything an Op does is
+// timed; its ctx is marked so (InTimedOp).
 type Op func(ctx context.Context, w *Worker) error
+
+// timedOpKey is the context key that marks an Op's context.
+type timedOpKey struct{}
+
+// InTimedOp reports whether ctx is the context the engine hands an Op, or
+// derives from it: whatever runs under such a context counts in the
+// operation's latency (warm-up calls included, which are timed but not
+// recorded). A scenario's bookkeeping — setup, read-back, samplers — runs
+// under other contexts, and a test can tell the two apart, for example in
+// a client hook, to prove that a timed operation calls nothing but the
+// backend under test. The mark costs nothing per operation: each worker
+// derives its context once.
+func InTimedOp(ctx context.Context) bool {
+	marked, _ := ctx.Value(timedOpKey{}).(bool)
+	return marked
+}
 
 // failedCounter is implemented by errors of a batch call that say how many
 // of its operations failed (the others succeeded).
@@ -504,10 +521,12 @@ func (e *engine) startWorker(ws *workerState) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		// One marked context per worker, for every call it makes.
+		ctx := context.WithValue(e.runCtx, timedOpKey{}, true)
 		if e.cfg.Pacer != nil {
-			e.openLoop(ws)
+			e.openLoop(ctx, ws)
 		} else {
-			e.closedLoop(ws)
+			e.closedLoop(ctx, ws)
 		}
 	}()
 }
@@ -530,10 +549,11 @@ func (e *engine) classify(err error, n int64) (failed int64, class string, skip 
 	return failed, e.cfg.Classify(err), false
 }
 
-// closedLoop runs one worker of a closed loop: the next call starts when
-// the last one ends, so the intended start is the actual start. The clock
-// is read once per call: a call's end is the next call's start, so the
-// engine's own bookkeeping between two calls (tens of nanoseconds, below
+// closedLoop runs one worker of a closed loop, handing each call ctx (the
+// worker's marked run context): the next call starts when the last one
+// ends, so the intended start is the actual start. The clock is read once
+// per call: a call's end is the next call's start, so the engine's own
+// bookkeeping between two calls (tens of nanoseconds, below
 // the histograms' 1 µs resolution) counts towards the next call, and the
 // engine's overhead is one clock read and one record per call.
 //
@@ -542,7 +562,7 @@ func (e *engine) classify(err error, n int64) (failed int64, class string, skip 
 // and they share no counter; call j covers operations j*Batch onwards.
 // Warm-up calls of a fixed-count run take the numbers after the measured
 // ones.
-func (e *engine) closedLoop(ws *workerState) {
+func (e *engine) closedLoop(ctx context.Context, ws *workerState) {
 	w := &ws.w
 	batch := int64(e.cfg.Batch)
 	c, id := int64(e.cfg.Concurrency), int64(w.ID)
@@ -565,7 +585,7 @@ func (e *engine) closedLoop(ws *workerState) {
 			call = e.calls + id + kw*c
 		}
 		w.Seq, w.N, w.measuring = call*batch, int(n), measuring
-		err := e.op(e.runCtx, w)
+		err := e.op(ctx, w)
 		end := e.now()
 		if !measuring {
 			kw++
@@ -584,15 +604,16 @@ func (e *engine) closedLoop(ws *workerState) {
 	}
 }
 
-// openLoop runs one worker of an open loop: it claims the next call's
-// slots of the schedule, waits until the last of them is due, and runs it.
+// openLoop runs one worker of an open loop, handing each call ctx (the
+// worker's marked run context): it claims the next call's slots of the
+// schedule, waits until the last of them is due, and runs it.
 // When every worker was busy, the claimed slots are already late: the call
 // starts at once and its latency, measured from the due times, shows it.
 // A claimed slot is served even when the window ends while the worker
 // waits for it (a timer's or the scheduler's slack is no reason to drop
 // it); late slots still start up to drainGrace after the window, and the
 // ones nobody claimed by then are dropped.
-func (e *engine) openLoop(ws *workerState) {
+func (e *engine) openLoop(ctx context.Context, ws *workerState) {
 	w := &ws.w
 	batch := uint64(e.cfg.Batch)
 	// As in the closed loop, the clock is read once per call when the
@@ -636,7 +657,7 @@ func (e *engine) openLoop(ws *workerState) {
 		w.Seq, w.N, w.measuring = int64(first), n, len(measured) > 0
 		ws.started += int64(len(measured))
 		sent := now
-		err := e.op(e.runCtx, w)
+		err := e.op(ctx, w)
 		now = e.now()
 		if len(measured) == 0 {
 			continue
@@ -652,7 +673,9 @@ func (e *engine) openLoop(ws *workerState) {
 }
 
 // sleep waits d on the worker's Go timer; false when the run was aborted
-// meanwhile.
+// meanwhile. It is the engine's own pacing, not impl.Sleep: it reuses the
+// worker's one timer (nothing is allocated per operation) and also wakes on
+// the run's abort, which is not a context.
 //
 // Go timers are precise to tens of microseconds while the process is busy,
 // but an idle process wakes them with a 1 ms granularity (the netpoller's

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -189,5 +190,48 @@ func TestRecordPathDoesNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() { recordDuration(h, 123*time.Microsecond) })
 	if allocs != 0 {
 		t.Fatalf("record path allocates %.1f times per op", allocs)
+	}
+}
+
+func TestInTimedOpMarksEveryCallOnly(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"closed loop with warm-up", Config{Concurrency: 3, Duration: 60 * time.Millisecond, Warmup: 20 * time.Millisecond}},
+		{"closed loop count", Config{Concurrency: 4, Requests: 200}},
+		{"open loop", Config{Concurrency: 2, Requests: 100, Pacer: ConstantPacer{Rate: 5000}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if InTimedOp(ctx) {
+				t.Fatal("the caller's context is marked")
+			}
+			var calls, unmarked, childUnmarked atomic.Int64
+			_, err := Run(ctx, tc.cfg, func(ctx context.Context, w *Worker) error {
+				calls.Add(1)
+				if !InTimedOp(ctx) {
+					unmarked.Add(1)
+				}
+				// What the call derives (time-outs, goroutines) is still
+				// inside it.
+				child, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				if !InTimedOp(child) {
+					childUnmarked.Add(1)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if calls.Load() == 0 || unmarked.Load() != 0 || childUnmarked.Load() != 0 {
+				t.Fatalf("%d calls: %d unmarked, %d derived contexts unmarked", calls.Load(), unmarked.Load(), childUnmarked.Load())
+			}
+			if InTimedOp(context.WithoutCancel(ctx)) {
+				t.Fatal("a context derived from the caller's is marked")
+			}
+		})
 	}
 }

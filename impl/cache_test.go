@@ -1,7 +1,6 @@
 package impl_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -59,20 +58,3 @@ func TestCacheSources(t *testing.T) {
 		}
 	}
 }
-
-func TestNewCacheErrors(t *testing.T) {
-	ks := impl.MustKeyspace("t:")
-	if _, err := impl.NewCache(nil, "nope", impl.CacheOptions{Keys: ks, Origin: nilOrigin{}}); !errors.Is(err, impl.ErrUnknownStrategy) {
-		t.Errorf("unknown strategy: %v", err)
-	}
-	// A store without a client-side cache cannot serve client-side.
-	if _, err := impl.NewCache(nil, impl.CacheClientSide, impl.CacheOptions{Keys: ks, Origin: nilOrigin{}}); !errors.Is(err, impl.ErrNotSupported) {
-		t.Errorf("client-side on a plain store: %v", err)
-	}
-	if _, err := impl.NewCache(nil, impl.CacheNaive, impl.CacheOptions{Keys: ks, Origin: nilOrigin{}, Write: "x"}); !errors.Is(err, impl.ErrUnknownStrategy) {
-		t.Errorf("unknown write mode: %v", err)
-	}
-}
-
-// nilOrigin is an Origin that is never called.
-type nilOrigin struct{ impl.Origin }

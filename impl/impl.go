@@ -1,8 +1,9 @@
 // Package impl holds the operation contracts of paybench: the small
 // interfaces each operation family implements, their typed errors, the key
 // schema and the Lua scripts. The sub-packages goredis and rueidis implement
-// every contract on one client library each; impltest is the conformance
-// suite both must pass.
+// every contract on one client library each; cacheaside is the cache
+// family's one backend-neutral implementation, over each library's
+// CacheStore; impltest is the conformance suite both must pass.
 //
 // Nothing in impl knows about scenarios, the engine or reports.
 package impl
@@ -70,7 +71,17 @@ type ConnConfig struct {
 	PoolSize int
 	// DisableAutoPipelining turns rueidis's auto-pipelining off.
 	DisableAutoPipelining bool
+	// ClientName names every connection of the backend (CLIENT SETNAME),
+	// so that CLIENT LIST tells the backend under test from paybench's
+	// admin client and from other applications. Empty: the URL's
+	// client_name when it sets one, else DefaultClientName of the backend
+	// ("paybench-goredis", "paybench-rueidis").
+	ClientName string
 }
+
+// DefaultClientName is the connection name of a backend whose ConnConfig
+// names none: "paybench-" + backend.
+func DefaultClientName(backend string) string { return "paybench-" + backend }
 
 // Opener connects a backend.
 type Opener func(ctx context.Context, cfg ConnConfig) (Backend, error)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -188,16 +187,16 @@ type cacheLoadTally struct {
 	_          [64]byte
 }
 
-// cacheLoadTallies hands each worker its own tally; workers look theirs up
-// without locking once it exists.
-type cacheLoadTallies struct{ m sync.Map } // worker ID -> *cacheLoadTally
+// cachePrebuiltTallies bounds the cache tallies built before a load run:
+// each holds three histograms (about 400 KiB), so an open loop allowed
+// thousands of workers builds the rest when they first run.
+const cachePrebuiltTallies = 256
 
-func (t *cacheLoadTallies) get(id int) *cacheLoadTally {
-	if v, ok := t.m.Load(id); ok {
-		return v.(*cacheLoadTally)
-	}
-	v, _ := t.m.LoadOrStore(id, &cacheLoadTally{hit: bench.NewHistogram(), miss: bench.NewHistogram(), local: bench.NewHistogram()})
-	return v.(*cacheLoadTally)
+// newCacheLoadTallies builds the tallies of a cache load run.
+func newCacheLoadTallies(env *LoadEnv) *workerSlots[cacheLoadTally] {
+	return newWorkerSlots(min(env.Workers, cachePrebuiltTallies), func() *cacheLoadTally {
+		return &cacheLoadTally{hit: bench.NewHistogram(), miss: bench.NewHistogram(), local: bench.NewHistogram()}
+	})
 }
 
 // cacheLoadRecords seeds env.KeyCount records in a fresh origin.
@@ -229,7 +228,7 @@ func setupCacheGet(ctx context.Context, env *LoadEnv, strategy string) (*Load, e
 	if err != nil {
 		return nil, err
 	}
-	var tallies cacheLoadTallies
+	tallies := newCacheLoadTallies(env)
 	return &Load{
 		Close: cache.Close,
 		Op: func(ctx context.Context, w *bench.Worker) error {
@@ -254,13 +253,11 @@ func setupCacheGet(ctx context.Context, env *LoadEnv, strategy string) (*Load, e
 		Figures: func(context.Context) (map[string]float64, error) {
 			var ts []cacheReadTally
 			hit, miss, local := bench.NewHistogram(), bench.NewHistogram(), bench.NewHistogram()
-			tallies.m.Range(func(_, v any) bool {
-				t := v.(*cacheLoadTally)
+			tallies.each(func(t *cacheLoadTally) {
 				ts = append(ts, t.reads)
 				hit.Merge(t.hit)
 				miss.Merge(t.miss)
 				local.Merge(t.local)
-				return true
 			})
 			sum := cacheReads(ts)
 			f := cacheReadFigures(sum, nil)
@@ -295,7 +292,7 @@ func setupCacheUpdate(ctx context.Context, env *LoadEnv, strategy string) (*Load
 		}
 	}
 	loadsBefore := o.Loads()
-	var tallies cacheLoadTallies
+	tallies := newCacheLoadTallies(env)
 	return &Load{
 		Close: cache.Close,
 		Op: func(ctx context.Context, w *bench.Worker) error {
@@ -310,11 +307,9 @@ func setupCacheUpdate(ctx context.Context, env *LoadEnv, strategy string) (*Load
 		},
 		Figures: func(context.Context) (map[string]float64, error) {
 			var writes, versionMax int64
-			tallies.m.Range(func(_, v any) bool {
-				t := v.(*cacheLoadTally)
+			tallies.each(func(t *cacheLoadTally) {
 				writes += t.writes
 				versionMax = max(versionMax, t.versionMax)
-				return true
 			})
 			return map[string]float64{
 				"records":      float64(len(ids)),

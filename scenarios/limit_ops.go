@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,24 +42,11 @@ type limitLoadTally struct {
 	_       [64]byte
 }
 
-// limitLoadTallies hands each worker its own tally; workers look theirs up
-// without locking once it exists.
-type limitLoadTallies struct{ m sync.Map } // worker ID -> *limitLoadTally
-
-func (t *limitLoadTallies) get(id int) *limitLoadTally {
-	if v, ok := t.m.Load(id); ok {
-		return v.(*limitLoadTally)
-	}
-	v, _ := t.m.LoadOrStore(id, new(limitLoadTally))
-	return v.(*limitLoadTally)
-}
-
-func (t *limitLoadTallies) sum() (yes, no int64) {
-	t.m.Range(func(_, v any) bool {
-		s := v.(*limitLoadTally)
-		yes += s.yes
-		no += s.no
-		return true
+// sumLimitTallies adds up the workers' tallies.
+func sumLimitTallies(ts *workerSlots[limitLoadTally]) (yes, no int64) {
+	ts.each(func(t *limitLoadTally) {
+		yes += t.yes
+		no += t.no
 	})
 	return yes, no
 }
@@ -79,7 +65,7 @@ func setupLimitAllow(ctx context.Context, env *LoadEnv, strategy string) (*Load,
 	for i := range users {
 		users[i] = "user-" + strconv.Itoa(i)
 	}
-	var tallies limitLoadTallies
+	tallies := newWorkerSlots(env.Workers, func() *limitLoadTally { return new(limitLoadTally) })
 	return &Load{
 		Op: func(ctx context.Context, w *bench.Worker) error {
 			d, err := lim.Allow(ctx, users[env.Pick(w)], 1)
@@ -95,7 +81,7 @@ func setupLimitAllow(ctx context.Context, env *LoadEnv, strategy string) (*Load,
 			return nil
 		},
 		Figures: func(ctx context.Context) (map[string]float64, error) {
-			yes, no := tallies.sum()
+			yes, no := sumLimitTallies(tallies)
 			f := map[string]float64{
 				"users":     float64(len(users)),
 				"limit":     float64(opts.Limit),
@@ -126,7 +112,7 @@ func setupDedupeSubmit(ctx context.Context, env *LoadEnv, strategy string) (*Loa
 	for i := range fps {
 		fps[i] = impl.Fingerprint("load", strconv.Itoa(i))
 	}
-	var tallies limitLoadTallies
+	tallies := newWorkerSlots(env.Workers, func() *limitLoadTally { return new(limitLoadTally) })
 	return &Load{
 		Op: func(ctx context.Context, w *bench.Worker) error {
 			s, err := guard.Submit(ctx, fps[env.Pick(w)], "s"+strconv.FormatInt(w.Seq, 10))
@@ -142,7 +128,7 @@ func setupDedupeSubmit(ctx context.Context, env *LoadEnv, strategy string) (*Loa
 			return nil
 		},
 		Figures: func(ctx context.Context) (map[string]float64, error) {
-			yes, no := tallies.sum()
+			yes, no := sumLimitTallies(tallies)
 			mem, err := env.Admin.MemoryUsage(ctx, impl.DedupeKey(env.Keys, fps[0]), 0).Result()
 			if err != nil && !errors.Is(err, redis.Nil) {
 				return nil, fmt.Errorf("MEMORY USAGE: %w", err)

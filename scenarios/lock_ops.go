@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/paybench/paybench/bench"
@@ -35,18 +34,6 @@ type lockLoadTally struct {
 	_                                                [64]byte
 }
 
-// lockLoadTallies hands each worker its own tally; workers look theirs up
-// without locking once it exists.
-type lockLoadTallies struct{ m sync.Map } // worker ID -> *lockLoadTally
-
-func (t *lockLoadTallies) get(id int) *lockLoadTally {
-	if v, ok := t.m.Load(id); ok {
-		return v.(*lockLoadTally)
-	}
-	v, _ := t.m.LoadOrStore(id, new(lockLoadTally))
-	return v.(*lockLoadTally)
-}
-
 func setupLockAcquireRelease(ctx context.Context, env *LoadEnv, strategy string) (*Load, error) {
 	lb, ok := env.Backend.(impl.LockBackend)
 	if !ok {
@@ -60,7 +47,7 @@ func setupLockAcquireRelease(ctx context.Context, env *LoadEnv, strategy string)
 	for i := range names {
 		names[i] = "lock-" + strconv.Itoa(i)
 	}
-	var tallies lockLoadTallies
+	tallies := newWorkerSlots(env.Workers, func() *lockLoadTally { return new(lockLoadTally) })
 	return &Load{
 		Op: func(ctx context.Context, w *bench.Worker) error {
 			t := tallies.get(w.ID)
@@ -89,14 +76,12 @@ func setupLockAcquireRelease(ctx context.Context, env *LoadEnv, strategy string)
 		},
 		Figures: func(context.Context) (map[string]float64, error) {
 			var sum lockLoadTally
-			tallies.m.Range(func(_, v any) bool {
-				t := v.(*lockLoadTally)
+			tallies.each(func(t *lockLoadTally) {
 				sum.acquired += t.acquired
 				sum.retries += t.retries
 				sum.maxRetries = max(sum.maxRetries, t.maxRetries)
 				sum.timeouts += t.timeouts
 				sum.refused += t.refused
-				return true
 			})
 			f := map[string]float64{
 				"locks":                   float64(len(names)),

@@ -22,6 +22,14 @@ func init() { Register(func() Scenario { return newLockExpiry() }) }
 // worker takes the lock and writes, and then the paused holder wakes and
 // writes too. Only a resource that checks fencing tokens can refuse the
 // stale write.
+//
+// One measured operation is one holder's cycle, every Redis call of it
+// through the backend under test: Locker.Acquire (its waits included), the
+// INCR of the acquisition counter, the work or the pause (with a GET of
+// the counter after a pause), Locker.Write and Locker.Release. The counter
+// orders acquisitions for locks without fencing tokens and must be taken
+// while the lock is held, so it runs on the holder's own client
+// (impl.ScriptBackend).
 type LockExpiry struct {
 	// TTL is the lease length.
 	TTL time.Duration
@@ -109,6 +117,11 @@ func (s *LockExpiry) Run(ctx context.Context, env *Env, strategy string) (result
 	// token: a server-side counter each holder increments as soon as it
 	// holds the lock.
 	epochKey := env.Keys.Tagged("lockexpiry", lockExpiryResource, "epoch")
+	sb, ok := env.Backend.(impl.ScriptBackend)
+	if !ok {
+		return cell, fmt.Errorf("%s: scripts: %w", env.Backend.Name(), impl.ErrNotSupported)
+	}
+	epochIncr, epochGet := sb.Script(counterIncrSrc), sb.Script(counterGetSrc)
 	admin := env.Admin
 
 	r.start(cfg)
@@ -118,10 +131,14 @@ func (s *LockExpiry) Run(ctx context.Context, env *Env, strategy string) (result
 			return err
 		}
 		acquired := time.Now()
-		epoch, err := admin.Incr(ctx, epochKey).Result()
+		incr, err := epochIncr.Run(ctx, []string{epochKey})
 		if err != nil {
 			return fmt.Errorf("epoch: %w", err)
 		}
+		if len(incr) != 1 {
+			return fmt.Errorf("epoch: replied %v", incr)
+		}
+		epoch := incr[0]
 		t := &r.tallies[w.ID]
 		pause := w.Rand.Float64() < s.PauseRate
 		d := s.Work
@@ -129,11 +146,11 @@ func (s *LockExpiry) Run(ctx context.Context, env *Env, strategy string) (result
 			d = s.Pause
 			t.paused++
 		}
-		if err := sleepCtx(ctx, d); err != nil {
+		if err := impl.Sleep(ctx, d); err != nil {
 			return err
 		}
 		if pause {
-			if newest, err := admin.Get(ctx, epochKey).Int64(); err == nil && newest > epoch {
+			if newest, err := epochGet.Run(ctx, []string{epochKey}); err == nil && len(newest) == 1 && newest[0] > epoch {
 				t.overtaken++ // another holder took the lock during the pause
 			}
 		}

@@ -19,10 +19,14 @@ import (
 
 func init() { Register(func() Scenario { return newLockRace() }) }
 
-// The lock-race probe scripts, run by the admin client.
-var (
-	lockProbeEnter = redis.NewScript(scripts.LockProbeEnter)
-	lockProbeLeave = redis.NewScript(scripts.LockProbeLeave)
+// The critical section's own commands. A holder runs them through the
+// backend under test, as an application runs its work on its own client:
+// the read and the write of the shared counter are separate round trips,
+// so only the lock keeps an update from being lost.
+const (
+	counterGetSrc  = "return tonumber(redis.call('GET', KEYS[1]) or '0')"
+	counterSetSrc  = "redis.call('SET', KEYS[1], ARGV[1]) return 1"
+	counterIncrSrc = "return redis.call('INCR', KEYS[1])"
 )
 
 // Steps every lock scenario records: the wait to take the lock (successful
@@ -44,6 +48,16 @@ const lockScenarioDuration = 2 * time.Second
 // drawn around the lease's TTL, so that some leases expire under their
 // holders. A server-side probe counts who is inside and whether their
 // leases were still live.
+//
+// One measured operation is one holder's cycle, every Redis call of it
+// through the backend under test: Locker.Acquire (its waits included), the
+// probe's entry script, the counter's read, the work pause, the counter's
+// write, the probe's exit script and Locker.Release. The probes must run
+// while the lock is held and read the lock's key atomically (whose token,
+// its PEXPIRETIME), so they are scripts on the holder's own client
+// (impl.ScriptBackend), not bookkeeping that could wait; the tallies of
+// refused and foreign releases are kept in memory and written to the
+// probe's hash after the run.
 type LockRace struct {
 	// TTL is the lease length.
 	TTL time.Duration
@@ -218,7 +232,7 @@ func (r *lockRun) acquire(ctx context.Context, w *bench.Worker) (lease impl.Leas
 		// as requests do, rather than all at once: the seed's fixed 100 ms
 		// poll would otherwise keep every waiter polling in lock-step.
 		t.started = true
-		if err := sleepCtx(ctx, time.Duration(w.Rand.Int64N(int64(lockStagger)))); err != nil {
+		if err := impl.Sleep(ctx, time.Duration(w.Rand.Int64N(int64(lockStagger)))); err != nil {
 			return lease, false, err
 		}
 	}
@@ -307,21 +321,6 @@ func fmtMs(v float64) string {
 	return strconv.FormatFloat(v, 'f', 0, 64) + "ms"
 }
 
-// sleepCtx pauses d, or less when ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // drawDuration draws uniformly from [lo, hi].
 func drawDuration(w *bench.Worker, lo, hi time.Duration) time.Duration {
 	if hi <= lo {
@@ -355,6 +354,12 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		counter: env.Keys.Tagged("lockrace", lockRaceName, "counter"),
 		lock:    impl.LockKey(env.Keys, lockRaceName),
 	}
+	sb, ok := env.Backend.(impl.ScriptBackend)
+	if !ok {
+		return cell, fmt.Errorf("%s: scripts: %w", env.Backend.Name(), impl.ErrNotSupported)
+	}
+	probeEnter, probeLeave := sb.Script(scripts.LockProbeEnter), sb.Script(scripts.LockProbeLeave)
+	counterGet, counterSet := sb.Script(counterGetSrc), sb.Script(counterSetSrc)
 	if err := env.Admin.Set(ctx, keys.counter, 0, 0).Err(); err != nil {
 		return cell, fmt.Errorf("seed counter: %w", err)
 	}
@@ -372,22 +377,25 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		}
 		acquired := time.Now()
 		id := strconv.Itoa(w.ID) + ":" + strconv.FormatInt(w.Seq, 10)
-		if err := lockProbeEnter.Run(ctx, admin, keys.probe(), id, lease.Token).Err(); err != nil {
+		if _, err := probeEnter.Run(ctx, keys.probe(), id, lease.Token); err != nil {
 			return fmt.Errorf("probe enter: %w", err)
 		}
 		// The critical section: an unguarded read-modify-write that only
 		// the lock keeps from losing updates.
-		v, err := admin.Get(ctx, keys.counter).Int64()
+		v, err := counterGet.Run(ctx, []string{keys.counter})
 		if err != nil {
 			return fmt.Errorf("read counter: %w", err)
 		}
-		if err := sleepCtx(ctx, drawDuration(w, s.WorkMin, s.WorkMax)); err != nil {
+		if len(v) != 1 {
+			return fmt.Errorf("read counter: replied %v", v)
+		}
+		if err := impl.Sleep(ctx, drawDuration(w, s.WorkMin, s.WorkMax)); err != nil {
 			return err
 		}
-		if err := admin.Set(ctx, keys.counter, v+1, 0).Err(); err != nil {
+		if _, err := counterSet.Run(ctx, []string{keys.counter}, strconv.FormatInt(v[0]+1, 10)); err != nil {
 			return fmt.Errorf("write counter: %w", err)
 		}
-		left, err := lockProbeLeave.Run(ctx, admin, keys.probe(), id, lease.Token, uniqueTokens).Int64Slice()
+		left, err := probeLeave.Run(ctx, keys.probe(), id, lease.Token, uniqueTokens)
 		if err != nil {
 			return fmt.Errorf("probe leave: %w", err)
 		}
@@ -396,16 +404,10 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		if err != nil {
 			return err
 		}
-		// Recorded on the server: a release that went through although
-		// the lock belonged to another holder a moment before.
+		// A release that went through although the lock belonged to
+		// another holder a moment before.
 		if foreign && !refused {
 			r.tallies[w.ID].foreignDeletes++
-			if err := admin.HIncrBy(ctx, keys.stats, "foreign_deletes", 1).Err(); err != nil {
-				return err
-			}
-		}
-		if refused {
-			return admin.HIncrBy(ctx, keys.stats, "releases_refused", 1).Err()
 		}
 		return nil
 	})
@@ -416,6 +418,15 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	sum := lockTallies(r.tallies)
+	// The probe's hash also keeps what the holders saw of their releases.
+	if _, err := admin.Pipelined(vctx, func(p redis.Pipeliner) error {
+		p.HIncrBy(vctx, keys.stats, "foreign_deletes", sum.foreignDeletes)
+		p.HIncrBy(vctx, keys.stats, "releases_refused", sum.refused)
+		return nil
+	}); err != nil {
+		return cell, fmt.Errorf("record releases: %w", err)
+	}
 	server, err := readIntHash(vctx, admin, keys.stats)
 	if err != nil {
 		return cell, fmt.Errorf("read probe stats: %w", err)
@@ -429,7 +440,6 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		return cell, fmt.Errorf("read probe: %w", err)
 	}
 
-	sum := lockTallies(r.tallies)
 	f := lockFigures(stats, sum, s.TTL)
 	entered, left := server["entered"], server["left"]
 	overlaps, live := server["overlaps"], server["live_overlaps"]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -97,4 +98,46 @@ func OperationNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// workerSlots hands each worker of a load run its own *T (a tally, say).
+// The slots of the first n workers are built up front, so that no timed
+// operation builds one; a worker beyond them (an open loop grown past n,
+// or an unknown worker count) gets its slot on first use.
+type workerSlots[T any] struct {
+	fixed []*T
+	more  sync.Map // worker ID -> *T, for IDs from len(fixed) on
+	build func() *T
+}
+
+// newWorkerSlots builds the slots of workers 0..n-1 with build.
+func newWorkerSlots[T any](n int, build func() *T) *workerSlots[T] {
+	s := &workerSlots[T]{fixed: make([]*T, max(n, 0)), build: build}
+	for i := range s.fixed {
+		s.fixed[i] = build()
+	}
+	return s
+}
+
+// get returns worker id's slot.
+func (s *workerSlots[T]) get(id int) *T {
+	if id >= 0 && id < len(s.fixed) {
+		return s.fixed[id]
+	}
+	if v, ok := s.more.Load(id); ok {
+		return v.(*T)
+	}
+	v, _ := s.more.LoadOrStore(id, s.build())
+	return v.(*T)
+}
+
+// each calls f with every slot, once the run is over.
+func (s *workerSlots[T]) each(f func(*T)) {
+	for _, t := range s.fixed {
+		f(t)
+	}
+	s.more.Range(func(_, v any) bool {
+		f(v.(*T))
+		return true
+	})
 }

@@ -2,7 +2,6 @@ package scenarios
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -16,24 +15,10 @@ import (
 
 	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/impl"
-	"github.com/paybench/paybench/impl/scripts"
 	"github.com/paybench/paybench/reports/result"
 )
 
 func init() { Register(func() Scenario { return newRateLimit() }) }
-
-// limitAuditScript logs one admission with the limiter's server time (or
-// the server's TIME when the limiter read no clock) in a sorted set: the
-// ground truth the rate-limit scenario judges from.
-var limitAuditScript = redis.NewScript(scripts.LimitAudit)
-
-// rateLimitTolerance is the documented under-admission tolerance: a user
-// is under-admitted when the limiter admitted less than (1 - tolerance) of
-// what its own rule admits when replayed over the same requests (the
-// server times every decision was taken at). The replay is exact — scripts
-// run one at a time, and at one microsecond no admission can follow a
-// refusal — so the slack only covers a server clock stepping backwards.
-const rateLimitTolerance = 0.01
 
 // rateLimitStartLag is how long after the aligned start the load begins,
 // so that a small error in the estimated server clock never starts it
@@ -44,6 +29,16 @@ const rateLimitStartLag = time.Millisecond
 // faster than allowed for several periods, plus one steadily paced client
 // at half its limit. Every admission is logged in a sorted set with the
 // server time the limiter decided at; the verdict counts that log.
+//
+// One measured operation is one Limiter.Allow through the backend under
+// test, and nothing else. The audit log is the harness's: each worker
+// notes its admissions in memory with the decision's server time (the
+// limiter's own, Decision.At; for the naive strategy, which reads no
+// clock, the local time the answer arrived, mapped onto the server's clock
+// read at the start), and the log is written after the run with the admin
+// client, in pipelines. It used to be written by an audit script inside
+// the timed operation, which stamped naive admissions with the server's
+// TIME one round trip after the decision instead.
 type RateLimit struct {
 	Users   int
 	Limit   int64
@@ -131,10 +126,21 @@ func (r *RateLimit) periods(env *Env) int {
 // rateLimitTally is one worker's client-side tally, on its own cache line.
 type rateLimitTally struct {
 	admitted, refused int64
-	calls             int       // the worker's own count, to rotate over users
-	refusedAt         [][]int64 // per user: server time (µs) of each refusal
+	calls             int            // the worker's own count, to rotate over users
+	refusedAt         [][]int64      // per user: server time (µs) of each refusal
+	admissions        [][]limitEntry // per user: the audit log's entries
 	_                 [64]byte
 }
+
+// limitEntry is one decision of the audit log: its member (unique per
+// decision) and the server time (µs) it was taken at.
+type limitEntry struct {
+	member string
+	at     int64
+}
+
+// limitLogChunk is how many log entries one pipeline writes.
+const limitLogChunk = 1000
 
 // limitSteadyUser is the steadily paced client's user.
 const limitSteadyUser = "steady"
@@ -166,18 +172,27 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 
 	// Start on a window boundary of the server's clock, so that the span
 	// measured is whole aligned windows.
-	start, localStart, err := limitAlignedStart(ctx, env.Admin, r.Period)
+	clock, start, err := limitAlignedStart(ctx, env.Admin, r.Period)
 	if err != nil {
 		return cell, err
 	}
-	if err := rateLimitWaitUntil(ctx, localStart.Add(rateLimitStartLag)); err != nil {
+	if err := impl.Sleep(ctx, time.Until(clock.local(start).Add(rateLimitStartLag))); err != nil {
 		return cell, err
+	}
+	// decidedAt is the server time (µs) of a decision that arrived at
+	// arrived: the limiter's own time, or the arrival on the server's clock.
+	decidedAt := func(d impl.Decision, arrived time.Time) int64 {
+		if d.At.IsZero() {
+			return clock.micros(arrived)
+		}
+		return d.At.UnixMicro()
 	}
 
 	// The steady client: one request every 2P/L (half the allowed rate),
 	// each after the previous answer, so its gaps never shrink.
 	var steady struct {
 		requests, admitted, refused int64
+		log, refusedLog             []limitEntry
 		err                         error
 	}
 	var stopSteady atomic.Bool
@@ -187,24 +202,20 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 		wg.Go(func() {
 			for i := 0; !stopSteady.Load(); i++ {
 				d, err := lim.Allow(ctx, limitSteadyUser, 1)
-				if err == nil {
-					key := refusedKey
-					if d.Allowed {
-						key = logKey(limitSteadyUser)
-					}
-					err = limitAudit(ctx, env.Admin, key, "s"+strconv.Itoa(i), d.At)
-				}
 				if err != nil {
 					steady.err = err
 					return
 				}
+				e := limitEntry{member: "s" + strconv.Itoa(i), at: decidedAt(d, time.Now())}
 				steady.requests++
 				if d.Allowed {
 					steady.admitted++
+					steady.log = append(steady.log, e)
 				} else {
 					steady.refused++
+					steady.refusedLog = append(steady.refusedLog, e)
 				}
-				if err := rateLimitWaitUntil(ctx, time.Now().Add(interval)); err != nil {
+				if err := impl.Sleep(ctx, interval); err != nil {
 					return
 				}
 			}
@@ -223,8 +234,14 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 	}()
 
 	tallies := make([]rateLimitTally, conc)
+	// Room for twice the nominal admissions: the naive strategy over-admits.
+	perUser := 2*int(limitAllowedInSpan(strategy, opts, periods))/conc + 16
 	for i := range tallies {
 		tallies[i].refusedAt = make([][]int64, len(users))
+		tallies[i].admissions = make([][]limitEntry, len(users))
+		for u := range users {
+			tallies[i].admissions[u] = make([]limitEntry, 0, perUser)
+		}
 	}
 	stats, runErr := bench.Run(ctx, bench.Config{
 		Concurrency: conc,
@@ -238,7 +255,8 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 		t.calls++
 		begin := time.Now()
 		d, err := lim.Allow(ctx, user, 1)
-		w.Observe(0, time.Since(begin))
+		end := time.Now()
+		w.Observe(0, end.Sub(begin))
 		if err != nil {
 			return err
 		}
@@ -250,7 +268,8 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 			return nil
 		}
 		t.admitted++
-		return limitAudit(ctx, env.Admin, logKey(user), "w"+strconv.FormatInt(w.Seq, 10), d.At)
+		t.admissions[ui] = append(t.admissions[ui], limitEntry{member: "w" + strconv.FormatInt(w.Seq, 10), at: decidedAt(d, end)})
+		return nil
 	})
 	stopSampler()
 	<-sampled
@@ -269,7 +288,20 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 	}
 	stats.Fill(&cell)
 
-	// Read the server's log back.
+	// Write the audit log, then read it back from the server.
+	logs := map[string][]limitEntry{}
+	for _, t := range tallies {
+		for ui, u := range users {
+			logs[logKey(u)] = append(logs[logKey(u)], t.admissions[ui]...)
+		}
+	}
+	if r.Steady {
+		logs[logKey(limitSteadyUser)] = steady.log
+		logs[refusedKey] = steady.refusedLog
+	}
+	if err := writeLimitLogs(vctx, env.Admin, logs); err != nil {
+		return cell, err
+	}
 	spanStart, spanEnd := start.UnixMicro(), start.Add(span).UnixMicro()
 	agg := rateLimitAggregate{minVsRule: math.Inf(1), minNominal: math.Inf(1)}
 	for ui, u := range users {
@@ -388,417 +420,60 @@ func (r *RateLimit) summary(strategy string, o impl.LimitOptions, agg rateLimitA
 	return s
 }
 
-// limitAlignedStart reads the server's clock and returns the next window
-// boundary at least 20 ms ahead (server time) and the local time that
-// corresponds to it.
-func limitAlignedStart(ctx context.Context, admin *redis.Client, period time.Duration) (server, local time.Time, err error) {
+// serverClock maps local times onto the server's clock: one reading of
+// the server's TIME and the local time in the middle of its round trip
+// (with Go's monotonic reading, so a step of the local wall clock does not
+// move the mapping).
+type serverClock struct {
+	server, at time.Time
+}
+
+// micros returns local time t on the server's clock, in microseconds.
+func (c serverClock) micros(t time.Time) int64 {
+	return c.server.UnixMicro() + t.Sub(c.at).Microseconds()
+}
+
+// local returns server time t on the local clock.
+func (c serverClock) local(t time.Time) time.Time { return c.at.Add(t.Sub(c.server)) }
+
+// limitAlignedStart reads the server's clock and returns it, with the next
+// window boundary at least 20 ms ahead (server time).
+func limitAlignedStart(ctx context.Context, admin *redis.Client, period time.Duration) (serverClock, time.Time, error) {
 	before := time.Now()
 	srv, err := admin.Time(ctx).Result()
 	if err != nil {
-		return time.Time{}, time.Time{}, fmt.Errorf("read the server's TIME: %w", err)
+		return serverClock{}, time.Time{}, fmt.Errorf("read the server's TIME: %w", err)
 	}
 	after := time.Now()
-	offset := srv.Sub(before.Add(after.Sub(before) / 2)) // server - local
+	clock := serverClock{server: srv, at: before.Add(after.Sub(before) / 2)}
 	p := period.Microseconds()
 	us := (srv.Add(20*time.Millisecond).UnixMicro() + p - 1) / p * p
-	server = time.UnixMicro(us)
-	return server, server.Add(-offset), nil
+	return clock, time.UnixMicro(us), nil
 }
 
-// rateLimitWaitUntil waits until t, or less when ctx ends first.
-func rateLimitWaitUntil(ctx context.Context, t time.Time) error {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
+// writeLimitLogs writes the audit logs, key by key, in pipelines of
+// limitLogChunk entries: each entry a member of the key's sorted set,
+// scored by its server time in microseconds.
+func writeLimitLogs(ctx context.Context, admin *redis.Client, logs map[string][]limitEntry) error {
+	pipe := admin.Pipeline()
+	flush := func() error {
+		if pipe.Len() == 0 {
+			return nil
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("write the audit log: %w", err)
+		}
 		return nil
 	}
-}
-
-// limitAudit logs one decision in the sorted set key with the time
-// the limiter decided at (at), or the server's TIME now when the limiter
-// read no clock (at is zero).
-func limitAudit(ctx context.Context, admin *redis.Client, key, member string, at time.Time) error {
-	t := ""
-	if !at.IsZero() {
-		t = strconv.FormatInt(at.UnixMicro(), 10)
-	}
-	if err := limitAuditScript.Run(ctx, admin, []string{key}, member, t).Err(); err != nil {
-		return fmt.Errorf("audit log %s: %w", key, err)
-	}
-	return nil
-}
-
-// limitReadLog returns the times (µs) logged in key, in order.
-func limitReadLog(ctx context.Context, admin *redis.Client, key string) ([]int64, error) {
-	zs, err := admin.ZRangeWithScores(ctx, key, 0, -1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read audit log %s: %w", key, err)
-	}
-	times := make([]int64, len(zs))
-	for i, z := range zs {
-		times[i] = int64(z.Score)
-	}
-	return times, nil
-}
-
-// limitMemorySampler keeps the peak MEMORY USAGE of each user's limiter
-// state.
-type limitMemorySampler struct {
-	peak []int64
-	err  error
-}
-
-// run samples every half period until ctx ends.
-func (m *limitMemorySampler) run(ctx context.Context, admin *redis.Client, strategy string, o impl.LimitOptions, users []string) {
-	t := time.NewTicker(o.Period / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for i, u := range users {
-			n, err := limiterMemory(ctx, admin, strategy, o, u)
-			if err != nil {
-				if ctx.Err() == nil {
-					m.err = err
+	for key, entries := range logs {
+		for _, e := range entries {
+			pipe.ZAdd(ctx, key, redis.Z{Score: float64(e.at), Member: e.member})
+			if pipe.Len() >= limitLogChunk {
+				if err := flush(); err != nil {
+					return err
 				}
-				return
-			}
-			m.peak[i] = max(m.peak[i], n)
-		}
-	}
-}
-
-// mean is the mean of the users' peaks, over the users that had state.
-func (m *limitMemorySampler) mean() float64 {
-	var sum, n int64
-	for _, p := range m.peak {
-		if p > 0 {
-			sum += p
-			n++
-		}
-	}
-	if n == 0 {
-		return 0
-	}
-	return float64(sum) / float64(n)
-}
-
-// limiterMemory returns MEMORY USAGE of the key the strategy decides on
-// for user (for fixed-window, the counter of the server's current window,
-// or of the one before when the current has none yet), or 0 when it has
-// expired.
-func limiterMemory(ctx context.Context, admin *redis.Client, strategy string, o impl.LimitOptions, user string) (int64, error) {
-	keys := []string{impl.LimitKey(o.Keys, strategy, user)}
-	if strategy == impl.LimitFixedWindow {
-		now, err := admin.Time(ctx).Result()
-		if err != nil {
-			return 0, fmt.Errorf("read the server's TIME: %w", err)
-		}
-		w := now.UnixMicro() / o.Period.Microseconds()
-		keys = []string{impl.LimitWindowKey(o.Keys, user, w), impl.LimitWindowKey(o.Keys, user, w-1)}
-	}
-	for _, key := range keys {
-		n, err := admin.MemoryUsage(ctx, key, 0).Result()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("MEMORY USAGE %s: %w", key, err)
-		}
-		return n, nil
-	}
-	return 0, nil
-}
-
-// limitAnalysis is what one user's admission log shows.
-type limitAnalysis struct {
-	admitted   int64 // in the log
-	inSpan     int64 // in the measured span of whole aligned periods
-	maxSliding int64 // most admissions in any window (t-P, t]
-	maxFixed   int64 // most admissions in one aligned window
-	violations int64 // admissions that broke the strategy's bound
-	excessMax  int64 // most units above the bound at one admission
-	nominal    float64
-	vsRule     float64 // admitted / the strategy's rule replayed
-	vsSliding  float64 // admitted / an exact sliding limit replayed
-}
-
-// rateLimitAggregate sums the users' analyses.
-type rateLimitAggregate struct {
-	admitted, maxSliding, maxFixed, violations, excessMax int64
-	minVsRule, minNominal                                 float64
-	sumNominal, sumVsSliding                              float64
-}
-
-func (g *rateLimitAggregate) add(a limitAnalysis) {
-	g.admitted += a.admitted
-	g.maxSliding = max(g.maxSliding, a.maxSliding)
-	g.maxFixed = max(g.maxFixed, a.maxFixed)
-	g.violations += a.violations
-	g.excessMax = max(g.excessMax, a.excessMax)
-	g.minVsRule = min(g.minVsRule, a.vsRule)
-	g.minNominal = min(g.minNominal, a.nominal)
-	g.sumNominal += a.nominal
-	g.sumVsSliding += a.vsSliding
-}
-
-// limitAllowedInSpan is the most a client asking all the time can be admitted
-// in periods whole aligned periods: limit per period, and gcra's burst on
-// top of the sustained rate (burst at the start, then one per interval).
-func limitAllowedInSpan(strategy string, o impl.LimitOptions, periods int) int64 {
-	n := int64(periods) * o.Limit
-	if strategy == impl.LimitGCRA {
-		n += o.Burst - 1
-	}
-	return n
-}
-
-// limitBoundName says what bound a strategy promises.
-func limitBoundName(strategy string) string {
-	switch strategy {
-	case impl.LimitFixedWindow:
-		return "at most limit per aligned window"
-	case impl.LimitSlidingWindow:
-		return "weighted count prev×(P−elapsed)/P + cur ≤ limit"
-	case impl.LimitGCRA:
-		return "at most burst + Δt/T in any Δt"
-	}
-	return "at most limit per sliding window"
-}
-
-// limitBoundFigure is the bound as one number: units per window, or the burst
-// for gcra.
-func limitBoundFigure(strategy string, o impl.LimitOptions) int64 {
-	if strategy == impl.LimitGCRA {
-		return o.Burst
-	}
-	return o.Limit
-}
-
-func limitBoundInvariant(strategy string, o impl.LimitOptions, g rateLimitAggregate) result.Invariant {
-	switch strategy {
-	case impl.LimitFixedWindow:
-		return Check("no aligned window above the limit", g.violations == 0,
-			"at most %d admitted in one aligned %s window (limit %d); %d admissions over", g.maxFixed, o.Period, o.Limit, g.violations)
-	case impl.LimitSlidingWindow:
-		return Check("weighted count never above the limit", g.violations == 0,
-			"prev×(P−elapsed)/P + cur recomputed from the log at every admission: %d over the limit %d (by up to %d)", g.violations, o.Limit, g.excessMax)
-	case impl.LimitGCRA:
-		return Check("GCRA bound holds", g.violations == 0,
-			"no interval Δt held more than burst %d + Δt/%s admissions: %d over (by up to %d); at most %d in any %s",
-			o.Burst, o.EmissionInterval(), g.violations, g.excessMax, g.maxSliding, o.Period)
-	}
-	return Check("no sliding window above the limit", g.violations == 0,
-		"at most %d admitted in any window (t−%s, t] (limit %d); %d admissions over", g.maxSliding, o.Period, o.Limit, g.violations)
-}
-
-// analyzeLimit judges one user's admission times (µs, sorted) against the
-// strategy's bound, counts the admissions in [spanStart, spanEnd), and
-// replays the strategy's rule and an exact sliding limit over the
-// admissions and the refusals (µs, sorted) to measure under-admission.
-func analyzeLimit(strategy string, o impl.LimitOptions, times, refused []int64, spanStart, spanEnd int64) limitAnalysis {
-	p, l := o.Period.Microseconds(), o.Limit
-	a := limitAnalysis{admitted: int64(len(times))}
-	// Sliding windows (t-P, t] and aligned windows, two pointers each.
-	lo, wStart := 0, 0
-	for j, t := range times {
-		for times[lo] <= t-p {
-			lo++
-		}
-		inSliding := int64(j - lo + 1)
-		a.maxSliding = max(a.maxSliding, inSliding)
-		if j > 0 && limitFloorDiv(t, p) != limitFloorDiv(times[j-1], p) {
-			wStart = j
-		}
-		inFixed := int64(j - wStart + 1)
-		a.maxFixed = max(a.maxFixed, inFixed)
-		if t >= spanStart && t < spanEnd {
-			a.inSpan++
-		}
-		switch strategy {
-		case impl.LimitNaive, impl.LimitSlidingLog:
-			a.over(inSliding - l)
-		case impl.LimitFixedWindow:
-			a.over(inFixed - l)
-		}
-	}
-	switch strategy {
-	case impl.LimitSlidingWindow:
-		a.checkWeighted(times, p, l)
-	case impl.LimitGCRA:
-		a.checkGCRA(times, o.EmissionInterval().Microseconds(), o.Burst)
-	}
-	if nominal := limitAllowedInSpan(strategy, o, int((spanEnd-spanStart)/p)); nominal > 0 {
-		a.nominal = float64(a.inSpan) / float64(nominal)
-	}
-	a.vsRule = limitRatio(a.admitted, replayLimit(strategy, o, times, refused))
-	a.vsSliding = limitRatio(a.admitted, replayLimit(impl.LimitSlidingLog, o, times, refused))
-	return a
-}
-
-// limitRatio is a/b, and 1 when both are 0.
-func limitRatio(a, b int64) float64 {
-	if b == 0 {
-		if a == 0 {
-			return 1
-		}
-		return math.Inf(1)
-	}
-	return float64(a) / float64(b)
-}
-
-// replayLimit replays strategy's rule (as its script decides, in the same
-// integers) over a user's requests, one unit each: the admissions and the
-// refusals, both sorted by the server time they were decided at, the
-// admissions first at equal times (as they happened: at one time and
-// state, no admission can follow a refusal). It returns how many the rule
-// admits. The naive strategy has no rule of its own: it gets 0.
-func replayLimit(strategy string, o impl.LimitOptions, admitted, refused []int64) int64 {
-	p, l := o.Period.Microseconds(), o.Limit
-	var n int64
-	var log []int64        // sliding-log: admitted times in the window
-	var w, cur, prev int64 // fixed-window and sliding-window
-	w = math.MinInt64
-	var tat int64 // gcra
-	interval := o.EmissionInterval().Microseconds()
-	i, j := 0, 0
-	for i < len(admitted) || j < len(refused) {
-		var t int64
-		if j >= len(refused) || (i < len(admitted) && admitted[i] <= refused[j]) {
-			t = admitted[i]
-			i++
-		} else {
-			t = refused[j]
-			j++
-		}
-		ok := false
-		switch strategy {
-		case impl.LimitFixedWindow:
-			if tw := limitFloorDiv(t, p); tw != w {
-				w, cur = tw, 0
-			}
-			if ok = cur+1 <= l; ok {
-				cur++
-			}
-		case impl.LimitSlidingLog:
-			k := 0
-			for k < len(log) && log[k] <= t-p {
-				k++
-			}
-			log = log[k:]
-			if ok = int64(len(log))+1 <= l; ok {
-				log = append(log, t)
-			}
-		case impl.LimitSlidingWindow:
-			tw := limitFloorDiv(t, p)
-			switch {
-			case w == math.MinInt64 || w < tw-1:
-				cur, prev = 0, 0
-			case w == tw-1:
-				prev, cur = cur, 0
-			}
-			w = max(w, tw)
-			if ok = prev*(p-(t-tw*p))+(cur+1)*p <= l*p; ok {
-				cur++
-			}
-		case impl.LimitGCRA:
-			at := max(tat, t)
-			if ok = at+interval-o.Burst*interval <= t; ok {
-				tat = at + interval
 			}
 		}
-		if ok {
-			n++
-		}
 	}
-	return n
-}
-
-// over records an admission excess units above the bound, if positive.
-func (a *limitAnalysis) over(excess int64) {
-	if excess > 0 {
-		a.violations++
-		a.excessMax = max(a.excessMax, excess)
-	}
-}
-
-// checkWeighted recomputes the sliding-window counter's test at every
-// admission: prev*(P-elapsed) + cur*P <= limit*P, prev the previous
-// aligned window's admissions, cur this window's so far (this one
-// included). Admissions at the same microsecond are checked with the
-// count after the last of them, which is what the last one saw.
-func (a *limitAnalysis) checkWeighted(times []int64, p, l int64) {
-	perWindow := map[int64]int64{}
-	for _, t := range times {
-		perWindow[limitFloorDiv(t, p)]++
-	}
-	cur := int64(0)
-	for j, t := range times {
-		w := limitFloorDiv(t, p)
-		if j == 0 || limitFloorDiv(times[j-1], p) != w {
-			cur = 0
-		}
-		cur++
-		used := perWindow[w-1]*(p-(t-w*p)) + cur*p
-		if used > l*p {
-			a.over((used - l*p + p - 1) / p)
-		}
-	}
-}
-
-// checkGCRA checks the GCRA bound on every pair of admissions: from the
-// i-th to the j-th (sorted) at most burst + (t_j - t_i)/T, that is
-// (j*T - t_j) - (i*T - t_i) <= (burst-1)*T. It keeps the smallest
-// i*T - t_i seen so far.
-func (a *limitAnalysis) checkGCRA(times []int64, interval, burst int64) {
-	best := int64(math.MaxInt64)
-	for j, t := range times {
-		v := int64(j)*interval - t
-		best = min(best, v)
-		if excess := v - best - (burst-1)*interval; excess > 0 {
-			a.over((excess + interval - 1) / interval)
-		}
-	}
-}
-
-// limitLockouts counts refusals (µs) at which the admissions (µs, sorted)
-// in the window (t-P, t] were fewer than the limit: requests a limiter
-// true to "limit per period" would have admitted.
-func limitLockouts(admitted, refused []int64, p, limit int64) int64 {
-	var n int64
-	for _, t := range refused {
-		lo, _ := slices.BinarySearch(admitted, t-p+1) // first admission > t-p
-		hi, _ := slices.BinarySearch(admitted, t+1)
-		if int64(hi-lo) < limit {
-			n++
-		}
-	}
-	return n
-}
-
-// limitFloorDiv is a/b rounded down (b > 0).
-func limitFloorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && a < 0 {
-		q--
-	}
-	return q
-}
-
-// limitFinite maps ±Inf (no users) to 0 for the report.
-func limitFinite(f float64) float64 {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return 0
-	}
-	return f
+	return flush()
 }

@@ -86,6 +86,11 @@ const (
 	EnvPassword = "REDIS_PASSWORD"
 )
 
+// AdminClientName is the connection name (CLIENT SETNAME) of every
+// Server's admin client, so that CLIENT LIST tells paybench's own
+// bookkeeping from the backend under test (impl.DefaultClientName).
+const AdminClientName = "paybench-admin"
+
 // DefaultDialTimeout bounds the connection check when Options.DialTimeout
 // is zero.
 const DefaultDialTimeout = 3 * time.Second
@@ -396,7 +401,8 @@ func speaksTLS(ctx context.Context, ro *redis.Options, timeout time.Duration) bo
 
 // adminOptions returns the settings of the admin client: bounded dial and
 // read, no command retries, one dial attempt, RESP2 and no CLIENT SETINFO so
-// that old servers, proxies and miniredis all accept the handshake.
+// that old servers, proxies and miniredis all accept the handshake, and the
+// name AdminClientName (CLIENT SETNAME, which Redis has had since 2.6.9).
 func adminOptions(ro *redis.Options, dialTimeout time.Duration) *redis.Options {
 	c := *ro
 	c.DialTimeout = dialTimeout
@@ -408,6 +414,7 @@ func adminOptions(ro *redis.Options, dialTimeout time.Duration) *redis.Options {
 	c.Protocol = 2
 	c.DisableIdentity = true
 	c.PoolSize = 8
+	c.ClientName = AdminClientName
 	return &c
 }
 

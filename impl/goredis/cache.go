@@ -8,6 +8,7 @@ import (
 	redis "github.com/redis/go-redis/v9"
 
 	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/cacheaside"
 	"github.com/paybench/paybench/impl/scripts"
 )
 
@@ -35,7 +36,7 @@ func (c *Client) Cache(strategy string, opts impl.CacheOptions) (impl.Cache, err
 	if strategy == impl.CacheClientSide {
 		return nil, fmt.Errorf("goredis cache %s: server-assisted client-side caching (RESP3 tracking): %w", strategy, impl.ErrNotSupported)
 	}
-	cache, err := impl.NewCache(cacheStore{rdb: c.rdb}, strategy, opts)
+	cache, err := cacheaside.New(cacheStore{rdb: c.rdb}, strategy, opts)
 	if err != nil {
 		return nil, fmt.Errorf("goredis: %w", err)
 	}

@@ -45,7 +45,9 @@ var (
 // size) and paybench's defaults, connects and checks the server with PING.
 //
 // Defaults, each kept when the URL sets it explicitly: dial, read and write
-// time-outs of 3 s; no command retries (max_retries), because a DECRBY or
+// time-outs of 3 s; the connection name (CLIENT SETNAME)
+// impl.DefaultClientName, unless cfg.ClientName names one (it wins over the
+// URL's client_name); no command retries (max_retries), because a DECRBY or
 // EVAL retried after a time-out may apply twice and a correctness harness
 // would rather see the error; one dial attempt per connection (go-redis
 // would otherwise try 5 times), so an unreachable server is reported within
@@ -67,6 +69,11 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	}
 	if cfg.PoolSize > 0 {
 		opt.PoolSize = cfg.PoolSize
+	}
+	if cfg.ClientName != "" {
+		opt.ClientName = cfg.ClientName
+	} else if opt.ClientName == "" {
+		opt.ClientName = impl.DefaultClientName(impl.GoRedis)
 	}
 	if !set["dial_timeout"] {
 		opt.DialTimeout = DialTimeout
@@ -117,6 +124,7 @@ func (c *Client) Settings() map[string]string {
 	retries := o.MaxRetries
 	return map[string]string{
 		"library":            "github.com/redis/go-redis/v9 v" + redis.Version(),
+		"client_name":        o.ClientName,
 		"pool_size":          strconv.Itoa(o.PoolSize),
 		"pipeline_pool_size": strconv.Itoa(o.PipelinePoolSize),
 		"protocol":           strconv.Itoa(o.Protocol),

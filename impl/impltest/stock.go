@@ -126,6 +126,34 @@ func RunBackend(t *testing.T, env Env, open impl.Opener) {
 		t.Errorf("second Close: %v", err)
 	}
 
+	// Every connection carries the backend's name, so that CLIENT LIST
+	// tells it from the admin client: the default, or the one asked for.
+	for _, name := range []string{"", "pb-conformance-" + randomHex(4)} {
+		cfg := env.Conn
+		cfg.ClientName = name
+		b, err := open(ctx, cfg)
+		if err != nil {
+			t.Fatalf("open with client name %q: %v", name, err)
+		}
+		want := name
+		if want == "" {
+			want = impl.DefaultClientName(b.Name())
+		}
+		if got := b.Settings()["client_name"]; got != want {
+			t.Errorf("Settings()[client_name] = %q, want %q", got, want)
+		}
+		list, err := env.Admin.ClientList(ctx).Result()
+		if err != nil {
+			t.Fatalf("CLIENT LIST: %v", err)
+		}
+		if !strings.Contains(list, " name="+want+" ") {
+			t.Errorf("no connection named %q in CLIENT LIST:\n%s", want, list)
+		}
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+
 	bad := env.Conn
 	bad.URL = "redis://127.0.0.1:1" // nothing listens on port 1
 	if b, err := open(ctx, bad); err == nil {

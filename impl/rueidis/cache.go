@@ -10,6 +10,7 @@ import (
 	rd "github.com/redis/rueidis"
 
 	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/cacheaside"
 	"github.com/paybench/paybench/impl/scripts"
 )
 
@@ -57,7 +58,7 @@ func (c *Client) Cache(strategy string, opts impl.CacheOptions) (impl.Cache, err
 		}
 		store = &cacheStore{rc: rc, owned: true}
 	}
-	cache, err := impl.NewCache(store, strategy, opts)
+	cache, err := cacheaside.New(store, strategy, opts)
 	if err != nil {
 		_ = store.Close()
 		return nil, fmt.Errorf("rueidis: %w", err)

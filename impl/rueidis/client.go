@@ -51,16 +51,17 @@ var (
 // auto-pipelining) and paybench's defaults, connects and checks the server
 // with PING.
 //
-// Defaults, each kept when the URL sets it explicitly: a dial time-out and
-// a connection write time-out of 3 s. Client-side caching is off
-// (DisableCache): no operation uses it yet, and it needs RESP3 client
-// tracking, which embedded servers lack. The client is a single-node one
-// (ForceSingleClient), like the go-redis backend's: rueidis would otherwise
-// probe for Redis Cluster and treat a server that answers CLUSTER SLOTS
-// (miniredis does) as a one-node cluster, with a different connection
-// layout, which would skew a comparison of the two libraries. rueidis never
-// retries a write on its own, so no retry setting is needed for the
-// correctness checks.
+// Defaults, each kept when the URL sets it explicitly: a dial time-out and a
+// connection write time-out of 3 s; the connection name (CLIENT SETNAME)
+// impl.DefaultClientName, unless cfg.ClientName names one (it wins over the
+// URL's client_name). Client-side caching is off (DisableCache): no
+// operation uses it yet, and it needs RESP3 client tracking, which embedded
+// servers lack. The client is a single-node one (ForceSingleClient), like
+// the go-redis backend's: rueidis would otherwise probe for Redis Cluster
+// and treat a server that answers CLUSTER SLOTS (miniredis does) as a
+// one-node cluster, with a different connection layout, which would skew a
+// comparison of the two libraries. rueidis never retries a write on its own,
+// so no retry setting is needed for the correctness checks.
 func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	opt, err := rd.ParseURL(cfg.URL)
 	if err != nil {
@@ -79,6 +80,11 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	}
 	if !q.Has("write_timeout") {
 		opt.ConnWriteTimeout = ConnWriteTimeout
+	}
+	if cfg.ClientName != "" {
+		opt.ClientName = cfg.ClientName
+	} else if opt.ClientName == "" {
+		opt.ClientName = impl.DefaultClientName(impl.Rueidis)
 	}
 	opt.DisableAutoPipelining = cfg.DisableAutoPipelining
 	opt.DisableCache = true
@@ -110,6 +116,7 @@ func (c *Client) Settings() map[string]string {
 	}
 	return map[string]string{
 		"library":            libraryVersion(),
+		"client_name":        c.opt.ClientName,
 		"mode":               string(c.rc.Mode()),
 		"pipeline_multiplex": strconv.Itoa(multiplex),
 		"pipeline_conns":     strconv.Itoa(1 << multiplex),

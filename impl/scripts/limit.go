@@ -42,16 +42,3 @@ var LimitSlidingWindow string
 //
 //go:embed limit_gcra.lua
 var LimitGCRA string
-
-// LimitAudit records one admission in a sorted set scored by server time,
-// for scenarios that judge a limiter from the server's own log.
-//
-//	KEYS[1]  the log
-//	ARGV[1]  the member (unique per admission)
-//	ARGV[2]  the time in microseconds the limiter decided at, or "" to
-//	         read the server's TIME now (limiters that read no clock)
-//
-// It returns the score it used.
-//
-//go:embed limit_audit.lua
-var LimitAudit string
