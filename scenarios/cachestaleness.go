@@ -289,7 +289,7 @@ func (s *CacheStaleness) Run(ctx context.Context, env *Env, strategy string) (re
 	}
 
 	tallies := make([]staleTally, conc)
-	stats, runErr := bench.Run(ctx, bench.Config{
+	stats, runErr := env.Drive(ctx, bench.Config{
 		Concurrency: conc,
 		Duration:    dur,
 		Steps:       cacheSteps(),

@@ -205,7 +205,7 @@ func (s *CacheStampede) Run(ctx context.Context, env *Env, strategy string) (res
 	}
 
 	tallies := make([]cacheReadTally, conc)
-	stats, err := bench.Run(ctx, bench.Config{
+	stats, err := env.Drive(ctx, bench.Config{
 		Concurrency: conc,
 		Duration:    dur,
 		Steps:       cacheSteps(),

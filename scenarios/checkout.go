@@ -204,7 +204,7 @@ func (c *Checkout) Run(ctx context.Context, env *Env, strategy string) (result.C
 	tallies := make([]checkoutTally, conc)
 	requests, duration := orderRunSize(env, c.Buyers)
 
-	stats, err := bench.Run(ctx, bench.Config{
+	stats, err := env.Drive(ctx, bench.Config{
 		Concurrency: conc,
 		Requests:    requests,
 		Duration:    duration,

@@ -136,7 +136,7 @@ func (d *DuplicateOrder) Run(ctx context.Context, env *Env, strategy string) (re
 	tallies := make([]dupTally, conc)
 	requests, duration := orderRunSize(env, d.Orders)
 
-	stats, err := bench.Run(ctx, bench.Config{
+	stats, err := env.Drive(ctx, bench.Config{
 		Concurrency: conc,
 		Requests:    requests,
 		Duration:    duration,

@@ -127,7 +127,7 @@ func (d *DupSubmit) Run(ctx context.Context, env *Env, strategy string) (result.
 
 	workers := make([]dupSubmitWorker, conc)
 	copies := d.Copies
-	stats, runErr := bench.Run(ctx, cfg, func(ctx context.Context, w *bench.Worker) error {
+	stats, runErr := env.Drive(ctx, cfg, func(ctx context.Context, w *bench.Worker) error {
 		req := "r" + strconv.FormatInt(w.Seq, 10)
 		// The request's identity: who pays what for which order; the same
 		// for every copy, whichever submission carries it.

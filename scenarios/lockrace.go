@@ -370,7 +370,7 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 	}
 
 	r.start(cfg)
-	stats, runErr := bench.Run(ctx, cfg, func(ctx context.Context, w *bench.Worker) error {
+	stats, runErr := env.Drive(ctx, cfg, func(ctx context.Context, w *bench.Worker) error {
 		lease, ok, err := r.acquire(ctx, w)
 		if err != nil || !ok {
 			return err

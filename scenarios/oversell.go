@@ -239,7 +239,7 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 		}
 	}()
 
-	stats, runErr := bench.Run(ctx, bench.Config{
+	stats, runErr := env.Drive(ctx, bench.Config{
 		Concurrency: conc,
 		Requests:    o.Buyers,
 		Seed:        env.Common.Seed,

@@ -115,7 +115,7 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 	tallies := make([]payCancelTally, conc)
 	requests, duration := orderRunSize(env, p.Orders)
 
-	stats, err := bench.Run(ctx, bench.Config{
+	stats, err := env.Drive(ctx, bench.Config{
 		Concurrency: conc,
 		Requests:    requests,
 		Duration:    duration,

@@ -243,7 +243,7 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 			tallies[i].admissions[u] = make([]limitEntry, 0, perUser)
 		}
 	}
-	stats, runErr := bench.Run(ctx, bench.Config{
+	stats, runErr := env.Drive(ctx, bench.Config{
 		Concurrency: conc,
 		Duration:    span,
 		Seed:        env.Common.Seed,

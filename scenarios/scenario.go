@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 
+	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
 )
@@ -61,6 +62,16 @@ type Env struct {
 	Common Common
 	// Log receives progress notes (may be io.Discard).
 	Log io.Writer
+}
+
+// Drive runs op through the engine with cfg, classifying the errors of
+// the backend under test by the backend's own rules. Every scenario drives
+// its timed operations through it.
+func (e *Env) Drive(ctx context.Context, cfg bench.Config, op bench.Op) (*bench.Stats, error) {
+	if cfg.Classify == nil && e.Backend != nil {
+		cfg.Classify = e.Backend.Classify
+	}
+	return bench.Run(ctx, cfg, op)
 }
 
 // Scenario is one concurrent workload with invariants.
