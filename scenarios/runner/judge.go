@@ -91,7 +91,9 @@ func (r *run) checkServer(ctx context.Context, m serverMark) string {
 //     amid failures cannot be told from the failures' effect — unless the
 //     scenario settled them against the server (Cell.Settled: it found
 //     out whether each lost reply's operation happened, and judged with
-//     that knowledge);
+//     that knowledge; Settled counts only operations whose outcome was
+//     unknown, so refused commands such as NOPERM never settle), and a cell
+//     where every operation failed proves nothing, settled or not;
 //   - otherwise the invariants judge it (Cell.Judge).
 //
 // The throughput headline counts the operations that did not fail. The
@@ -115,6 +117,9 @@ func (r *run) complete(ctx context.Context, c result.Cell, m serverMark, err err
 	}
 	if why := r.checkServer(ctx, m); why != "" {
 		return inconclusive(c, why), nil
+	}
+	if c.Ops > 0 && failures >= c.Ops {
+		return inconclusive(c, fmt.Sprintf("all %d operations failed (%s): nothing was tested", c.Ops, detail)), nil
 	}
 	c.Judge()
 	if failures -= min(c.Settled, failures); failures > 0 && c.Verdict != result.Unsupported && c.Verdict != result.Error {
