@@ -192,7 +192,9 @@ func (s *Server) PID() int {
 
 // Admin returns a go-redis client on the server for neutral verification
 // reads and cleanup. It is created once by Provide and closed by Close. It
-// never retries a command (MaxRetries -1), so a failure shows.
+// never retries a write (MaxRetries -1); its reads are re-sent up to three
+// times when they fail on the network, so that paybench's own bookkeeping
+// survives a blip that the operations under test are judged on.
 func (s *Server) Admin() *redis.Client { return s.admin }
 
 // Close closes the Admin client and stops what Provide started (the
@@ -326,6 +328,8 @@ func connect(ctx context.Context, kind Kind, fullURL string, ro *redis.Options, 
 		_ = s.Close()
 		return nil, err
 	}
+	// Checked: from now on the admin client's reads survive a blip.
+	s.admin.AddHook(retryReads{})
 	return s, nil
 }
 
