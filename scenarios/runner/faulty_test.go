@@ -159,3 +159,41 @@ func toAny(ss []string) []any {
 	}
 	return out
 }
+
+// TestARestartDuringACellIsNeverAFail restarts the server (without
+// persistence: the cell's data is lost) in the middle of a cell: the cell
+// is INCONCLUSIVE and says the server restarted, never a FAIL of the
+// strategy nor a PASS.
+func TestARestartDuringACellIsNeverAFail(t *testing.T) {
+	srv := spawnServer(t)
+	for _, strategy := range []string{impl.StockLua, impl.StockWatch} {
+		t.Run(strategy, func(t *testing.T) {
+			p := &Plan{
+				Kind: "run", Server: srv, Backends: []string{impl.GoRedis},
+				Settings:  Settings{Concurrency: 8, Seed: 1},
+				Keys:      impl.MustKeyspace("pb:restart-" + strategy + ":"),
+				Scenarios: []ScenarioCells{{Scenario: scenario(t, "oversell", "--stock", "1000000", "--buyers", "40000"), Strategies: []string{strategy}}},
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			restarted := make(chan error, 1)
+			p.OnEvent = func(e Event) {
+				if e.Type != CellStarted {
+					return
+				}
+				time.AfterFunc(300*time.Millisecond, func() { restarted <- srv.Restart(ctx) })
+			}
+			doc, err := Run(ctx, p)
+			if rerr := <-restarted; rerr != nil {
+				t.Fatal(rerr)
+			}
+			if doc == nil {
+				t.Fatalf("no document: %v", err)
+			}
+			c := doc.Cells[0]
+			if c.Verdict != result.Inconclusive || !strings.Contains(c.Reason, "restarted") {
+				t.Fatalf("%s: %s (%s%s)", c.Key(), c.Verdict, c.Reason, c.Error)
+			}
+		})
+	}
+}

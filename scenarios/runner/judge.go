@@ -103,10 +103,19 @@ func (r *run) complete(ctx context.Context, c result.Cell, m serverMark, err err
 	if c.ElapsedSec > 0 {
 		c.ThroughputOps = float64(max(c.Ops-failures, 0)) / c.ElapsedSec
 	}
-	switch {
-	case ctx.Err() != nil:
+	if ctx.Err() != nil {
 		c.Interrupted = true
 		return inconclusive(c, "interrupted before the cell finished; not judged"), err
+	}
+	// The server's own changes come first: a restart explains failed
+	// operations and failed reads alike.
+	if why := r.checkServer(ctx, m); why != "" {
+		if err != nil {
+			why += "; the cell then failed: " + oneLine(err.Error())
+		}
+		return inconclusive(c, why), nil
+	}
+	switch {
 	case err != nil && errors.Is(err, scenarios.ErrJudgement):
 		return inconclusive(c, oneLine(err.Error())), nil
 	case err != nil:
@@ -114,9 +123,6 @@ func (r *run) complete(ctx context.Context, c result.Cell, m serverMark, err err
 			return c, err
 		}
 		return failed(c, err), err
-	}
-	if why := r.checkServer(ctx, m); why != "" {
-		return inconclusive(c, why), nil
 	}
 	if c.Ops > 0 && failures >= c.Ops {
 		return inconclusive(c, fmt.Sprintf("all %d operations failed (%s): nothing was tested", c.Ops, detail)), nil

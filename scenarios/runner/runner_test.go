@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9/logging"
 	"github.com/spf13/pflag"
 	"go.uber.org/goleak"
 
@@ -21,6 +22,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Failures reach the tests through errors; the library's own log of
+	// each failed dial would only bury the test output.
+	logging.Disable()
 	code := redistest.Main(m)
 	if code == 0 {
 		// The shared test server's admin client is closed by Main; what
