@@ -9,6 +9,7 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"go.uber.org/goleak"
 )
 
 // No test of this package asserts how fast the engine runs or how close to
@@ -26,10 +27,12 @@ import (
 // tests takes, even on a starved machine.
 const runBound = 2 * time.Minute
 
-// mustRun runs op with cfg and fails the test on an error, or when Run
-// has not returned within runBound.
+// mustRun runs op with cfg and fails the test on an error, when Run has
+// not returned within runBound, or when a goroutine Run started outlives
+// it.
 func mustRun(t *testing.T, ctx context.Context, cfg Config, op Op) *Stats {
 	t.Helper()
+	before := goleak.IgnoreCurrent()
 	type ran struct {
 		st  *Stats
 		err error
@@ -45,6 +48,7 @@ func mustRun(t *testing.T, ctx context.Context, cfg Config, op Op) *Stats {
 			t.Fatal(r.err)
 		}
 		t.Log(r.st)
+		goleak.VerifyNone(t, before)
 		return r.st
 	case <-time.After(runBound):
 		t.Fatalf("Run(%+v) did not return within %s", cfg, runBound)
