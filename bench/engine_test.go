@@ -69,29 +69,33 @@ func TestRunCountsErrorsByClass(t *testing.T) {
 	}
 }
 
+// A duration-bound closed loop: the measured window is exactly the
+// duration, however long the calls in flight at its end take to finish.
 func TestRunStopsAfterDuration(t *testing.T) {
-	start := time.Now()
-	// 300 ms leaves a starved machine (the race detector, other test
-	// binaries) time to schedule the workers at least once.
-	st, err := Run(context.Background(), Config{Concurrency: 4, Duration: 300 * time.Millisecond}, func(ctx context.Context, w *Worker) error {
+	const duration = 300 * time.Millisecond
+	st := mustRun(t, context.Background(), Config{Concurrency: 4, Duration: duration}, func(ctx context.Context, w *Worker) error {
 		time.Sleep(time.Millisecond)
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
+	if st.Elapsed != duration {
+		t.Errorf("elapsed %s, want the %s duration exactly", st.Elapsed, duration)
 	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Fatalf("run took %s", took)
-	}
-	if st.Ops == 0 || st.Interrupted {
-		t.Fatalf("ops=%d interrupted=%v", st.Ops, st.Interrupted)
+	if st.Ops == 0 || st.Interrupted || st.Capped {
+		t.Fatalf("ops=%d interrupted=%v capped=%v", st.Ops, st.Interrupted, st.Capped)
 	}
 }
 
+// The interrupt comes from a call, so it falls inside the run however
+// slow the machine is.
 func TestRunInterruptedByContext(t *testing.T) {
+	const concurrency, cancelAt = 2, 20
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(50*time.Millisecond, cancel)
-	st, err := Run(ctx, Config{Concurrency: 2, Requests: 1 << 40}, func(ctx context.Context, w *Worker) error {
+	defer cancel()
+	st := mustRun(t, ctx, Config{Concurrency: concurrency, Requests: 1 << 40}, func(ctx context.Context, w *Worker) error {
+		if w.Seq == cancelAt {
+			cancel()
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -99,11 +103,11 @@ func TestRunInterruptedByContext(t *testing.T) {
 			return nil
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !st.Interrupted || st.Ops == 0 {
-		t.Fatalf("interrupted=%v ops=%d", st.Interrupted, st.Ops)
+	// Worker 0 made calls 0, 2, ..., 18 before it made call 20 and
+	// interrupted the run: those and call 20 count, the calls cut short by
+	// the cancellation do not.
+	if !st.Interrupted || st.Ops < cancelAt/concurrency+1 || st.ErrorCount() != 0 {
+		t.Fatalf("%s interrupted=%v", st, st.Interrupted)
 	}
 }
 
@@ -163,6 +167,21 @@ func BenchmarkEngineNoopParallel(b *testing.B) {
 // its due time and recording both latencies.
 func BenchmarkEngineOpenNoop(b *testing.B) {
 	benchEngine(b, Config{Concurrency: 1, Requests: int64(b.N), Pacer: ConstantPacer{Rate: 1e9}})
+}
+
+// BenchmarkOpenLoopRate drives a no-op operation at 2000/s with 8 workers
+// for b.N operations: how close to the rate the engine gets (ops/s,
+// against 2000) and how late the slots start (late-p99-us, the corrected
+// p99 of an operation that takes no time). These are the figures the
+// tests cannot assert on a busy machine; compare runs with benchstat.
+func BenchmarkOpenLoopRate(b *testing.B) {
+	const rate = 2000
+	st, err := Run(context.Background(), Config{Concurrency: 8, Requests: int64(b.N), Pacer: ConstantPacer{Rate: rate}}, noop)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(st.Throughput(), "ops/s")
+	b.ReportMetric(float64(st.Corrected.ValueAtQuantile(99)), "late-p99-us")
 }
 
 func benchEngine(b *testing.B, cfg Config) {

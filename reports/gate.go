@@ -7,6 +7,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/paybench/paybench/reports/result"
 )
@@ -87,6 +88,11 @@ func ParseGate(expr string) (Gate, error) {
 	g := Gate{Expr: strings.TrimSpace(expr)}
 	bad := func(format string, args ...any) (Gate, error) {
 		return Gate{}, fmt.Errorf("%w %q: %s", ErrBadGate, g.Expr, fmt.Sprintf(format, args...))
+	}
+	if strings.ContainsFunc(g.Expr, unicode.IsControl) {
+		// A line break inside a gate would break every line that
+		// reports it.
+		return bad("control character in the expression")
 	}
 	body := g.Expr
 	if i := strings.LastIndex(body, ":"); i >= 0 {

@@ -146,6 +146,10 @@ func Merge(inputs []MergeInput) (*result.Document, []string, error) {
 		}
 		c, ws, err := mergeCells(g.cells, g.from)
 		if err != nil {
+			// A damaged histogram cannot be combined either.
+			if !errors.Is(err, ErrMerge) {
+				err = fmt.Errorf("%w: %w", ErrMerge, err)
+			}
 			return nil, nil, fmt.Errorf("%s: %w", g.key, err)
 		}
 		for _, w := range ws {

@@ -37,7 +37,8 @@ func TestForcedContainer(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Provide error = %v, want ErrUnavailable", err)
 	}
-	if took := time.Since(start); took > dockerProbeTimeout+time.Second {
+	// The probe's time-out bounds the wait (the margin is a hang guard).
+	if took := time.Since(start); took > dockerProbeTimeout+30*time.Second {
 		t.Errorf("forced container without Docker took %v", took)
 	}
 	t.Logf("%v (after %v)", err, time.Since(start))
