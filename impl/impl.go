@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Backend names, as the command line spells them.
@@ -20,8 +21,50 @@ const (
 	Rueidis = "rueidis"
 )
 
-// Backends lists every client backend paybench implements, in display order.
-func Backends() []string { return []string{GoRedis, Rueidis} }
+// backendRegistry holds the registered backends, in registration order.
+var backendRegistry struct {
+	sync.Mutex
+	names   []string
+	openers map[string]Opener
+}
+
+// RegisterBackend adds a client backend under its name: each backend
+// package calls it from an init function, and package impl/backends
+// imports every backend package. It panics on a duplicate or empty name.
+func RegisterBackend(name string, open Opener) {
+	r := &backendRegistry
+	r.Lock()
+	defer r.Unlock()
+	if name == "" || open == nil {
+		panic("impl: RegisterBackend with an empty name or a nil opener")
+	}
+	if _, dup := r.openers[name]; dup {
+		panic("impl: duplicate backend " + name)
+	}
+	if r.openers == nil {
+		r.openers = map[string]Opener{}
+	}
+	r.names = append(r.names, name)
+	r.openers[name] = open
+}
+
+// Backends lists the registered client backends, in display order (the
+// order their packages were initialised: by import path).
+func Backends() []string {
+	r := &backendRegistry
+	r.Lock()
+	defer r.Unlock()
+	return append([]string(nil), r.names...)
+}
+
+// BackendOpener returns the opener of a registered backend.
+func BackendOpener(name string) (Opener, bool) {
+	r := &backendRegistry
+	r.Lock()
+	defer r.Unlock()
+	open, ok := r.openers[name]
+	return open, ok
+}
 
 // Sentinel errors shared by every operation family. Implementations wrap
 // them (with %w) so callers test with errors.Is.

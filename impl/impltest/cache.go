@@ -71,16 +71,16 @@ func (c cacheCase) cacheOn(t *testing.T, b impl.Backend, ks impl.Keyspace, o imp
 }
 
 // cacheMayBeUnsupported reports whether backend b may answer
-// impl.ErrNotSupported for strategy on env's server: only for the
-// client-side strategy, always on go-redis (it has no client-side
-// caching) and on rueidis only when the server has no client tracking
-// (the embedded miniredis). Every other strategy must be supported.
+// impl.ErrNotSupported for strategy on env's server: a strategy the
+// backend lacks (env.Lacks), or the client-side strategy on a server
+// without client tracking (the embedded miniredis). Every other strategy
+// must be supported.
 func cacheMayBeUnsupported(t *testing.T, env Env, b impl.Backend, strategy string) bool {
 	t.Helper()
-	if strategy != impl.CacheClientSide {
-		return false
+	if slices.Contains(env.Lacks, strategy) {
+		return true
 	}
-	return b.Name() == impl.GoRedis || !serverHasTracking(t, env)
+	return strategy == impl.CacheClientSide && !serverHasTracking(t, env)
 }
 
 // serverHasTracking reports whether env's server knows client tracking
@@ -106,8 +106,8 @@ func skipUnsupportedCache(t *testing.T, env Env, b impl.Backend, strategy string
 		return
 	}
 	if !cacheMayBeUnsupported(t, env, b, strategy) {
-		t.Fatalf("%s does not support cache strategy %s on %s; only %s may be unsupported (always on %s, on %s without server tracking): %v",
-			b.Name(), strategy, env.Name, impl.CacheClientSide, impl.GoRedis, impl.Rueidis, err)
+		t.Fatalf("%s does not support cache strategy %s on %s; only the strategies it lacks (%v), and %s without server tracking, may be unsupported: %v",
+			b.Name(), strategy, env.Name, env.Lacks, impl.CacheClientSide, err)
 	}
 	t.Skipf("%s does not support %s: %v", b.Name(), strategy, err)
 }
@@ -196,9 +196,9 @@ func testCacheStrategies(t *testing.T, env Env, open impl.Opener) {
 			t.Errorf("Cache(%q): %v", name, err)
 		}
 	}
-	if b.Name() == impl.GoRedis {
-		if _, err := cb.Cache(impl.CacheClientSide, impl.CacheOptions{Keys: ks, Origin: o}); !errors.Is(err, impl.ErrNotSupported) {
-			t.Errorf("goredis Cache(client-side) error = %v, want ErrNotSupported", err)
+	for _, lacked := range env.Lacks {
+		if _, err := cb.Cache(lacked, impl.CacheOptions{Keys: ks, Origin: o}); !errors.Is(err, impl.ErrNotSupported) {
+			t.Errorf("%s Cache(%s), a strategy it lacks: error = %v, want ErrNotSupported", b.Name(), lacked, err)
 		}
 	}
 	for _, name := range []string{"", "NAIVE", "lock ", "nope"} {

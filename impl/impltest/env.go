@@ -48,6 +48,17 @@ type Env struct {
 	// Keyspace returns a fresh keyspace for one test; its keys are deleted
 	// when the test ends.
 	Keyspace func(t *testing.T) impl.Keyspace
+	// Lacks lists the strategies the backend under test documents it
+	// cannot offer (its library has no way to): they must answer
+	// impl.ErrNotSupported, and every other strategy must work. The
+	// suites hold no backend's name.
+	Lacks []string
+}
+
+// Lacking returns env with strategies added to Lacks.
+func (env Env) Lacking(strategies ...string) Env {
+	env.Lacks = append(append([]string(nil), env.Lacks...), strategies...)
+	return env
 }
 
 // embeddedStartTimeout bounds starting an embedded server.
