@@ -7,6 +7,10 @@ import (
 	"github.com/paybench/paybench/impl/impltest"
 )
 
-func TestCache(t *testing.T) { impltest.RunCache(t, impltest.Redis(t).Lacking(impl.CacheClientSide), open) }
+func TestCache(t *testing.T) {
+	impltest.RunCache(t, impltest.Redis(t).Lacking(impl.CacheClientSide), open)
+}
 
-func TestCacheEmbedded(t *testing.T) { impltest.RunCache(t, impltest.Embedded(t).Lacking(impl.CacheClientSide), open) }
+func TestCacheEmbedded(t *testing.T) {
+	impltest.RunCache(t, impltest.Embedded(t).Lacking(impl.CacheClientSide), open)
+}
