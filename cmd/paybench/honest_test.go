@@ -10,26 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/bench/redisenv/redistest"
 	"github.com/paybench/paybench/reports/result"
 )
 
-// spawned starts a redis-server of the test's own with extra arguments.
-func spawned(t *testing.T, args ...string) *redisenv.Server {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("spawns redis-server")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := redisenv.Provide(ctx, redisenv.Options{Force: redisenv.KindSpawn, ServerArgs: args})
-	if err != nil {
-		t.Skipf("no redis-server: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
 
 // TestBadInputsAreRefusedBeforeAnyWork: each problem that can be seen
 // before a run is exit 2 at once, with one line naming it.
@@ -73,7 +57,7 @@ func TestBadInputsAreRefusedBeforeAnyWork(t *testing.T) {
 // not run scripts: no PASS, exit 5, and the server's own words on stderr
 // and in the JSON.
 func TestFailedWorkIsNeverAPass(t *testing.T) {
-	srv := spawned(t)
+	srv := redistest.Spawn(t)
 	ctx := context.Background()
 	if err := srv.Admin().Do(ctx, "ACL", "SETUSER", "u", "on", ">pw", "~pb:*", "+@all", "-@scripting").Err(); err != nil {
 		t.Fatal(err)
@@ -106,7 +90,7 @@ func TestFailedWorkIsNeverAPass(t *testing.T) {
 
 // TestAFullServerIsExit3: paybench cannot even claim its prefix.
 func TestAFullServerIsExit3(t *testing.T) {
-	srv := spawned(t, "--maxmemory", "1", "--maxmemory-policy", "noeviction")
+	srv := redistest.Spawn(t, "--maxmemory", "1", "--maxmemory-policy", "noeviction")
 	code, _, stderr := runCLI(t, context.Background(), "run", "oversell", "--redis-url", srv.URL)
 	if code != exitRedis || !strings.Contains(stderr, "OOM") {
 		t.Fatalf("exit %d, stderr %q; want %d naming OOM", code, stderr, exitRedis)

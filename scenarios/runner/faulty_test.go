@@ -9,27 +9,12 @@ import (
 	"time"
 
 	"github.com/paybench/paybench/bench/redisenv"
+	"github.com/paybench/paybench/bench/redisenv/redistest"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
 	"github.com/paybench/paybench/scenarios"
 )
 
-// spawnServer starts a redis-server of the test's own with extra
-// configuration, or skips the test when none is on PATH.
-func spawnServer(t *testing.T, args ...string) *redisenv.Server {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs redis-server (-short)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := redisenv.Provide(ctx, redisenv.Options{Force: redisenv.KindSpawn, ServerArgs: args})
-	if err != nil {
-		t.Skipf("no spawned redis-server: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
 
 // asUser connects to srv as an ACL user.
 func asUser(t *testing.T, srv *redisenv.Server, user, pass string) *redisenv.Server {
@@ -95,7 +80,7 @@ func TestServersThatRefuseWorkNeverPass(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := spawnServer(t, tc.serverArgs...)
+			srv := redistest.Spawn(t, tc.serverArgs...)
 			ctx := context.Background()
 			if tc.acl != "" {
 				if err := srv.Admin().Do(ctx, append([]any{"ACL", "SETUSER", "u"}, toAny(strings.Fields(tc.acl))...)...).Err(); err != nil {
@@ -165,7 +150,7 @@ func toAny(ss []string) []any {
 // is INCONCLUSIVE and says the server restarted, never a FAIL of the
 // strategy nor a PASS.
 func TestARestartDuringACellIsNeverAFail(t *testing.T) {
-	srv := spawnServer(t)
+	srv := redistest.Spawn(t)
 	for _, strategy := range []string{impl.StockLua, impl.StockWatch} {
 		t.Run(strategy, func(t *testing.T) {
 			p := &Plan{

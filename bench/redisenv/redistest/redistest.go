@@ -22,6 +22,7 @@ package redistest
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -165,4 +166,27 @@ func newRunID() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// Spawn starts a redis-server of the test's own, with extra redis-server
+// arguments (say "--maxmemory-policy", "noeviction"), for a test that
+// changes the server or breaks it (a stall, a restart, a full memory). It
+// is stopped when the test ends. The test is skipped under -short and when
+// no redis-server is on PATH.
+func Spawn(t testing.TB, args ...string) *redisenv.Server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("spawns a redis-server (-short)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	srv, err := redisenv.Provide(ctx, redisenv.Options{Force: redisenv.KindSpawn, ServerArgs: args})
+	if err != nil {
+		if errors.Is(err, redisenv.ErrUnavailable) {
+			t.Skipf("no redis-server to spawn: %v", err)
+		}
+		t.Fatalf("spawn redis-server %v: %v", args, err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
 }
