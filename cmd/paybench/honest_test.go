@@ -14,7 +14,6 @@ import (
 	"github.com/paybench/paybench/reports/result"
 )
 
-
 // TestBadInputsAreRefusedBeforeAnyWork: each problem that can be seen
 // before a run is exit 2 at once, with one line naming it.
 func TestBadInputsAreRefusedBeforeAnyWork(t *testing.T) {

@@ -72,4 +72,3 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	return execution{conn: cf.conn, render: reports.WriteMatrix, listOutputs: true}.execute(ctx, plan, stdout, stderr)
 }
-

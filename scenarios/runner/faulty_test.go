@@ -15,7 +15,6 @@ import (
 	"github.com/paybench/paybench/scenarios"
 )
 
-
 // asUser connects to srv as an ACL user.
 func asUser(t *testing.T, srv *redisenv.Server, user, pass string) *redisenv.Server {
 	t.Helper()
