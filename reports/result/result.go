@@ -152,6 +152,9 @@ type Cell struct {
 	// ErrorSamples holds, per class of Errors, the first error message of
 	// that class: the server's own words for an error reply, one line of at
 	// most 200 bytes, with the credentials of any URL redacted.
+	// Faults lists the faults applied during the cell (--fault), with
+	// their actual times; the verdict holds under them.
+	Faults []Fault `json:"faults,omitempty"`
 	// Settled counts failed operations whose outcome was unknown (a reply
 	// lost to a time-out or a dropped connection) and that the cell settled
 	// against the server: it found out whether each had happened, and its
@@ -180,6 +183,29 @@ type Cell struct {
 	// Generators is the number of load generators a merged cell combines
 	// (0 for a cell measured by one paybench process).
 	Generators int `json:"generators,omitempty"`
+}
+
+// Fault is one scheduled fault as it happened during a cell, with its
+// actual times.
+type Fault struct {
+	// Spec is the fault as given, such as "pause:1s@2s".
+	Spec string `json:"spec"`
+	// Kind is the fault's kind (pause, kill-conns, restart, oom, latency,
+	// reset).
+	Kind string `json:"kind"`
+	// Method says how it was done: SIGSTOP/SIGCONT, CLIENT PAUSE, CLIENT
+	// KILL, SIGKILL and restart, CONFIG SET maxmemory, proxy.
+	Method string `json:"method,omitempty"`
+	// Start and End are the first firing's start and the last firing's
+	// end, in seconds from the cell's start (End 0: it never fired).
+	Start float64 `json:"start_s"`
+	End   float64 `json:"end_s"`
+	// Count is how many times it fired.
+	Count int `json:"count"`
+	// Hits counts the connections it killed or reset, in all.
+	Hits int `json:"hits,omitempty"`
+	// Error says why it could not be applied, in the server's words.
+	Error string `json:"error,omitempty"`
 }
 
 // Histogram keys of Cell.Histograms.
