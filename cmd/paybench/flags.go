@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/paybench/paybench/bench/faults"
 	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports"
@@ -27,13 +28,29 @@ const maxWorkers = 10_000
 
 // connFlags say where Redis comes from.
 type connFlags struct {
-	url    string
-	source string
+	url         string
+	source      string
+	persistence string
 }
 
 func (c *connFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.url, "redis-url", "", "Redis to use: redis://, rediss:// or unix:// (default $REDIS_URL; password from the URL or $REDIS_PASSWORD)")
 	fs.StringVar(&c.source, "redis", "auto", "where Redis comes from: auto, url, spawn, container or embedded")
+	fs.StringVar(&c.persistence, "persistence", "none", "a spawned server's persistence: none, or aof (appendonly, fsync always: its data survives a restart fault)")
+}
+
+// serverArgs turns --persistence into a spawned server's arguments.
+func (c *connFlags) serverArgs() ([]string, error) {
+	switch c.persistence {
+	case "none", "":
+		return nil, nil
+	case "aof":
+		if c.source != "spawn" && c.source != "auto" {
+			return nil, usageErrorf("--persistence aof applies to a server paybench spawns (--redis spawn), not to --redis %s", c.source)
+		}
+		return []string{"--appendonly", "yes", "--appendfsync", "always"}, nil
+	}
+	return nil, usageErrorf("--persistence: %q is not none or aof", c.persistence)
 }
 
 // provide finds or starts the Redis for a run. Bad URLs and sources are
@@ -43,11 +60,22 @@ func (c *connFlags) provide(ctx context.Context, stderr io.Writer) (*redisenv.Se
 	if err != nil {
 		return nil, usageErrorf("--redis: %w", err)
 	}
+	args, err := c.serverArgs()
+	if err != nil {
+		return nil, err
+	}
+	if args != nil && (c.url != "" || os.Getenv(redisenv.EnvURL) != "") && kind != redisenv.KindSpawn {
+		return nil, usageErrorf("--persistence aof applies to a server paybench spawns, not to a --redis-url server")
+	}
+	if args != nil {
+		kind = redisenv.KindSpawn
+	}
 	srv, err := redisenv.Provide(ctx, redisenv.Options{
-		URL:      c.url,
-		Password: os.Getenv("REDIS_PASSWORD"),
-		Force:    kind,
-		Warn:     stderr,
+		URL:        c.url,
+		Password:   os.Getenv("REDIS_PASSWORD"),
+		Force:      kind,
+		Warn:       stderr,
+		ServerArgs: args,
 	})
 	switch {
 	case err == nil:
@@ -72,6 +100,7 @@ type commonFlags struct {
 	prefix      string
 	sharePrefix bool
 	keep        bool
+	faults      []string
 	outputFlags
 }
 
@@ -85,6 +114,7 @@ func (c *commonFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.prefix, "prefix", "", "key prefix of the run (default pb:<run-id>:); refused when it already holds keys")
 	fs.BoolVar(&c.sharePrefix, "share-prefix", false, "run on a --prefix that already holds keys, on purpose (several generators contending on the same keys)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the run's keys at the end and print their prefix")
+	fs.StringArrayVar(&c.faults, "fault", nil, "apply a fault to every cell, at a time from the cell's start (repeatable): pause:DUR@AT, kill-conns@AT[/EVERY], restart@AT, oom@AT[+DUR], latency:DELAY@AT[+DUR], reset@AT[/EVERY]; see README \"Faults\"")
 	c.outputFlags.bind(fs)
 }
 
@@ -101,6 +131,13 @@ func (c *commonFlags) plan(kind string) (*runner.Plan, error) {
 	}
 	gates, err := c.outputFlags.gates()
 	if err != nil {
+		return nil, err
+	}
+	specs, err := faults.ParseAll(c.faults)
+	if err != nil {
+		return nil, usageErrorf("--fault: %w", err)
+	}
+	if _, err := c.conn.serverArgs(); err != nil {
 		return nil, err
 	}
 	backends := splitList(c.backends)
@@ -131,6 +168,7 @@ func (c *commonFlags) plan(kind string) (*runner.Plan, error) {
 		Keep:        c.keep,
 		Outputs:     c.outputFlags.outputs(),
 		Gates:       gates,
+		Faults:      specs,
 	}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/bench/faults"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/impl/backends"
 	"github.com/paybench/paybench/reports"
@@ -56,8 +57,10 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 		Log:    discard,
 	}
 	watch := r.watchServer(ctx)
+	fr := r.startFaults(ctx, be)
 	c, err := sc.Run(ctx, env, strategy)
 	stamp(&c)
+	c.Faults = fr.Stop()
 	return r.complete(ctx, c, watch, err)
 }
 
@@ -120,7 +123,9 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		cfg.Progress = func(p bench.Progress) { r.emit(Event{Type: CellProgress, Index: r.done, Progress: p}) }
 	}
 	watch := r.watchServer(ctx)
+	fr := r.startFaults(ctx, be)
 	st, err := bench.Run(ctx, cfg, op)
+	c.Faults = fr.Stop()
 	if err != nil {
 		return r.complete(ctx, c, watch, err)
 	}
@@ -141,6 +146,16 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		}
 	}
 	return r.complete(ctx, c, watch, err)
+}
+
+// startFaults applies the plan's faults to the cell about to run: the
+// connections killed are the backend under test's, by their name.
+func (r *run) startFaults(ctx context.Context, be impl.Backend) *faults.Run {
+	return faults.Start(ctx, faults.Target{
+		Server:  r.plan.Server,
+		Clients: []string{impl.DefaultClientName(be.Name())},
+		Proxy:   r.proxy,
+	}, r.plan.Faults)
 }
 
 // failed marks a cell that could not run: UNSUPPORTED when its backend

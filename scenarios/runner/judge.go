@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/paybench/paybench/bench/faults"
 	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/reports/errext"
 	"github.com/paybench/paybench/reports/result"
@@ -49,7 +50,11 @@ func (r *run) watchServer(ctx context.Context) serverMark {
 // checkServer returns why the cell cannot be judged because of the
 // server ("" when the server is the one the cell started on, with the
 // cell's data).
-func (r *run) checkServer(ctx context.Context, m serverMark) string {
+//
+// A restart the cell's own fault schedule made (restarted) is expected:
+// the cell is judged when its keys survived it (persistence on), and
+// INCONCLUSIVE when they did not.
+func (r *run) checkServer(ctx context.Context, m serverMark, restarted bool) string {
 	admin := r.plan.Server.Admin()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readBackTimeout)
 	defer cancel()
@@ -58,10 +63,8 @@ func (r *run) checkServer(ctx context.Context, m serverMark) string {
 		switch {
 		case err != nil:
 			return "the server's identity could not be read after the cell: " + oneLine(err.Error())
-		case id != m.runID:
+		case (id != m.runID || up < m.uptime) && !restarted:
 			return fmt.Sprintf("the server restarted during the cell (run_id %.8s → %.8s, up %ds): its data may be lost", m.runID, id, up)
-		case up < m.uptime:
-			return fmt.Sprintf("the server restarted during the cell (uptime %ds → %ds)", m.uptime, up)
 		}
 	}
 	if m.sentinel != "" {
@@ -69,6 +72,8 @@ func (r *run) checkServer(ctx context.Context, m serverMark) string {
 		switch {
 		case err != nil:
 			return "the cell's sentinel key could not be read: " + oneLine(err.Error())
+		case n == 0 && restarted:
+			return "the server was restarted by the fault schedule and lost the cell's keys (no persistence: use --persistence aof to judge a cell across a restart)"
 		case n == 0:
 			return "the cell's keys vanished during the cell (a FLUSHDB/FLUSHALL, a failover to an empty replica, or another run deleting this prefix)"
 		}
@@ -99,6 +104,15 @@ func (r *run) checkServer(ctx context.Context, m serverMark) string {
 // The throughput headline counts the operations that did not fail. The
 // returned error is err, for the caller to see connection failures.
 func (r *run) complete(ctx context.Context, c result.Cell, m serverMark, err error) (result.Cell, error) {
+	c, err = r.judge(ctx, c, m, err)
+	if len(c.Faults) > 0 {
+		c.Summary = underFaults(c.Summary, c.Faults)
+	}
+	return c, err
+}
+
+// judge is complete without the faults' line.
+func (r *run) judge(ctx context.Context, c result.Cell, m serverMark, err error) (result.Cell, error) {
 	failures, detail := failedOps(&c)
 	if c.ElapsedSec > 0 {
 		c.ThroughputOps = float64(max(c.Ops-failures, 0)) / c.ElapsedSec
@@ -109,7 +123,7 @@ func (r *run) complete(ctx context.Context, c result.Cell, m serverMark, err err
 	}
 	// The server's own changes come first: a restart explains failed
 	// operations and failed reads alike.
-	if why := r.checkServer(ctx, m); why != "" {
+	if why := r.checkServer(ctx, m, restartedBy(c.Faults)); why != "" {
 		if err != nil {
 			why += "; the cell then failed: " + oneLine(err.Error())
 		}
@@ -141,6 +155,43 @@ func (r *run) complete(ctx context.Context, c result.Cell, m serverMark, err err
 		return inconclusive(c, fmt.Sprintf("%d of %d operations failed (%s); the cell %s, but a verdict needs every operation to end in success or refusal", failures, c.Ops, detail, what)), nil
 	}
 	return c, nil
+}
+
+// restartedBy reports whether the cell's faults restarted the server.
+func restartedBy(log []result.Fault) bool {
+	for _, f := range log {
+		if f.Kind == faults.Restart && f.Count > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// underFaults says in a verdict line what the cell held under: "...;
+// under pause:1s@2s (SIGSTOP/SIGCONT), kill-conns@500ms/300ms ×12
+// (CLIENT KILL ID)", naming faults that never fired.
+func underFaults(summary string, log []result.Fault) string {
+	var fired, never []result.Fault
+	for _, f := range log {
+		if f.Count > 0 {
+			fired = append(fired, f)
+		} else {
+			never = append(never, f)
+		}
+	}
+	if summary != "" {
+		summary += "; "
+	}
+	if len(fired) > 0 {
+		summary += "under " + faults.Describe(fired)
+	}
+	if len(never) > 0 {
+		if len(fired) > 0 {
+			summary += "; "
+		}
+		summary += "never fired (the cell ended first): " + faults.Describe(never)
+	}
+	return summary
 }
 
 // inconclusive marks c INCONCLUSIVE with its reason.

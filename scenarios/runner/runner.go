@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/bench/faults"
 	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/impl/backends"
@@ -117,6 +119,8 @@ type Plan struct {
 	Outputs []Output
 	// Gates are judged on every cell at the end.
 	Gates []reports.Gate
+	// Faults are applied to every cell, at times from the cell's start.
+	Faults []faults.Spec
 	// OnEvent, when set, hears of every cell's start and end and of the
 	// load engine's live progress. It is called from the runner's
 	// goroutine only.
@@ -214,6 +218,9 @@ func (p *Plan) check() error {
 			return errext.WithExitCodeIfNone(err, errext.Usage)
 		}
 	}
+	if err := faults.Check(p.Faults, p.Server.Kind, !strings.HasPrefix(p.Server.URL, "unix:")); err != nil {
+		return errext.WithExitCodeIfNone(err, errext.Usage)
+	}
 	return checkOutputs(p.Outputs)
 }
 
@@ -237,6 +244,8 @@ type run struct {
 	// cellKeys lists every cell keyspace created, for the cleanup.
 	cellKeys []impl.Keyspace
 	marked   bool // the marker key is ours
+	// proxy carries the network faults (nil when none is asked for).
+	proxy faults.Proxy
 	done     int
 	total    int
 }

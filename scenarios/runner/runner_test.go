@@ -294,7 +294,7 @@ func TestServerChangesMakeACellInconclusive(t *testing.T) {
 				t.Fatalf("watch: %+v", m)
 			}
 			tc.alter(&m)
-			got := r.checkServer(ctx, m)
+			got := r.checkServer(ctx, m, false)
 			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 				t.Fatalf("checkServer = %q, want %q", got, tc.want)
 			}
