@@ -24,11 +24,13 @@ const (
 	// ClassCanceled: the caller's context was cancelled while the operation
 	// ran; it may have been sent already (unknown).
 	ClassCanceled = "canceled"
-	// ClassConnection: the connection failed — refused, reset, closed,
-	// EOF, broken pipe, or the client was closed. A refused dial never sent
-	// anything, but a connection lost after the command was written may
-	// have applied it, and the two cannot always be told apart (unknown).
+	// ClassConnection: the connection was lost — reset, closed, EOF,
+	// broken pipe, or the client was closed. A connection lost after the
+	// command was written may have applied it (unknown).
 	ClassConnection = "connection"
+	// ClassRefused: no connection could be made (a dial refused or failed:
+	// the server is down or restarting); nothing was sent (error).
+	ClassRefused = "refused"
 	// ClassTLS: the TLS handshake failed (record header, alert, certificate
 	// verification, x509). Nothing was sent in the clear or otherwise
 	// (error).
@@ -114,6 +116,7 @@ var classOutcomes = []struct{ class, outcome string }{
 	{ClassTimeout, OutcomeUnknown},
 	{ClassCanceled, OutcomeUnknown},
 	{ClassConnection, OutcomeUnknown},
+	{ClassRefused, OutcomeError},
 	{ClassTLS, OutcomeError},
 	{ClassPoolExhausted, OutcomeError},
 	{ClassContention, OutcomeError},
@@ -352,6 +355,8 @@ func Classify(err error) string {
 		return ClassPoolExhausted
 	case isTLS(err, msg):
 		return ClassTLS
+	case isRefused(err, msg):
+		return ClassRefused
 	case isConnection(err, msg):
 		return ClassConnection
 	}
@@ -381,6 +386,15 @@ func isTLS(err error, msg string) bool {
 	return errors.As(err, &rh) || errors.As(err, &alert) || errors.As(err, &cv) ||
 		errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) ||
 		strings.HasPrefix(msg, "tls:") || strings.Contains(msg, " tls: ") || strings.Contains(msg, "x509: ")
+}
+
+// isRefused reports a connection that could not be made: a failed dial.
+func isRefused(err error, msg string) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(msg, "connect: connection refused") || strings.Contains(msg, "dial tcp")
 }
 
 // isConnection reports a failed, refused or lost connection.

@@ -276,7 +276,7 @@ func testClassifyConnectionRefused(t *testing.T, c classifyCase) {
 		_ = b.Close()
 		t.Fatalf("open redis://%s: no error", addr)
 	}
-	wantClass(t, c.backend, err, impl.ClassConnection, "")
+	wantClass(t, c.backend, err, impl.ClassRefused, "")
 }
 
 func testClassifyConnectionKilled(t *testing.T, c classifyCase) {

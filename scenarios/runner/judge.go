@@ -9,6 +9,7 @@ import (
 
 	"github.com/paybench/paybench/bench/faults"
 	"github.com/paybench/paybench/bench/redisenv"
+	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/errext"
 	"github.com/paybench/paybench/reports/result"
 	"github.com/paybench/paybench/scenarios"
@@ -113,9 +114,10 @@ func (r *run) complete(ctx context.Context, c result.Cell, m serverMark, err err
 
 // judge is complete without the faults' line.
 func (r *run) judge(ctx context.Context, c result.Cell, m serverMark, err error) (result.Cell, error) {
-	failures, detail := failedOps(&c)
+	faulted := firedAny(c.Faults)
+	fails := countFailures(&c, faulted)
 	if c.ElapsedSec > 0 {
-		c.ThroughputOps = float64(max(c.Ops-failures, 0)) / c.ElapsedSec
+		c.ThroughputOps = float64(max(c.Ops-fails.all, 0)) / c.ElapsedSec
 	}
 	if ctx.Err() != nil {
 		c.Interrupted = true
@@ -138,11 +140,15 @@ func (r *run) judge(ctx context.Context, c result.Cell, m serverMark, err error)
 		}
 		return failed(c, err), err
 	}
-	if c.Ops > 0 && failures >= c.Ops {
-		return inconclusive(c, fmt.Sprintf("all %d operations failed (%s): nothing was tested", c.Ops, detail)), nil
+	if c.Ops > 0 && fails.all >= c.Ops {
+		return inconclusive(c, fmt.Sprintf("all %d operations failed (%s): nothing was tested", c.Ops, joinNonEmpty(fails.detail, fails.excusedD))), nil
 	}
 	c.Judge()
-	if failures -= min(c.Settled, failures); failures > 0 && c.Verdict != result.Unsupported && c.Verdict != result.Error {
+	if fails.excused > 0 {
+		c.Summary += fmt.Sprintf("; %d operations refused while a fault held (%s), none applied", fails.excused, fails.excusedD)
+	}
+	blocking := fails.all - fails.excused - min(c.Settled, fails.unknown)
+	if blocking > 0 && c.Verdict != result.Unsupported && c.Verdict != result.Error {
 		what := "passed"
 		switch c.Verdict {
 		case result.Fail, result.Reproduced:
@@ -152,9 +158,30 @@ func (r *run) judge(ctx context.Context, c result.Cell, m serverMark, err error)
 		case result.Measured:
 			what = "was measured"
 		}
-		return inconclusive(c, fmt.Sprintf("%d of %d operations failed (%s); the cell %s, but a verdict needs every operation to end in success or refusal", failures, c.Ops, detail, what)), nil
+		return inconclusive(c, fmt.Sprintf("%d of %d operations failed (%s); the cell %s, but a verdict needs every operation to end in success or refusal, or its outcome settled against the server", blocking, c.Ops, fails.detail, what)), nil
 	}
 	return c, nil
+}
+
+// firedAny reports whether any fault of the cell fired.
+func firedAny(log []result.Fault) bool {
+	for _, f := range log {
+		if f.Count > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// joinNonEmpty joins the non-empty strings with ", ".
+func joinNonEmpty(ss ...string) string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // restartedBy reports whether the cell's faults restarted the server.
@@ -201,28 +228,53 @@ func inconclusive(c result.Cell, why string) result.Cell {
 	return c
 }
 
-// failedOps counts a cell's failed operations (refusals excluded) and
+// faultRefusals are the classes of failures that surely did not apply
+// and that a fault explains: a server down or restarting (refused,
+// loading), stalled (busy) or made full (oom). Under a fault that fired,
+// they do not stop a verdict; the line counts them.
+var faultRefusals = map[string]bool{impl.ClassRefused: true, impl.ClassLoading: true, impl.ClassBusy: true, impl.ClassOOM: true}
+
+// failures are a cell's failed operations, by what they mean for a
+// verdict.
+type failures struct {
+	all      int64 // every failed operation (refusals excluded)
+	unknown  int64 // may have applied
+	excused  int64 // surely not applied, explained by a fault that fired
+	detail   string
+	excusedD string
+}
+
+// countFailures sorts a cell's failed operations (refusals excluded) and
 // describes them by class, with the server's words where recorded.
-func failedOps(c *result.Cell) (int64, string) {
-	var n int64
-	var parts []string
+func countFailures(c *result.Cell, faulted bool) failures {
+	var f failures
+	var parts, excused []string
 	classes := make([]string, 0, len(c.Errors))
 	for k := range c.Errors {
 		classes = append(classes, k)
 	}
 	sort.Slice(classes, func(i, j int) bool { return c.Errors[classes[i]] > c.Errors[classes[j]] })
 	for _, k := range classes {
-		if refusalClasses[k] || c.Errors[k] == 0 {
+		n := c.Errors[k]
+		if refusalClasses[k] || n == 0 {
 			continue
 		}
-		n += c.Errors[k]
-		p := fmt.Sprintf("%s ×%d", k, c.Errors[k])
+		f.all += n
+		p := fmt.Sprintf("%s ×%d", k, n)
+		if impl.MayHaveApplied(k) {
+			f.unknown += n
+		} else if faulted && faultRefusals[k] {
+			f.excused += n
+			excused = append(excused, p)
+			continue
+		}
 		if s := c.ErrorSamples[k]; s != "" {
 			p += fmt.Sprintf(": %q", s)
 		}
 		parts = append(parts, p)
 	}
-	return n, strings.Join(parts, ", ")
+	f.detail, f.excusedD = strings.Join(parts, ", "), strings.Join(excused, ", ")
+	return f
 }
 
 // VerdictError turns a document's verdicts into the run's exit code: any
