@@ -246,8 +246,8 @@ type run struct {
 	marked   bool // the marker key is ours
 	// proxy carries the network faults (nil when none is asked for).
 	proxy faults.Proxy
-	done     int
-	total    int
+	done  int
+	total int
 }
 
 func (r *run) emit(e Event) {
