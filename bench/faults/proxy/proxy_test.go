@@ -512,3 +512,88 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("PING after the churn: %v", err)
 	}
 }
+
+// TestLatencyNotSerialized: replies that reach the proxy at different
+// times on one connection are each delayed by the latency, not queued
+// behind each other's delay. An upstream of the test's own answers each
+// byte at once; the client sends a byte every 100 ms. Serialized delays
+// would take 5 × 500 ms; the bound below leaves over a second of slack
+// above the 0.9 s expected.
+func TestLatencyNotSerialized(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(c, c) // echo: each byte answered at once
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	p, err := Start(ctx, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// Start's probe took the echo's one Accept: serve the real one too.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(c, c)
+	}()
+
+	const (
+		lat   = 500 * time.Millisecond
+		n     = 5
+		every = 100 * time.Millisecond
+	)
+	p.SetLatency(lat)
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(testTimeout))
+	go func() {
+		for i := range n {
+			if _, err := c.Write([]byte{byte('a' + i)}); err != nil {
+				return
+			}
+			time.Sleep(every)
+		}
+	}()
+	start := time.Now()
+	got := make([]byte, 0, n)
+	buf := make([]byte, n)
+	for len(got) < n {
+		k, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("read after %q: %v", got, err)
+		}
+		got = append(got, buf[:k]...)
+	}
+	total := time.Since(start)
+	if string(got) != "abcde" {
+		t.Errorf("replies %q, want %q in order", got, "abcde")
+	}
+	if total < lat {
+		t.Errorf("replies took %v, want at least the latency %v", total, lat)
+	}
+	if limit := time.Duration(n) * lat * 4 / 5; total >= limit {
+		t.Errorf("replies took %v, want under %v: the delays were serialized", total, limit)
+	}
+}
