@@ -14,7 +14,8 @@
 //
 // The issue asked for a maintained library such as toxiproxy's Go
 // packages, embedded. They were evaluated (github.com/Shopify/toxiproxy/v2
-// v2.12.0, the newest the module proxy serves, and v2.5.0) and not used,
+// v2.12.0, the newest version that resolved here, which builds with Go
+// 1.26; @latest resolves to v2.5.0) and not used,
 // because two of the five operations cannot be had from its API without
 // hacks, and its dependency tree is heavy for what is left:
 //
