@@ -148,6 +148,12 @@ func (r *run) judge(ctx context.Context, c result.Cell, m serverMark, err error)
 		c.Summary += fmt.Sprintf("; %d operations refused while a fault held (%s), none applied", fails.excused, fails.excusedD)
 	}
 	blocking := fails.all - fails.excused - min(c.Settled, fails.unknown)
+	if blocking > 0 && c.Verdict == result.Measured && faulted {
+		// A load under faults measures what the faults did; it judges
+		// nothing, so its failures are figures, not a reason to withhold
+		// a verdict.
+		return c, nil
+	}
 	if blocking > 0 && c.Verdict != result.Unsupported && c.Verdict != result.Error {
 		what := "passed"
 		switch c.Verdict {

@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/bench/faults"
+	"github.com/paybench/paybench/bench/faults/proxy"
 	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/impl/backends"
@@ -171,6 +173,11 @@ func Run(ctx context.Context, plan *Plan) (*result.Document, error) {
 	if err := r.claimKeys(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.startProxy(ctx); err != nil {
+		r.cleanup(ctx)
+		return nil, err
+	}
+	defer r.stopProxy()
 
 	runErr := r.runScenarios(ctx)
 	if runErr == nil {
@@ -244,8 +251,11 @@ type run struct {
 	// cellKeys lists every cell keyspace created, for the cleanup.
 	cellKeys []impl.Keyspace
 	marked   bool // the marker key is ours
-	// proxy carries the network faults (nil when none is asked for).
-	proxy faults.Proxy
+	// proxy carries the network faults (nil when none is asked for); the
+	// backends under test connect through it, at clientURL.
+	proxy     faults.Proxy
+	stopProxy func()
+	clientURL string
 	done  int
 	total int
 }
@@ -326,8 +336,44 @@ func (r *run) runCells(ctx context.Context, strategies []string, conn impl.ConnC
 // workers queue for a connection and skew the comparison with rueidis,
 // which multiplexes.
 func (r *run) scenarioConn() impl.ConnConfig {
+	return r.conn(r.plan.Settings.Concurrency)
+}
+
+// conn is how the backends under test connect: to the server, or through
+// the fault proxy when the plan has network faults.
+func (r *run) conn(pool int) impl.ConnConfig {
 	srv := r.plan.Server
-	return impl.ConnConfig{URL: srv.URL, Password: srv.Password, PoolSize: r.plan.Settings.Concurrency}
+	url := srv.URL
+	if r.clientURL != "" {
+		url = r.clientURL
+	}
+	return impl.ConnConfig{URL: url, Password: srv.Password, PoolSize: pool}
+}
+
+// startProxy starts the in-process proxy when a fault needs it.
+func (r *run) startProxy(ctx context.Context) error {
+	r.stopProxy = func() {}
+	need := false
+	for _, s := range r.plan.Faults {
+		need = need || s.NeedsProxy()
+	}
+	if !need {
+		return nil
+	}
+	u, err := url.Parse(r.plan.Server.URL)
+	if err != nil {
+		return errext.WithExitCodeIfNone(fmt.Errorf("fault proxy: %w", err), errext.Usage)
+	}
+	p, err := proxy.Start(ctx, u.Host)
+	if err != nil {
+		return errext.WithExitCodeIfNone(fmt.Errorf("fault proxy: %w", err), errext.Redis)
+	}
+	if r.clientURL, err = proxy.RewriteURL(r.plan.Server.URL, p.Addr()); err != nil {
+		p.Close()
+		return errext.WithExitCodeIfNone(fmt.Errorf("fault proxy: %w", err), errext.Usage)
+	}
+	r.proxy, r.stopProxy = p, func() { p.Close() }
+	return nil
 }
 
 // runScenarios runs every scenario cell of the plan.
@@ -347,8 +393,7 @@ func (r *run) runScenarios(ctx context.Context) error {
 // runLoads runs every load cell of the plan.
 func (r *run) runLoads(ctx context.Context) error {
 	for _, l := range r.plan.Loads {
-		srv := r.plan.Server
-		conn := impl.ConnConfig{URL: srv.URL, Password: srv.Password, PoolSize: l.Shape.workers(r.plan.Settings.Concurrency)}
+		conn := r.conn(l.Shape.workers(r.plan.Settings.Concurrency))
 		err := r.runCells(ctx, l.Strategies, conn, true, l.Operation.Name, func(ctx context.Context, be impl.Backend, st string) (result.Cell, error) {
 			return r.loadCell(ctx, l, be, conn, st)
 		})

@@ -332,6 +332,7 @@ func TestCompleteNeverPassesFailedWork(t *testing.T) {
 		{"refused dials under a fault that fired are excused", result.Cell{Expect: result.Hold, Ops: 10, Errors: map[string]int64{"refused": 4}, Faults: []result.Fault{{Kind: "restart", Count: 1}}, Invariants: holds}, nil, result.Pass},
 		{"refused dials without a fault are not", result.Cell{Expect: result.Hold, Ops: 10, Errors: map[string]int64{"refused": 4}, Invariants: holds}, nil, result.Inconclusive},
 		{"NOPERM is never excused by a fault", result.Cell{Expect: result.Hold, Ops: 10, Errors: map[string]int64{"noperm": 4}, Faults: []result.Fault{{Kind: "pause", Count: 1}}, Invariants: holds}, nil, result.Inconclusive},
+		{"a load under a fault measures its failures", result.Cell{Ops: 10, Errors: map[string]int64{"connection": 3}, Faults: []result.Fault{{Kind: "reset", Count: 1}}}, nil, result.Measured},
 		{"a load of failures", result.Cell{Ops: 10, Errors: map[string]int64{"oom": 10}}, nil, result.Inconclusive},
 		{"bookkeeping failed", result.Cell{Expect: result.Hold, Ops: 10, Invariants: holds}, scenarios.JudgementError(errors.New("read final stock: i/o timeout")), result.Inconclusive},
 		{"could not run", result.Cell{Expect: result.Hold}, errors.New("seed stock: NOPERM"), result.Error},
