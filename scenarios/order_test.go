@@ -93,13 +93,19 @@ func TestPayCancelVerdicts(t *testing.T) {
 				cell := runJudged(t, p, testEnvC(t, backend, 16), tc.strategy)
 				wantVerdict(t, cell, tc.want)
 				f := cell.Figures
-				if f["orders"] != 80 || f["orders_paid"]+f["orders_cancelled"] != 80 {
-					t.Errorf("orders %v: %v paid + %v cancelled; want 80 settled", f["orders"], f["orders_paid"], f["orders_cancelled"])
+				if f["orders"] != 80 || f["orders_paid"]+f["orders_cancelled"]+f["orders_refunded"] != 80 {
+					t.Errorf("orders %v: %v paid + %v cancelled + %v refunded; want 80 settled", f["orders"], f["orders_paid"], f["orders_cancelled"], f["orders_refunded"])
+				}
+				if f["orders_refunded"] == 0 || f["refunds_applied"] != f["orders_refunded"] {
+					t.Errorf("%v refunds applied, %v orders refunded; want some, equal", f["refunds_applied"], f["orders_refunded"])
 				}
 				switch tc.strategy {
 				case impl.OrderSafe:
 					if f["moves_refused"] != 80 || f["both_applied"] != 0 {
 						t.Errorf("safe: %v moves refused, %v orders took both; want 80 and 0", f["moves_refused"], f["both_applied"])
+					}
+					if f["refunds_asked"] != f["refunds_applied"] || f["ledger_refunded"] != f["orders_refunded"]*orderUnitPrice {
+						t.Errorf("safe: %v refunds asked, %v applied, ledger refunded %v cents", f["refunds_asked"], f["refunds_applied"], f["ledger_refunded"])
 					}
 				case impl.OrderNaive:
 					if f["both_applied"] != 80 {
