@@ -499,7 +499,7 @@ func (f *opFailure) fail(err error, ref impl.OrderRef, move impl.OrderMove) bool
 // that the engine counts the operation under a class that never settles.
 func (f *opFailure) record(err error) bool {
 	class := f.classify(err)
-	unknown := impl.MayHaveApplied(class)
+	unknown := impl.MayHaveApplied(class) && !orderAnswer(err)
 	if f.err == nil || (!unknown && !f.sure) {
 		f.err, f.class = err, class
 	}
@@ -508,6 +508,16 @@ func (f *opFailure) record(err error) bool {
 		f.notes.failed++
 	}
 	return unknown
+}
+
+// orderAnswer reports whether err is the order family's own answer — the
+// server replied, and nothing applied — rather than a failure whose
+// outcome is unknown: an illegal move, no stock, an id conflict, no such
+// order. A scenario that did not expect the answer counts it as a failed
+// call (the engine classes it "other"), but never as a lost reply.
+func orderAnswer(err error) bool {
+	return errors.Is(err, impl.ErrIllegalTransition) || errors.Is(err, impl.ErrOutOfStock) ||
+		errors.Is(err, impl.ErrOrderConflict) || errors.Is(err, impl.ErrOrderNotFound)
 }
 
 // noteLost notes calls lost replies of move on ref.
