@@ -457,6 +457,16 @@ type checkoutFigures struct {
 func (f checkoutFigures) deducted() int64 { return f.initial - f.final }
 func (f checkoutFigures) sold() int64     { return f.paid + f.completed }
 
+// The invariants' conditions, shared by the invariants and the summary.
+func (f checkoutFigures) withinStockOK() bool { return f.sold() <= f.allowed }
+func (f checkoutFigures) deductedOK() bool    { return f.soldUnits == f.deducted() }
+func (f checkoutFigures) finalOK() bool       { return f.final >= 0 }
+func (f checkoutFigures) balanceOK() bool     { return f.final+f.soldUnits == f.initial }
+func (f checkoutFigures) releasedOK() bool    { return f.unsettled == 0 && f.reservationsLeft == 0 }
+func (f checkoutFigures) ledgerOK() bool {
+	return f.ledgerNet == f.ledgerExpected && f.strayLedger == 0
+}
+
 // figures computes the figures from the server's state.
 func (c *Checkout) figures(snap *orderSnapshot, sum checkoutTally, avail impl.Availability, st settlement, errs int64) checkoutFigures {
 	count, units := snap.byStatus()
@@ -522,16 +532,16 @@ func (f checkoutFigures) judge(cell *result.Cell) {
 	}
 	f.lost.figures(cell.Figures)
 	cell.Invariants = []result.Invariant{
-		Check("orders sold within stock", f.sold() <= f.allowed,
+		Check("orders sold within stock", f.withinStockOK(),
 			"%d orders sold (%d completed, %d paid) for %d units; %d units in stock allowed %d", f.sold(), f.completed, f.paid, f.soldUnits, f.initial, f.allowed),
-		Check("sold × quantity == units deducted", f.soldUnits == f.deducted(),
+		Check("sold × quantity == units deducted", f.deductedOK(),
 			"paid and completed orders hold %d units; stock went from %d to %d (%d deducted)", f.soldUnits, f.initial, f.final, f.deducted()),
-		Check("final stock >= 0", f.final >= 0, "final stock %d", f.final),
-		Check("stock + sold == initial after reservations expire", f.final+f.soldUnits == f.initial,
+		Check("final stock >= 0", f.finalOK(), "final stock %d", f.final),
+		Check("stock + sold == initial after reservations expire", f.balanceOK(),
 			"stock %d + sold %d = %d, initial %d (%d unpaid orders still hold units)", f.final, f.soldUnits, f.final+f.soldUnits, f.initial, f.unsettled),
-		Check("no unpaid order holds units after its TTL", f.unsettled == 0 && f.reservationsLeft == 0,
+		Check("no unpaid order holds units after its TTL", f.releasedOK(),
 			"%d orders still processing, %d reservations left", f.unsettled, f.reservationsLeft),
-		Check("ledger == paid and completed orders", f.ledgerNet == f.ledgerExpected && f.strayLedger == 0,
+		Check("ledger == paid and completed orders", f.ledgerOK(),
 			"ledger nets %d cents, paid and completed orders come to %d (%d entries for unknown orders)", f.ledgerNet, f.ledgerExpected, f.strayLedger),
 	}
 	cell.Summary = f.summary()
@@ -547,9 +557,13 @@ func (f checkoutFigures) summary() string {
 	if f.paid > 0 {
 		sold = fmt.Sprintf("sold (%d completed, %d paid)", f.completed, f.paid)
 	}
-	if diff := f.soldUnits - f.deducted(); f.sold() > f.allowed || diff != 0 {
-		fmt.Fprintf(&b, "%d orders %s (%d allowed) for %d units while stock fell by %d", f.sold(), sold, f.allowed, f.soldUnits, f.deducted())
-		switch {
+	if !f.withinStockOK() || !f.deductedOK() {
+		fmt.Fprintf(&b, "%d orders %s", f.sold(), sold)
+		if !f.withinStockOK() {
+			fmt.Fprintf(&b, " (%d allowed)", f.allowed)
+		}
+		fmt.Fprintf(&b, " for %d units while stock fell by %d", f.soldUnits, f.deducted())
+		switch diff := f.soldUnits - f.deducted(); {
 		case diff > 0:
 			fmt.Fprintf(&b, " — oversold by %d units", diff)
 		case diff < 0:
@@ -558,15 +572,15 @@ func (f checkoutFigures) summary() string {
 	} else {
 		fmt.Fprintf(&b, "%d %s, %d refused for stock, %d reservations expired", f.sold(), sold, f.noStock, f.expired)
 	}
-	fmt.Fprintf(&b, "; stock %d + sold %d %s %d", f.final, f.soldUnits, rel(f.final+f.soldUnits, f.initial), f.initial)
-	if f.final < 0 {
+	fmt.Fprintf(&b, "; stock %d + sold %d %s %d", f.final, f.soldUnits, eqSign(f.balanceOK()), f.initial)
+	if !f.finalOK() {
 		fmt.Fprintf(&b, "; final stock %d", f.final)
 	}
-	if f.unsettled > 0 || f.reservationsLeft > 0 {
+	if !f.releasedOK() {
 		fmt.Fprintf(&b, "; %d unpaid orders keep their units for good (%d reservations left)", f.unsettled, f.reservationsLeft)
 	}
-	if f.ledgerNet != f.ledgerExpected || f.strayLedger > 0 {
-		fmt.Fprintf(&b, "; ledger %d cents %s paid and completed orders' %d (%d entries for unknown orders)", f.ledgerNet, rel(f.ledgerNet, f.ledgerExpected), f.ledgerExpected, f.strayLedger)
+	if !f.ledgerOK() {
+		fmt.Fprintf(&b, "; ledger %d cents ≠ paid and completed orders' %d (%d entries for unknown orders)", f.ledgerNet, f.ledgerExpected, f.strayLedger)
 	}
 	if line := f.lost.line(); line != "" {
 		b.WriteString("; " + line)

@@ -290,6 +290,15 @@ type dupFigures struct {
 func (f dupFigures) taken() int64 { return f.initial - f.final }
 func (f dupFigures) extra() int64 { return f.taken() - f.held }
 
+// The invariants' conditions, shared by the invariants and the summary.
+func (f dupFigures) deductionOK() bool { return f.extra() == 0 }
+func (f dupFigures) confirmOK() bool   { return f.confirmed+f.createdLost == f.onServer }
+func (f dupFigures) resetOK() bool     { return f.reset == 0 }
+func (f dupFigures) finalOK() bool     { return f.final >= 0 }
+func (f dupFigures) reservationsOK() bool {
+	return f.matched == f.processing && f.reservations == f.matched
+}
+
 // figures computes the figures from the server's state.
 func (d *DuplicateOrder) figures(strategy string, snap *orderSnapshot, sum dupTally, st settlement, errs int64) dupFigures {
 	count, _ := snap.byStatus()
@@ -376,33 +385,31 @@ func (f dupFigures) judge(cell *result.Cell) {
 		"errors":                   float64(f.errors),
 	}
 	f.lost.figures(cell.Figures)
-	confirmOK := f.confirmed+f.createdLost == f.onServer
-	resvOK := f.matched == f.processing && f.reservations == f.matched
 	confirmDetail := fmt.Sprintf("%d submissions were answered \"new order\"", f.confirmed)
 	if f.createdLost > 0 {
 		confirmDetail += fmt.Sprintf(" and %d lost replies had created their order", f.createdLost)
 	}
 	cell.Invariants = []result.Invariant{
-		Check("one stock deduction per order", f.extra() == 0,
+		Check("one stock deduction per order", f.deductionOK(),
 			"stock fell by %d units; the orders holding units account for %d (%d orders on the server, %d copies each)", f.taken(), f.held, f.onServer, f.copies),
-		Check("one confirmation per order", confirmOK,
+		Check("one confirmation per order", f.confirmOK(),
 			"%s for %d orders on the server", confirmDetail, f.onServer),
-		Check("no order reset to created", f.reset == 0,
+		Check("no order reset to created", f.resetOK(),
 			"%d orders are back in created although they had been reserved", f.reset),
-		Check("final stock >= 0", f.final >= 0, "final stock %d", f.final),
+		Check("final stock >= 0", f.finalOK(), "final stock %d", f.final),
 	}
 	if f.safe {
 		// The safe strategy reserves: one reservation per processing order.
-		cell.Invariants = append(cell.Invariants, Check("one reservation per processing order", resvOK,
+		cell.Invariants = append(cell.Invariants, Check("one reservation per processing order", f.reservationsOK(),
 			"%d reservations, %d of them for the %d processing orders", f.reservations, f.matched, f.processing))
 	}
-	cell.Summary = f.summary(confirmOK, resvOK)
+	cell.Summary = f.summary()
 }
 
 // summary is the cell's one line, written from the same figures and
 // checks as the invariants: every broken invariant shows in it, and it
 // states no equality that does not hold.
-func (f dupFigures) summary(confirmOK, resvOK bool) string {
+func (f dupFigures) summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d orders submitted %d× each", f.submitted, f.copies)
 	if f.onServer != f.submitted {
@@ -410,7 +417,7 @@ func (f dupFigures) summary(confirmOK, resvOK bool) string {
 	}
 	b.WriteString(": ")
 	switch extra := f.extra(); {
-	case confirmOK && extra == 0:
+	case f.confirmOK() && f.deductionOK():
 		fmt.Fprintf(&b, "%d created, %d reserved (%d refused for stock), stock fell by %d units for %d held",
 			f.onServer, f.processing, f.refusedOrders, f.taken(), f.held)
 	default:
@@ -418,24 +425,26 @@ func (f dupFigures) summary(confirmOK, resvOK bool) string {
 		if f.createdLost > 0 {
 			fmt.Fprintf(&b, " and %d lost replies had created their order", f.createdLost)
 		}
-		if !confirmOK {
+		if !f.confirmOK() {
 			fmt.Fprintf(&b, " for %d orders on the server", f.onServer)
 		}
 		fmt.Fprintf(&b, ", stock fell by %d units for %d held", f.taken(), f.held)
 		switch {
 		case extra > 0:
 			fmt.Fprintf(&b, " — %d units taken twice or more", extra)
+		case extra < 0 && f.safe:
+			fmt.Fprintf(&b, " — %d units held that the stock never gave", -extra)
 		case extra < 0:
 			fmt.Fprintf(&b, " — %d deductions lost to reduce_stock's races", -extra)
 		}
 	}
-	if f.reset > 0 {
+	if !f.resetOK() {
 		fmt.Fprintf(&b, "; %d orders reset to created", f.reset)
 	}
-	if f.final < 0 {
+	if !f.finalOK() {
 		fmt.Fprintf(&b, "; final stock %d", f.final)
 	}
-	if f.safe && !resvOK {
+	if f.safe && !f.reservationsOK() {
 		fmt.Fprintf(&b, "; %d reservations for %d processing orders (%d matching)", f.reservations, f.processing, f.matched)
 	}
 	if line := f.lost.line(); line != "" {

@@ -635,8 +635,11 @@ func (st settlement) line() string {
 
 // rel renders the relation of a and b for a summary: "==" or "≠", so
 // that a summary states an equality only when it holds.
-func rel(a, b int64) string {
-	if a == b {
+func rel(a, b int64) string { return eqSign(a == b) }
+
+// eqSign is "==" when an equality holds, else "≠".
+func eqSign(holds bool) string {
+	if holds {
 		return "=="
 	}
 	return "≠"

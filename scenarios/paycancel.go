@@ -286,6 +286,16 @@ type payCancelFigures struct {
 // that kept them (> 0) or never returned (< 0).
 func (f payCancelFigures) stockDiff() int64 { return f.final - (f.initial - f.held) }
 
+// The invariants' conditions, shared by the invariants and the summary.
+func (f payCancelFigures) cancelledOK() bool { return f.cancelledWithMoney == 0 }
+func (f payCancelFigures) stockOK() bool     { return f.stockDiff() == 0 }
+func (f payCancelFigures) capturedOK() bool  { return f.paidWrong == 0 && f.capturedTwice == 0 }
+func (f payCancelFigures) refundsOK() bool   { return f.refundWrong == 0 && f.refundStray == 0 }
+func (f payCancelFigures) ledgerOK() bool {
+	return f.ledgerNet == f.ledgerExpected && f.strayLedger == 0
+}
+func (f payCancelFigures) settledOK() bool { return f.unsettled == 0 && f.reservationsLeft == 0 }
+
 // figures computes the figures from the server's state.
 func (p *PayCancel) figures(snap *orderSnapshot, sum payCancelTally, st settlement, errs int64) payCancelFigures {
 	count, units := snap.byStatus()
@@ -401,18 +411,18 @@ func (f payCancelFigures) judge(cell *result.Cell) {
 		settledDetail += fmt.Sprintf(" (%d processing orders whose calls failed left aside)", f.leftAside)
 	}
 	cell.Invariants = []result.Invariant{
-		Check("no cancelled order has money captured", f.cancelledWithMoney == 0,
+		Check("no cancelled order has money captured", f.cancelledOK(),
 			"%d of %d cancelled orders hold %d cents in the ledger", f.cancelledWithMoney, f.cancelled, f.cancelledMoney),
-		Check("no paid order has its stock returned", f.stockDiff() == 0, "%s", stockDetail),
-		Check("every paid order captured exactly once", f.paidWrong == 0 && f.capturedTwice == 0,
+		Check("no paid order has its stock returned", f.stockOK(), "%s", stockDetail),
+		Check("every paid order captured exactly once", f.capturedOK(),
 			"%d paid orders whose ledger is not one capture of their amount, %d orders captured more than once", f.paidWrong, f.capturedTwice),
-		Check("one refund per refunded order, for the amount captured", f.refundWrong == 0 && f.refundStray == 0,
+		Check("one refund per refunded order, for the amount captured", f.refundsOK(),
 			"%d of %d refunded orders do not hold exactly one capture and one refund of their amount; %d orders not refunded hold a refund",
 			f.refundWrong, f.refunded, f.refundStray),
-		Check("ledger == paid orders' amounts", f.ledgerNet == f.ledgerExpected && f.strayLedger == 0,
+		Check("ledger == paid orders' amounts", f.ledgerOK(),
 			"ledger nets %d cents (%d captured − %d refunded), paid orders come to %d (%d entries for unknown orders)",
 			f.ledgerNet, f.ledgerCaptured, f.ledgerRefunded, f.ledgerExpected, f.strayLedger),
-		Check("every order settled paid, cancelled or refunded", f.unsettled == 0 && f.reservationsLeft == 0, "%s", settledDetail),
+		Check("every order settled paid, cancelled or refunded", f.settledOK(), "%s", settledDetail),
 	}
 	cell.Summary = f.summary()
 }
@@ -431,27 +441,27 @@ func (f payCancelFigures) summary() string {
 	if f.both > 0 {
 		fmt.Fprintf(&b, "; %d orders took both moves", f.both)
 	}
-	if f.cancelledWithMoney > 0 {
+	if !f.cancelledOK() {
 		fmt.Fprintf(&b, "; %d cancelled orders kept %d cents", f.cancelledWithMoney, f.cancelledMoney)
 	}
-	fmt.Fprintf(&b, "; stock %d %s %d - %d held", f.final, rel(f.final, f.initial-f.held), f.initial, f.held)
+	fmt.Fprintf(&b, "; stock %d %s %d - %d held", f.final, eqSign(f.stockOK()), f.initial, f.held)
 	switch d := f.stockDiff(); {
 	case d > 0:
 		fmt.Fprintf(&b, " — %d units went back to stock for orders that kept them, or twice", d)
 	case d < 0:
 		fmt.Fprintf(&b, " — %d units of cancelled or refunded orders never went back", -d)
 	}
-	fmt.Fprintf(&b, "; ledger %d cents %s paid orders' %d", f.ledgerNet, rel(f.ledgerNet, f.ledgerExpected), f.ledgerExpected)
+	fmt.Fprintf(&b, "; ledger %d cents %s paid orders' %d", f.ledgerNet, eqSign(f.ledgerOK()), f.ledgerExpected)
 	if f.strayLedger > 0 {
 		fmt.Fprintf(&b, " (%d entries for unknown orders)", f.strayLedger)
 	}
-	if f.paidWrong > 0 || f.capturedTwice > 0 {
+	if !f.capturedOK() {
 		fmt.Fprintf(&b, "; %d paid orders not captured once, %d captured twice", f.paidWrong, f.capturedTwice)
 	}
-	if f.refundWrong > 0 || f.refundStray > 0 {
+	if !f.refundsOK() {
 		fmt.Fprintf(&b, "; %d refunded orders without one refund of their capture, %d refunds on orders not refunded", f.refundWrong, f.refundStray)
 	}
-	if f.unsettled > 0 || f.reservationsLeft > 0 {
+	if !f.settledOK() {
 		fmt.Fprintf(&b, "; %d orders still processing, %d reservations left", f.unsettled, f.reservationsLeft)
 	}
 	if line := f.lost.line(); line != "" {
