@@ -253,24 +253,6 @@ func (c *Checkout) Run(ctx context.Context, env *Env, strategy string) (result.C
 	// expiry) — for the naive strategy it only reads. Both are the
 	// judgement's reads: when they fail, the cell keeps its measurements
 	// and is not judged.
-	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second+c.ReservationTTL)
-	defer cancel()
-	if strategy == impl.OrderSafe {
-		if err := impl.Sleep(vctx, c.ReservationTTL+20*time.Millisecond); err != nil {
-			return cell, JudgementError(fmt.Errorf("wait for the reservations to expire: %w", err))
-		}
-	}
-	avail, err := orders.Available(vctx, checkoutItem)
-	if err != nil {
-		return cell, JudgementError(fmt.Errorf("available after the reservations expired: %w", err))
-	}
-	snap, err := readOrderSnapshot(vctx, env.Admin, env.Keys, items)
-	if err == nil {
-		err = snap.lostData()
-	}
-	if err != nil {
-		return cell, JudgementError(fmt.Errorf("read back: %w", err))
-	}
 	var sum checkoutTally
 	for _, t := range tallies {
 		sum.checkouts += t.checkouts
@@ -278,6 +260,29 @@ func (c *Checkout) Run(ctx context.Context, env *Env, strategy string) (result.C
 		sum.abandoned += t.abandoned
 		sum.noStock += t.noStock
 		sum.expired += t.expired
+	}
+	unjudged := func(err error) (result.Cell, error) {
+		cell.Summary = fmt.Sprintf("%d buyers, %d units: %d checkouts answered completed, %d refused for stock; %s",
+			sum.checkouts, c.Stock, sum.completed, sum.noStock, notJudged)
+		return cell, JudgementError(err)
+	}
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second+c.ReservationTTL)
+	defer cancel()
+	if strategy == impl.OrderSafe {
+		if err := impl.Sleep(vctx, c.ReservationTTL+20*time.Millisecond); err != nil {
+			return unjudged(fmt.Errorf("wait for the reservations to expire: %w", err))
+		}
+	}
+	avail, err := orders.Available(vctx, checkoutItem)
+	if err != nil {
+		return unjudged(fmt.Errorf("available after the reservations expired: %w", err))
+	}
+	snap, err := readOrderSnapshot(vctx, env.Admin, env.Keys, items)
+	if err == nil {
+		err = snap.lostData()
+	}
+	if err != nil {
+		return unjudged(fmt.Errorf("read back: %w", err))
 	}
 	st := settle(snap, notes, settles, stats)
 	cell.Settled = st.ops

@@ -217,13 +217,6 @@ func (d *DuplicateOrder) Run(ctx context.Context, env *Env, strategy string) (re
 
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	snap, err := readOrderSnapshot(vctx, env.Admin, env.Keys, items)
-	if err == nil {
-		err = snap.lostData()
-	}
-	if err != nil {
-		return cell, JudgementError(fmt.Errorf("read back: %w", err))
-	}
 	var sum dupTally
 	for _, t := range tallies {
 		sum.orders += t.orders
@@ -232,6 +225,15 @@ func (d *DuplicateOrder) Run(ctx context.Context, env *Env, strategy string) (re
 		sum.reserved += t.reserved
 		sum.noStock += t.noStock
 		sum.refusedOrders += t.refusedOrders
+	}
+	snap, err := readOrderSnapshot(vctx, env.Admin, env.Keys, items)
+	if err == nil {
+		err = snap.lostData()
+	}
+	if err != nil {
+		cell.Summary = fmt.Sprintf("%d orders submitted %d× each: %d answered \"new order\", %d reservations applied; %s",
+			sum.orders, d.Copies, sum.confirmed, sum.reserved, notJudged)
+		return cell, JudgementError(fmt.Errorf("read back: %w", err))
 	}
 	st := settle(snap, notes, settles, stats)
 	cell.Settled = st.ops

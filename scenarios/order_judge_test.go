@@ -1,12 +1,15 @@
 package scenarios
 
 import (
+	"context"
 	"errors"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/impl"
@@ -318,5 +321,82 @@ func TestSettle(t *testing.T) {
 	naive := settle(snap, notes, false, stats)
 	if naive.lost != 10 || naive.happened != 0 || naive.ops != 0 || !strings.Contains(naive.line(), "not settled") {
 		t.Errorf("naive: lost %d, happened %d, ops %d, line %q", naive.lost, naive.happened, naive.ops, naive.line())
+	}
+}
+
+// failingReads is a go-redis hook that refuses the read-back's commands
+// (SCAN, XLEN, XRANGE, ZRANGE, HGETALL), as a server that drops the admin
+// connection after the run would.
+type failingReads struct{}
+
+var readBackCommands = map[string]bool{"scan": true, "xlen": true, "xrange": true, "zrange": true, "hgetall": true}
+
+func (failingReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (failingReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if readBackCommands[cmd.Name()] {
+			cmd.SetErr(errInjectedRead)
+			return errInjectedRead
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (failingReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if readBackCommands[c.Name()] {
+				for _, c := range cmds {
+					c.SetErr(errInjectedRead)
+				}
+				return errInjectedRead
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+var errInjectedRead = errors.New("injected: connection lost while reading back")
+
+// TestOrderReadBackFailureIsNotAVerdict makes the admin client's reads
+// fail after the run: each order scenario returns its cell with the
+// measured operations and a JudgementError (the runner's INCONCLUSIVE),
+// never a verdict of its own bookkeeping.
+func TestOrderReadBackFailureIsNotAVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		s    Scenario
+		size func(s Scenario)
+	}{
+		{newDuplicateOrder(), func(s Scenario) { s.(*DuplicateOrder).Orders = 30 }},
+		{newPayCancel(), func(s Scenario) { s.(*PayCancel).Orders = 30 }},
+		{newCheckout(), func(s Scenario) { s.(*Checkout).Buyers, s.(*Checkout).ReservationTTL = 30, 50*time.Millisecond }},
+	} {
+		for _, strategy := range []string{impl.OrderNaive, impl.OrderSafe} {
+			t.Run(tc.s.Name()+"/"+strategy, func(t *testing.T) {
+				tc.size(tc.s)
+				env := testEnvC(t, impl.GoRedis, 4)
+				opt := *env.Admin.Options()
+				admin := redis.NewClient(&opt)
+				t.Cleanup(func() { _ = admin.Close() })
+				admin.AddHook(failingReads{})
+				env.Admin = admin
+				if c, ok := tc.s.(*Checkout); ok {
+					c.LockPoll = 5 * time.Millisecond
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				cell, err := tc.s.Run(ctx, env, strategy)
+				if !errors.Is(err, ErrJudgement) || !errors.Is(err, errInjectedRead) {
+					t.Fatalf("error %v, want a JudgementError wrapping the read failure", err)
+				}
+				if cell.Ops != 30 || cell.Latency.Corrected.Count != 30 {
+					t.Errorf("cell measured %d operations (%d in its latency), want 30", cell.Ops, cell.Latency.Corrected.Count)
+				}
+				if len(cell.Invariants) != 0 || !strings.Contains(cell.Summary, "not judged") {
+					t.Errorf("an unjudged cell with %d invariants and summary %q", len(cell.Invariants), cell.Summary)
+				}
+			})
+		}
 	}
 }

@@ -137,6 +137,10 @@ type orderSnapshot struct {
 	missingStock []string
 }
 
+// notJudged ends the summary of a cell whose read-back failed or found
+// the cell's data gone: its figures are the workers' answers only.
+const notJudged = "not judged, the server's state could not be read back or was lost (the answers above are the clients')"
+
 // snapshotAttempts bounds how often readOrderSnapshot reads the state
 // again because it changed while it was being read.
 const snapshotAttempts = 4

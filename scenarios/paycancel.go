@@ -227,13 +227,6 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	snap, err := readOrderSnapshot(vctx, env.Admin, env.Keys, items)
-	if err == nil {
-		err = snap.lostData()
-	}
-	if err != nil {
-		return cell, JudgementError(fmt.Errorf("read back: %w", err))
-	}
 	var sum payCancelTally
 	for _, t := range tallies {
 		sum.orders += t.orders
@@ -246,6 +239,15 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 		sum.refundsAsked += t.refundsAsked
 		sum.refunds += t.refunds
 		sum.refundsRefused += t.refundsRefused
+	}
+	snap, err := readOrderSnapshot(vctx, env.Admin, env.Keys, items)
+	if err == nil {
+		err = snap.lostData()
+	}
+	if err != nil {
+		cell.Summary = fmt.Sprintf("%d orders, %d placed: %d pays, %d cancels and %d refunds answered applied; %s",
+			sum.orders, sum.placed, sum.paid, sum.cancelled, sum.refunds, notJudged)
+		return cell, JudgementError(fmt.Errorf("read back: %w", err))
 	}
 	st := settle(snap, notes, settles, stats)
 	cell.Settled = st.ops
