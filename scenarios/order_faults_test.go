@@ -222,8 +222,8 @@ func checkSafeUnderFault(t *testing.T, c result.Cell, mustFail bool) {
 
 // TestOrderScenariosUnderFaults kills the backend's connections, or stalls
 // the server for 3.5 s (longer than the clients' 3 s time-outs), while
-// duplicate-order and pay-cancel run with the safe strategy, on both
-// backends.
+// duplicate-order and pay-cancel (and checkout, connections killed) run
+// with the safe strategy, on both backends.
 func TestOrderScenariosUnderFaults(t *testing.T) {
 	const stall = 3500 * time.Millisecond
 	for _, tc := range []struct {
@@ -235,6 +235,7 @@ func TestOrderScenariosUnderFaults(t *testing.T) {
 	}{
 		{"killed connections/duplicate-order", "duplicate-order", 2500 * time.Millisecond, killConnections(4, 400*time.Millisecond), false},
 		{"killed connections/pay-cancel", "pay-cancel", 2500 * time.Millisecond, killConnections(4, 400*time.Millisecond), false},
+		{"killed connections/checkout", "checkout", 2500 * time.Millisecond, killConnections(4, 400*time.Millisecond), false},
 		{"stall/duplicate-order", "duplicate-order", 6 * time.Second, stallServer(700*time.Millisecond, stall), true},
 		{"stall/pay-cancel", "pay-cancel", 6 * time.Second, stallServer(700*time.Millisecond, stall), true},
 	} {
