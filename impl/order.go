@@ -472,3 +472,119 @@ func TransitionOutcome(ref OrderRef, o Order, to OrderStatus, code, stock int64)
 	}
 	return false, fmt.Errorf("order script replied unknown code %d", code)
 }
+
+// OrderMove is one move of an order's life: a Create, a Transition, or the
+// lazy expiry of a reservation that another call ran into. A caller whose
+// call lost its reply (a time-out, a dropped connection: an outcome
+// MayHaveApplied) settles it afterwards by reading the order's record back
+// (OrderRecord.Recorded).
+type OrderMove string
+
+// Order moves.
+const (
+	// MoveCreate stores the order in status created.
+	MoveCreate OrderMove = "create"
+	// MoveReserve is created → processing: the units leave stock.
+	MoveReserve OrderMove = "reserve"
+	// MovePay is processing → paid: a ledger capture.
+	MovePay OrderMove = "pay"
+	// MoveComplete is paid → completed.
+	MoveComplete OrderMove = "complete"
+	// MoveCancel is created|processing → cancelled at a caller's request.
+	MoveCancel OrderMove = "cancel"
+	// MoveRefund is paid → refunded: a ledger refund, the units back.
+	MoveRefund OrderMove = "refund"
+	// MoveExpire is processing → cancelled because the reservation ran out,
+	// done lazily by whichever call found it overdue.
+	MoveExpire OrderMove = "expire"
+)
+
+// OrderMoves lists every move, in lifecycle order.
+func OrderMoves() []OrderMove {
+	return []OrderMove{MoveCreate, MoveReserve, MovePay, MoveComplete, MoveCancel, MoveRefund, MoveExpire}
+}
+
+// MoveTo returns the move a Transition to status to makes ("" for
+// created, which only Create makes).
+func MoveTo(to OrderStatus) OrderMove {
+	switch to {
+	case StatusProcessing:
+		return MoveReserve
+	case StatusPaid:
+		return MovePay
+	case StatusCompleted:
+		return MoveComplete
+	case StatusCancelled:
+		return MoveCancel
+	case StatusRefunded:
+		return MoveRefund
+	}
+	return ""
+}
+
+// OrderRecord is what the server holds of one order: its hash, if any,
+// and its entries in the item's ledger.
+type OrderRecord struct {
+	// Order is the order hash, decoded; zero when Found is false.
+	Order Order
+	// Found reports whether the order hash exists.
+	Found bool
+	// Captures and Refunds count the order's ledger entries of each kind;
+	// Captured and Refunded sum their amounts.
+	Captures, Refunds  int64
+	Captured, Refunded int64
+}
+
+// AddLedger adds one ledger entry of the order (kind LedgerCapture or
+// LedgerRefund) to the record; it reports false for another kind.
+func (r *OrderRecord) AddLedger(kind string, amount int64) bool {
+	switch kind {
+	case LedgerCapture:
+		r.Captures++
+		r.Captured += amount
+	case LedgerRefund:
+		r.Refunds++
+		r.Refunded += amount
+	default:
+		return false
+	}
+	return true
+}
+
+// Recorded reports whether the record shows that move m happened to the
+// order. The safe strategy writes each move's record in the same script as
+// the status change, so for it the answer is exact, whatever became of
+// the reply:
+//
+//	create    the order hash exists
+//	reserve   reserved_until_ms is set (no later move clears it)
+//	pay       the ledger holds a capture for the order
+//	complete  the status is completed (a final status)
+//	cancel    the status is cancelled with cancel_reason requested (final)
+//	refund    the ledger holds a refund for the order
+//	expire    the status is cancelled with cancel_reason expired (final)
+//
+// The naive strategy runs a move as several commands (the status HSET,
+// then the side effect) and records no reservation or cancel reason: only
+// its create, one HSET, can be read back this way, and a lost reply of
+// any other naive move may have applied in part.
+func (r OrderRecord) Recorded(m OrderMove) bool {
+	o := r.Order
+	switch m {
+	case MoveCreate:
+		return r.Found
+	case MoveReserve:
+		return r.Found && !o.ReservedUntil.IsZero()
+	case MovePay:
+		return r.Captures > 0
+	case MoveComplete:
+		return r.Found && o.Status == StatusCompleted
+	case MoveCancel:
+		return r.Found && o.Status == StatusCancelled && o.CancelReason == CancelRequested
+	case MoveRefund:
+		return r.Refunds > 0
+	case MoveExpire:
+		return r.Found && o.Status == StatusCancelled && o.CancelReason == CancelExpired
+	}
+	return false
+}

@@ -173,6 +173,10 @@ func (t *checkoutTimes) timed(i int, f func() error) error {
 	return err
 }
 
+// moveLock names the seed's lock calls among the moves a naive checkout
+// notes when their reply is lost: not an order move, never settled.
+const moveLock impl.OrderMove = "lock"
+
 // Run implements Scenario.
 func (c *Checkout) Run(ctx context.Context, env *Env, strategy string) (result.Cell, error) {
 	var cell result.Cell
@@ -202,6 +206,8 @@ func (c *Checkout) Run(ctx context.Context, env *Env, strategy string) (result.C
 	}
 	conc := orderConcurrency(env)
 	tallies := make([]checkoutTally, conc)
+	notes := newOrderNotes(conc)
+	settles := strategy == impl.OrderSafe
 	requests, duration := orderRunSize(env, c.Buyers)
 
 	stats, err := env.Drive(ctx, bench.Config{
@@ -220,23 +226,22 @@ func (c *Checkout) Run(ctx context.Context, env *Env, strategy string) (result.C
 			Amount:   c.Quantity * orderUnitPrice,
 		}
 		abandon := w.Rand.Float64() < c.Abandon
+		f := newOpFailure(env.Backend.Classify, &notes[w.ID])
 		var times checkoutTimes
-		var err error
 		if strategy == impl.OrderNaive {
-			err = c.seedCheckout(ctx, locker, orders, n, abandon, &times)
+			c.seedCheckout(ctx, locker, orders, n, abandon, &times, &f)
 		} else {
-			err = c.safeCheckout(ctx, orders, n, abandon, &times, t)
+			c.safeCheckout(ctx, orders, n, abandon, &times, t, &f)
 		}
 		times.observe(w)
 		switch {
-		case err != nil:
-			return err
+		case f.err != nil:
 		case abandon:
 			t.abandoned++
 		case times[stepCheckoutComplete] > 0:
 			t.completed++
 		}
-		return nil
+		return f.end(n.Ref(), false, settles)
 	})
 	if err != nil {
 		return cell, err
@@ -245,22 +250,9 @@ func (c *Checkout) Run(ctx context.Context, env *Env, strategy string) (result.C
 
 	// Wait the reservations out, then read the item's stock through the
 	// backend under test: the read returns overdue reservations (lazy
-	// expiry) — for the naive strategy it only reads.
-	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second+c.ReservationTTL)
-	defer cancel()
-	if strategy == impl.OrderSafe {
-		if err := impl.Sleep(vctx, c.ReservationTTL+20*time.Millisecond); err != nil {
-			return cell, err
-		}
-	}
-	avail, err := orders.Available(vctx, checkoutItem)
-	if err != nil {
-		return cell, fmt.Errorf("available after the reservations expired: %w", err)
-	}
-	snap, err := readOrderSnapshot(vctx, env.Admin, env.Keys, items)
-	if err != nil {
-		return cell, err
-	}
+	// expiry) — for the naive strategy it only reads. Both are the
+	// judgement's reads: when they fail, the cell keeps its measurements
+	// and is not judged.
 	var sum checkoutTally
 	for _, t := range tallies {
 		sum.checkouts += t.checkouts
@@ -269,7 +261,32 @@ func (c *Checkout) Run(ctx context.Context, env *Env, strategy string) (result.C
 		sum.noStock += t.noStock
 		sum.expired += t.expired
 	}
-	c.judge(&cell, snap, sum, avail, stats.ErrorCount())
+	unjudged := func(err error) (result.Cell, error) {
+		cell.Summary = fmt.Sprintf("%d buyers, %d units: %d checkouts answered completed, %d refused for stock; %s",
+			sum.checkouts, c.Stock, sum.completed, sum.noStock, notJudged)
+		return cell, JudgementError(err)
+	}
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second+c.ReservationTTL)
+	defer cancel()
+	if strategy == impl.OrderSafe {
+		if err := impl.Sleep(vctx, c.ReservationTTL+20*time.Millisecond); err != nil {
+			return unjudged(fmt.Errorf("wait for the reservations to expire: %w", err))
+		}
+	}
+	avail, err := orders.Available(vctx, checkoutItem)
+	if err != nil {
+		return unjudged(fmt.Errorf("available after the reservations expired: %w", err))
+	}
+	snap, err := readOrderSnapshot(vctx, env.Admin, env.Keys, items)
+	if err == nil {
+		err = snap.lostData()
+	}
+	if err != nil {
+		return unjudged(fmt.Errorf("read back: %w", err))
+	}
+	st := settle(snap, notes, settles, stats)
+	cell.Settled = st.ops
+	c.figures(snap, sum, avail, st, stats.ErrorCount()).judge(&cell)
 	cell.Summary += "; p50/p99 per step: " + checkoutStepLine(stats, steps)
 	return cell, nil
 }
@@ -313,43 +330,59 @@ func checkoutMs(us int64) string {
 // ('processing'), reduce_stock (answer ignored), update_order_status
 // ('completed') — plus the payment step every checkout has, as unchecked
 // as the rest. An abandoning buyer's thread stops after reduce_stock.
-func (c *Checkout) seedCheckout(ctx context.Context, locker impl.Locker, orders impl.Orders, n impl.NewOrder, abandon bool, times *checkoutTimes) error {
+// Failed calls go to f.
+func (c *Checkout) seedCheckout(ctx context.Context, locker impl.Locker, orders impl.Orders, n impl.NewOrder, abandon bool, times *checkoutTimes, f *opFailure) {
 	start := time.Now()
 	lease, err := locker.Acquire(ctx, checkoutLock)
 	if err != nil {
-		return err
+		times[stepCheckoutLock] = time.Since(start)
+		f.fail(err, n.Ref(), moveLock)
+		return
 	}
 	var threadTimes checkoutTimes
-	done := make(chan error, 1)
-	go func() { done <- seedOrderThread(ctx, orders, n, abandon, &threadTimes) }()
+	type threadEnd struct {
+		err  error
+		move impl.OrderMove
+	}
+	done := make(chan threadEnd, 1)
+	go func() {
+		move, err := seedOrderThread(ctx, orders, n, abandon, &threadTimes)
+		done <- threadEnd{err, move}
+	}()
 	err = locker.Release(ctx, lease) // at once: the thread runs unprotected
 	times[stepCheckoutLock] = time.Since(start)
 	// The seed never joins its thread; the harness does, after the
 	// release, only to record the thread's steps.
-	threadErr := <-done
+	end := <-done
 	copy(times[:stepCheckoutLock], threadTimes[:stepCheckoutLock])
-	return errors.Join(err, threadErr)
+	if err != nil {
+		f.fail(err, n.Ref(), moveLock)
+	}
+	if end.err != nil {
+		f.fail(end.err, n.Ref(), end.move)
+	}
 }
 
 // seedOrderThread is the seed's order_processing_thread on the naive
 // order strategy (whose processing step is reduce_stock, answer ignored).
-func seedOrderThread(ctx context.Context, orders impl.Orders, n impl.NewOrder, abandon bool, times *checkoutTimes) error {
+// It returns the move whose call failed, with the error.
+func seedOrderThread(ctx context.Context, orders impl.Orders, n impl.NewOrder, abandon bool, times *checkoutTimes) (impl.OrderMove, error) {
 	if err := times.timed(stepCheckoutCreate, func() error { _, _, err := orders.Create(ctx, n); return err }); err != nil {
-		return err
+		return impl.MoveCreate, err
 	}
 	if err := times.timed(stepCheckoutReserve, func() error {
 		_, _, err := orders.Transition(ctx, n.Ref(), impl.StatusProcessing)
 		return err
 	}); err != nil || abandon {
-		return err
+		return impl.MoveReserve, err
 	}
 	if err := times.timed(stepCheckoutPay, func() error {
 		_, _, err := orders.Transition(ctx, n.Ref(), impl.StatusPaid)
 		return err
 	}); err != nil {
-		return err
+		return impl.MovePay, err
 	}
-	return times.timed(stepCheckoutComplete, func() error {
+	return impl.MoveComplete, times.timed(stepCheckoutComplete, func() error {
 		_, _, err := orders.Transition(ctx, n.Ref(), impl.StatusCompleted)
 		return err
 	})
@@ -357,101 +390,205 @@ func seedOrderThread(ctx context.Context, orders impl.Orders, n impl.NewOrder, a
 
 // safeCheckout creates the order, reserves its units (cancelling the order
 // when the stock is short), pays and completes; an abandoning buyer stops
-// after the reservation, which then expires.
-func (c *Checkout) safeCheckout(ctx context.Context, orders impl.Orders, n impl.NewOrder, abandon bool, times *checkoutTimes, t *checkoutTally) error {
+// after the reservation, which then expires. A failed call ends the
+// checkout and goes to f.
+func (c *Checkout) safeCheckout(ctx context.Context, orders impl.Orders, n impl.NewOrder, abandon bool, times *checkoutTimes, t *checkoutTally, f *opFailure) {
+	ref := n.Ref()
 	if err := times.timed(stepCheckoutCreate, func() error { _, _, err := orders.Create(ctx, n); return err }); err != nil {
-		return err
+		f.fail(err, ref, impl.MoveCreate)
+		return
 	}
 	err := times.timed(stepCheckoutReserve, func() error {
-		_, _, err := orders.Transition(ctx, n.Ref(), impl.StatusProcessing)
+		_, _, err := orders.Transition(ctx, ref, impl.StatusProcessing)
 		return err
 	})
 	if errors.Is(err, impl.ErrOutOfStock) {
 		t.noStock++
-		_, _, err = orders.Transition(ctx, n.Ref(), impl.StatusCancelled)
-		return err
+		if _, _, err := orders.Transition(ctx, ref, impl.StatusCancelled); err != nil {
+			f.fail(err, ref, impl.MoveCancel)
+		}
+		return
 	}
-	if err != nil || abandon {
-		return err
+	if err != nil {
+		f.fail(err, ref, impl.MoveReserve)
+		return
+	}
+	if abandon {
+		return
 	}
 	err = times.timed(stepCheckoutPay, func() error {
-		_, _, err := orders.Transition(ctx, n.Ref(), impl.StatusPaid)
+		_, _, err := orders.Transition(ctx, ref, impl.StatusPaid)
 		return err
 	})
 	if errors.Is(err, impl.ErrReservationExpired) {
 		t.expired++ // too slow to pay: the order is cancelled, its units back
-		return nil
+		return
 	}
 	if err != nil {
-		return err
+		f.fail(err, ref, impl.MovePay)
+		return
 	}
-	return times.timed(stepCheckoutComplete, func() error {
-		_, _, err := orders.Transition(ctx, n.Ref(), impl.StatusCompleted)
+	if err := times.timed(stepCheckoutComplete, func() error {
+		_, _, err := orders.Transition(ctx, ref, impl.StatusCompleted)
 		return err
-	})
+	}); err != nil {
+		f.fail(err, ref, impl.MoveComplete)
+	}
 }
 
-// judge reads the verdict's figures from the server's state, after the
-// reservations expired.
-func (c *Checkout) judge(cell *result.Cell, snap *orderSnapshot, sum checkoutTally, avail impl.Availability, errs int64) {
-	final := snap.stock[checkoutItem]
+// checkoutFigures are checkout's figures, computed once from the server's
+// state after the reservations expired, the workers' answers and the
+// settlement of their lost replies; the invariants, the figures and the
+// summary are all written from them.
+type checkoutFigures struct {
+	// initial and final stock, units per order, orders the stock allows.
+	initial, final, quantity, allowed int64
+	// Answers: checkouts, abandoned, refused for stock, paid too late.
+	checkouts, abandoned, noStock, payExpired int64
+	// From the server: orders by status; processing orders left.
+	orders, completed, paid, cancelled, unsettled int64
+	// Units of completed orders and of sold (paid or completed) ones.
+	completedUnits, soldUnits int64
+	// Reservations that expired (cancel reason), returned by the final
+	// read, and left.
+	expired, releasedAtEnd, reservationsLeft int64
+	ledgerNet, ledgerExpected, strayLedger   int64
+	errors                                   int64
+	lost                                     settlement
+}
+
+// deducted is the stock the run took; sold the orders that hold units
+// for good (paid or completed).
+func (f checkoutFigures) deducted() int64 { return f.initial - f.final }
+func (f checkoutFigures) sold() int64     { return f.paid + f.completed }
+
+// The invariants' conditions, shared by the invariants and the summary.
+func (f checkoutFigures) withinStockOK() bool { return f.sold() <= f.allowed }
+func (f checkoutFigures) deductedOK() bool    { return f.soldUnits == f.deducted() }
+func (f checkoutFigures) finalOK() bool       { return f.final >= 0 }
+func (f checkoutFigures) balanceOK() bool     { return f.final+f.soldUnits == f.initial }
+func (f checkoutFigures) releasedOK() bool    { return f.unsettled == 0 && f.reservationsLeft == 0 }
+func (f checkoutFigures) ledgerOK() bool {
+	return f.ledgerNet == f.ledgerExpected && f.strayLedger == 0
+}
+
+// figures computes the figures from the server's state.
+func (c *Checkout) figures(snap *orderSnapshot, sum checkoutTally, avail impl.Availability, st settlement, errs int64) checkoutFigures {
 	count, units := snap.byStatus()
-	completed, completedUnits := count[impl.StatusCompleted], units[impl.StatusCompleted]
-	sold := units[impl.StatusPaid] + units[impl.StatusCompleted]
-	deducted := c.Stock - final
-	allowed := c.Stock / c.Quantity
-	unsettled := count[impl.StatusProcessing]
-	wantLedger := snap.capturedAmount()
-	var expired int64
+	f := checkoutFigures{
+		initial:          c.Stock,
+		final:            snap.stock[checkoutItem],
+		quantity:         c.Quantity,
+		allowed:          c.Stock / c.Quantity,
+		checkouts:        sum.checkouts,
+		abandoned:        sum.abandoned,
+		noStock:          sum.noStock,
+		payExpired:       sum.expired,
+		orders:           int64(len(snap.orders)),
+		completed:        count[impl.StatusCompleted],
+		paid:             count[impl.StatusPaid],
+		cancelled:        count[impl.StatusCancelled],
+		unsettled:        count[impl.StatusProcessing],
+		completedUnits:   units[impl.StatusCompleted],
+		soldUnits:        units[impl.StatusPaid] + units[impl.StatusCompleted],
+		releasedAtEnd:    avail.Released,
+		reservationsLeft: int64(len(snap.reservations)),
+		ledgerNet:        snap.ledgerNet,
+		ledgerExpected:   snap.capturedAmount(),
+		strayLedger:      snap.strayLedger,
+		errors:           errs,
+		lost:             st,
+	}
 	for _, o := range snap.orders {
 		if o.Status == impl.StatusCancelled && o.CancelReason == impl.CancelExpired {
-			expired++
+			f.expired++
 		}
 	}
+	return f
+}
+
+// judge writes the cell's figures, invariants and summary (without the
+// step line, which Run adds).
+func (f checkoutFigures) judge(cell *result.Cell) {
 	cell.Figures = map[string]float64{
-		"stock_initial":        float64(c.Stock),
-		"stock_final":          float64(final),
-		"orders":               float64(len(snap.orders)),
-		"orders_completed":     float64(completed),
-		"orders_allowed":       float64(allowed),
-		"orders_cancelled":     float64(count[impl.StatusCancelled]),
-		"orders_unsettled":     float64(unsettled),
-		"units_completed":      float64(completedUnits),
-		"units_sold":           float64(sold),
-		"units_deducted":       float64(deducted),
-		"units_oversold":       float64(max(0, completedUnits-c.Stock)),
-		"checkouts":            float64(sum.checkouts),
-		"abandoned":            float64(sum.abandoned),
-		"refused_no_stock":     float64(sum.noStock),
-		"pay_after_expiry":     float64(sum.expired),
-		"reservations_expired": float64(expired),
-		"released_at_the_end":  float64(avail.Released),
-		"reservations_left":    float64(len(snap.reservations)),
-		"ledger_net":           float64(snap.ledgerNet),
-		"ledger_expected":      float64(wantLedger),
-		"errors":               float64(errs),
+		"stock_initial":        float64(f.initial),
+		"stock_final":          float64(f.final),
+		"orders":               float64(f.orders),
+		"orders_completed":     float64(f.completed),
+		"orders_paid":          float64(f.paid),
+		"orders_sold":          float64(f.sold()),
+		"orders_allowed":       float64(f.allowed),
+		"orders_cancelled":     float64(f.cancelled),
+		"orders_unsettled":     float64(f.unsettled),
+		"units_completed":      float64(f.completedUnits),
+		"units_sold":           float64(f.soldUnits),
+		"units_deducted":       float64(f.deducted()),
+		"units_oversold":       float64(max(0, f.soldUnits-f.initial)),
+		"checkouts":            float64(f.checkouts),
+		"abandoned":            float64(f.abandoned),
+		"refused_no_stock":     float64(f.noStock),
+		"pay_after_expiry":     float64(f.payExpired),
+		"reservations_expired": float64(f.expired),
+		"released_at_the_end":  float64(f.releasedAtEnd),
+		"reservations_left":    float64(f.reservationsLeft),
+		"ledger_net":           float64(f.ledgerNet),
+		"ledger_expected":      float64(f.ledgerExpected),
+		"errors":               float64(f.errors),
 	}
+	f.lost.figures(cell.Figures)
 	cell.Invariants = []result.Invariant{
-		Check("completed orders within stock", completed <= allowed,
-			"%d orders completed for %d units; %d units in stock allowed %d", completed, completedUnits, c.Stock, allowed),
-		Check("completed × quantity == units deducted", completedUnits == deducted,
-			"completed orders hold %d units; stock went from %d to %d (%d deducted)", completedUnits, c.Stock, final, deducted),
-		Check("final stock >= 0", final >= 0, "final stock %d", final),
-		Check("stock + sold == initial after reservations expire", final+sold == c.Stock,
-			"stock %d + sold %d = %d, initial %d (%d unpaid orders still hold units)", final, sold, final+sold, c.Stock, unsettled),
-		Check("no unpaid order holds units after its TTL", unsettled == 0 && len(snap.reservations) == 0,
-			"%d orders still processing, %d reservations left", unsettled, len(snap.reservations)),
-		Check("ledger == paid and completed orders", snap.ledgerNet == wantLedger && snap.strayLedger == 0,
-			"ledger nets %d cents, paid and completed orders come to %d", snap.ledgerNet, wantLedger),
+		Check("orders sold within stock", f.withinStockOK(),
+			"%d orders sold (%d completed, %d paid) for %d units; %d units in stock allowed %d", f.sold(), f.completed, f.paid, f.soldUnits, f.initial, f.allowed),
+		Check("sold × quantity == units deducted", f.deductedOK(),
+			"paid and completed orders hold %d units; stock went from %d to %d (%d deducted)", f.soldUnits, f.initial, f.final, f.deducted()),
+		Check("final stock >= 0", f.finalOK(), "final stock %d", f.final),
+		Check("stock + sold == initial after reservations expire", f.balanceOK(),
+			"stock %d + sold %d = %d, initial %d (%d unpaid orders still hold units)", f.final, f.soldUnits, f.final+f.soldUnits, f.initial, f.unsettled),
+		Check("no unpaid order holds units after its TTL", f.releasedOK(),
+			"%d orders still processing, %d reservations left", f.unsettled, f.reservationsLeft),
+		Check("ledger == paid and completed orders", f.ledgerOK(),
+			"ledger nets %d cents, paid and completed orders come to %d (%d entries for unknown orders)", f.ledgerNet, f.ledgerExpected, f.strayLedger),
 	}
-	if completed > allowed || completedUnits != deducted {
-		cell.Summary = fmt.Sprintf("%d buyers, %d units: %d orders completed (%d allowed) for %d units while stock fell by %d — oversold by %d units",
-			sum.checkouts, c.Stock, completed, allowed, completedUnits, deducted, max(0, completedUnits-c.Stock))
+	cell.Summary = f.summary()
+}
+
+// summary is the cell's one line, written from the same figures as the
+// invariants: every broken invariant shows in it, and it states no
+// equality that does not hold.
+func (f checkoutFigures) summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d buyers, %d units: ", f.checkouts, f.initial)
+	sold := "completed"
+	if f.paid > 0 {
+		sold = fmt.Sprintf("sold (%d completed, %d paid)", f.completed, f.paid)
+	}
+	if !f.withinStockOK() || !f.deductedOK() {
+		fmt.Fprintf(&b, "%d orders %s", f.sold(), sold)
+		if !f.withinStockOK() {
+			fmt.Fprintf(&b, " (%d allowed)", f.allowed)
+		}
+		fmt.Fprintf(&b, " for %d units while stock fell by %d", f.soldUnits, f.deducted())
+		switch diff := f.soldUnits - f.deducted(); {
+		case diff > 0:
+			fmt.Fprintf(&b, " — oversold by %d units", diff)
+		case diff < 0:
+			fmt.Fprintf(&b, " — %d units deducted that no sale holds", -diff)
+		}
 	} else {
-		cell.Summary = fmt.Sprintf("%d buyers, %d units: %d completed, %d refused for stock, %d reservations expired; stock %d + sold %d == %d",
-			sum.checkouts, c.Stock, completed, sum.noStock, expired, final, sold, c.Stock)
+		fmt.Fprintf(&b, "%d %s, %d refused for stock, %d reservations expired", f.sold(), sold, f.noStock, f.expired)
 	}
-	if unsettled > 0 {
-		cell.Summary += fmt.Sprintf("; %d abandoned orders keep their units for good", unsettled)
+	fmt.Fprintf(&b, "; stock %d + sold %d %s %d", f.final, f.soldUnits, eqSign(f.balanceOK()), f.initial)
+	if !f.finalOK() {
+		fmt.Fprintf(&b, "; final stock %d", f.final)
 	}
+	if !f.releasedOK() {
+		fmt.Fprintf(&b, "; %d unpaid orders keep their units for good (%d reservations left)", f.unsettled, f.reservationsLeft)
+	}
+	if !f.ledgerOK() {
+		fmt.Fprintf(&b, "; ledger %d cents ≠ paid and completed orders' %d (%d entries for unknown orders)", f.ledgerNet, f.ledgerExpected, f.strayLedger)
+	}
+	if line := f.lost.line(); line != "" {
+		b.WriteString("; " + line)
+	}
+	return b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,8 +109,8 @@ var dupSteps = []string{"create", "reserve"}
 
 // dupTally is one worker's client-side tally, on its own cache line.
 type dupTally struct {
-	submissions, confirmed, reserved, noStock int64
-	_                                         [64]byte
+	orders, submissions, confirmed, reserved, noStock, refusedOrders int64
+	_                                                                [64]byte
 }
 
 // dupSubmission is what one copy of a submission saw.
@@ -117,8 +118,10 @@ type dupSubmission struct {
 	create, reserve time.Duration
 	created         bool
 	applied         bool
+	already         bool // the order was processing already
 	noStock         bool
 	err             error
+	step            impl.OrderMove // the move whose call failed with err
 }
 
 // Run implements Scenario.
@@ -134,6 +137,8 @@ func (d *DuplicateOrder) Run(ctx context.Context, env *Env, strategy string) (re
 	}
 	conc := orderConcurrency(env)
 	tallies := make([]dupTally, conc)
+	notes := newOrderNotes(conc)
+	settles := strategy == impl.OrderSafe
 	requests, duration := orderRunSize(env, d.Orders)
 
 	stats, err := env.Drive(ctx, bench.Config{
@@ -163,7 +168,10 @@ func (d *DuplicateOrder) Run(ctx context.Context, env *Env, strategy string) (re
 		close(start) // every copy goes at once: a double click, a retry storm
 		wg.Wait()
 		t := &tallies[w.ID]
-		var firstErr error
+		t.orders++
+		f := newOpFailure(env.Backend.Classify, &notes[w.ID])
+		var lostCreate, lostReserve, news, applied int64
+		reached, refused := false, false
 		for _, s := range subs {
 			w.Observe(0, s.create)
 			if s.reserve > 0 {
@@ -172,18 +180,35 @@ func (d *DuplicateOrder) Run(ctx context.Context, env *Env, strategy string) (re
 			t.submissions++
 			if s.created {
 				t.confirmed++
+				news++
 			}
 			if s.applied {
 				t.reserved++
+				applied++
 			}
+			reached = reached || s.applied || s.already
 			if s.noStock {
 				t.noStock++
+				refused = true
 			}
-			if s.err != nil && firstErr == nil {
-				firstErr = s.err
+			if s.err != nil && f.record(s.err) {
+				if s.step == impl.MoveCreate {
+					lostCreate++
+				} else {
+					lostReserve++
+				}
 			}
 		}
-		return firstErr
+		if lostCreate > 0 {
+			f.noteLost(n.Ref(), impl.MoveCreate, lostCreate, news)
+		}
+		if lostReserve > 0 {
+			f.noteLost(n.Ref(), impl.MoveReserve, lostReserve, applied)
+		}
+		if refused && !reached {
+			t.refusedOrders++
+		}
+		return f.end(n.Ref(), reached, settles)
 	})
 	if err != nil {
 		return cell, err
@@ -192,18 +217,27 @@ func (d *DuplicateOrder) Run(ctx context.Context, env *Env, strategy string) (re
 
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	snap, err := readOrderSnapshot(vctx, env.Admin, env.Keys, items)
-	if err != nil {
-		return cell, err
-	}
 	var sum dupTally
 	for _, t := range tallies {
+		sum.orders += t.orders
 		sum.submissions += t.submissions
 		sum.confirmed += t.confirmed
 		sum.reserved += t.reserved
 		sum.noStock += t.noStock
+		sum.refusedOrders += t.refusedOrders
 	}
-	d.judge(&cell, strategy, snap, sum, stats.ErrorCount())
+	snap, err := readOrderSnapshot(vctx, env.Admin, env.Keys, items)
+	if err == nil {
+		err = snap.lostData()
+	}
+	if err != nil {
+		cell.Summary = fmt.Sprintf("%d orders submitted %d× each: %d answered \"new order\", %d reservations applied; %s",
+			sum.orders, d.Copies, sum.confirmed, sum.reserved, notJudged)
+		return cell, JudgementError(fmt.Errorf("read back: %w", err))
+	}
+	st := settle(snap, notes, settles, stats)
+	cell.Settled = st.ops
+	d.figures(strategy, snap, sum, st, stats.ErrorCount()).judge(&cell)
 	return cell, nil
 }
 
@@ -213,94 +247,210 @@ func submitOrder(ctx context.Context, orders impl.Orders, n impl.NewOrder) (s du
 	_, s.created, s.err = orders.Create(ctx, n)
 	s.create = time.Since(t0)
 	if s.err != nil {
+		s.step = impl.MoveCreate
 		return s
 	}
 	t1 := time.Now()
 	_, s.applied, s.err = orders.Transition(ctx, n.Ref(), impl.StatusProcessing)
 	s.reserve = time.Since(t1)
-	if errors.Is(s.err, impl.ErrOutOfStock) {
+	s.already = s.err == nil && !s.applied
+	switch {
+	case errors.Is(s.err, impl.ErrOutOfStock):
 		s.noStock, s.err = true, nil
+	case s.err != nil:
+		s.step = impl.MoveReserve
 	}
 	return s
 }
 
-// judge reads the verdict's figures from the server's state.
-func (d *DuplicateOrder) judge(cell *result.Cell, strategy string, snap *orderSnapshot, sum dupTally, errs int64) {
-	initial := d.Stock * int64(d.Items)
-	final := snap.totalStock()
-	taken := initial - final
-	held := snap.heldUnits()
-	count, _ := snap.byStatus()
-	onServer := int64(len(snap.orders))
+// dupFigures are duplicate-order's figures, computed once from the
+// server's state, the workers' answers and the settlement of their lost
+// replies; the invariants, the figures and the summary are all written
+// from them.
+type dupFigures struct {
+	safe   bool
+	copies int64
+	// submitted counts the orders the workers submitted; onServer the
+	// orders the server holds.
+	submitted, onServer int64
+	// Answers: submissions, "new order" answers, reservations applied,
+	// copies refused for stock, orders refused for stock.
+	submissions, confirmed, reserved, noStock, refusedOrders int64
+	// createdLost and reservedLost count the orders a lost reply had
+	// created or reserved (no answered call had).
+	createdLost, reservedLost int64
+	// From the server.
+	processing, created, reset int64
+	reservations, matched      int64
+	initial, final, held       int64
+	errors                     int64
+	lost                       settlement
+}
 
-	// An order left in created although its item still has the units was
-	// reset by a retried create after it had been reserved (or never
-	// reserved for no reason).
-	var reset int64
+// taken is the stock the run took; extra what it took beyond the units
+// the orders hold.
+func (f dupFigures) taken() int64 { return f.initial - f.final }
+func (f dupFigures) extra() int64 { return f.taken() - f.held }
+
+// The invariants' conditions, shared by the invariants and the summary.
+func (f dupFigures) deductionOK() bool { return f.extra() == 0 }
+func (f dupFigures) confirmOK() bool   { return f.confirmed+f.createdLost == f.onServer }
+func (f dupFigures) resetOK() bool     { return f.reset == 0 }
+func (f dupFigures) finalOK() bool     { return f.final >= 0 }
+func (f dupFigures) reservationsOK() bool {
+	return f.matched == f.processing && f.reservations == f.matched
+}
+
+// figures computes the figures from the server's state.
+func (d *DuplicateOrder) figures(strategy string, snap *orderSnapshot, sum dupTally, st settlement, errs int64) dupFigures {
+	count, _ := snap.byStatus()
+	f := dupFigures{
+		safe:          strategy == impl.OrderSafe,
+		copies:        int64(d.Copies),
+		submitted:     sum.orders,
+		onServer:      int64(len(snap.orders)),
+		submissions:   sum.submissions,
+		confirmed:     sum.confirmed,
+		reserved:      sum.reserved,
+		noStock:       sum.noStock,
+		refusedOrders: sum.refusedOrders,
+		createdLost:   st.byMove[impl.MoveCreate][1],
+		reservedLost:  st.byMove[impl.MoveReserve][1],
+		processing:    count[impl.StatusProcessing],
+		created:       count[impl.StatusCreated],
+		reservations:  int64(len(snap.reservations)),
+		initial:       d.Stock * int64(d.Items),
+		final:         snap.totalStock(),
+		held:          snap.heldUnits(),
+		errors:        errs,
+		lost:          st,
+	}
+	// An order back in created was reset by a retried create after it
+	// had been reserved. The evidence: the server recorded a reservation
+	// of it (safe), or an answer showed it processing. When every copy of
+	// the order was answered, one that was not refused for stock was
+	// answered applied or already: an item that still has the units then
+	// says so (stock only falls in this scenario). A lost reply is never
+	// evidence: a reservation that may not have happened resets nothing.
 	for _, o := range snap.orders {
-		if o.Status == impl.StatusCreated && snap.stock[o.Item] >= o.Quantity {
-			reset++
+		if o.Status != impl.StatusCreated {
+			continue
+		}
+		reached, touched := st.touched[o.Ref()]
+		switch {
+		case !o.ReservedUntil.IsZero():
+			f.reset++
+		case touched:
+			if reached {
+				f.reset++
+			}
+		case snap.stock[o.Item] >= o.Quantity:
+			f.reset++
 		}
 	}
-	extra := taken - held
-	cell.Figures = map[string]float64{
-		"orders":               float64(onServer),
-		"copies":               float64(d.Copies),
-		"submissions":          float64(sum.submissions),
-		"confirmed_new":        float64(sum.confirmed),
-		"reservations_applied": float64(sum.reserved),
-		"refused_no_stock":     float64(sum.noStock),
-		"orders_processing":    float64(count[impl.StatusProcessing]),
-		"orders_created":       float64(count[impl.StatusCreated]),
-		"orders_reset":         float64(reset),
-		"reservations":         float64(len(snap.reservations)),
-		"stock_initial":        float64(initial),
-		"stock_final":          float64(final),
-		"units_taken":          float64(taken),
-		"units_held":           float64(held),
-		"units_taken_extra":    float64(extra),
-		"errors":               float64(errs),
-	}
-	cell.Invariants = []result.Invariant{
-		Check("one stock deduction per order", taken == held,
-			"stock fell by %d units; the orders holding units account for %d (%d orders on the server, %d copies each)", taken, held, onServer, d.Copies),
-		Check("one confirmation per order", sum.confirmed == onServer,
-			"%d submissions were answered \"new order\" for %d orders on the server", sum.confirmed, onServer),
-		Check("no order reset to created", reset == 0,
-			"%d orders are back in created although their item has the units", reset),
-		Check("final stock >= 0", final >= 0, "final stock %d", final),
-	}
-	if strategy == impl.OrderSafe {
-		// The safe strategy reserves: one reservation per processing order.
+	if f.safe {
 		status := make(map[impl.OrderRef]impl.OrderStatus, len(snap.orders))
 		for _, o := range snap.orders {
 			status[o.Ref()] = o.Status
 		}
-		matched := int64(0)
 		for ref := range snap.reservations {
 			if status[ref] == impl.StatusProcessing {
-				matched++
+				f.matched++
 			}
 		}
-		cell.Invariants = append(cell.Invariants, Check("one reservation per processing order",
-			matched == count[impl.StatusProcessing] && int64(len(snap.reservations)) == matched,
-			"%d reservations, %d of them for the %d processing orders", len(snap.reservations), matched, count[impl.StatusProcessing]))
 	}
-	switch {
-	case extra > 0:
-		cell.Summary = fmt.Sprintf("%d orders submitted %d× each: %d answered \"new order\", stock fell by %d units for %d held — %d units taken twice or more",
-			onServer, d.Copies, sum.confirmed, taken, held, extra)
-	case extra < 0:
-		cell.Summary = fmt.Sprintf("%d orders submitted %d× each: %d answered \"new order\", stock fell by %d units for %d held — %d deductions lost to reduce_stock's races",
-			onServer, d.Copies, sum.confirmed, taken, held, -extra)
-	case sum.confirmed != onServer:
-		cell.Summary = fmt.Sprintf("%d orders submitted %d× each: %d answered \"new order\", stock fell by %d units for %d held",
-			onServer, d.Copies, sum.confirmed, taken, held)
+	return f
+}
+
+// judge writes the cell's figures, invariants and summary.
+func (f dupFigures) judge(cell *result.Cell) {
+	cell.Figures = map[string]float64{
+		"orders":                   float64(f.onServer),
+		"orders_submitted":         float64(f.submitted),
+		"copies":                   float64(f.copies),
+		"submissions":              float64(f.submissions),
+		"confirmed_new":            float64(f.confirmed),
+		"created_by_lost_replies":  float64(f.createdLost),
+		"reservations_applied":     float64(f.reserved),
+		"reserved_by_lost_replies": float64(f.reservedLost),
+		"refused_no_stock":         float64(f.noStock),
+		"orders_refused_no_stock":  float64(f.refusedOrders),
+		"orders_processing":        float64(f.processing),
+		"orders_created":           float64(f.created),
+		"orders_reset":             float64(f.reset),
+		"reservations":             float64(f.reservations),
+		"stock_initial":            float64(f.initial),
+		"stock_final":              float64(f.final),
+		"units_taken":              float64(f.taken()),
+		"units_held":               float64(f.held),
+		"units_taken_extra":        float64(f.extra()),
+		"errors":                   float64(f.errors),
+	}
+	f.lost.figures(cell.Figures)
+	confirmDetail := fmt.Sprintf("%d submissions were answered \"new order\"", f.confirmed)
+	if f.createdLost > 0 {
+		confirmDetail += fmt.Sprintf(" and %d lost replies had created their order", f.createdLost)
+	}
+	cell.Invariants = []result.Invariant{
+		Check("one stock deduction per order", f.deductionOK(),
+			"stock fell by %d units; the orders holding units account for %d (%d orders on the server, %d copies each)", f.taken(), f.held, f.onServer, f.copies),
+		Check("one confirmation per order", f.confirmOK(),
+			"%s for %d orders on the server", confirmDetail, f.onServer),
+		Check("no order reset to created", f.resetOK(),
+			"%d orders are back in created although they had been reserved", f.reset),
+		Check("final stock >= 0", f.finalOK(), "final stock %d", f.final),
+	}
+	if f.safe {
+		// The safe strategy reserves: one reservation per processing order.
+		cell.Invariants = append(cell.Invariants, Check("one reservation per processing order", f.reservationsOK(),
+			"%d reservations, %d of them for the %d processing orders", f.reservations, f.matched, f.processing))
+	}
+	cell.Summary = f.summary()
+}
+
+// summary is the cell's one line, written from the same figures and
+// checks as the invariants: every broken invariant shows in it, and it
+// states no equality that does not hold.
+func (f dupFigures) summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d orders submitted %d× each", f.submitted, f.copies)
+	if f.onServer != f.submitted {
+		fmt.Fprintf(&b, " (%d on the server)", f.onServer)
+	}
+	b.WriteString(": ")
+	switch extra := f.extra(); {
+	case f.confirmOK() && f.deductionOK():
+		fmt.Fprintf(&b, "%d created, %d reserved (%d refused for stock), stock fell by %d units for %d held",
+			f.onServer, f.processing, f.refusedOrders, f.taken(), f.held)
 	default:
-		cell.Summary = fmt.Sprintf("%d orders submitted %d× each: %d created, %d reserved (%d refused for stock), stock fell by %d units for %d held",
-			onServer, d.Copies, sum.confirmed, sum.reserved, count[impl.StatusCreated], taken, held)
+		fmt.Fprintf(&b, "%d answered \"new order\"", f.confirmed)
+		if f.createdLost > 0 {
+			fmt.Fprintf(&b, " and %d lost replies had created their order", f.createdLost)
+		}
+		if !f.confirmOK() {
+			fmt.Fprintf(&b, " for %d orders on the server", f.onServer)
+		}
+		fmt.Fprintf(&b, ", stock fell by %d units for %d held", f.taken(), f.held)
+		switch {
+		case extra > 0:
+			fmt.Fprintf(&b, " — %d units taken twice or more", extra)
+		case extra < 0 && f.safe:
+			fmt.Fprintf(&b, " — %d units held that the stock never gave", -extra)
+		case extra < 0:
+			fmt.Fprintf(&b, " — %d deductions lost to reduce_stock's races", -extra)
+		}
 	}
-	if reset > 0 {
-		cell.Summary += fmt.Sprintf("; %d orders reset to created", reset)
+	if !f.resetOK() {
+		fmt.Fprintf(&b, "; %d orders reset to created", f.reset)
 	}
+	if !f.finalOK() {
+		fmt.Fprintf(&b, "; final stock %d", f.final)
+	}
+	if f.safe && !f.reservationsOK() {
+		fmt.Fprintf(&b, "; %d reservations for %d processing orders (%d matching)", f.reservations, f.processing, f.matched)
+	}
+	if line := f.lost.line(); line != "" {
+		b.WriteString("; " + line)
+	}
+	return b.String()
 }

@@ -1,6 +1,8 @@
 package scenarios
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,13 +95,19 @@ func TestPayCancelVerdicts(t *testing.T) {
 				cell := runJudged(t, p, testEnvC(t, backend, 16), tc.strategy)
 				wantVerdict(t, cell, tc.want)
 				f := cell.Figures
-				if f["orders"] != 80 || f["orders_paid"]+f["orders_cancelled"] != 80 {
-					t.Errorf("orders %v: %v paid + %v cancelled; want 80 settled", f["orders"], f["orders_paid"], f["orders_cancelled"])
+				if f["orders"] != 80 || f["orders_paid"]+f["orders_cancelled"]+f["orders_refunded"] != 80 {
+					t.Errorf("orders %v: %v paid + %v cancelled + %v refunded; want 80 settled", f["orders"], f["orders_paid"], f["orders_cancelled"], f["orders_refunded"])
+				}
+				if f["orders_refunded"] == 0 || f["refunds_applied"] != f["orders_refunded"] {
+					t.Errorf("%v refunds applied, %v orders refunded; want some, equal", f["refunds_applied"], f["orders_refunded"])
 				}
 				switch tc.strategy {
 				case impl.OrderSafe:
 					if f["moves_refused"] != 80 || f["both_applied"] != 0 {
 						t.Errorf("safe: %v moves refused, %v orders took both; want 80 and 0", f["moves_refused"], f["both_applied"])
+					}
+					if f["refunds_asked"] != f["refunds_applied"] || f["ledger_refunded"] != f["orders_refunded"]*orderUnitPrice {
+						t.Errorf("safe: %v refunds asked, %v applied, ledger refunded %v cents", f["refunds_asked"], f["refunds_applied"], f["ledger_refunded"])
 					}
 				case impl.OrderNaive:
 					if f["both_applied"] != 80 {
@@ -275,6 +283,53 @@ func TestOrderOperations(t *testing.T) {
 					}
 				})
 			}
+		}
+	}
+}
+
+// TestPayCancelRefunds runs the refund path with no, some and every paid
+// order refunded: safe PASSes with one refund of the captured amount per
+// refunded order and their units back in stock; naive, whose pay and
+// cancel both apply, breaks as it does without refunds — and, refunding
+// every order, returns each order's units twice (cancel and refund).
+func TestPayCancelRefunds(t *testing.T) {
+	for _, backend := range impl.Backends() {
+		for _, tc := range []struct {
+			strategy string
+			refund   float64
+			want     result.Verdict
+			breaks   []string
+		}{
+			{impl.OrderSafe, 0, result.Pass, nil},
+			{impl.OrderSafe, 0.5, result.Pass, nil},
+			{impl.OrderSafe, 1, result.Pass, nil},
+			{impl.OrderNaive, 0.5, result.Reproduced, []string{"no cancelled order has money captured", "no paid order has its stock returned", "ledger == paid orders' amounts"}},
+			{impl.OrderNaive, 1, result.Reproduced, []string{"no paid order has its stock returned"}},
+		} {
+			t.Run(fmt.Sprintf("%s/%s/%v", backend, tc.strategy, tc.refund), func(t *testing.T) {
+				p := newPayCancel()
+				p.Orders, p.Items, p.Refund = 60, 2, tc.refund
+				cell := runJudged(t, p, testEnvC(t, backend, 8), tc.strategy)
+				wantVerdict(t, cell, tc.want)
+				if got := broken(cell); !slices.Equal(got, tc.breaks) {
+					t.Errorf("broken %q, want %q", got, tc.breaks)
+				}
+				f := cell.Figures
+				if f["refunds_applied"] != f["orders_refunded"] || f["ledger_refunded"] != f["orders_refunded"]*orderUnitPrice {
+					t.Errorf("%v refunds applied, %v orders refunded, %v cents refunded", f["refunds_applied"], f["orders_refunded"], f["ledger_refunded"])
+				}
+				switch {
+				case tc.refund == 0 && f["orders_refunded"] != 0:
+					t.Errorf("%v orders refunded with --refund 0", f["orders_refunded"])
+				case tc.refund == 1 && f["orders_refunded"] != f["pays_applied"]:
+					t.Errorf("%v orders refunded of %v paid with --refund 1", f["orders_refunded"], f["pays_applied"])
+				case tc.refund == 1 && tc.strategy == impl.OrderNaive && f["units_returned_held"] != 60:
+					t.Errorf("naive refunding every order: %v units returned beyond the design, want 60 (each order's twice)", f["units_returned_held"])
+				}
+				if tc.strategy == impl.OrderSafe && f["stock_final"] != f["stock_initial"]-f["orders_paid"] {
+					t.Errorf("safe: stock %v, want %v − %v paid (refunded units back)", f["stock_final"], f["stock_initial"], f["orders_paid"])
+				}
+			})
 		}
 	}
 }

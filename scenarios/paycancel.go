@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +22,10 @@ func init() { Register(func() Scenario { return newPayCancel() }) }
 // taken) and then races, on each one, the payment callback against the
 // customer's cancellation. The seed's update_order_status writes whatever
 // it is told: both moves apply, with both side effects — the money is
-// captured and the stock returned — whichever status lands last.
+// captured and the stock returned — whichever status lands last. A share
+// of the orders whose payment went through are then refunded (paid →
+// refunded: a ledger refund of the captured amount, the units back in
+// stock), so the refund path's side effects are judged too.
 type PayCancel struct {
 	// Orders is the number of orders (ignored when a duration drives the
 	// run).
@@ -32,10 +36,13 @@ type PayCancel struct {
 	Stock int64
 	// Quantity is the units each order takes.
 	Quantity int64
+	// Refund is the share (0..1) of the orders whose payment was applied
+	// that are refunded afterwards.
+	Refund float64
 }
 
 func newPayCancel() *PayCancel {
-	return &PayCancel{Orders: 200, Items: 4, Stock: 1000, Quantity: 1}
+	return &PayCancel{Orders: 200, Items: 4, Stock: 1000, Quantity: 1, Refund: 0.25}
 }
 
 // Name implements Scenario.
@@ -60,6 +67,7 @@ func (p *PayCancel) Flags(fs *pflag.FlagSet) {
 	fs.IntVar(&p.Items, "items", p.Items, "items the orders spread over")
 	fs.Int64Var(&p.Stock, "stock", p.Stock, "units of each item at the start")
 	fs.Int64Var(&p.Quantity, "quantity", p.Quantity, "units per order")
+	fs.Float64Var(&p.Refund, "refund", p.Refund, "share of the paid orders refunded afterwards (0..1)")
 }
 
 // Validate implements Scenario.
@@ -71,6 +79,8 @@ func (p *PayCancel) Validate() error {
 		return fmt.Errorf("--items must be 1..1024, got %d", p.Items)
 	case p.Stock < 0:
 		return fmt.Errorf("--stock must be >= 0, got %d", p.Stock)
+	case p.Refund < 0 || p.Refund > 1:
+		return fmt.Errorf("--refund must be 0..1, got %v", p.Refund)
 	}
 	if err := impl.ValidateQuantity(p.Quantity); err != nil {
 		return fmt.Errorf("--quantity: %w", err)
@@ -85,17 +95,23 @@ func (p *PayCancel) Params() map[string]string {
 		"items":    strconv.Itoa(p.Items),
 		"stock":    strconv.FormatInt(p.Stock, 10),
 		"quantity": strconv.FormatInt(p.Quantity, 10),
+		"refund":   strconv.FormatFloat(p.Refund, 'g', -1, 64),
 	}
 }
 
 // Steps of pay-cancel: placing the order (create and reserve), then the
-// two racing moves.
+// two racing moves, which every placed order goes through; then the
+// refund of some paid orders (payCancelRefundStep).
 var payCancelSteps = []string{"place", "pay", "cancel"}
+
+// payCancelRefundStep is the refund's step, after payCancelSteps.
+const payCancelRefundStep = "refund"
 
 // payCancelTally is one worker's client-side tally, on its own cache line.
 type payCancelTally struct {
-	placed, noStock, paid, cancelled, refused, both int64
-	_                                               [64]byte
+	orders, placed, noStock, paid, cancelled, refused, both int64
+	refundsAsked, refunds, refundsRefused                   int64
+	_                                                       [64]byte
 }
 
 // Run implements Scenario.
@@ -113,20 +129,25 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 	}
 	conc := orderConcurrency(env)
 	tallies := make([]payCancelTally, conc)
+	notes := newOrderNotes(conc)
+	settles := strategy == impl.OrderSafe
 	requests, duration := orderRunSize(env, p.Orders)
 
 	stats, err := env.Drive(ctx, bench.Config{
 		Concurrency: conc,
 		Requests:    requests,
 		Duration:    duration,
-		Steps:       payCancelSteps,
+		Steps:       append(append([]string(nil), payCancelSteps...), payCancelRefundStep),
 		Seed:        env.Common.Seed,
 	}, func(ctx context.Context, w *bench.Worker) error {
 		t := &tallies[w.ID]
+		t.orders++
+		f := newOpFailure(env.Backend.Classify, &notes[w.ID])
 		ref := impl.OrderRef{Item: items[w.Seq%int64(len(items))], ID: "o-" + strconv.FormatInt(w.Seq, 10)}
 		t0 := time.Now()
 		if _, _, err := orders.Create(ctx, impl.NewOrder{Item: ref.Item, ID: ref.ID, Quantity: p.Quantity, Amount: p.Quantity * orderUnitPrice}); err != nil {
-			return err
+			f.fail(err, ref, impl.MoveCreate)
+			return f.end(ref, false, settles)
 		}
 		_, _, err := orders.Transition(ctx, ref, impl.StatusProcessing)
 		if errors.Is(err, impl.ErrOutOfStock) {
@@ -134,7 +155,8 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 			return nil
 		}
 		if err != nil {
-			return err
+			f.fail(err, ref, impl.MoveReserve)
+			return f.end(ref, false, settles)
 		}
 		w.Observe(0, time.Since(t0))
 		t.placed++
@@ -148,6 +170,7 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		first := w.Rand.IntN(2) // which goroutine the scheduler sees last varies
+		refund := w.Rand.Float64() < p.Refund
 		for k := range moves {
 			i := (first + k) % 2
 			to := moves[i]
@@ -162,11 +185,13 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 		}
 		close(start)
 		wg.Wait()
-		for i := range moves {
+		for i, to := range moves {
 			w.Observe(1+i, took[i])
-			if errors.Is(errs[i], impl.ErrIllegalTransition) {
+			switch {
+			case errors.Is(errs[i], impl.ErrIllegalTransition):
 				t.refused++
-				errs[i] = nil
+			case errs[i] != nil:
+				f.fail(errs[i], ref, impl.MoveTo(to))
 			}
 		}
 		if applied[0] {
@@ -178,7 +203,22 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 		if applied[0] && applied[1] {
 			t.both++
 		}
-		return errors.Join(errs[0], errs[1])
+		// A share of the orders whose payment went through are refunded.
+		if applied[0] && refund && f.err == nil {
+			t.refundsAsked++
+			s := time.Now()
+			_, ok, err := orders.Transition(ctx, ref, impl.StatusRefunded)
+			w.Observe(3, time.Since(s))
+			switch {
+			case err == nil && ok:
+				t.refunds++
+			case errors.Is(err, impl.ErrIllegalTransition):
+				t.refundsRefused++
+			case err != nil:
+				f.fail(err, ref, impl.MoveRefund)
+			}
+		}
+		return f.end(ref, false, settles)
 	})
 	if err != nil {
 		return cell, err
@@ -187,91 +227,247 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	snap, err := readOrderSnapshot(vctx, env.Admin, env.Keys, items)
-	if err != nil {
-		return cell, err
-	}
 	var sum payCancelTally
 	for _, t := range tallies {
+		sum.orders += t.orders
 		sum.placed += t.placed
 		sum.noStock += t.noStock
 		sum.paid += t.paid
 		sum.cancelled += t.cancelled
 		sum.refused += t.refused
 		sum.both += t.both
+		sum.refundsAsked += t.refundsAsked
+		sum.refunds += t.refunds
+		sum.refundsRefused += t.refundsRefused
 	}
-	p.judge(&cell, snap, sum, stats.ErrorCount())
+	snap, err := readOrderSnapshot(vctx, env.Admin, env.Keys, items)
+	if err == nil {
+		err = snap.lostData()
+	}
+	if err != nil {
+		cell.Summary = fmt.Sprintf("%d orders, %d placed: %d pays, %d cancels and %d refunds answered applied; %s",
+			sum.orders, sum.placed, sum.paid, sum.cancelled, sum.refunds, notJudged)
+		return cell, JudgementError(fmt.Errorf("read back: %w", err))
+	}
+	st := settle(snap, notes, settles, stats)
+	cell.Settled = st.ops
+	p.figures(snap, sum, st, stats.ErrorCount()).judge(&cell)
 	return cell, nil
 }
 
-// judge reads the verdict's figures from the server's state.
-func (p *PayCancel) judge(cell *result.Cell, snap *orderSnapshot, sum payCancelTally, errs int64) {
-	initial := p.Stock * int64(p.Items)
-	final := snap.totalStock()
-	held := snap.heldUnits()
-	count, _ := snap.byStatus()
-	// Units back in stock although the orders that took them still hold
-	// them (paid with the stock returned).
-	returnedForHeld := final - (initial - held)
+// payCancelFigures are pay-cancel's figures, computed once from the
+// server's state, the workers' answers and the settlement of their lost
+// replies; the invariants, the figures and the summary are all written
+// from them.
+type payCancelFigures struct {
+	// Answers: orders submitted and placed, refused for stock, pays and
+	// cancels applied, losing moves refused, orders that took both moves,
+	// refunds asked and applied.
+	submitted, placed, noStock, paysApplied, cancelsApplied, refused, both int64
+	refundsAsked, refundsApplied, refundsRefused                           int64
+	// From the server: orders by status; processing orders whose calls
+	// did not fail (unsettled) and whose calls failed (leftAside).
+	orders, paid, completed, cancelled, refunded, unsettled, leftAside int64
+	// Money per order: cancelled orders holding money, paid orders whose
+	// ledger is not their amount, orders captured more than once,
+	// refunded orders without exactly one refund of the captured amount,
+	// orders not refunded that hold a refund.
+	cancelledWithMoney, cancelledMoney, paidWrong, capturedTwice int64
+	refundWrong, refundStray                                     int64
+	// The ledger in total, what paid orders come to, and entries for
+	// orders no hash holds.
+	ledgerNet, ledgerCaptured, ledgerRefunded, ledgerExpected, strayLedger int64
+	// Stock: initial, final, units held by processing and paid orders,
+	// units of refunded orders; reservations of orders not left aside.
+	initial, final, held, refundedUnits, reservationsLeft int64
+	errors                                                int64
+	lost                                                  settlement
+}
 
-	var cancelledWithMoney, cancelledMoney, paidWrong, capturedTwice int64
+// stockDiff is the stock beyond initial − held: units returned for orders
+// that kept them (> 0) or never returned (< 0).
+func (f payCancelFigures) stockDiff() int64 { return f.final - (f.initial - f.held) }
+
+// The invariants' conditions, shared by the invariants and the summary.
+func (f payCancelFigures) cancelledOK() bool { return f.cancelledWithMoney == 0 }
+func (f payCancelFigures) stockOK() bool     { return f.stockDiff() == 0 }
+func (f payCancelFigures) capturedOK() bool  { return f.paidWrong == 0 && f.capturedTwice == 0 }
+func (f payCancelFigures) refundsOK() bool   { return f.refundWrong == 0 && f.refundStray == 0 }
+func (f payCancelFigures) ledgerOK() bool {
+	return f.ledgerNet == f.ledgerExpected && f.strayLedger == 0
+}
+func (f payCancelFigures) settledOK() bool { return f.unsettled == 0 && f.reservationsLeft == 0 }
+
+// figures computes the figures from the server's state.
+func (p *PayCancel) figures(snap *orderSnapshot, sum payCancelTally, st settlement, errs int64) payCancelFigures {
+	count, units := snap.byStatus()
+	f := payCancelFigures{
+		submitted:      sum.orders,
+		placed:         sum.placed,
+		noStock:        sum.noStock,
+		paysApplied:    sum.paid,
+		cancelsApplied: sum.cancelled,
+		refused:        sum.refused,
+		both:           sum.both,
+		refundsAsked:   sum.refundsAsked,
+		refundsApplied: sum.refunds,
+		refundsRefused: sum.refundsRefused,
+		orders:         int64(len(snap.orders)),
+		paid:           count[impl.StatusPaid],
+		completed:      count[impl.StatusCompleted],
+		cancelled:      count[impl.StatusCancelled],
+		refunded:       count[impl.StatusRefunded],
+		ledgerNet:      snap.ledgerNet,
+		ledgerCaptured: snap.ledgerCaptured,
+		ledgerRefunded: snap.ledgerRefunded,
+		ledgerExpected: snap.capturedAmount(),
+		strayLedger:    snap.strayLedger,
+		initial:        p.Stock * int64(p.Items),
+		final:          snap.totalStock(),
+		held:           snap.heldUnits(),
+		refundedUnits:  units[impl.StatusRefunded],
+		errors:         errs,
+		lost:           st,
+	}
 	for _, o := range snap.orders {
 		m := snap.money[o.Ref()]
 		switch {
 		case o.Status == impl.StatusCancelled && m.net() != 0:
-			cancelledWithMoney++
-			cancelledMoney += m.net()
-		case o.Status == impl.StatusPaid && m.net() != o.Amount:
-			paidWrong++
+			f.cancelledWithMoney++
+			f.cancelledMoney += m.net()
+		case o.Status.Captured() && (m.net() != o.Amount || m.captures != 1):
+			f.paidWrong++
+		case o.Status == impl.StatusRefunded && (m.refunds != 1 || m.captures != 1 || m.refunded != m.captured || m.captured != o.Amount):
+			f.refundWrong++
+		}
+		if o.Status != impl.StatusRefunded && m.refunds > 0 {
+			f.refundStray++
 		}
 		if m.captures > 1 {
-			capturedTwice++
+			f.capturedTwice++
+		}
+		if o.Status == impl.StatusProcessing {
+			if _, touched := st.touched[o.Ref()]; touched {
+				f.leftAside++
+			} else {
+				f.unsettled++
+			}
 		}
 	}
-	unsettled := count[impl.StatusProcessing]
-	wantLedger := snap.capturedAmount()
+	for ref := range snap.reservations {
+		if _, touched := st.touched[ref]; !touched {
+			f.reservationsLeft++
+		}
+	}
+	return f
+}
+
+// judge writes the cell's figures, invariants and summary.
+func (f payCancelFigures) judge(cell *result.Cell) {
 	cell.Figures = map[string]float64{
-		"orders":               float64(len(snap.orders)),
-		"orders_placed":        float64(sum.placed),
-		"refused_no_stock":     float64(sum.noStock),
-		"orders_paid":          float64(count[impl.StatusPaid]),
-		"orders_cancelled":     float64(count[impl.StatusCancelled]),
-		"orders_unsettled":     float64(unsettled),
-		"pays_applied":         float64(sum.paid),
-		"cancels_applied":      float64(sum.cancelled),
-		"moves_refused":        float64(sum.refused),
-		"both_applied":         float64(sum.both),
-		"cancelled_with_money": float64(cancelledWithMoney),
-		"cancelled_money":      float64(cancelledMoney),
-		"paid_ledger_wrong":    float64(paidWrong),
-		"captured_twice":       float64(capturedTwice),
-		"ledger_net":           float64(snap.ledgerNet),
-		"ledger_expected":      float64(wantLedger),
-		"stock_initial":        float64(initial),
-		"stock_final":          float64(final),
-		"units_held":           float64(held),
-		"units_returned_held":  float64(returnedForHeld),
-		"reservations_left":    float64(len(snap.reservations)),
-		"errors":               float64(errs),
+		"orders":                float64(f.orders),
+		"orders_submitted":      float64(f.submitted),
+		"orders_placed":         float64(f.placed),
+		"refused_no_stock":      float64(f.noStock),
+		"orders_paid":           float64(f.paid),
+		"orders_cancelled":      float64(f.cancelled),
+		"orders_refunded":       float64(f.refunded),
+		"orders_unsettled":      float64(f.unsettled),
+		"orders_left_aside":     float64(f.leftAside),
+		"pays_applied":          float64(f.paysApplied),
+		"cancels_applied":       float64(f.cancelsApplied),
+		"refunds_asked":         float64(f.refundsAsked),
+		"refunds_applied":       float64(f.refundsApplied),
+		"refunds_refused":       float64(f.refundsRefused),
+		"moves_refused":         float64(f.refused),
+		"both_applied":          float64(f.both),
+		"cancelled_with_money":  float64(f.cancelledWithMoney),
+		"cancelled_money":       float64(f.cancelledMoney),
+		"paid_ledger_wrong":     float64(f.paidWrong),
+		"captured_twice":        float64(f.capturedTwice),
+		"refunded_ledger_wrong": float64(f.refundWrong),
+		"refunds_not_refunded":  float64(f.refundStray),
+		"ledger_net":            float64(f.ledgerNet),
+		"ledger_captured":       float64(f.ledgerCaptured),
+		"ledger_refunded":       float64(f.ledgerRefunded),
+		"ledger_expected":       float64(f.ledgerExpected),
+		"stock_initial":         float64(f.initial),
+		"stock_final":           float64(f.final),
+		"units_held":            float64(f.held),
+		"units_refunded":        float64(f.refundedUnits),
+		"units_returned_held":   float64(f.stockDiff()),
+		"reservations_left":     float64(f.reservationsLeft),
+		"errors":                float64(f.errors),
+	}
+	f.lost.figures(cell.Figures)
+	stockDetail := fmt.Sprintf("stock ends at %d; the %d units processing and paid orders hold leave %d expected (cancelled and refunded orders' units back)",
+		f.final, f.held, f.initial-f.held)
+	switch d := f.stockDiff(); {
+	case d > 0:
+		stockDetail += fmt.Sprintf(": %d units returned for orders that kept them, or returned twice", d)
+	case d < 0:
+		stockDetail += fmt.Sprintf(": %d units of cancelled or refunded orders never came back", -d)
+	}
+	settledDetail := fmt.Sprintf("%d orders still processing, %d reservations left", f.unsettled, f.reservationsLeft)
+	if f.leftAside > 0 {
+		settledDetail += fmt.Sprintf(" (%d processing orders whose calls failed left aside)", f.leftAside)
 	}
 	cell.Invariants = []result.Invariant{
-		Check("no cancelled order has money captured", cancelledWithMoney == 0,
-			"%d of %d cancelled orders hold %d cents in the ledger", cancelledWithMoney, count[impl.StatusCancelled], cancelledMoney),
-		Check("no paid order has its stock returned", returnedForHeld == 0,
-			"stock ends at %d; the %d units paid orders hold leave %d expected (%d units returned for orders that kept them)",
-			final, held, initial-held, returnedForHeld),
-		Check("every paid order captured exactly once", paidWrong == 0 && capturedTwice == 0,
-			"%d paid orders whose ledger is not their amount, %d orders captured more than once", paidWrong, capturedTwice),
-		Check("ledger == paid orders' amounts", snap.ledgerNet == wantLedger && snap.strayLedger == 0,
-			"ledger nets %d cents, paid orders come to %d (%d entries for unknown orders)", snap.ledgerNet, wantLedger, snap.strayLedger),
-		Check("every order settled paid or cancelled", unsettled == 0 && len(snap.reservations) == 0,
-			"%d orders still processing, %d reservations left", unsettled, len(snap.reservations)),
+		Check("no cancelled order has money captured", f.cancelledOK(),
+			"%d of %d cancelled orders hold %d cents in the ledger", f.cancelledWithMoney, f.cancelled, f.cancelledMoney),
+		Check("no paid order has its stock returned", f.stockOK(), "%s", stockDetail),
+		Check("every paid order captured exactly once", f.capturedOK(),
+			"%d paid orders whose ledger is not one capture of their amount, %d orders captured more than once", f.paidWrong, f.capturedTwice),
+		Check("one refund per refunded order, for the amount captured", f.refundsOK(),
+			"%d of %d refunded orders do not hold exactly one capture and one refund of their amount; %d orders not refunded hold a refund",
+			f.refundWrong, f.refunded, f.refundStray),
+		Check("ledger == paid orders' amounts", f.ledgerOK(),
+			"ledger nets %d cents (%d captured − %d refunded), paid orders come to %d (%d entries for unknown orders)",
+			f.ledgerNet, f.ledgerCaptured, f.ledgerRefunded, f.ledgerExpected, f.strayLedger),
+		Check("every order settled paid, cancelled or refunded", f.settledOK(), "%s", settledDetail),
 	}
-	if cancelledWithMoney > 0 || returnedForHeld != 0 {
-		cell.Summary = fmt.Sprintf("%d orders, pay and cancel raced on each: %d ended paid, %d cancelled; %d cancelled orders kept %d cents, %d units went back to stock for paid orders; %d orders took both moves",
-			len(snap.orders), count[impl.StatusPaid], count[impl.StatusCancelled], cancelledWithMoney, cancelledMoney, returnedForHeld, sum.both)
-		return
+	cell.Summary = f.summary()
+}
+
+// summary is the cell's one line, written from the same figures as the
+// invariants: every broken invariant shows in it, and it states no
+// equality that does not hold.
+func (f payCancelFigures) summary() string {
+	var b strings.Builder
+	if f.placed == f.submitted {
+		fmt.Fprintf(&b, "%d orders, pay and cancel raced on each: ", f.placed)
+	} else {
+		fmt.Fprintf(&b, "%d orders, %d placed (%d refused for stock), pay and cancel raced on each placed: ", f.submitted, f.placed, f.noStock)
 	}
-	cell.Summary = fmt.Sprintf("%d orders, pay and cancel raced on each: %d paid, %d cancelled, %d losing moves refused; ledger %d cents == paid orders, stock %d == %d - %d held",
-		len(snap.orders), count[impl.StatusPaid], count[impl.StatusCancelled], sum.refused, snap.ledgerNet, final, initial, held)
+	fmt.Fprintf(&b, "%d paid, %d cancelled, %d refunded, %d losing moves refused", f.paid+f.completed, f.cancelled, f.refunded, f.refused)
+	if f.both > 0 {
+		fmt.Fprintf(&b, "; %d orders took both moves", f.both)
+	}
+	if !f.cancelledOK() {
+		fmt.Fprintf(&b, "; %d cancelled orders kept %d cents", f.cancelledWithMoney, f.cancelledMoney)
+	}
+	fmt.Fprintf(&b, "; stock %d %s %d - %d held", f.final, eqSign(f.stockOK()), f.initial, f.held)
+	switch d := f.stockDiff(); {
+	case d > 0:
+		fmt.Fprintf(&b, " — %d units went back to stock for orders that kept them, or twice", d)
+	case d < 0:
+		fmt.Fprintf(&b, " — %d units of cancelled or refunded orders never went back", -d)
+	}
+	fmt.Fprintf(&b, "; ledger %d cents %s paid orders' %d", f.ledgerNet, eqSign(f.ledgerOK()), f.ledgerExpected)
+	if f.strayLedger > 0 {
+		fmt.Fprintf(&b, " (%d entries for unknown orders)", f.strayLedger)
+	}
+	if !f.capturedOK() {
+		fmt.Fprintf(&b, "; %d paid orders not captured once, %d captured twice", f.paidWrong, f.capturedTwice)
+	}
+	if !f.refundsOK() {
+		fmt.Fprintf(&b, "; %d refunded orders without one refund of their capture, %d refunds on orders not refunded", f.refundWrong, f.refundStray)
+	}
+	if !f.settledOK() {
+		fmt.Fprintf(&b, "; %d orders still processing, %d reservations left", f.unsettled, f.reservationsLeft)
+	}
+	if line := f.lost.line(); line != "" {
+		b.WriteString("; " + line)
+	}
+	return b.String()
 }

@@ -77,6 +77,7 @@ var orderTests = []orderTest{
 	{name: "AvailableReleasesOverdue", only: []string{impl.OrderSafe}, run: testOrderAvailableReleases},
 	{name: "ReserveReclaimsOverdue", only: []string{impl.OrderSafe}, run: testOrderReserveReclaims},
 	{name: "PayCancelRace", only: []string{impl.OrderSafe}, run: testOrderPayCancelRace},
+	{name: "MovesLeaveRecords", only: []string{impl.OrderSafe}, run: testOrderMovesLeaveRecords},
 	{name: "ScriptFlush", only: []string{impl.OrderSafe}, run: testOrderScriptFlush},
 	{name: "NaiveOverwrites", only: []string{impl.OrderNaive}, run: testOrderNaiveOverwrites},
 	{name: "NaiveUnchecked", only: []string{impl.OrderNaive}, run: testOrderNaiveUnchecked},
@@ -922,5 +923,83 @@ func testOrderNaiveUnchecked(t *testing.T, c orderCase) {
 	}
 	if a, err := s.Available(ctx, "sku"); err != nil || a.Units != 1+orderQty {
 		t.Errorf("Available = %+v, %v", a, err)
+	}
+}
+
+// readOrderRecord reads an order's record (hash and ledger entries)
+// through the neutral client.
+func readOrderRecord(t *testing.T, ctx context.Context, admin *redis.Client, ks impl.Keyspace, ref impl.OrderRef) impl.OrderRecord {
+	t.Helper()
+	st := readOrderState(t, ctx, admin, ks, ref)
+	var r impl.OrderRecord
+	if len(st.fields) > 0 {
+		o, err := impl.ParseOrder(st.fields)
+		if err != nil {
+			t.Fatalf("stored order %s: %v", ref, err)
+		}
+		r.Order, r.Found = o, true
+	}
+	for _, e := range st.ledger {
+		amount, err := strconv.ParseInt(fmt.Sprint(e[impl.LedgerFieldAmount]), 10, 64)
+		if err != nil || !r.AddLedger(fmt.Sprint(e[impl.LedgerFieldKind]), amount) {
+			t.Fatalf("ledger entry %v of %s: %v", e, ref, err)
+		}
+	}
+	return r
+}
+
+// testOrderMovesLeaveRecords walks an order along every path of the state
+// machine (and into a lazy expiry) and checks after each step that the
+// server's record shows exactly the moves made so far: what a caller whose
+// reply was lost reads back to settle it (impl.OrderRecord.Recorded).
+func testOrderMovesLeaveRecords(t *testing.T, c orderCase) {
+	for _, tc := range []struct {
+		name  string
+		path  []impl.OrderStatus
+		extra impl.OrderMove // impl.MoveExpire: let the reservation expire, then Get
+	}{
+		{"complete", []impl.OrderStatus{impl.StatusProcessing, impl.StatusPaid, impl.StatusCompleted}, ""},
+		{"refund", []impl.OrderStatus{impl.StatusProcessing, impl.StatusPaid, impl.StatusRefunded}, ""},
+		{"cancel created", []impl.OrderStatus{impl.StatusCancelled}, ""},
+		{"cancel processing", []impl.OrderStatus{impl.StatusProcessing, impl.StatusCancelled}, ""},
+		{"expire", []impl.OrderStatus{impl.StatusProcessing}, impl.MoveExpire},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := orderContext(t)
+			s, ks := c.orders(t, func(o *impl.OrderOptions) {
+				if tc.extra == impl.MoveExpire {
+					o.ReservationTTL = shortTTL
+				}
+			})
+			setStock(t, ctx, c.env.Admin, ks, "sku", orderStock)
+			n := newOrder("sku", "o")
+			done := map[impl.OrderMove]bool{}
+			check := func(step string) {
+				t.Helper()
+				r := readOrderRecord(t, ctx, c.env.Admin, ks, n.Ref())
+				for _, m := range impl.OrderMoves() {
+					if got := r.Recorded(m); got != done[m] {
+						t.Errorf("after %s: Recorded(%s) = %v, want %v (record %+v)", step, m, got, done[m], r)
+					}
+				}
+			}
+			check("nothing")
+			mustCreate(t, ctx, s, n)
+			done[impl.MoveCreate] = true
+			check("create")
+			for _, to := range tc.path {
+				mustMove(t, ctx, s, n.Ref(), to)
+				done[impl.MoveTo(to)] = true
+				check(string(impl.MoveTo(to)))
+			}
+			if tc.extra == impl.MoveExpire {
+				time.Sleep(expiryWait)
+				if o, err := s.Get(ctx, n.Ref()); err != nil || o.CancelReason != impl.CancelExpired {
+					t.Fatalf("Get after the TTL = %+v, %v; want cancelled (expired)", o, err)
+				}
+				done[impl.MoveExpire] = true
+				check("expire")
+			}
+		})
 	}
 }
