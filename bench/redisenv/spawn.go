@@ -22,6 +22,8 @@ import (
 const (
 	// spawnReadyTimeout bounds the wait for a started server to listen.
 	spawnReadyTimeout = 5 * time.Second
+	// loadTimeout bounds a restarted server's loading of its data.
+	loadTimeout = 2 * time.Minute
 	// spawnStopTimeout bounds the wait after SIGTERM before SIGKILL.
 	spawnStopTimeout = 5 * time.Second
 	// spawnAttempts bounds retries when the free port was taken meanwhile.
@@ -306,5 +308,26 @@ func (s *Server) Restart(ctx context.Context) error {
 		return fmt.Errorf("restart: %w", err)
 	}
 	s.proc, s.pid = p, p.cmd.Process.Pid
-	return nil
+	return s.waitLoaded(ctx)
+}
+
+// waitLoaded waits until a restarted server has loaded its data (it
+// answers LOADING until then), up to loadTimeout.
+func (s *Server) waitLoaded(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, loadTimeout)
+	defer cancel()
+	for {
+		err := s.admin.Ping(ctx).Err()
+		if err == nil {
+			return nil
+		}
+		if !strings.Contains(err.Error(), "LOADING") && ctx.Err() != nil {
+			return fmt.Errorf("restart: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("restart: the server did not finish loading its data: %w", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
