@@ -13,9 +13,9 @@ import (
 // the server.
 var ErrInvalidConnConfig = errors.New("invalid connection setting")
 
-// MaxRetries is the largest number of retries ParseRetries accepts: a
-// client library backs off between retries (go-redis up to 512 ms), so
-// more would hold one failed command for minutes.
+// MaxRetries is the largest number of retries ParseRetries accepts: both
+// client libraries back off between retries, up to 1 s each, so more
+// would hold one failed command for many minutes.
 const MaxRetries = 1000
 
 // Retries is a client retry setting, as ParseRetries reads it from

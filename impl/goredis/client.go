@@ -62,7 +62,8 @@ var (
 //     twice and a correctness harness would rather see the error.
 //     "library" is go-redis's default, MaxRetries 3: go-redis then re-sends
 //     any command, writes included, after a network error or a read
-//     time-out (not a context deadline), with a back-off of 8 ms to 512 ms;
+//     time-out (not a context deadline), after a back-off (retry_backoff
+//     in Settings: 10 ms growing to 1 s by default);
 //   - cfg.ReadTimeout sets both ReadTimeout and WriteTimeout; otherwise the
 //     URL's read_timeout and write_timeout, each else 3 s;
 //   - cfg.DialTimeout, the URL's dial_timeout, else 3 s.
