@@ -93,7 +93,9 @@ type Backend interface {
 	// Name returns the backend name (GoRedis or Rueidis).
 	Name() string
 	// Settings describes the client's settings that matter when two
-	// backends are compared (pool size, pipelining, ...).
+	// backends are compared (pool size, pipelining, ...), the values in
+	// effect. Every backend reports SettingRetries, SettingRetriesFrom,
+	// SettingRetriedCommands, SettingReadTimeout and SettingDialTimeout.
 	Settings() map[string]string
 	// Classify names the class of an error one of the backend's operations
 	// returned (one of Classes; "" for nil): it recognises its library's
