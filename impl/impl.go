@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Backend names, as the command line spells them.
@@ -92,7 +93,9 @@ type Backend interface {
 	// Name returns the backend name (GoRedis or Rueidis).
 	Name() string
 	// Settings describes the client's settings that matter when two
-	// backends are compared (pool size, pipelining, ...).
+	// backends are compared (pool size, pipelining, ...), the values in
+	// effect. Every backend reports SettingRetries, SettingRetriesFrom,
+	// SettingRetriedCommands, SettingReadTimeout and SettingDialTimeout.
 	Settings() map[string]string
 	// Classify names the class of an error one of the backend's operations
 	// returned (one of Classes; "" for nil): it recognises its library's
@@ -104,6 +107,12 @@ type Backend interface {
 
 // ConnConfig says how a backend connects. URL is parsed by each client
 // library's own URL parser.
+//
+// Precedence, for every setting that the URL's query may also carry
+// (client_name, max_retries, read_timeout, write_timeout, dial_timeout): a
+// value set in ConnConfig wins over the URL's; the URL's wins over
+// paybench's default. Each backend's Settings shows the values in effect.
+// Validate checks the fields that need no server; every Opener calls it.
 type ConnConfig struct {
 	// URL is a redis://, rediss:// or unix:// address.
 	URL string
@@ -120,6 +129,34 @@ type ConnConfig struct {
 	// client_name when it sets one, else DefaultClientName of the backend
 	// ("paybench-goredis", "paybench-rueidis").
 	ClientName string
+	// Retries says whether the client library re-sends a command whose
+	// attempt failed with a network error or a time-out, as ParseRetries
+	// reads it:
+	//
+	//   - "" (unset): the URL's max_retries when it has one (see
+	//     RetrySetting), else no retries — paybench's default, because a
+	//     DECRBY or EVAL re-sent after its reply was lost may apply twice
+	//     and a correctness harness would rather see the error;
+	//   - "0": no retries, whatever the URL says;
+	//   - "library": each library's own default. go-redis: 3 retries of
+	//     every command, writes included. rueidis: read-only commands
+	//     only, retried with back-off until the context ends (no count);
+	//   - "N": go-redis retries every command N times; rueidis retries
+	//     read-only commands N times (it never re-sends a write).
+	//
+	// SettingRetries, SettingRetriesFrom and SettingRetriedCommands in
+	// Settings say what the backend does.
+	Retries string
+	// ReadTimeout bounds waiting for one reply (0: the URL's, else 3 s).
+	// go-redis: ReadTimeout and WriteTimeout (URL read_timeout and
+	// write_timeout). rueidis: ConnWriteTimeout (URL write_timeout, else
+	// read_timeout), the deadline of a command sent alone and of the PING
+	// it sends on a connection that stopped answering.
+	ReadTimeout time.Duration
+	// DialTimeout bounds establishing one connection (0: the URL's
+	// dial_timeout, else 3 s). go-redis: DialTimeout; rueidis:
+	// Dialer.Timeout.
+	DialTimeout time.Duration
 }
 
 // DefaultClientName is the connection name of a backend whose ConnConfig

@@ -18,7 +18,8 @@ import (
 	"github.com/paybench/paybench/impl"
 )
 
-// Defaults applied by Open when the URL does not set them.
+// Defaults applied by Open when neither the ConnConfig nor the URL sets
+// them.
 const (
 	// DialTimeout bounds establishing one connection.
 	DialTimeout = 3 * time.Second
@@ -33,6 +34,10 @@ const (
 // safe for concurrent use.
 type Client struct {
 	rdb *redis.Client
+	// retries is the retry setting in effect, from retriesFrom (an
+	// impl.RetriesFrom* value).
+	retries     impl.Retries
+	retriesFrom string
 }
 
 // Compile-time checks: Client offers every family.
@@ -41,21 +46,42 @@ var (
 	_ impl.StockBackend = (*Client)(nil)
 )
 
-// Open parses cfg.URL with redis.ParseURL, applies cfg (password, pool
-// size) and paybench's defaults, connects and checks the server with PING.
+// Open validates cfg (impl.ConnConfig.Validate), parses cfg.URL with
+// redis.ParseURL, applies cfg and paybench's defaults, connects and checks
+// the server with PING.
 //
-// Defaults, each kept when the URL sets it explicitly: dial, read and write
-// time-outs of 3 s; the connection name (CLIENT SETNAME)
-// impl.DefaultClientName, unless cfg.ClientName names one (it wins over the
-// URL's client_name); no command retries (max_retries), because a DECRBY or
-// EVAL retried after a time-out may apply twice and a correctness harness
-// would rather see the error; one dial attempt per connection (go-redis
-// would otherwise try 5 times), so an unreachable server is reported within
-// the dial time-out. Context deadlines are always honoured. The
-// cluster-maintenance push notifications of recent go-redis are disabled:
-// they need a server that knows CLIENT MAINT_NOTIFICATIONS, which Redis 7.0
-// and embedded servers do not.
+// A setting in cfg wins over the URL's query parameter, which wins over
+// paybench's default:
+//
+//   - the connection name (CLIENT SETNAME): cfg.ClientName, the URL's
+//     client_name, else impl.DefaultClientName;
+//   - retries (impl.ConnConfig.RetrySetting): cfg.Retries, the URL's
+//     max_retries (read as a number of retries: 0 and -1 both mean none,
+//     where go-redis's own parser reads 0 as its default of 3), else none,
+//     because a DECRBY or EVAL re-sent after its reply was lost may apply
+//     twice and a correctness harness would rather see the error.
+//     "library" is go-redis's default, MaxRetries 3: go-redis then re-sends
+//     any command, writes included, after a network error or a read
+//     time-out (not a context deadline), after a back-off (retry_backoff
+//     in Settings: 10 ms growing to 1 s by default);
+//   - cfg.ReadTimeout sets both ReadTimeout and WriteTimeout; otherwise the
+//     URL's read_timeout and write_timeout, each else 3 s;
+//   - cfg.DialTimeout, the URL's dial_timeout, else 3 s.
+//
+// And always: one dial attempt per connection (go-redis would otherwise
+// try 5 times), so an unreachable server is reported within the dial
+// time-out. Context deadlines are always honoured. The cluster-maintenance
+// push notifications of recent go-redis are disabled: they need a server
+// that knows CLIENT MAINT_NOTIFICATIONS, which Redis 7.0 and embedded
+// servers do not.
 func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("goredis: %w", err)
+	}
+	retries, from, err := cfg.RetrySetting()
+	if err != nil {
+		return nil, fmt.Errorf("goredis: %w", err)
+	}
 	opt, err := redis.ParseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("goredis: parse URL: %w", err)
@@ -75,17 +101,31 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	} else if opt.ClientName == "" {
 		opt.ClientName = impl.DefaultClientName(impl.GoRedis)
 	}
-	if !set["dial_timeout"] {
+	switch {
+	case cfg.DialTimeout > 0:
+		opt.DialTimeout = cfg.DialTimeout
+	case !set["dial_timeout"]:
 		opt.DialTimeout = DialTimeout
 	}
-	if !set["read_timeout"] {
-		opt.ReadTimeout = ReadTimeout
+	switch {
+	case cfg.ReadTimeout > 0:
+		opt.ReadTimeout = cfg.ReadTimeout
+		opt.WriteTimeout = cfg.ReadTimeout
+	default:
+		if !set["read_timeout"] {
+			opt.ReadTimeout = ReadTimeout
+		}
+		if !set["write_timeout"] {
+			opt.WriteTimeout = WriteTimeout
+		}
 	}
-	if !set["write_timeout"] {
-		opt.WriteTimeout = WriteTimeout
-	}
-	if !set["max_retries"] {
+	switch {
+	case retries.Library():
+		opt.MaxRetries = 0 // go-redis's default
+	case retries.Count() == 0:
 		opt.MaxRetries = -1 // no retries
+	default:
+		opt.MaxRetries = retries.Count()
 	}
 	if opt.DialerRetries <= 0 {
 		opt.DialerRetries = 1 // one dial attempt per connection
@@ -98,18 +138,19 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("goredis: connect to %s: %w", opt.Addr, err)
 	}
-	return &Client{rdb: rdb}, nil
+	return &Client{rdb: rdb, retries: retries, retriesFrom: from}, nil
 }
 
-// urlParams reports which query parameters rawURL sets.
+// urlParams reports which query parameters rawURL sets to a value that is
+// not blank (go-redis reads a blank value as "its default").
 func urlParams(rawURL string) (map[string]bool, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
 	}
 	set := make(map[string]bool)
-	for k := range u.Query() {
-		set[k] = true
+	for k, v := range u.Query() {
+		set[k] = len(v) > 0 && v[len(v)-1] != ""
 	}
 	return set, nil
 }
@@ -118,21 +159,33 @@ func urlParams(rawURL string) (map[string]bool, error) {
 func (c *Client) Name() string { return impl.GoRedis }
 
 // Settings describes the effective client settings (after go-redis applied
-// its own defaults).
+// its own defaults). impl.SettingRetries is the number of retries, or
+// "library (3)" for go-redis's default; impl.SettingRetriedCommands says
+// that go-redis re-sends writes too whenever it retries.
 func (c *Client) Settings() map[string]string {
 	o := c.rdb.Options()
-	retries := o.MaxRetries
+	retries := strconv.Itoa(o.MaxRetries)
+	if c.retries.Library() {
+		retries = fmt.Sprintf("library (%d)", o.MaxRetries)
+	}
+	retried := impl.RetriedNone
+	if o.MaxRetries > 0 {
+		retried = impl.RetriedAll
+	}
 	return map[string]string{
-		"library":            "github.com/redis/go-redis/v9 v" + redis.Version(),
-		"client_name":        o.ClientName,
-		"pool_size":          strconv.Itoa(o.PoolSize),
-		"pipeline_pool_size": strconv.Itoa(o.PipelinePoolSize),
-		"protocol":           strconv.Itoa(o.Protocol),
-		"max_retries":        strconv.Itoa(retries),
-		"dial_timeout":       o.DialTimeout.String(),
-		"read_timeout":       o.ReadTimeout.String(),
-		"write_timeout":      o.WriteTimeout.String(),
-		"context_timeouts":   strconv.FormatBool(o.ContextTimeoutEnabled),
+		"library":                   "github.com/redis/go-redis/v9 v" + redis.Version(),
+		"client_name":               o.ClientName,
+		"pool_size":                 strconv.Itoa(o.PoolSize),
+		"pipeline_pool_size":        strconv.Itoa(o.PipelinePoolSize),
+		"protocol":                  strconv.Itoa(o.Protocol),
+		impl.SettingRetries:         retries,
+		impl.SettingRetriesFrom:     c.retriesFrom,
+		impl.SettingRetriedCommands: retried,
+		"retry_backoff":             o.MinRetryBackoff.String() + ".." + o.MaxRetryBackoff.String(),
+		impl.SettingDialTimeout:     o.DialTimeout.String(),
+		impl.SettingReadTimeout:     o.ReadTimeout.String(),
+		"write_timeout":             o.WriteTimeout.String(),
+		"context_timeouts":          strconv.FormatBool(o.ContextTimeoutEnabled),
 	}
 }
 

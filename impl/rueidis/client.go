@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/url"
 	"runtime"
 	"runtime/debug"
@@ -24,7 +25,8 @@ import (
 	"github.com/paybench/paybench/impl"
 )
 
-// Defaults applied by Open when the URL does not set them.
+// Defaults applied by Open when neither the ConnConfig nor the URL sets
+// them.
 const (
 	// DialTimeout bounds establishing one connection.
 	DialTimeout = 3 * time.Second
@@ -39,6 +41,10 @@ const (
 type Client struct {
 	rc  rd.Client
 	opt rd.ClientOption
+	// retries is the retry setting in effect, from retriesFrom (an
+	// impl.RetriesFrom* value).
+	retries     impl.Retries
+	retriesFrom string
 }
 
 // Compile-time checks: Client offers every family.
@@ -47,22 +53,50 @@ var (
 	_ impl.StockBackend = (*Client)(nil)
 )
 
-// Open parses cfg.URL with rueidis.ParseURL, applies cfg (password,
-// auto-pipelining) and paybench's defaults, connects and checks the server
-// with PING.
+// Open validates cfg (impl.ConnConfig.Validate), parses cfg.URL with
+// rueidis.ParseURL, applies cfg and paybench's defaults, connects and
+// checks the server with PING.
 //
-// Defaults, each kept when the URL sets it explicitly: a dial time-out and a
-// connection write time-out of 3 s; the connection name (CLIENT SETNAME)
-// impl.DefaultClientName, unless cfg.ClientName names one (it wins over the
-// URL's client_name). Client-side caching is off (DisableCache): no
-// operation uses it yet, and it needs RESP3 client tracking, which embedded
-// servers lack. The client is a single-node one (ForceSingleClient), like
-// the go-redis backend's: rueidis would otherwise probe for Redis Cluster
-// and treat a server that answers CLUSTER SLOTS (miniredis does) as a
-// one-node cluster, with a different connection layout, which would skew a
-// comparison of the two libraries. rueidis never retries a write on its own,
-// so no retry setting is needed for the correctness checks.
+// A setting in cfg wins over the URL's query parameter, which wins over
+// paybench's default:
+//
+//   - the connection name (CLIENT SETNAME): cfg.ClientName, the URL's
+//     client_name, else impl.DefaultClientName;
+//   - retries (impl.ConnConfig.RetrySetting): cfg.Retries, the URL's
+//     max_retries (a number of retries; rueidis's own parser reads only
+//     0, and ignores any other value), else none (DisableRetry). rueidis
+//     retries only commands it knows to be read-only (GET, EVAL_RO, ...,
+//     and those marked ToRetryable), after a network error, never a write;
+//     "library" is its default: such a command is retried with an
+//     exponential back-off of at most 1 s, as long as the context's
+//     deadline is further than the next back-off (without a deadline, until
+//     it succeeds or the client closes) — no count. N retries are a
+//     ClientOption.RetryDelay that gives up after N (the same back-off);
+//   - cfg.ReadTimeout sets ConnWriteTimeout, else the URL's write_timeout
+//     (rueidis's parser), else the URL's read_timeout (read by paybench, as
+//     go-redis does: a Go duration or a number of seconds; it must be
+//     positive), else 3 s. ConnWriteTimeout is the deadline of a command
+//     sent alone on its connection; for pipelined commands rueidis sends a
+//     PING on a connection that gave no reply for Dialer.KeepAlive (1 s)
+//     and closes it when the PING gets no reply within ConnWriteTimeout;
+//   - cfg.DialTimeout sets Dialer.Timeout (which also bounds the
+//     connection's handshake), else the URL's dial_timeout, else 3 s.
+//
+// And always: client-side caching is off (DisableCache): no operation uses
+// it yet, and it needs RESP3 client tracking, which embedded servers lack.
+// The client is a single-node one (ForceSingleClient), like the go-redis
+// backend's: rueidis would otherwise probe for Redis Cluster and treat a
+// server that answers CLUSTER SLOTS (miniredis does) as a one-node
+// cluster, with a different connection layout, which would skew a
+// comparison of the two libraries.
 func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("rueidis: %w", err)
+	}
+	retries, from, err := cfg.RetrySetting()
+	if err != nil {
+		return nil, fmt.Errorf("rueidis: %w", err)
+	}
 	opt, err := rd.ParseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("rueidis: parse URL: %w", err)
@@ -75,16 +109,40 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	if cfg.Password != "" {
 		opt.Password = cfg.Password
 	}
-	if !q.Has("dial_timeout") {
+	switch {
+	case cfg.DialTimeout > 0:
+		opt.Dialer.Timeout = cfg.DialTimeout
+	case !q.Has("dial_timeout"):
 		opt.Dialer.Timeout = DialTimeout
 	}
-	if !q.Has("write_timeout") {
+	switch {
+	case cfg.ReadTimeout > 0:
+		opt.ConnWriteTimeout = cfg.ReadTimeout
+	case q.Has("write_timeout"):
+		// rueidis's parser has set it.
+	case q.Get("read_timeout") != "":
+		d, err := urlDuration(q.Get("read_timeout"))
+		if err != nil {
+			return nil, fmt.Errorf("rueidis: parse URL: read_timeout: %w", err)
+		}
+		opt.ConnWriteTimeout = d
+	default:
 		opt.ConnWriteTimeout = ConnWriteTimeout
 	}
 	if cfg.ClientName != "" {
 		opt.ClientName = cfg.ClientName
 	} else if opt.ClientName == "" {
 		opt.ClientName = impl.DefaultClientName(impl.Rueidis)
+	}
+	switch {
+	case retries.Library():
+		opt.DisableRetry = false
+		opt.RetryDelay = nil // rueidis's default back-off, no count
+	case retries.Count() == 0:
+		opt.DisableRetry = true
+	default:
+		opt.DisableRetry = false
+		opt.RetryDelay = retryAtMost(retries.Count())
 	}
 	opt.DisableAutoPipelining = cfg.DisableAutoPipelining
 	opt.DisableCache = true
@@ -98,7 +156,39 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 		rc.Close()
 		return nil, fmt.Errorf("rueidis: connect to %v: %w", opt.InitAddress, err)
 	}
-	return &Client{rc: rc, opt: opt}, nil
+	return &Client{rc: rc, opt: opt, retries: retries, retriesFrom: from}, nil
+}
+
+// urlDuration reads a time-out the way go-redis's ParseURL does: a Go
+// duration, or a plain integer of seconds. rueidis cannot wait without a
+// time-out, so a value of 0 or less is not supported.
+func urlDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		n, aerr := strconv.Atoi(s)
+		if aerr != nil {
+			return 0, fmt.Errorf("%q is not a duration: %w", s, err)
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%w: rueidis has no read time-out of %q (none): its ConnWriteTimeout must be positive", impl.ErrNotSupported, s)
+	}
+	return d, nil
+}
+
+// retryAtMost is a rueidis.RetryDelayFn that allows n retries of a
+// command rueidis deems retryable and refuses the next (a negative delay),
+// with rueidis's default back-off: 2^attempts µs plus as much jitter, at
+// most 1 s. rueidis counts attempts from 1 for the first retry.
+func retryAtMost(n int) rd.RetryDelayFn {
+	return func(attempts int, _ rd.Completed, _ error) time.Duration {
+		if attempts > n {
+			return -1
+		}
+		base := int64(1) << min(attempts, 20)
+		return min(time.Second, time.Duration(base+rand.Int64N(base))*time.Microsecond)
+	}
 }
 
 // Name returns impl.Rueidis.
@@ -107,25 +197,46 @@ func (c *Client) Name() string { return impl.Rueidis }
 // Settings describes the client settings that shape its behaviour under
 // load: how many pipelined connections it multiplexes over, whether
 // auto-pipelining is on, the blocking pool that serves dedicated (WATCH)
-// connections, and the time-outs.
+// connections, retries and the time-outs. impl.SettingRetries is the
+// number of retries, or "library (unbounded)" for rueidis's default, and
+// impl.SettingRetriedCommands says that rueidis retries read-only commands
+// only; impl.SettingReadTimeout is ConnWriteTimeout (also shown under its
+// own name), and keepalive_ping the idle gap after which a connection that
+// waits for replies is PINGed.
 func (c *Client) Settings() map[string]string {
 	multiplex := singleMultiplex(c.opt.PipelineMultiplex)
 	pool := c.opt.BlockingPoolSize
 	if pool <= 0 {
 		pool = rd.DefaultPoolSize
 	}
+	retries, retried := c.retries.String(), impl.RetriedReadOnly
+	switch {
+	case c.opt.DisableRetry:
+		retries, retried = "0", impl.RetriedNone
+	case c.retries.Library():
+		retries = "library (unbounded)"
+	}
+	keepalive := c.opt.Dialer.KeepAlive
+	if keepalive == 0 {
+		keepalive = rd.DefaultTCPKeepAlive
+	}
 	return map[string]string{
-		"library":            libraryVersion(),
-		"client_name":        c.opt.ClientName,
-		"mode":               string(c.rc.Mode()),
-		"pipeline_multiplex": strconv.Itoa(multiplex),
-		"pipeline_conns":     strconv.Itoa(1 << multiplex),
-		"auto_pipelining":    strconv.FormatBool(!c.opt.DisableAutoPipelining),
-		"blocking_pool_size": strconv.Itoa(pool),
-		"client_cache":       strconv.FormatBool(!c.opt.DisableCache),
-		"always_resp2":       strconv.FormatBool(c.opt.AlwaysRESP2),
-		"dial_timeout":       c.opt.Dialer.Timeout.String(),
-		"conn_write_timeout": c.opt.ConnWriteTimeout.String(),
+		"library":                   libraryVersion(),
+		"client_name":               c.opt.ClientName,
+		"mode":                      string(c.rc.Mode()),
+		"pipeline_multiplex":        strconv.Itoa(multiplex),
+		"pipeline_conns":            strconv.Itoa(1 << multiplex),
+		"auto_pipelining":           strconv.FormatBool(!c.opt.DisableAutoPipelining),
+		"blocking_pool_size":        strconv.Itoa(pool),
+		"client_cache":              strconv.FormatBool(!c.opt.DisableCache),
+		"always_resp2":              strconv.FormatBool(c.opt.AlwaysRESP2),
+		impl.SettingRetries:         retries,
+		impl.SettingRetriesFrom:     c.retriesFrom,
+		impl.SettingRetriedCommands: retried,
+		impl.SettingDialTimeout:     c.opt.Dialer.Timeout.String(),
+		impl.SettingReadTimeout:     c.opt.ConnWriteTimeout.String(),
+		"conn_write_timeout":        c.opt.ConnWriteTimeout.String(),
+		"keepalive_ping":            keepalive.String(),
 	}
 }
 

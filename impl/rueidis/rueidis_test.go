@@ -36,3 +36,5 @@ func do(ctx context.Context, b impl.Backend, args ...string) error {
 func TestClassify(t *testing.T) { impltest.RunClassify(t, impltest.Redis(t), open, do) }
 
 func TestClassifyEmbedded(t *testing.T) { impltest.RunClassify(t, impltest.Embedded(t), open, do) }
+
+func TestClientSettings(t *testing.T) { impltest.RunClientSettings(t, impltest.Redis(t), open) }
