@@ -101,6 +101,9 @@ type commonFlags struct {
 	sharePrefix bool
 	keep        bool
 	faults      []string
+	retries     string
+	readTimeout time.Duration
+	dialTimeout time.Duration
 	outputFlags
 }
 
@@ -115,6 +118,9 @@ func (c *commonFlags) bind(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.sharePrefix, "share-prefix", false, "run on a --prefix that already holds keys, on purpose (several generators contending on the same keys)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the run's keys at the end and print their prefix")
 	fs.StringArrayVar(&c.faults, "fault", nil, "apply a fault to every cell, at a time from the cell's start (repeatable): pause:DUR@AT, kill-conns@AT[/EVERY], restart@AT, oom@AT[+DUR], latency:DELAY@AT[+DUR], reset@AT[/EVERY]; see README \"Faults\"")
+	fs.StringVar(&c.retries, "client-retries", "", "how the clients under test retry: 0 (none, the default unless the URL's max_retries says otherwise), library (each library's own default: go-redis re-sends up to 3 times, writes too; rueidis re-sends read-only commands) or N")
+	fs.DurationVar(&c.readTimeout, "read-timeout", 0, "how long the clients under test wait for a reply (default: the URL's, else 3s)")
+	fs.DurationVar(&c.dialTimeout, "dial-timeout", 0, "how long the clients under test wait for a connection (default: the URL's, else 3s)")
 	c.outputFlags.bind(fs)
 }
 
@@ -140,6 +146,10 @@ func (c *commonFlags) plan(kind string) (*runner.Plan, error) {
 	if _, err := c.conn.serverArgs(); err != nil {
 		return nil, err
 	}
+	client := impl.ConnConfig{Retries: c.retries, ReadTimeout: c.readTimeout, DialTimeout: c.dialTimeout}
+	if err := client.Validate(); err != nil {
+		return nil, usageErrorf("--client-retries/--read-timeout/--dial-timeout: %w", err)
+	}
 	backends := splitList(c.backends)
 	if len(backends) == 0 {
 		return nil, usageErrorf("--backend is empty")
@@ -161,7 +171,7 @@ func (c *commonFlags) plan(kind string) (*runner.Plan, error) {
 		Kind:        kind,
 		Command:     redactArgs(os.Args),
 		Backends:    backends,
-		Settings:    runner.Settings{Concurrency: c.concurrency, Duration: c.duration, Seed: c.seed},
+		Settings:    runner.Settings{Concurrency: c.concurrency, Duration: c.duration, Seed: c.seed, Client: client},
 		Keys:        ks,
 		CheckPrefix: c.prefix != "",
 		SharePrefix: c.sharePrefix,

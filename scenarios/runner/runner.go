@@ -8,6 +8,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -29,6 +30,10 @@ import (
 
 // Settings are the parameters every cell shares.
 type Settings struct {
+	// Client is how the clients under test are set up beyond their
+	// address: retries and time-outs (ConnConfig's Retries, ReadTimeout
+	// and DialTimeout; the rest of it is the runner's).
+	Client impl.ConnConfig
 	// Concurrency is the number of concurrent workers (>= 1).
 	Concurrency int
 	// Duration bounds each scenario cell (0: the scenario's own).
@@ -225,6 +230,9 @@ func (p *Plan) check() error {
 			return errext.WithExitCodeIfNone(err, errext.Usage)
 		}
 	}
+	if err := p.Settings.Client.Validate(); err != nil {
+		return errext.WithExitCodeIfNone(err, errext.Usage)
+	}
 	if err := faults.Check(p.Faults, p.Server.Kind, !strings.HasPrefix(p.Server.URL, "unix:")); err != nil {
 		return errext.WithExitCodeIfNone(err, errext.Usage)
 	}
@@ -272,6 +280,9 @@ func (r *run) emit(e Event) {
 // scenarios' (the loads size go-redis's pool to their workers).
 func (r *run) open(ctx context.Context, name string, conn impl.ConnConfig, load bool) (impl.Backend, error) {
 	be, err := backends.Open(ctx, name, conn)
+	if errors.Is(err, impl.ErrNotSupported) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, errext.WithExitCodeIfNone(fmt.Errorf("%s: %w", name, err), errext.Redis)
 	}
@@ -303,6 +314,22 @@ func (r *run) runCells(ctx context.Context, strategies []string, conn impl.ConnC
 			return nil
 		}
 		be, err := r.open(ctx, bname, conn, load)
+		if errors.Is(err, impl.ErrNotSupported) {
+			// The library cannot take the client settings asked for:
+			// every cell of this backend says so.
+			for _, st := range strategies {
+				r.done++
+				c := failed(result.Cell{Backend: bname, Strategy: st}, fmt.Errorf("%s: %w", bname, err))
+				if load {
+					c.Operation = name
+				} else {
+					c.Scenario = name
+				}
+				r.doc.Cells = append(r.doc.Cells, c)
+				r.emit(Event{Type: CellDone, Index: r.done, Cell: &r.doc.Cells[len(r.doc.Cells)-1]})
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -347,7 +374,9 @@ func (r *run) conn(pool int) impl.ConnConfig {
 	if r.clientURL != "" {
 		url = r.clientURL
 	}
-	return impl.ConnConfig{URL: url, Password: srv.Password, PoolSize: pool}
+	c := r.plan.Settings.Client
+	c.URL, c.Password, c.PoolSize = url, srv.Password, pool
+	return c
 }
 
 // startProxy starts the in-process proxy when a fault needs it.
