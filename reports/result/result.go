@@ -283,6 +283,10 @@ type Point struct {
 	P50    int64   `json:"p50_us"`
 	P99    int64   `json:"p99_us"`
 	Max    int64   `json:"max_us"`
+	// ErrorsByClass splits Errors by error class (the classes of
+	// Cell.Errors): its counts add up to Errors. Absent for an interval
+	// without failures, and in documents written before it existed.
+	ErrorsByClass map[string]int64 `json:"errors_by_class,omitempty"`
 }
 
 // Judge sets c.Verdict from c.Expect and c.Invariants, unless the cell
