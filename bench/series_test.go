@@ -278,3 +278,39 @@ func TestSeriesErrorsByClassAddUp(t *testing.T) {
 		})
 	}
 }
+
+// With an Origin, the series starts SeriesStart after it: after the run
+// was called plus the warm-up, before it returned; Fill copies it in
+// seconds. Without one it is 0.
+func TestSeriesStartFromOrigin(t *testing.T) {
+	const warmup = 50 * time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		origin time.Duration // before the call to Run (-1: none)
+	}{{"no origin", -1}, {"origin at the call", 0}, {"origin earlier", 300 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			called := time.Now()
+			var origin time.Time
+			if tc.origin >= 0 {
+				origin = called.Add(-tc.origin)
+			}
+			st := mustRun(t, context.Background(), Config{Concurrency: 2, Duration: 100 * time.Millisecond, Warmup: warmup, Interval: 50 * time.Millisecond, Origin: origin}, noop)
+			returned := time.Since(origin)
+			var c result.Cell
+			st.Fill(&c)
+			if c.SeriesStart != st.SeriesStart.Seconds() {
+				t.Errorf("cell series_start_s %v, stats %s", c.SeriesStart, st.SeriesStart)
+			}
+			if origin.IsZero() {
+				if st.SeriesStart != 0 {
+					t.Fatalf("SeriesStart %s without an origin", st.SeriesStart)
+				}
+				return
+			}
+			if st.SeriesStart < tc.origin+warmup || st.SeriesStart > returned {
+				t.Fatalf("SeriesStart %s: want at least %s (origin to the call, plus the warm-up) and at most %s (origin to the return)",
+					st.SeriesStart, tc.origin+warmup, returned)
+			}
+		})
+	}
+}

@@ -169,6 +169,12 @@ type Cell struct {
 	// Steps holds per-operation latency when a cell runs several operations.
 	Steps  map[string]Latency `json:"steps,omitempty"`
 	Series []Point            `json:"series,omitempty"`
+	// SeriesStart is the time, in seconds, from the cell's start (when
+	// its faults were started, the origin of Fault.Start and End) to the
+	// series' t = 0 (the end of the warm-up): a fault at Start sits at
+	// Start - SeriesStart on the series' time axis. 0 when the cell was
+	// run without an origin (documents written before it existed).
+	SeriesStart float64 `json:"series_start_s,omitempty"`
 	// Histograms holds hdrhistogram-go's compressed encodings (base64),
 	// keyed "corrected", "uncorrected" and "step:<name>", so results can be
 	// merged and re-rendered exactly.
