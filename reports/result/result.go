@@ -149,9 +149,6 @@ type Cell struct {
 
 	Ops    int64            `json:"ops"`
 	Errors map[string]int64 `json:"errors,omitempty"`
-	// ErrorSamples holds, per class of Errors, the first error message of
-	// that class: the server's own words for an error reply, one line of at
-	// most 200 bytes, with the credentials of any URL redacted.
 	// Faults lists the faults applied during the cell (--fault), with
 	// their actual times; the verdict holds under them.
 	Faults []Fault `json:"faults,omitempty"`
@@ -160,7 +157,10 @@ type Cell struct {
 	// against the server: it found out whether each had happened, and its
 	// invariants account for them. Failures beyond these make the cell
 	// INCONCLUSIVE.
-	Settled       int64             `json:"settled,omitempty"`
+	Settled int64 `json:"settled,omitempty"`
+	// ErrorSamples holds, per class of Errors, the first error message of
+	// that class: the server's own words for an error reply, one line of at
+	// most 200 bytes, with the credentials of any URL redacted.
 	ErrorSamples  map[string]string `json:"error_samples,omitempty"`
 	Dropped       int64             `json:"dropped"`
 	ElapsedSec    float64           `json:"elapsed_s"`
