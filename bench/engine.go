@@ -126,6 +126,11 @@ type Config struct {
 	// Progress, when set, is called once per interval from the engine's
 	// own goroutine (never concurrently with itself).
 	Progress func(Progress)
+	// Origin, when set, is the moment the caller's own clock starts — a
+	// cell's start, when its faults were started — and Stats.SeriesStart
+	// says how long after it the series starts, so the caller can place
+	// its events on the series' time axis. Zero: SeriesStart stays 0.
+	Origin time.Time
 }
 
 // withDefaults validates c and fills its zero fields.
@@ -253,6 +258,11 @@ type Stats struct {
 	// Series holds one point per Config.Interval of the measured window
 	// (latency from the intended start), the last one possibly shorter.
 	Series []result.Point
+	// SeriesStart is how long after Config.Origin the measured window —
+	// the series' t = 0 — started (the run's start plus the warm-up); 0
+	// when Origin is not set. An event at time x from Origin sits at
+	// x - SeriesStart on the series' axis.
+	SeriesStart time.Duration
 	// Dropped counts operations an open loop's schedule made due in the
 	// measured window that never started: every worker was busy until the
 	// run stopped (for a normal end, until drainGrace after the window).
@@ -437,6 +447,9 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 		Warmup:       cfg.Warmup,
 		Interrupted:  ctx.Err() != nil,
 		Capped:       e.capped.Load(),
+	}
+	if !cfg.Origin.IsZero() {
+		st.SeriesStart = e.start.Add(e.measureFrom).Sub(cfg.Origin)
 	}
 	for k, v := range m.total.errs {
 		st.Errors[k] = v

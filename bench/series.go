@@ -12,7 +12,11 @@ import (
 
 // A bucket holds what a stretch of operations measured: latency from the
 // intended start (corrected) and from the actual send (uncorrected), and
-// the failures by class.
+// the failures by class. A worker's buckets are swapped at interval ends
+// with its histograms, so each point of the series gets its failures by
+// class without the record path doing more than counting into the
+// active bucket's map (which keeps its memory across resets: a class
+// seen before costs no allocation).
 type bucket struct {
 	corrected, uncorrected *hdrhistogram.Histogram
 	errors                 int64
@@ -196,6 +200,14 @@ func (m *merger) collect(now time.Duration) result.Point {
 	if p.Ops > 0 {
 		v := iv.ValueAtPercentilesSlice([]float64{50, 99})
 		p.P50, p.P99, p.Max = v[0], v[1], iv.Max()
+	}
+	if p.Errors > 0 {
+		// The workers' per-class counts of the interval, merged above:
+		// the point gets its own copy (the merger's map is reused).
+		p.ErrorsByClass = make(map[string]int64, len(m.interval.errs))
+		for k, v := range m.interval.errs {
+			p.ErrorsByClass[k] = v
+		}
 	}
 	// A last interval that measured nothing (the run ended right after a
 	// tick) adds no point.

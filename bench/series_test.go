@@ -143,6 +143,12 @@ func TestRecordPathsDoNotAllocate(t *testing.T) {
 		"closed error": func() { r.recordClosed(0, 123*time.Microsecond, 1, 1, impl.ClassTimeout) },
 		"open":         func() { r.recordEach(dues[:1], 5*time.Millisecond, 6*time.Millisecond, 0, "") },
 		"open batch":   func() { r.recordEach(dues, 5*time.Millisecond, 6*time.Millisecond, 1, impl.ClassRedis) },
+		// A class met again after the merger emptied the bucket: the
+		// class map keeps its memory across interval swaps.
+		"error after a swap": func() {
+			r.recordClosed(0, 123*time.Microsecond, 1, 1, impl.ClassConnection)
+			r.flip().reset()
+		},
 	} {
 		if allocs := testing.AllocsPerRun(1000, f); allocs != 0 {
 			t.Errorf("%s record path allocates %.1f times per call", name, allocs)
@@ -212,5 +218,99 @@ func TestFillCopiesTheSeries(t *testing.T) {
 	st.Series[0].Ops = -1
 	if c.Series[0].Ops == -1 {
 		t.Fatal("Fill shares the series with the stats")
+	}
+}
+
+// Every interval's failures by class add up to its failures, and the
+// intervals' classes add up to the run's, while the merger swaps every
+// millisecond under 8 workers.
+func TestSeriesErrorsByClassAddUp(t *testing.T) {
+	classes := []struct {
+		every, at int64
+		err       error
+		class     string
+	}{
+		{700, 0, impl.ErrContention, impl.ClassContention},
+		{1100, 1, context.DeadlineExceeded, impl.ClassTimeout},
+		{1300, 2, errors.New("ERR something"), impl.ClassRedis},
+	}
+	op := func(ctx context.Context, w *Worker) error {
+		for _, c := range classes {
+			if w.Seq%c.every == c.at {
+				return c.err
+			}
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		name  string
+		pacer Pacer
+	}{{"closed", nil}, {"open", ConstantPacer{Rate: 1e6}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			const requests = 100_000
+			st := mustRun(t, context.Background(), Config{Concurrency: 8, Requests: requests, Interval: time.Millisecond, Pacer: tc.pacer}, op)
+			byClass := map[string]int64{}
+			withErrors := 0
+			for _, p := range st.Series {
+				var n int64
+				for k, v := range p.ErrorsByClass {
+					n += v
+					byClass[k] += v
+				}
+				if n != p.Errors {
+					t.Fatalf("point %+v: classes add up to %d", p, n)
+				}
+				if p.Errors > 0 {
+					withErrors++
+				}
+			}
+			for _, c := range classes {
+				if st.Errors[c.class] == 0 || byClass[c.class] != st.Errors[c.class] {
+					t.Errorf("%s: the series counts %d, the run %d", c.class, byClass[c.class], st.Errors[c.class])
+				}
+			}
+			if len(byClass) != len(st.Errors) {
+				t.Errorf("series classes %v, run classes %v", byClass, st.Errors)
+			}
+			if withErrors == 0 {
+				t.Fatal("no point carries errors")
+			}
+		})
+	}
+}
+
+// With an Origin, the series starts SeriesStart after it: after the run
+// was called plus the warm-up, before it returned; Fill copies it in
+// seconds. Without one it is 0.
+func TestSeriesStartFromOrigin(t *testing.T) {
+	const warmup = 50 * time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		origin time.Duration // before the call to Run (-1: none)
+	}{{"no origin", -1}, {"origin at the call", 0}, {"origin earlier", 300 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			called := time.Now()
+			var origin time.Time
+			if tc.origin >= 0 {
+				origin = called.Add(-tc.origin)
+			}
+			st := mustRun(t, context.Background(), Config{Concurrency: 2, Duration: 100 * time.Millisecond, Warmup: warmup, Interval: 50 * time.Millisecond, Origin: origin}, noop)
+			returned := time.Since(origin)
+			var c result.Cell
+			st.Fill(&c)
+			if c.SeriesStart != st.SeriesStart.Seconds() {
+				t.Errorf("cell series_start_s %v, stats %s", c.SeriesStart, st.SeriesStart)
+			}
+			if origin.IsZero() {
+				if st.SeriesStart != 0 {
+					t.Fatalf("SeriesStart %s without an origin", st.SeriesStart)
+				}
+				return
+			}
+			if st.SeriesStart < tc.origin+warmup || st.SeriesStart > returned {
+				t.Fatalf("SeriesStart %s: want at least %s (origin to the call, plus the warm-up) and at most %s (origin to the return)",
+					st.SeriesStart, tc.origin+warmup, returned)
+			}
+		})
 	}
 }

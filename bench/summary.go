@@ -20,8 +20,9 @@ func EncodeHistogram(h *hdrhistogram.Histogram) string {
 }
 
 // Fill copies the run's measurements into c: operation and error counts,
-// the first error message of each class, dropped operations, throughput, latency summaries, the per-interval
-// series, per-step latency and encoded histograms.
+// the first error message of each class, dropped operations, throughput,
+// latency summaries, the per-interval series and where it starts
+// (SeriesStart, in seconds), per-step latency and encoded histograms.
 func (s *Stats) Fill(c *result.Cell) {
 	c.Ops = s.Ops
 	c.Dropped = s.Dropped
@@ -41,6 +42,7 @@ func (s *Stats) Fill(c *result.Cell) {
 	}
 	c.Latency = result.Latency{Corrected: result.Summarize(s.Corrected), Uncorrected: result.Summarize(s.Uncorrected)}
 	c.Series = append([]result.Point(nil), s.Series...)
+	c.SeriesStart = s.SeriesStart.Seconds()
 	c.Histograms = map[string]string{}
 	if e := EncodeHistogram(s.Corrected); e != "" {
 		c.Histograms["corrected"] = e

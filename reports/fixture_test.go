@@ -50,19 +50,34 @@ func fixtureOpenLoop(seed uint64, n int, median, spread float64) (corrected, unc
 	return corrected, uncorrected
 }
 
-// fixtureSeries makes a series of n one-second points.
+// fixtureSeries makes a series of n one-second points, every other one
+// with a time-out.
 func fixtureSeries(seed uint64, n int, ops int64, p50, p99 int64) []result.Point {
 	r := rand.New(rand.NewPCG(seed, 7))
 	var out []result.Point
 	for i := range n {
 		jitter := 0.8 + 0.4*r.Float64()
-		out = append(out, result.Point{
+		p := result.Point{
 			T:   float64(i + 1),
 			Ops: int64(float64(ops) * jitter), Errors: int64(i % 2),
 			P50: p50, P99: int64(float64(p99) * jitter), Max: p99 * 3,
-		})
+		}
+		if p.Errors > 0 {
+			p.ErrorsByClass = map[string]int64{"timeout": p.Errors}
+		}
+		out = append(out, p)
 	}
 	return out
+}
+
+// fixtureFaults are the load cells' faults, by backend: a pause, and a
+// repeated kill with a fault that never fired.
+var fixtureFaults = map[string][]result.Fault{
+	"goredis": {{Spec: "pause:1s@2s", Kind: "pause", Method: "SIGSTOP/SIGCONT", Start: 2.0, End: 3.01, Count: 1}},
+	"rueidis": {
+		{Spec: "kill-conns@1s/1s", Kind: "kill-conns", Method: "CLIENT KILL ID", Start: 1.0, End: 3.004, Count: 3, Hits: 6},
+		{Spec: "oom@10s", Kind: "oom"},
+	},
 }
 
 // fixtureCell fills a cell's measurements from its histograms, as
@@ -89,7 +104,8 @@ func fixtureCell(t testing.TB, c result.Cell, corrected, uncorrected *hdrhistogr
 // INCONCLUSIVE, UNSUPPORTED), a broken invariant in a strategy expected to
 // hold, an
 // open-loop load cell whose corrected and uncorrected latency differ, a
-// step histogram, error classes, dropped operations, series and gates.
+// step histogram, error classes, dropped operations, series, faults
+// (load cells, their series starting after a warm-up) and gates.
 // seed varies the measurements (for merge tests); seed 1 is the fixture.
 func buildFixture(t testing.TB, seed uint64) *result.Document {
 	t.Helper()
@@ -191,6 +207,7 @@ func buildFixture(t testing.TB, seed uint64) *result.Document {
 			Errors: map[string]int64{"timeout": int64(3 + i)}, Dropped: int64(2 * i),
 			Params: map[string]string{"keys": "1000", "keydist": "zipf", "rate": "5000"},
 			Series: fixtureSeries(s+40+uint64(i), 4, 5000, 180, 900+int64(i)*300),
+			Faults: fixtureFaults[b], SeriesStart: 0.35,
 		}, corr, unc, 4.1)
 		if b == "goredis" {
 			// The first message of each class; rueidis's cell stands for

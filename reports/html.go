@@ -30,6 +30,7 @@ var htmlPage = template.Must(template.New("page").Funcs(template.FuncMap{
 	"mkeys":   sortedKeys[map[string]string],
 	"gate":    DescribeGate,
 	"join":    strings.Join,
+	"fault":   FaultLine,
 }).Parse(htmlTemplate))
 
 // htmlRow is one matrix row with its plots.
@@ -70,8 +71,9 @@ type backendColour struct {
 // network: inline CSS and inline SVG plots (gonum.org/v1/plot). It shows
 // the summary matrix, the backend-vs-backend comparison (throughput and
 // p99 bars, and each row's percentile curves overlaid), and per cell its
-// invariants, latency table, figures, a percentile plot on log scales
-// (corrected against uncorrected) and throughput and p99 over time.
+// invariants, latency table, figures, the faults applied to it, a
+// percentile plot on log scales (corrected against uncorrected) and
+// throughput and p99 over time, the faults shaded on the time axis.
 func HTML(w io.Writer, doc *result.Document) error {
 	m := BuildMatrix(doc)
 	d := htmlDoc{

@@ -11,9 +11,10 @@ import (
 )
 
 // Markdown writes the result for a pull-request comment: a headline with
-// the tally, the run's facts and warnings, the summary matrix, the cells whose verdict
-// is not what they expected with their broken invariants, the gates, and
-// every cell's figures in a collapsed table.
+// the tally, the run's facts and warnings, the summary matrix, the cells
+// whose verdict is not what they expected with their broken invariants,
+// the faults applied to each cell, the gates, and every cell's figures in
+// a collapsed table.
 func Markdown(w io.Writer, doc *result.Document) error {
 	bw := &errWriter{w: w}
 	fmt.Fprintf(bw, "### paybench %s — %s\n\n", doc.Kind, Tally(doc))
@@ -73,6 +74,22 @@ func Markdown(w io.Writer, doc *result.Document) error {
 				if !inv.Holds {
 					fmt.Fprintf(bw, "  - ✗ %s: %s\n", mdEscape(inv.Name), mdEscape(inv.Detail))
 				}
+			}
+		}
+	}
+
+	var faulted []*result.Cell
+	for i := range doc.Cells {
+		if len(doc.Cells[i].Faults) > 0 {
+			faulted = append(faulted, &doc.Cells[i])
+		}
+	}
+	if len(faulted) > 0 {
+		fmt.Fprint(bw, "\n**Faults** (times from each cell's start)\n\n")
+		for _, c := range faulted {
+			fmt.Fprintf(bw, "- %s\n", mdEscape(c.Key()))
+			for _, f := range c.Faults {
+				fmt.Fprintf(bw, "  - %s\n", mdEscape(FaultLine(f)))
 			}
 		}
 	}

@@ -426,6 +426,12 @@ func mergeSeries(cells []*result.Cell) []result.Point {
 			o.T = math.Max(o.T, p.T)
 			o.Ops += p.Ops
 			o.Errors += p.Errors
+			for k, v := range p.ErrorsByClass {
+				if o.ErrorsByClass == nil {
+					o.ErrorsByClass = map[string]int64{}
+				}
+				o.ErrorsByClass[k] += v
+			}
 			o.P99 = max(o.P99, p.P99)
 			o.Max = max(o.Max, p.Max)
 			p50w[i] += float64(p.P50) * float64(p.Ops)

@@ -70,6 +70,14 @@ func TestMergeAddsHistogramsExactly(t *testing.T) {
 			if p.Ops != ca.Series[j].Ops+cb.Series[j].Ops {
 				t.Errorf("%s: series point %d has %d ops, want the sum", m.Key(), j, p.Ops)
 			}
+			for class, n := range p.ErrorsByClass {
+				if want := ca.Series[j].ErrorsByClass[class] + cb.Series[j].ErrorsByClass[class]; n != want {
+					t.Errorf("%s: series point %d has %d %s errors, want the sum %d", m.Key(), j, n, class, want)
+				}
+			}
+			if len(p.ErrorsByClass) == 0 && p.Errors > 0 {
+				t.Errorf("%s: series point %d lost its errors' classes", m.Key(), j)
+			}
 		}
 		if ca.Verdict == result.Unsupported && m.Verdict != result.Unsupported {
 			t.Errorf("%s: %s, want UNSUPPORTED", m.Key(), m.Verdict)

@@ -126,8 +126,10 @@ func percentilePlot(title string, curves []curve) (*plot.Plot, error) {
 }
 
 // seriesPlots draws throughput (operations per second) and p99 (ms) per
-// interval of the cell's series; nil when it has fewer than two points
-// (a line needs two).
+// interval of the cell's series, as steps: each interval's value spans
+// the interval, from the previous point's time to its own, so that it
+// lines up with the faults shaded over the same stretch of time. Nil when
+// the series has fewer than two intervals.
 func seriesPlots(c *result.Cell, col color.RGBA) (tput, p99 *plot.Plot, err error) {
 	if len(c.Series) == 0 {
 		return nil, nil, nil
@@ -135,30 +137,56 @@ func seriesPlots(c *result.Cell, col color.RGBA) (tput, p99 *plot.Plot, err erro
 	var rate, lat plotter.XYs
 	prev := 0.0
 	for _, pt := range c.Series {
-		dt := pt.T - prev
+		start, dt := prev, pt.T-prev
 		prev = pt.T
 		if dt <= 0 {
 			continue
 		}
-		rate = append(rate, plotter.XY{X: pt.T, Y: float64(pt.Ops) / dt})
-		lat = append(lat, plotter.XY{X: pt.T, Y: float64(pt.P99) / 1e3})
+		r, l := float64(pt.Ops)/dt, float64(pt.P99)/1e3
+		if len(rate) == 0 { // where the first step starts
+			rate = append(rate, plotter.XY{X: start, Y: r})
+			lat = append(lat, plotter.XY{X: start, Y: l})
+		}
+		rate = append(rate, plotter.XY{X: pt.T, Y: r})
+		lat = append(lat, plotter.XY{X: pt.T, Y: l})
 	}
-	if len(rate) < 2 {
+	if len(rate) < 3 {
 		return nil, nil, nil
 	}
+	bands := faultSpans(c)
 	mk := func(title, ylabel string, pts plotter.XYs) (*plot.Plot, error) {
 		p := newPlot(title)
 		p.X.Label.Text = "time (s)"
 		p.Y.Label.Text = ylabel
 		p.X.Min = 0
 		p.Y.Min = 0
-		l, s, err := plotter.NewLinePoints(pts)
+		l, err := plotter.NewLine(pts)
 		if err != nil {
 			return nil, err
 		}
-		l.Color, s.Color = col, col
-		s.Radius = vg.Points(1.5)
-		p.Add(plotter.NewGrid(), l, s)
+		l.Color, l.StepStyle = col, plotter.PreStep
+		l.Width = vg.Points(1.2)
+		// The bands go under the grid and the line, their labels over,
+		// in headroom above the data so that the line never crosses
+		// them.
+		if len(bands) > 0 {
+			p.Add(faultBands{spans: bands})
+			top := 0.0
+			for _, pt := range pts {
+				top = math.Max(top, pt.Y)
+			}
+			if top > 0 {
+				free := math.Min(0.1+0.08*float64(len(bands)), 0.5)
+				p.Y.Max = top / (1 - free)
+				// A maximum that is not a round number makes the
+				// default ticks print needless decimals (5000.00).
+				p.Y.Tick.Marker = trimmedTicks{}
+			}
+		}
+		p.Add(plotter.NewGrid(), l)
+		if len(bands) > 0 {
+			p.Add(faultBands{spans: bands, labels: true})
+		}
 		return p, nil
 	}
 	if tput, err = mk("throughput per interval", "ops/s", rate); err != nil {
@@ -170,8 +198,98 @@ func seriesPlots(c *result.Cell, col color.RGBA) (tput, p99 *plot.Plot, err erro
 	return tput, p99, nil
 }
 
+// faultSpan is a fault that fired, on the series' time axis.
+type faultSpan struct {
+	from, to float64 // seconds since the series' start
+	label    string
+}
+
+// faultSpans places the cell's faults that fired on its series' axis:
+// from the first firing's start to the last one's end, shifted by the
+// series' start.
+func faultSpans(c *result.Cell) []faultSpan {
+	var out []faultSpan
+	for _, f := range c.Faults {
+		if f.Count == 0 {
+			continue
+		}
+		label := f.Spec
+		if f.Count > 1 {
+			label += fmt.Sprintf(" ×%d", f.Count)
+		}
+		out = append(out, faultSpan{from: f.Start - c.SeriesStart, to: max(f.End, f.Start) - c.SeriesStart, label: label})
+	}
+	return out
+}
+
+// Colours of the fault bands: a translucent red, and a dark red for their
+// labels.
+var (
+	faultFill  = color.NRGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0x2e}
+	faultLabel = color.RGBA{R: 0x9a, G: 0x1b, B: 0x1c, A: 0xff}
+)
+
+// faultBandMin is the narrowest a band is drawn, so that an instant fault
+// (a kill) still shows.
+const faultBandMin = 2 // points
+
+// faultBands draws faults as shaded bands across the plot's height (not
+// a data range: they never stretch the axes, and are clipped to them),
+// or, with labels, their specs at the top of the bands, one line per
+// fault so that overlapping faults stay readable.
+type faultBands struct {
+	spans  []faultSpan
+	labels bool
+}
+
+// Plot implements plot.Plotter.
+func (b faultBands) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, _ := p.Transforms(&c)
+	sty := draw.TextStyle{Color: faultLabel, Font: font.From(plotFont, 7), Handler: plot.DefaultTextHandler}
+	line := sty.Height("M") * 1.15
+	pad := vg.Points(2)
+	for i, sp := range b.spans {
+		if sp.to < p.X.Min || sp.from > p.X.Max {
+			continue
+		}
+		x0, x1 := trX(max(sp.from, p.X.Min)), trX(min(sp.to, p.X.Max))
+		if w := vg.Points(faultBandMin); x1-x0 < w {
+			mid := (x0 + x1) / 2
+			x0, x1 = max(mid-w/2, c.Min.X), min(mid+w/2, c.Max.X)
+		}
+		if !b.labels {
+			c.FillPolygon(faultFill, []vg.Point{{X: x0, Y: c.Min.Y}, {X: x1, Y: c.Min.Y}, {X: x1, Y: c.Max.Y}, {X: x0, Y: c.Max.Y}})
+			continue
+		}
+		// Left-aligned inside the band, unless that runs past the
+		// plot's right edge: then right-aligned to the band's end.
+		at := vg.Point{X: x0 + pad, Y: c.Max.Y - pad - vg.Length(i)*line}
+		sty.XAlign, sty.YAlign = draw.XLeft, draw.YTop
+		if at.X+sty.Width(sp.label) > c.Max.X {
+			at.X, sty.XAlign = max(x1-pad, c.Min.X+sty.Width(sp.label)), draw.XRight
+		}
+		c.FillText(sty, at, sp.label)
+	}
+}
+
+// trimmedTicks are plot.DefaultTicks with the trailing zeros of their
+// decimals dropped: 5000, 2500, 0.5 rather than 5000.00, 2500.00, 0.50.
+type trimmedTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (trimmedTicks) Ticks(lo, hi float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i, t := range ticks {
+		if strings.Contains(t.Label, ".") && !strings.ContainsAny(t.Label, "eE") {
+			ticks[i].Label = strings.TrimSuffix(strings.TrimRight(t.Label, "0"), ".")
+		}
+	}
+	return ticks
+}
+
 // cellSVG draws one cell: its percentile plot (corrected against
-// uncorrected) and, when it has a series, throughput and p99 over time.
+// uncorrected) and, when it has a series, throughput and p99 over time,
+// with the faults that fired during the cell as shaded bands.
 func cellSVG(c *result.Cell, col color.RGBA) (string, error) {
 	corr, err := CellHistogram(c, result.HistogramCorrected)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -70,7 +71,8 @@ func FormatMicros(us int64) string {
 }
 
 // writeNotes writes a cell's summary, error or reason, whether it was
-// interrupted, broken invariants and error classes under the table.
+// interrupted, broken invariants, faults and error classes under the
+// table.
 func writeNotes(w io.Writer, c result.Cell) {
 	var notes []string
 	if c.Error != "" {
@@ -86,6 +88,9 @@ func writeNotes(w io.Writer, c result.Cell) {
 		if !inv.Holds {
 			notes = append(notes, fmt.Sprintf("✗ %s: %s", inv.Name, inv.Detail))
 		}
+	}
+	for _, f := range c.Faults {
+		notes = append(notes, "fault: "+FaultLine(f))
 	}
 	notes = append(notes, errorNotes(c)...)
 	if c.Summary == "" && len(notes) == 0 {
@@ -127,4 +132,30 @@ func errorNotes(c result.Cell) []string {
 		notes = append(notes, n)
 	}
 	return notes
+}
+
+// FaultLine describes one fault of a cell's log as it happened, its times
+// from the cell's start:
+//
+//	pause:1s@2s (SIGSTOP/SIGCONT) 2.00s–3.01s ×1
+//	kill-conns@1s/1s (CLIENT KILL ID) 1.00s–3.00s ×3, 6 connections
+//	oom@10s never fired (the cell ended first)
+func FaultLine(f result.Fault) string {
+	var b strings.Builder
+	b.WriteString(f.Spec)
+	if f.Method != "" {
+		b.WriteString(" (" + f.Method + ")")
+	}
+	if f.Count == 0 {
+		b.WriteString(" never fired (the cell ended first)")
+	} else {
+		fmt.Fprintf(&b, " %.2fs–%.2fs ×%d", f.Start, max(f.End, f.Start), f.Count)
+	}
+	if f.Hits > 0 {
+		fmt.Fprintf(&b, ", %d connections", f.Hits)
+	}
+	if f.Error != "" {
+		b.WriteString(" [failed: " + f.Error + "]")
+	}
+	return b.String()
 }

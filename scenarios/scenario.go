@@ -62,14 +62,22 @@ type Env struct {
 	Common Common
 	// Log receives progress notes (may be io.Discard).
 	Log io.Writer
+	// Origin is the cell's start, when its faults were started (zero:
+	// none). Drive hands it to the engine, so the cell's series says
+	// where it starts on the faults' time axis (Cell.SeriesStart).
+	Origin time.Time
 }
 
 // Drive runs op through the engine with cfg, classifying the errors of
-// the backend under test by the backend's own rules. Every scenario drives
-// its timed operations through it.
+// the backend under test by the backend's own rules and measuring the
+// series from the cell's Origin (unless cfg sets its own). Every scenario
+// drives its timed operations through it.
 func (e *Env) Drive(ctx context.Context, cfg bench.Config, op bench.Op) (*bench.Stats, error) {
 	if cfg.Classify == nil && e.Backend != nil {
 		cfg.Classify = e.Backend.Classify
+	}
+	if cfg.Origin.IsZero() {
+		cfg.Origin = e.Origin
 	}
 	return bench.Run(ctx, cfg, op)
 }

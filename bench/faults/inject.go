@@ -77,6 +77,10 @@ func Start(ctx context.Context, t Target, specs []Spec) *Run {
 	return r
 }
 
+// Started returns the schedule's origin, the cell's start: the fault log's
+// Start and End are seconds from it.
+func (r *Run) Started() time.Time { return r.start }
+
 // Stop ends every fault still active (a paused server resumes, memory
 // and latency are restored), waits for them, and returns what happened.
 // The server is left as it was found, except for a restart's lost data.

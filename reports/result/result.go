@@ -149,9 +149,6 @@ type Cell struct {
 
 	Ops    int64            `json:"ops"`
 	Errors map[string]int64 `json:"errors,omitempty"`
-	// ErrorSamples holds, per class of Errors, the first error message of
-	// that class: the server's own words for an error reply, one line of at
-	// most 200 bytes, with the credentials of any URL redacted.
 	// Faults lists the faults applied during the cell (--fault), with
 	// their actual times; the verdict holds under them.
 	Faults []Fault `json:"faults,omitempty"`
@@ -160,7 +157,10 @@ type Cell struct {
 	// against the server: it found out whether each had happened, and its
 	// invariants account for them. Failures beyond these make the cell
 	// INCONCLUSIVE.
-	Settled       int64             `json:"settled,omitempty"`
+	Settled int64 `json:"settled,omitempty"`
+	// ErrorSamples holds, per class of Errors, the first error message of
+	// that class: the server's own words for an error reply, one line of at
+	// most 200 bytes, with the credentials of any URL redacted.
 	ErrorSamples  map[string]string `json:"error_samples,omitempty"`
 	Dropped       int64             `json:"dropped"`
 	ElapsedSec    float64           `json:"elapsed_s"`
@@ -169,6 +169,12 @@ type Cell struct {
 	// Steps holds per-operation latency when a cell runs several operations.
 	Steps  map[string]Latency `json:"steps,omitempty"`
 	Series []Point            `json:"series,omitempty"`
+	// SeriesStart is the time, in seconds, from the cell's start (when
+	// its faults were started, the origin of Fault.Start and End) to the
+	// series' t = 0 (the end of the warm-up): a fault at Start sits at
+	// Start - SeriesStart on the series' time axis. 0 when the cell was
+	// run without an origin (documents written before it existed).
+	SeriesStart float64 `json:"series_start_s,omitempty"`
 	// Histograms holds hdrhistogram-go's compressed encodings (base64),
 	// keyed "corrected", "uncorrected" and "step:<name>", so results can be
 	// merged and re-rendered exactly.
@@ -283,6 +289,10 @@ type Point struct {
 	P50    int64   `json:"p50_us"`
 	P99    int64   `json:"p99_us"`
 	Max    int64   `json:"max_us"`
+	// ErrorsByClass splits Errors by error class (the classes of
+	// Cell.Errors): its counts add up to Errors. Absent for an interval
+	// without failures, and in documents written before it existed.
+	ErrorsByClass map[string]int64 `json:"errors_by_class,omitempty"`
 }
 
 // Judge sets c.Verdict from c.Expect and c.Invariants, unless the cell

@@ -58,6 +58,7 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 	}
 	watch := r.watchServer(ctx)
 	fr := r.startFaults(ctx, be)
+	env.Origin = fr.Started()
 	c, err := sc.Run(ctx, env, strategy)
 	stamp(&c)
 	c.Faults = fr.Stop()
@@ -124,6 +125,7 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 	}
 	watch := r.watchServer(ctx)
 	fr := r.startFaults(ctx, be)
+	cfg.Origin = fr.Started()
 	st, err := bench.Run(ctx, cfg, op)
 	c.Faults = fr.Stop()
 	if err != nil {

@@ -26,6 +26,7 @@ type serverMark struct {
 	uptime   int64
 	sentinel string // a key the cell's keyspace holds while the cell runs
 	ok       bool   // the server answered INFO
+	conns    connCount
 }
 
 // watchServer records the server's identity and plants a sentinel key in
@@ -41,6 +42,7 @@ func (r *run) watchServer(ctx context.Context) serverMark {
 	if id, up, err := redisenv.Identity(cctx, admin); err == nil {
 		m.runID, m.uptime, m.ok = id, up, true
 	}
+	m.conns = r.countConnections(cctx)
 	m.sentinel = r.cellKeys[len(r.cellKeys)-1].Key("paybench", "sentinel")
 	if err := admin.Set(cctx, m.sentinel, "1", 0).Err(); err != nil {
 		m.sentinel = ""
@@ -105,6 +107,7 @@ func (r *run) checkServer(ctx context.Context, m serverMark, restarted bool) str
 // The throughput headline counts the operations that did not fail. The
 // returned error is err, for the caller to see connection failures.
 func (r *run) complete(ctx context.Context, c result.Cell, m serverMark, err error) (result.Cell, error) {
+	c = r.faultFigures(ctx, c, m)
 	c, err = r.judge(ctx, c, m, err)
 	if len(c.Faults) > 0 {
 		c.Summary = underFaults(c.Summary, c.Faults)
