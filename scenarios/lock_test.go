@@ -217,3 +217,62 @@ func TestLockAcquireReleaseOperation(t *testing.T) {
 		}
 	}
 }
+
+// healthyLockRace is the outcome of a lock-race cell that held: 20 cycles,
+// all counted, 5 overlaps after expiry.
+func healthyLockRace(strategy string) lockRaceOutcome {
+	return lockRaceOutcome{
+		strategy: strategy, figures: map[string]float64{"acquisitions": 20},
+		acquired: 20, entered: 20, left: 20, counter: 16,
+		overlaps: 5, maxInside: 2, expiredInside: 5, releasesForeign: 3, releasesRefused: 3,
+	}
+}
+
+// TestLockRaceSettle settles failed cycles against what the probe still
+// holds, and checks the books, the settled count and the summary.
+func TestLockRaceSettle(t *testing.T) {
+	const counted = "every critical section was counted"
+	for _, tc := range []struct {
+		name     string
+		strategy string
+		fail     lockRaceFailure
+		inside   bool
+		edit     func(o *lockRaceOutcome) // the probe's figures with the failure
+		broken   []string
+		settled  int64
+		say      string
+	}{
+		{"acquire reply lost", impl.LockToken, lockRaceFailure{stage: lockStageAcquire, err: errLost}, false,
+			func(*lockRaceOutcome) {}, nil, 1, "1 replies lost, 0 had left their holder inside"},
+		{"entry reply lost, entered", impl.LockFenced, lockRaceFailure{stage: lockStageEnter, id: "1:7", err: errLost}, true,
+			func(o *lockRaceOutcome) { o.acquired, o.entered, o.stillInside = 21, 21, 1 }, nil, 1, "1 replies lost, 1 had left their holder inside"},
+		{"entry reply lost, not entered", impl.LockFenced, lockRaceFailure{stage: lockStageEnter, id: "1:7", err: errLost}, false,
+			func(o *lockRaceOutcome) { o.acquired = 21 }, nil, 1, "1 replies lost, 0 had"},
+		{"counter write lost", impl.LockNaive, lockRaceFailure{stage: lockStageSection, id: "1:7", err: errLost}, true,
+			func(o *lockRaceOutcome) { o.acquired, o.entered, o.stillInside = 21, 21, 1 }, nil, 1, "1 replies lost, 1 had"},
+		{"exit reply lost, left", impl.LockToken, lockRaceFailure{stage: lockStageLeave, id: "1:7", err: errLost}, false,
+			func(o *lockRaceOutcome) { o.acquired, o.entered, o.left = 21, 21, 21 }, nil, 1, "1 replies lost, 0 had"},
+		{"token release lost on another's lock", impl.LockToken, lockRaceFailure{stage: lockStageRelease, id: "1:7", foreign: true, err: errLost}, false,
+			func(o *lockRaceOutcome) { o.acquired, o.entered, o.left = 21, 21, 21 }, nil, 1, "1 replies lost"},
+		{"naive release lost on another's lock", impl.LockNaive, lockRaceFailure{stage: lockStageRelease, id: "1:7", foreign: true, err: errLost}, false,
+			func(o *lockRaceOutcome) { o.acquired, o.entered, o.left = 21, 21, 21 }, nil, 0, "1 failed cycles not settled"},
+		{"refused entry", impl.LockToken, lockRaceFailure{stage: lockStageEnter, id: "1:7", err: errNoPerm}, false,
+			func(o *lockRaceOutcome) { o.acquired = 21 }, nil, 0, "1 failed cycles not settled"},
+		{"a holder inside, unaccounted", impl.LockToken, lockRaceFailure{stage: lockStageAcquire, err: errLost}, false,
+			func(o *lockRaceOutcome) { o.stillInside = 1 }, []string{counted}, 1, "the probe's books do not add up"},
+		{"a foreign delete", impl.LockNaive, lockRaceFailure{stage: lockStageAcquire, err: errLost}, false,
+			func(o *lockRaceOutcome) { o.foreignDeletes, o.releasesRefused = 3, 0 }, []string{"no release deleted another holder's lock"}, 1, "3 foreign deletes"},
+		{"a live overlap", impl.LockToken, lockRaceFailure{stage: lockStageAcquire, err: errLost}, false,
+			func(o *lockRaceOutcome) { o.live = 1 }, []string{"never two holders inside on live leases"}, 1, "(1 on live leases"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := healthyLockRace(tc.strategy)
+			tc.edit(&o)
+			o.settle([]lockRaceFailure{tc.fail}, []bool{tc.inside}, impl.Classify)
+			checkSummaryAgrees(t, o.invariants(), o.summary(), tc.broken, tc.say, "")
+			if o.settledOps != tc.settled {
+				t.Errorf("settled %d, want %d", o.settledOps, tc.settled)
+			}
+		})
+	}
+}
