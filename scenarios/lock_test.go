@@ -276,3 +276,34 @@ func TestLockRaceSettle(t *testing.T) {
 		})
 	}
 }
+
+// TestLockExpirySummaryAgrees breaks one figure of a healthy lock-expiry
+// outcome at a time: the summary must say what the invariants say.
+func TestLockExpirySummaryAgrees(t *testing.T) {
+	healthy := func() lockExpiryOutcome {
+		return lockExpiryOutcome{
+			figures: map[string]float64{"acquisitions": 40}, ttl: 100 * time.Millisecond, paused: 4, overtaken: 4, refused: 4,
+			entries: 40, writes: 40, rejected: 4, resourceFence: 44, finalValue: "44",
+			audit: resourceAudit{firstStale: "none", maxKey: 44, lastKey: 44, lastValue: "44", fenceOrdered: true, maxFence: 44},
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		edit   func(o *lockExpiryOutcome)
+		broken []string
+		say    string
+	}{
+		{"healthy", func(*lockExpiryOutcome) {}, nil, "0 stale writes landed, 4 rejected"},
+		{"stale writes", func(o *lockExpiryOutcome) { o.audit.stale = 3 }, []string{"no stale write landed"}, "3 stale writes landed"},
+		{"not the newest write last", func(o *lockExpiryOutcome) { o.audit.lastKey, o.audit.lastValue, o.finalValue = 43, "43", "43" },
+			[]string{"resource ends with the newest holder's write"}, "ends with acquisition 43's write, not the newest (44)"},
+		{"out of fencing order", func(o *lockExpiryOutcome) { o.audit.fenceOrdered = false },
+			[]string{"resource holds writes in fencing order"}, "out of fencing order"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := healthy()
+			tc.edit(&o)
+			checkSummaryAgrees(t, o.invariants(), o.summary(), tc.broken, tc.say, "")
+		})
+	}
+}
