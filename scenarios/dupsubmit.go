@@ -433,14 +433,21 @@ func (o dupSubmitOutcome) invariants() []result.Invariant {
 	if first == "" {
 		first = "none"
 	}
+	lostClaims, expired := "", ""
+	if o.claimLost > 0 || o.unreached > 0 {
+		lostClaims = fmt.Sprintf("; %d let through by a claim whose reply was lost, %d never reached the guard", o.claimLost, o.unreached)
+	}
+	if o.keysExpired > 0 {
+		expired = fmt.Sprintf(" (%d keys expired before the read-back, not judged)", o.keysExpired)
+	}
 	return []result.Invariant{
 		Check("each request processed exactly once", o.dupRequests == 0 && o.never == 0,
-			"%d requests × %d copies: %d processed more than once (%d duplicate effects), %d never processed; %d let through by a claim whose reply was lost",
-			o.requests, o.copies, o.dupRequests, o.extra, o.never, o.claimLost),
+			"%d requests × %d copies: %d processed more than once (%d duplicate effects), %d never processed%s",
+			o.requests, o.copies, o.dupRequests, o.extra, o.never, lostClaims),
 		Check("repeats told the original's id", o.wrongID == 0,
 			"%d copies refused; %d were told an id other than the one submission let through", o.refused, o.wrongID),
 		Check("guard key names the processed submission", o.keyMismatch == 0,
-			"%d requests whose guard key does not hold the id of their one submission let through (%d keys expired before the read-back, not judged)", o.keyMismatch, o.keysExpired),
+			"%d requests whose guard key does not hold the id of their one submission let through%s", o.keyMismatch, expired),
 		Check("guard keys expire after the window", o.expiryViolations() == 0,
 			"%d guard key expiries read, each due a window (%s) after its claim: %d without an expiry, %d gone or due too early, %d due too late; first: %s",
 			o.expiryRead, o.window, o.noExpiry, o.early+o.missing, o.late, first),
