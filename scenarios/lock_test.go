@@ -250,6 +250,8 @@ func TestLockRaceSettle(t *testing.T) {
 			func(o *lockRaceOutcome) { o.acquired = 21 }, nil, 1, "1 replies lost, 0 had"},
 		{"counter write lost", impl.LockNaive, lockRaceFailure{stage: lockStageSection, id: "1:7", err: errLost}, true,
 			func(o *lockRaceOutcome) { o.acquired, o.entered, o.stillInside = 21, 21, 1 }, nil, 1, "1 replies lost, 1 had"},
+		{"counter written by a holder left inside", impl.LockToken, lockRaceFailure{stage: lockStageSection, id: "1:7", err: errLost}, true,
+			func(o *lockRaceOutcome) { o.acquired, o.entered, o.stillInside, o.counter = 21, 21, 1, 21 }, nil, 1, "at least 0 lost updates of 20"},
 		{"exit reply lost, left", impl.LockToken, lockRaceFailure{stage: lockStageLeave, id: "1:7", err: errLost}, false,
 			func(o *lockRaceOutcome) { o.acquired, o.entered, o.left = 21, 21, 21 }, nil, 1, "1 replies lost, 0 had"},
 		{"token release lost on another's lock", impl.LockToken, lockRaceFailure{stage: lockStageRelease, id: "1:7", foreign: true, err: errLost}, false,

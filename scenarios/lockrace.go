@@ -583,7 +583,7 @@ func (o *lockRaceOutcome) settle(failed []lockRaceFailure, inside []bool, classi
 func (o lockRaceOutcome) fill(f map[string]float64) {
 	f["entered"], f["left"] = float64(o.entered), float64(o.left)
 	f["counter"] = float64(o.counter)
-	f["lost_updates"] = float64(o.left - o.counter)
+	f["lost_updates"] = float64(o.lostUpdates())
 	f["max_inside"] = float64(o.maxInside)
 	f["overlaps"] = float64(o.overlaps)
 	f["live_overlaps"] = float64(o.live)
@@ -595,6 +595,17 @@ func (o lockRaceOutcome) fill(f map[string]float64) {
 	f["cycles_failed"] = float64(o.failed)
 	f["holders_left_inside"] = float64(o.stuck)
 	f["replies_lost_settled"] = float64(o.lostReplies)
+}
+
+// lostUpdates is the number of critical sections completed whose counter
+// update was lost: sections completed minus the counter. A holder left
+// inside by a failed cycle may have written the counter without leaving,
+// so with such holders it is a lower bound (never below 0).
+func (o lockRaceOutcome) lostUpdates() int64 {
+	if o.stuck > 0 {
+		return max(0, o.left-o.counter)
+	}
+	return o.left - o.counter
 }
 
 // counted reports whether the probe's books add up: every acquisition
@@ -621,8 +632,12 @@ func (o lockRaceOutcome) invariants() []result.Invariant {
 
 // summary is the cell's line, from the same figures as its invariants.
 func (o lockRaceOutcome) summary() string {
-	s := lockSummary(o.figures) + fmt.Sprintf("; max %d inside, %d overlaps (%d on live leases, %d from expiry), %d lost updates of %d; %d foreign deletes, %d releases refused",
-		o.maxInside, o.overlaps, o.live, o.overlaps-o.live, o.left-o.counter, o.left, o.foreignDeletes, o.releasesRefused)
+	atLeast := ""
+	if o.stuck > 0 {
+		atLeast = "at least "
+	}
+	s := lockSummary(o.figures) + fmt.Sprintf("; max %d inside, %d overlaps (%d on live leases, %d from expiry), %s%d lost updates of %d; %d foreign deletes, %d releases refused",
+		o.maxInside, o.overlaps, o.live, o.overlaps-o.live, atLeast, o.lostUpdates(), o.left, o.foreignDeletes, o.releasesRefused)
 	if !o.counted() {
 		s += fmt.Sprintf("; the probe's books do not add up: %d acquisitions, %d entered, %d left, %d still inside", o.acquired, o.entered, o.left, o.stillInside)
 	}
