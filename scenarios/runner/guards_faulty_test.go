@@ -142,47 +142,60 @@ func (k *connectionKiller) Stop() int64 {
 	return k.killed.Load()
 }
 
-// TestDuplicateSubmitWithKilledConnections kills the backends' connections
-// while duplicate-submit runs the dedupe guard: replies are lost, and the
-// guard must never be blamed for it. A cell PASSes only when every lost
-// reply was settled against the guard keys (Cell.Settled), and is
-// INCONCLUSIVE otherwise — never FAIL.
-func TestDuplicateSubmitWithKilledConnections(t *testing.T) {
-	srv := spawnServer(t)
-	p := &Plan{
-		Kind: "run", Server: srv, Backends: impl.Backends(),
-		Settings:  Settings{Concurrency: 8, Seed: 1},
-		Keys:      impl.MustKeyspace("pb:killed:"),
-		Scenarios: []ScenarioCells{{Scenario: scenario(t, "duplicate-submit"), Strategies: []string{impl.DedupeSetNX}}},
-	}
-	killer := startKiller(srv.Admin())
-	p.OnEvent = killer.onEvent
-	doc, err := runPlan(t, p)
-	killed := killer.Stop()
-	if doc == nil || len(doc.Cells) != len(impl.Backends()) {
-		t.Fatalf("document %v: %v", doc, err)
-	}
-	if killed == 0 {
-		t.Fatal("no connection was killed: the test proves nothing")
-	}
-	var failed int64
-	for _, c := range doc.Cells {
-		var n int64
-		for _, v := range c.Errors {
-			n += v
-		}
-		failed += n
-		t.Logf("%s %s (%d connections killed, %d operations failed, %d settled): %s %s", c.Key(), c.Verdict, killed, n, c.Settled, c.Summary, c.Reason)
-		switch {
-		case c.Verdict == result.Fail:
-			t.Errorf("%s FAILed the guard over lost replies: %s %+v", c.Key(), c.Summary, c.Invariants)
-		case c.Verdict == result.Pass && n > c.Settled:
-			t.Errorf("%s PASSed with %d failed operations, %d settled", c.Key(), n, c.Settled)
-		case c.Verdict != result.Pass && c.Verdict != result.Inconclusive:
-			t.Errorf("%s: %s, want PASS or INCONCLUSIVE (%s)", c.Key(), c.Verdict, c.Error)
-		}
-	}
-	if failed == 0 {
-		t.Logf("%d connections killed but no operation failed: only idle connections were hit", killed)
+// TestGuardsWithKilledConnections kills the backends' connections while
+// guard cells run — duplicate-submit's dedupe guard, lock-race's token and
+// fenced locks: replies are lost, and the strategy must never be blamed
+// for it. A cell PASSes only when every failed operation was settled
+// against the server (Cell.Settled), and is INCONCLUSIVE otherwise —
+// never FAIL.
+func TestGuardsWithKilledConnections(t *testing.T) {
+	for _, tc := range []struct {
+		scenario   string
+		args       []string
+		strategies []string
+		duration   time.Duration
+	}{
+		{"duplicate-submit", nil, []string{impl.DedupeSetNX}, 0},
+		{"lock-race", nil, []string{impl.LockToken, impl.LockFenced}, time.Second},
+	} {
+		t.Run(tc.scenario, func(t *testing.T) {
+			srv := spawnServer(t)
+			p := &Plan{
+				Kind: "run", Server: srv, Backends: impl.Backends(),
+				Settings:  Settings{Concurrency: 8, Seed: 1, Duration: tc.duration},
+				Keys:      impl.MustKeyspace("pb:killed:"),
+				Scenarios: []ScenarioCells{{Scenario: scenario(t, tc.scenario, tc.args...), Strategies: tc.strategies}},
+			}
+			killer := startKiller(srv.Admin())
+			p.OnEvent = killer.onEvent
+			doc, err := runPlan(t, p)
+			killed := killer.Stop()
+			if doc == nil || len(doc.Cells) != len(impl.Backends())*len(tc.strategies) {
+				t.Fatalf("document %v: %v", doc, err)
+			}
+			if killed == 0 {
+				t.Fatal("no connection was killed: the test proves nothing")
+			}
+			var failed int64
+			for _, c := range doc.Cells {
+				var n int64
+				for _, v := range c.Errors {
+					n += v
+				}
+				failed += n
+				t.Logf("%s %s (%d connections killed, %d operations failed, %d settled): %s %s", c.Key(), c.Verdict, killed, n, c.Settled, c.Summary, c.Reason)
+				switch {
+				case c.Verdict == result.Fail:
+					t.Errorf("%s FAILed the strategy over lost replies: %s %+v", c.Key(), c.Summary, c.Invariants)
+				case c.Verdict == result.Pass && n > c.Settled:
+					t.Errorf("%s PASSed with %d failed operations, %d settled", c.Key(), n, c.Settled)
+				case c.Verdict != result.Pass && c.Verdict != result.Inconclusive:
+					t.Errorf("%s: %s, want PASS or INCONCLUSIVE (%s)", c.Key(), c.Verdict, c.Error)
+				}
+			}
+			if failed == 0 {
+				t.Logf("%d connections killed but no operation failed: only idle connections were hit", killed)
+			}
+		})
 	}
 }
