@@ -224,3 +224,66 @@ func TestCacheOperations(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheSummariesAgree breaks one figure of a healthy cache-stampede
+// or cache-staleness outcome at a time: the summary must say what the
+// invariants say.
+func TestCacheSummariesAgree(t *testing.T) {
+	stampede := func() stampedeOutcome {
+		return stampedeOutcome{
+			strategy: impl.CacheLock, instances: 4, workers: 50, expiries: 5, maxLoads: 1, loads: 5, maxPerInstance: 1,
+			reads: cacheReadTally{bySource: [5]int64{1000, 0, 10, 40, 5}}, readsPerSec: 500, entry: []any{"1", "x"}, entryOK: true, originVersion: 1,
+		}
+	}
+	staleness := func() stalenessOutcome {
+		return stalenessOutcome{
+			records: 8, bound: 200 * time.Millisecond, reads: cacheReadTally{bySource: [5]int64{1000, 0, 0, 10, 20}},
+			sampled: &staleSample{samples: 1000, overBound: map[string]bool{}}, writes: 50, readsPerSec: 500, originLoads: 30,
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		outcome func() ([]result.Invariant, string)
+		broken  []string
+		say     string
+		notSay  string
+	}{
+		{"stampede healthy", func() ([]result.Invariant, string) { o := stampede(); return o.invariants(), o.summary() }, nil, "up to 1 origin loads per expiry", "failed"},
+		{"stampede loads", func() ([]result.Invariant, string) {
+			o := stampede()
+			o.maxLoads = 7
+			return o.invariants(), o.summary()
+		}, []string{"loads per expiry <= instances", "loads per expiry <= 1"}, "up to 7 origin loads per expiry", ""},
+		{"stampede failed reads", func() ([]result.Invariant, string) {
+			o := stampede()
+			o.failed, o.reads.wrong = 3, 1
+			return o.invariants(), o.summary()
+		}, []string{"every read answered with the origin's record"}, "3 reads failed, 1 returned another record", ""},
+		{"stampede stale entry", func() ([]result.Invariant, string) {
+			o := stampede()
+			o.entryOK = false
+			return o.invariants(), o.summary()
+		}, []string{"the cached entry is the origin's record"}, "not the origin's record", ""},
+		{"staleness healthy", func() ([]result.Invariant, string) { o := staleness(); return o.invariants(), o.summary() }, nil, "0 entries outlived the bound", "older than the origin"},
+		{"staleness entry outlived", func() ([]result.Invariant, string) {
+			o := staleness()
+			o.sampled.maxAge, o.sampled.overBound["user-1@2"] = 300*time.Millisecond, true
+			return o.invariants(), o.summary()
+		}, []string{"no stale entry outlived the bound"}, "old values served up to 300ms (Redis)", "0 entries outlived"},
+		{"staleness old entry at the end", func() ([]result.Invariant, string) {
+			o := staleness()
+			o.staleAtEnd = 2
+			return o.invariants(), o.summary()
+		}, []string{"no entry older than the origin at the end"}, "2 of 8 entries older than the origin at the end", ""},
+		{"staleness failed writes", func() ([]result.Invariant, string) {
+			o := staleness()
+			o.writesFailed, o.writeErr = 2, "EOF"
+			return o.invariants(), o.summary()
+		}, []string{"every read and write succeeded"}, "0 reads and 2 writes failed", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			invs, summary := tc.outcome()
+			checkSummaryAgrees(t, invs, summary, tc.broken, tc.say, tc.notSay)
+		})
+	}
+}

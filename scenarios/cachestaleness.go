@@ -279,7 +279,7 @@ func (s *CacheStaleness) Run(ctx context.Context, env *Env, strategy string) (re
 		s.sample(bgCtx, env.Admin, o, log, ids, keys, bound, sampled)
 	}()
 	writes := make([]int64, s.Writers)
-	writeErrs := make([]error, s.Writers)
+	writeErrs := make([][]error, s.Writers)
 	for wi := range s.Writers {
 		bg.Add(1)
 		go func() {
@@ -329,20 +329,18 @@ func (s *CacheStaleness) Run(ctx context.Context, env *Env, strategy string) (re
 	if runErr != nil {
 		return cell, runErr
 	}
-	if sampled.err != nil {
-		return cell, fmt.Errorf("staleness sampler: %w", sampled.err)
-	}
 	stats.Fill(&cell)
 	pruneSteps(&cell)
-
+	// The writers are the backend under test too (another instance of
+	// it): their failed updates are failed operations of the cell.
+	var writeFailed []error
 	var totalWrites int64
-	var writeErr error
 	for i, n := range writes {
 		totalWrites += n
-		if writeErrs[i] != nil && !errors.Is(writeErrs[i], context.Canceled) && writeErr == nil {
-			writeErr = writeErrs[i]
-		}
+		writeFailed = append(writeFailed, writeErrs[i]...)
 	}
+	addFailures(&cell, wb.Classify, writeFailed)
+
 	var sum staleTally
 	var readsByWorker []cacheReadTally
 	for _, t := range tallies {
@@ -354,64 +352,118 @@ func (s *CacheStaleness) Run(ctx context.Context, env *Env, strategy string) (re
 		sum.maxWrite = max(sum.maxWrite, t.maxWrite)
 		sum.maxLocal = max(sum.maxLocal, t.maxLocal)
 	}
-	reads := cacheReads(readsByWorker)
+	out := stalenessOutcome{
+		clientSide: strategy == impl.CacheClientSide, records: s.Records, bound: bound,
+		reads: cacheReads(readsByWorker), hits: sum, sampled: sampled, writes: totalWrites,
+		readsFailed: stats.ErrorCount(), writesFailed: int64(len(writeFailed)),
+		readsPerSec: stats.Throughput(), originLoads: o.Loads(), latency: cacheLatencyLine(cell.Steps),
+	}
+	if len(writeFailed) > 0 {
+		out.writeErr = writeFailed[0].Error()
+	}
+	cell.Figures = cacheReadFigures(out.reads, cell.Steps)
+	out.fill(cell.Figures)
 
+	// From here on paybench's own reads judge: a failure of theirs is not
+	// the cache's, and leaves the cell INCONCLUSIVE with the figures above.
+	if sampled.err != nil {
+		return cell, JudgementError(fmt.Errorf("staleness sampler: %w", sampled.err))
+	}
 	// The entries at the end, read back through the neutral client: each
 	// must be absent or hold the origin's latest version.
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	staleAtEnd, err := s.staleEntries(vctx, env.Admin, o, ids, keys)
 	if err != nil {
-		return cell, err
+		return cell, JudgementError(err)
 	}
+	out.staleAtEnd = int64(staleAtEnd)
+	out.fill(cell.Figures)
+	cell.Invariants = out.invariants()
+	cell.Summary = out.summary()
+	return cell, nil
+}
 
-	cell.Figures = cacheReadFigures(reads, cell.Steps)
-	cell.Figures["records"] = float64(s.Records)
-	cell.Figures["writes"] = float64(totalWrites)
-	cell.Figures["origin_loads"] = float64(o.Loads())
-	cell.Figures["reads_per_s"] = stats.Throughput()
-	cell.Figures["stale_bound_ms"] = durMs(bound)
-	cell.Figures["stale_entry_max_ms"] = durMs(sampled.maxAge)
-	cell.Figures["stale_entry_since_write_max_ms"] = durMs(sampled.maxWrite)
-	cell.Figures["stale_entry_observations"] = float64(sampled.stale)
-	cell.Figures["stale_entries_over_bound"] = float64(len(sampled.overBound))
-	cell.Figures["stale_entries_at_end"] = float64(staleAtEnd)
-	cell.Figures["samples"] = float64(sampled.samples)
-	cell.Figures["stale_reads"] = float64(sum.stale)
-	cell.Figures["stale_reads_from_loads"] = float64(sum.shared)
-	cell.Figures["stale_reads_over_bound"] = float64(sum.overBound)
-	cell.Figures["stale_read_max_ms"] = durMs(sum.maxAge)
-	cell.Figures["stale_read_since_write_max_ms"] = durMs(sum.maxWrite)
-	if strategy == impl.CacheClientSide {
+// stalenessOutcome is what a cache-staleness cell's verdict is made of:
+// its figures, its invariants and its summary are all computed from it.
+type stalenessOutcome struct {
+	clientSide                bool
+	records                   int
+	bound                     time.Duration
+	reads                     cacheReadTally
+	hits                      staleTally   // the readers' staleness, summed
+	sampled                   *staleSample // the sampler's
+	writes                    int64
+	readsFailed, writesFailed int64
+	writeErr                  string // the first failed write's error
+	readsPerSec               float64
+	originLoads               int64
+	latency                   string // cacheLatencyLine
+	staleAtEnd                int64
+}
+
+// fill adds the outcome's figures to f.
+func (o stalenessOutcome) fill(f map[string]float64) {
+	f["records"] = float64(o.records)
+	f["writes"] = float64(o.writes)
+	f["origin_loads"] = float64(o.originLoads)
+	f["reads_per_s"] = o.readsPerSec
+	f["stale_bound_ms"] = durMs(o.bound)
+	f["stale_entry_max_ms"] = durMs(o.sampled.maxAge)
+	f["stale_entry_since_write_max_ms"] = durMs(o.sampled.maxWrite)
+	f["stale_entry_observations"] = float64(o.sampled.stale)
+	f["stale_entries_over_bound"] = float64(len(o.sampled.overBound))
+	f["stale_entries_at_end"] = float64(o.staleAtEnd)
+	f["samples"] = float64(o.sampled.samples)
+	f["stale_reads"] = float64(o.hits.stale)
+	f["stale_reads_from_loads"] = float64(o.hits.shared)
+	f["stale_reads_over_bound"] = float64(o.hits.overBound)
+	f["stale_read_max_ms"] = durMs(o.hits.maxAge)
+	f["stale_read_since_write_max_ms"] = durMs(o.hits.maxWrite)
+	if o.clientSide {
 		// Staleness after invalidation: the oldest value a client-side hit
 		// served after the server had the newer write's invalidation.
-		cell.Figures["stale_local_hit_max_ms"] = durMs(sum.maxLocal)
+		f["stale_local_hit_max_ms"] = durMs(o.hits.maxLocal)
 	}
-	cell.Figures["errors"] = float64(stats.ErrorCount())
+	f["errors"] = float64(o.readsFailed + o.writesFailed)
+	f["writes_failed"] = float64(o.writesFailed)
+}
 
+// invariants judges the outcome.
+func (o stalenessOutcome) invariants() []result.Invariant {
 	errDetail := "none"
-	if writeErr != nil {
-		errDetail = writeErr.Error()
+	if o.writeErr != "" {
+		errDetail = o.writeErr
 	}
-	cell.Invariants = []result.Invariant{
-		Check("no stale entry outlived the bound", sampled.maxAge <= bound,
+	return []result.Invariant{
+		Check("no stale entry outlived the bound", o.sampled.maxAge <= o.bound,
 			"the entry of %s at version %d was still in Redis %s after a newer write was invalidated (bound %s); %d entries outlived the bound; %d samples",
-			sampled.maxID, sampled.maxVer, sampled.maxAge.Round(time.Millisecond), bound, len(sampled.overBound), sampled.samples),
-		Check("no cache hit served a value stale beyond the bound", sum.maxAge <= bound,
+			o.sampled.maxID, o.sampled.maxVer, o.sampled.maxAge.Round(time.Millisecond), o.bound, len(o.sampled.overBound), o.sampled.samples),
+		Check("no cache hit served a value stale beyond the bound", o.hits.maxAge <= o.bound,
 			"%d of %d reads were hits on a version older than a write invalidated before they began; the oldest %s after; %d beyond the bound %s (%d more got an old version from a load begun before the write)",
-			sum.stale, reads.total(), sum.maxAge.Round(time.Millisecond), sum.overBound, bound, sum.shared),
-		Check("no entry older than the origin at the end", staleAtEnd == 0,
-			"%d of %d entries hold a version older than the origin's", staleAtEnd, s.Records),
-		Check("every read and write succeeded", stats.ErrorCount() == 0 && writeErr == nil,
-			"%d reads failed; writer error: %s", stats.ErrorCount(), errDetail),
+			o.hits.stale, o.reads.total(), o.hits.maxAge.Round(time.Millisecond), o.hits.overBound, o.bound, o.hits.shared),
+		Check("no entry older than the origin at the end", o.staleAtEnd == 0,
+			"%d of %d entries hold a version older than the origin's", o.staleAtEnd, o.records),
+		Check("every read and write succeeded", o.readsFailed == 0 && o.writesFailed == 0,
+			"%d reads failed, %d writes failed; first writer error: %s", o.readsFailed, o.writesFailed, errDetail),
 	}
-	cell.Summary = fmt.Sprintf("old values served up to %s (Redis) and %s (hits) after a newer write's invalidation (bound %s); %d writes, %d entries outlived the bound; %.0f reads/s, hit ratio %.1f%%, %d origin loads; %s",
-		sampled.maxAge.Round(time.Millisecond), sum.maxAge.Round(time.Millisecond), bound, totalWrites, len(sampled.overBound),
-		stats.Throughput(), 100*reads.hitRatio(), o.Loads(), cacheLatencyLine(cell.Steps))
-	if strategy == impl.CacheClientSide {
-		cell.Summary += fmt.Sprintf("; client-side hits served old values up to %s after the invalidation", sum.maxLocal.Round(time.Microsecond))
+}
+
+// summary is the cell's line, from the same figures as its invariants.
+func (o stalenessOutcome) summary() string {
+	s := fmt.Sprintf("old values served up to %s (Redis) and %s (hits) after a newer write's invalidation (bound %s); %d writes, %d entries outlived the bound; %.0f reads/s, hit ratio %.1f%%, %d origin loads; %s",
+		o.sampled.maxAge.Round(time.Millisecond), o.hits.maxAge.Round(time.Millisecond), o.bound, o.writes, len(o.sampled.overBound),
+		o.readsPerSec, 100*o.reads.hitRatio(), o.originLoads, o.latency)
+	if o.clientSide {
+		s += fmt.Sprintf("; client-side hits served old values up to %s after the invalidation", o.hits.maxLocal.Round(time.Microsecond))
 	}
-	return cell, nil
+	if o.staleAtEnd > 0 {
+		s += fmt.Sprintf("; %d of %d entries older than the origin at the end", o.staleAtEnd, o.records)
+	}
+	if o.readsFailed > 0 || o.writesFailed > 0 {
+		s += fmt.Sprintf("; %d reads and %d writes failed", o.readsFailed, o.writesFailed)
+	}
+	return s
 }
 
 // think pauses a reader after a read (see Think).
@@ -426,9 +478,10 @@ func (s *CacheStaleness) think(ctx context.Context) error {
 // write runs writer wi until ctx ends: it updates its records in turn, in
 // bursts of two writes BurstGap apart, pausing between bursts. An update
 // that has begun runs to its end (origin and invalidation) even when ctx
-// ends meanwhile, so no write is left half done. It returns the number of
-// writes.
-func (s *CacheStaleness) write(ctx context.Context, cache impl.Cache, log *writeLog, ids []string, wi int, seed uint64) (int64, error) {
+// ends meanwhile, so no write is left half done. An update that fails is
+// noted and the writer goes on. It returns the number of writes that
+// succeeded and the errors of those that failed.
+func (s *CacheStaleness) write(ctx context.Context, cache impl.Cache, log *writeLog, ids []string, wi int, seed uint64) (int64, []error) {
 	rng := rand.New(rand.NewPCG(seed, uint64(1<<32+wi)))
 	var mine []string
 	for i := wi; i < len(ids); i += s.Writers {
@@ -445,22 +498,24 @@ func (s *CacheStaleness) write(ctx context.Context, cache impl.Cache, log *write
 		return nil
 	}
 	var n int64
+	var failed []error
 	for i := 0; ; i++ {
 		id := mine[i%len(mine)]
 		for b := range 2 {
 			if b > 0 {
 				if err := impl.Sleep(ctx, s.burstGap()); err != nil {
-					return n, err
+					return n, failed
 				}
 			}
 			if err := update(id); err != nil {
-				return n, err
+				failed = append(failed, err)
+				continue
 			}
 			n++
 		}
 		p := s.pause()
 		if err := impl.Sleep(ctx, p/2+time.Duration(rng.Int64N(int64(p/2)+1))); err != nil {
-			return n, err
+			return n, failed
 		}
 	}
 }

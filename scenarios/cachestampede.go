@@ -236,66 +236,124 @@ func (s *CacheStampede) Run(ctx context.Context, env *Env, strategy string) (res
 	// The origin is the database: its own log says how many loads each
 	// expiry caused, and which instance made them.
 	expiries := groupExpiries(o.LoadLog(), s.window())
-	var maxLoads, maxPerInstance, total int
+	out := stampedeOutcome{
+		strategy: strategy, instances: s.Instances, workers: conc, expiries: int64(len(expiries)),
+		reads: cacheReads(tallies), failed: stats.ErrorCount(), readsPerSec: stats.Throughput(),
+		latency: cacheLatencyLine(cell.Steps), originVersion: rec.Version,
+	}
 	for _, e := range expiries {
-		maxLoads = max(maxLoads, e.loads)
-		total += e.loads
+		out.maxLoads = max(out.maxLoads, int64(e.loads))
+		out.loads += int64(e.loads)
 		for _, n := range e.perInstance {
-			maxPerInstance = max(maxPerInstance, n)
+			out.maxPerInstance = max(out.maxPerInstance, int64(n))
 		}
 	}
-	if len(expiries) < 2 && !stats.Interrupted {
-		return cell, fmt.Errorf("the hot key was loaded for %d expiries in %s; the scenario needs at least 2 (TTL %s)", len(expiries), dur, s.TTL)
+	cell.Figures = cacheReadFigures(out.reads, cell.Steps)
+	out.fill(cell.Figures, o.Loads())
+	if len(expiries) < 2 && !stats.Interrupted && out.failed == 0 {
+		// Not the strategy's doing: the machine did not get through two
+		// expiries (a cell with failed reads is the runner's to judge).
+		return cell, JudgementError(fmt.Errorf("the hot key was loaded for %d expiries in %s; the scenario needs at least 2 (TTL %s)", len(expiries), dur, s.TTL))
 	}
-	sum := cacheReads(tallies)
-	wrongReads := sum.wrong
 
 	// Read the entry back through the neutral client: it must be the
-	// origin's record.
+	// origin's record. A failure of paybench's own leaves the cell
+	// INCONCLUSIVE with the figures above.
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	entry, err := env.Admin.HMGet(vctx, impl.CacheKey(env.Keys, hotID), "v", "d").Result()
 	if err != nil {
-		return cell, fmt.Errorf("read the hot entry back: %w", err)
+		return cell, JudgementError(fmt.Errorf("read the hot entry back: %w", err))
 	}
-	entryOK := entry[0] == nil || (fmt.Sprint(entry[0]) == strconv.FormatInt(rec.Version, 10) && fmt.Sprint(entry[1]) == rec.Value)
-
-	cell.Figures = cacheReadFigures(sum, cell.Steps)
-	mean := 0.0
-	if len(expiries) > 0 {
-		mean = float64(total) / float64(len(expiries))
-	}
-	cell.Figures["instances"] = float64(s.Instances)
-	cell.Figures["workers"] = float64(conc)
-	cell.Figures["origin_loads"] = float64(o.Loads())
-	cell.Figures["expiries"] = float64(len(expiries))
-	cell.Figures["loads_per_expiry_max"] = float64(maxLoads)
-	cell.Figures["loads_per_expiry_mean"] = mean
-	cell.Figures["loads_per_instance_expiry_max"] = float64(maxPerInstance)
-	cell.Figures["reads_per_s"] = stats.Throughput()
-	cell.Figures["errors"] = float64(stats.ErrorCount())
-	cell.Figures["wrong_reads"] = float64(wrongReads)
-
-	cell.Invariants = []result.Invariant{
-		Check("loads per expiry <= instances", maxLoads <= s.Instances,
-			"the worst of %d expiries caused %d loads from the origin; %d instances (%d workers); %d loads in all",
-			len(expiries), maxLoads, s.Instances, conc, total),
-	}
-	switch strategy {
-	case impl.CacheSingleflight, impl.CacheClientSide:
-		cell.Invariants = append(cell.Invariants, Check("loads per instance per expiry <= 1", maxPerInstance <= 1,
-			"the worst instance loaded %d times for one expiry", maxPerInstance))
-	case impl.CacheLock, impl.CacheEarly:
-		cell.Invariants = append(cell.Invariants, Check("loads per expiry <= 1", maxLoads <= 1,
-			"the worst expiry caused %d loads across %d instances", maxLoads, s.Instances))
-	}
-	cell.Invariants = append(cell.Invariants,
-		Check("every read answered with the origin's record", stats.ErrorCount() == 0 && wrongReads == 0,
-			"%d reads failed, %d returned another record", stats.ErrorCount(), wrongReads),
-		Check("the cached entry is the origin's record", entryOK,
-			"entry v=%v d=%v; origin v%d", entry[0], entry[1], rec.Version))
-
-	cell.Summary = fmt.Sprintf("%d expiries, up to %d origin loads per expiry (mean %.1f; %d instances, %d workers); %.0f reads/s, hit ratio %.1f%%; %s",
-		len(expiries), maxLoads, mean, s.Instances, conc, stats.Throughput(), 100*sum.hitRatio(), cacheLatencyLine(cell.Steps))
+	out.entry = entry
+	out.entryOK = entry[0] == nil || (fmt.Sprint(entry[0]) == strconv.FormatInt(rec.Version, 10) && fmt.Sprint(entry[1]) == rec.Value)
+	cell.Invariants = out.invariants()
+	cell.Summary = out.summary()
 	return cell, nil
+}
+
+// stampedeOutcome is what a cache-stampede cell's verdict is made of: its
+// figures, its invariants and its summary are all computed from it.
+type stampedeOutcome struct {
+	strategy           string
+	instances, workers int
+	expiries           int64
+	maxLoads, loads    int64 // per expiry: the most, and all of them
+	maxPerInstance     int64 // the most loads of one instance for one expiry
+	reads              cacheReadTally
+	failed             int64 // reads that failed
+	readsPerSec        float64
+	latency            string // cacheLatencyLine
+	entry              []any  // the entry read back: v, d
+	entryOK            bool
+	originVersion      int64
+}
+
+// meanLoads is the mean number of loads per expiry.
+func (o stampedeOutcome) meanLoads() float64 {
+	if o.expiries == 0 {
+		return 0
+	}
+	return float64(o.loads) / float64(o.expiries)
+}
+
+// fill adds the outcome's figures to f; originLoads is the origin's own
+// count.
+func (o stampedeOutcome) fill(f map[string]float64, originLoads int64) {
+	f["instances"] = float64(o.instances)
+	f["workers"] = float64(o.workers)
+	f["origin_loads"] = float64(originLoads)
+	f["expiries"] = float64(o.expiries)
+	f["loads_per_expiry_max"] = float64(o.maxLoads)
+	f["loads_per_expiry_mean"] = o.meanLoads()
+	f["loads_per_instance_expiry_max"] = float64(o.maxPerInstance)
+	f["reads_per_s"] = o.readsPerSec
+	f["errors"] = float64(o.failed)
+	f["wrong_reads"] = float64(o.reads.wrong)
+}
+
+// readsRight reports whether every read answered the origin's record.
+func (o stampedeOutcome) readsRight() bool { return o.failed == 0 && o.reads.wrong == 0 }
+
+// invariants judges the outcome.
+func (o stampedeOutcome) invariants() []result.Invariant {
+	inv := []result.Invariant{
+		Check("loads per expiry <= instances", o.maxLoads <= int64(o.instances),
+			"the worst of %d expiries caused %d loads from the origin; %d instances (%d workers); %d loads in all",
+			o.expiries, o.maxLoads, o.instances, o.workers, o.loads),
+	}
+	switch o.strategy {
+	case impl.CacheSingleflight, impl.CacheClientSide:
+		inv = append(inv, Check("loads per instance per expiry <= 1", o.maxPerInstance <= 1,
+			"the worst instance loaded %d times for one expiry", o.maxPerInstance))
+	case impl.CacheLock, impl.CacheEarly:
+		inv = append(inv, Check("loads per expiry <= 1", o.maxLoads <= 1,
+			"the worst expiry caused %d loads across %d instances", o.maxLoads, o.instances))
+	}
+	return append(inv,
+		Check("every read answered with the origin's record", o.readsRight(),
+			"%d reads failed, %d returned another record", o.failed, o.reads.wrong),
+		Check("the cached entry is the origin's record", o.entryOK,
+			"entry v=%v d=%v; origin v%d", o.entryValue(0), o.entryValue(1), o.originVersion))
+}
+
+// entryValue is field i of the entry read back (nil when none was read).
+func (o stampedeOutcome) entryValue(i int) any {
+	if i < len(o.entry) {
+		return o.entry[i]
+	}
+	return nil
+}
+
+// summary is the cell's line, from the same figures as its invariants.
+func (o stampedeOutcome) summary() string {
+	s := fmt.Sprintf("%d expiries, up to %d origin loads per expiry (mean %.1f; %d instances, %d workers); %.0f reads/s, hit ratio %.1f%%; %s",
+		o.expiries, o.maxLoads, o.meanLoads(), o.instances, o.workers, o.readsPerSec, 100*o.reads.hitRatio(), o.latency)
+	if !o.readsRight() {
+		s += fmt.Sprintf("; %d reads failed, %d returned another record", o.failed, o.reads.wrong)
+	}
+	if !o.entryOK {
+		s += "; the cached entry is not the origin's record"
+	}
+	return s
 }

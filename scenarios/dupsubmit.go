@@ -90,13 +90,25 @@ func (d *DupSubmit) Params() map[string]string {
 // dupSubmitRecord is what the clients saw of one request.
 type dupSubmitRecord struct {
 	fp        string
-	accepted  []string // ids of the copies the guard accepted, to process
-	originals []string // OriginalID told to each refused copy
+	accepted  []string           // ids of the copies the guard accepted, to process
+	originals []string           // OriginalID told to each refused copy
+	failed    []dupSubmitFailure // the copies whose Submit failed, in copy order
+}
+
+// dupSubmitFailure is one copy whose Submit failed.
+type dupSubmitFailure struct {
+	id  string
+	err error
 }
 
 // dupSubmitWriteChunk is how many requests' processed ids one pipeline
-// pushes.
+// pushes, and how many requests one read-back transaction reads.
 const dupSubmitWriteChunk = 500
+
+// dupSubmitExpirySlack is the lower bound's extra tolerance: the server
+// stamps a claim's expiry with the clock it caches per event-loop
+// iteration, which may run behind the TIME read at the start.
+const dupSubmitExpirySlack = 100 * time.Millisecond
 
 // dupSubmitWorker is one worker's records, on its own cache line.
 type dupSubmitWorker struct {
@@ -124,6 +136,12 @@ func (d *DupSubmit) Run(ctx context.Context, env *Env, strategy string) (result.
 		cfg.Requests, cfg.Duration = 0, env.Common.Duration
 	}
 	processedKey := func(fp string) string { return env.Keys.Tagged("dupsubmit-processed", fp) }
+	// Every guard key is claimed after this moment, so it must expire no
+	// earlier than a window after it.
+	started, err := env.Admin.Time(ctx).Result()
+	if err != nil {
+		return cell, fmt.Errorf("read the server's TIME: %w", err)
+	}
 
 	workers := make([]dupSubmitWorker, conc)
 	copies := d.Copies
@@ -141,7 +159,7 @@ func (d *DupSubmit) Run(ctx context.Context, env *Env, strategy string) (result.
 			wg.Go(func() {
 				<-start
 				begin := time.Now()
-				subs[i], errs[i] = guard.Submit(ctx, fp, req+"#"+strconv.Itoa(i))
+				subs[i], errs[i] = guard.Submit(ctx, fp, dupSubmitID(req, i))
 				took[i] = time.Since(begin)
 			})
 		}
@@ -150,14 +168,14 @@ func (d *DupSubmit) Run(ctx context.Context, env *Env, strategy string) (result.
 		rec := dupSubmitRecord{fp: fp}
 		for i := range copies {
 			w.Observe(0, took[i])
-			if errs[i] != nil {
-				continue
-			}
-			if !subs[i].Accepted {
+			switch {
+			case errs[i] != nil:
+				rec.failed = append(rec.failed, dupSubmitFailure{id: dupSubmitID(req, i), err: errs[i]})
+			case !subs[i].Accepted:
 				rec.originals = append(rec.originals, subs[i].OriginalID)
-				continue
+			default:
+				rec.accepted = append(rec.accepted, subs[i].OriginalID)
 			}
-			rec.accepted = append(rec.accepted, subs[i].OriginalID)
 		}
 		workers[w.ID].records = append(workers[w.ID].records, rec)
 		return errors.Join(errs...)
@@ -171,37 +189,6 @@ func (d *DupSubmit) Run(ctx context.Context, env *Env, strategy string) (result.
 	for _, w := range workers {
 		recs = append(recs, w.records...)
 	}
-	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := processSubmissions(vctx, env.Admin, recs, processedKey); err != nil {
-		return cell, err
-	}
-	processed, stored, err := d.readBack(vctx, env.Admin, recs, processedKey, env.Keys)
-	if err != nil {
-		return cell, err
-	}
-
-	var accepted, refused, dupRequests, extra, lost, wrongID, keyMismatch int64
-	for i, rec := range recs {
-		accepted += int64(len(rec.accepted))
-		refused += int64(len(rec.originals))
-		p := processed[i]
-		switch {
-		case len(p) > 1:
-			dupRequests++
-			extra += int64(len(p) - 1)
-		case len(p) == 0:
-			lost++
-		}
-		for _, orig := range rec.originals {
-			if len(p) != 1 || orig != p[0] {
-				wrongID++
-			}
-		}
-		if len(p) != 1 || stored[i] != p[0] {
-			keyMismatch++
-		}
-	}
 	n := int64(len(recs))
 	sub := result.Summarize(stats.Steps["submit"])
 	submissions := n * int64(copies)
@@ -210,41 +197,297 @@ func (d *DupSubmit) Run(ctx context.Context, env *Env, strategy string) (result.
 		perSec = float64(submissions) / stats.Elapsed.Seconds()
 	}
 	cell.Figures = map[string]float64{
-		"requests":                 float64(n),
-		"copies":                   float64(copies),
-		"submissions":              float64(submissions),
-		"submissions_per_s":        perSec,
-		"submit_p50_us":            float64(sub.P50),
-		"submit_p99_us":            float64(sub.P99),
-		"submit_max_us":            float64(sub.Max),
-		"accepted":                 float64(accepted),
-		"refused":                  float64(refused),
-		"processed_more_than_once": float64(dupRequests),
-		"duplicates_processed":     float64(extra),
-		"never_processed":          float64(lost),
-		"wrong_original_id":        float64(wrongID),
-		"guard_key_mismatch":       float64(keyMismatch),
-		"errors":                   float64(stats.ErrorCount()),
+		"requests":          float64(n),
+		"copies":            float64(copies),
+		"submissions":       float64(submissions),
+		"submissions_per_s": perSec,
+		"submit_p50_us":     float64(sub.P50),
+		"submit_p99_us":     float64(sub.P99),
+		"submit_max_us":     float64(sub.Max),
+		"window_ms":         float64(d.Window.Milliseconds()),
+		"errors":            float64(stats.ErrorCount()),
 	}
-	cell.Invariants = []result.Invariant{
-		Check("each request processed exactly once", dupRequests == 0 && lost == 0,
-			"%d requests × %d copies: %d processed more than once (%d duplicate effects), %d never processed",
-			n, copies, dupRequests, extra, lost),
-		Check("repeats told the original's id", wrongID == 0,
-			"%d copies refused; %d were told an id other than the one submission processed", refused, wrongID),
-		Check("guard key names the processed submission", keyMismatch == 0,
-			"%d requests whose guard key does not hold the id of their one processed submission", keyMismatch),
-		Check("every submission answered", stats.ErrorCount() == 0,
-			"%d submissions failed", stats.ErrorCount()),
+
+	// From here on paybench processes the accepted submissions and reads
+	// the server back: a failure of its own is not the guard's, and leaves
+	// the cell INCONCLUSIVE with the figures above.
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := processSubmissions(vctx, env.Admin, recs, processedKey); err != nil {
+		return cell, JudgementError(err)
 	}
-	if dupRequests > 0 {
-		cell.Summary = fmt.Sprintf("%d of %d requests processed more than once: %d duplicate effects from %d copies each",
-			dupRequests, n, extra, copies)
-	} else {
-		cell.Summary = fmt.Sprintf("%d requests × %d copies: each processed once; %d repeats refused with the original's id",
-			n, copies, refused-wrongID)
+	server, err := d.readBack(vctx, env.Admin, recs, processedKey, env.Keys)
+	if err != nil {
+		return cell, JudgementError(err)
 	}
+	out := judgeDupSubmit(strategy, int64(copies), d.Window, started.UnixMicro(), recs, server, env.Backend.Classify)
+	out.figures(cell.Figures)
+	cell.Settled = out.settledOps
+	cell.Invariants = out.invariants()
+	cell.Summary = out.summary()
 	return cell, nil
+}
+
+// dupSubmitID is the id of copy i of request req.
+func dupSubmitID(req string, i int) string { return req + "#" + strconv.Itoa(i) }
+
+// dupSubmitServer is what the server holds for one request after the run.
+type dupSubmitServer struct {
+	// processed lists the ids processed for the request.
+	processed []string
+	// claimant is the guard key's value: the id of the submission that
+	// claimed the fingerprint ("" when the key is gone).
+	claimant string
+	// expiry is when the guard key expires (server µs), or expiryGone,
+	// expiryNever; read at server time now (µs), in the same transaction,
+	// with slack µs of tolerance (expiryReader.slack).
+	expiry, now, slack int64
+}
+
+// A guard key's expiry when it has none.
+const (
+	expiryGone  = -2 // the key no longer exists
+	expiryNever = -1 // the key exists with no expiry
+)
+
+// dupSubmitOutcome is what a duplicate-submit cell's verdict is made of:
+// its figures, its invariants and its summary are all computed from it.
+type dupSubmitOutcome struct {
+	strategy         string
+	requests, copies int64
+	window           time.Duration
+
+	accepted, refused int64 // answers to the clients
+	// The requests' fates, counting a claim whose reply was lost (settled
+	// against the guard key) as the one submission let through.
+	dupRequests, extra, never int64
+	wrongID, keyMismatch      int64
+	claimLost                 int64 // requests whose claimant's reply was lost
+	unreached                 int64 // requests whose every copy failed without applying (not judged)
+	keysExpired               int64 // guard keys gone at read-back, legitimately (not judged)
+
+	// Failed submissions: lostReplies had an unknown outcome and were
+	// settled (lostClaimed of them had claimed their request); unsettled
+	// could not be; settledOps counts the operations (requests) whose
+	// every failure was settled, for Cell.Settled.
+	failed, lostReplies, lostClaimed, unsettled, settledOps int64
+
+	// The guard keys' expiries.
+	expiryRead, noExpiry, early, late, missing int64
+	expiryFirst                                string
+}
+
+// judgeDupSubmit judges each request from what its clients saw (recs) and
+// what the server holds (server, index for index). classify names a
+// failed submission's class (the backend's). started is the server time
+// (µs) before the first submission. A failed submission whose outcome is
+// unknown is settled, for the dedupe guard, by the guard key: the copy
+// whose id it holds claimed the fingerprint (its SET applied; the request
+// was let through once, by it), any other copy's SET changed nothing;
+// and a key gone before a window since the start could have passed was
+// never claimed, so no copy's SET applied (when every copy failed so, the
+// request never reached the guard and is not judged). A key gone later
+// expired and settles nothing. The naive guard overwrites the key, so its
+// failures cannot be settled.
+func judgeDupSubmit(strategy string, copies int64, window time.Duration, started int64, recs []dupSubmitRecord, server []dupSubmitServer, classify func(error) string) dupSubmitOutcome {
+	o := dupSubmitOutcome{strategy: strategy, requests: int64(len(recs)), copies: copies, window: window}
+	w := window.Microseconds()
+	for i, rec := range recs {
+		srv := server[i]
+		// Claims may land a little before the start as the server's cached
+		// clock runs: the lower bound takes the read's slack and
+		// dupSubmitExpirySlack.
+		slack := srv.slack + dupSubmitExpirySlack.Microseconds()
+		o.accepted += int64(len(rec.accepted))
+		o.refused += int64(len(rec.originals))
+		answered := len(rec.accepted)+len(rec.originals) > 0
+		// The guard key tells who claimed the fingerprint: the id it holds,
+		// or nobody when it is gone before a window could have passed
+		// since the run began. Gone later, it expired and tells nothing.
+		expired := srv.expiry == expiryGone && srv.now >= started+w-slack
+		// Every copy failed and none applied: the request never reached
+		// the guard, which had nothing to judge.
+		unreached := !answered && srv.expiry == expiryGone && !expired
+
+		// The failed copies.
+		lostClaim, allSettled := false, true
+		var errs []error
+		for _, f := range rec.failed {
+			o.failed++
+			errs = append(errs, f.err)
+			class := classify(f.err)
+			if !impl.MayHaveApplied(class) {
+				o.unsettled++ // it surely did not apply, but the runner must see it failed
+				allSettled = false
+				continue
+			}
+			if strategy != impl.DedupeSetNX || expired {
+				o.unsettled++
+				allSettled = false
+				continue
+			}
+			o.lostReplies++
+			if srv.claimant == f.id {
+				o.lostClaimed++
+				lostClaim = true
+			}
+		}
+		if len(rec.failed) > 0 && allSettled && unknownOutcome(classify(errors.Join(errs...))) {
+			o.settledOps++
+		}
+		if lostClaim {
+			o.claimLost++
+		}
+		if unreached {
+			o.unreached++
+			continue
+		}
+
+		// The one submission let through: processed, or a claim whose
+		// reply was lost.
+		p := srv.processed
+		through := int64(len(p))
+		winner := ""
+		switch {
+		case lostClaim:
+			through++
+			if len(p) == 0 {
+				winner = srv.claimant
+			}
+		case len(p) == 1:
+			winner = p[0]
+		}
+		switch {
+		case through > 1:
+			o.dupRequests++
+			o.extra += through - 1
+		case through == 0:
+			o.never++
+		}
+		for _, orig := range rec.originals {
+			if winner == "" || orig != winner {
+				o.wrongID++
+			}
+		}
+
+		// The guard key: its value and its expiry.
+		switch {
+		case expired:
+			o.keysExpired++
+		case winner == "" || srv.claimant != winner:
+			o.keyMismatch++
+		}
+		switch at := srv.expiry; {
+		case at == expiryGone && !expired:
+			o.note(&o.missing, rec.fp, "gone before its window could have ended")
+		case at == expiryGone:
+		case at == expiryNever:
+			o.expiryRead++
+			o.note(&o.noExpiry, rec.fp, "no expiry: it would never expire")
+		default:
+			o.expiryRead++
+			switch {
+			case at < started+w-slack:
+				o.note(&o.early, rec.fp, fmt.Sprintf("expires %s before a window after the run began", time.Duration(started+w-at)*time.Microsecond))
+			case at > srv.now+w+srv.slack:
+				o.note(&o.late, rec.fp, fmt.Sprintf("expires in %s, more than the window", time.Duration(at-srv.now)*time.Microsecond))
+			}
+		}
+	}
+	return o
+}
+
+// note records a guard key expiry violation.
+func (o *dupSubmitOutcome) note(counter *int64, fp, what string) {
+	*counter++
+	if o.expiryFirst == "" {
+		o.expiryFirst = fmt.Sprintf("dedupe:{%.12s…}: %s", fp, what)
+	}
+}
+
+// expiryViolations counts the guard keys out of their expiry.
+func (o dupSubmitOutcome) expiryViolations() int64 { return o.noExpiry + o.early + o.late + o.missing }
+
+// figures adds the outcome's figures to f.
+func (o dupSubmitOutcome) figures(f map[string]float64) {
+	f["accepted"] = float64(o.accepted)
+	f["refused"] = float64(o.refused)
+	f["processed_more_than_once"] = float64(o.dupRequests)
+	f["duplicates_processed"] = float64(o.extra)
+	f["never_processed"] = float64(o.never)
+	f["wrong_original_id"] = float64(o.wrongID)
+	f["guard_key_mismatch"] = float64(o.keyMismatch)
+	f["guard_keys_expired"] = float64(o.keysExpired)
+	f["guard_keys_without_expiry"] = float64(o.noExpiry)
+	f["guard_keys_expiry_out_of_window"] = float64(o.early + o.late + o.missing)
+	f["submissions_failed"] = float64(o.failed)
+	f["replies_lost_settled"] = float64(o.lostReplies)
+	f["replies_lost_claimed"] = float64(o.lostClaimed)
+	f["submissions_unsettled"] = float64(o.unsettled)
+	f["requests_unreached"] = float64(o.unreached)
+}
+
+// invariants judges the outcome.
+func (o dupSubmitOutcome) invariants() []result.Invariant {
+	first := o.expiryFirst
+	if first == "" {
+		first = "none"
+	}
+	lostClaims, expired := "", ""
+	if o.claimLost > 0 || o.unreached > 0 {
+		lostClaims = fmt.Sprintf("; %d let through by a claim whose reply was lost, %d never reached the guard", o.claimLost, o.unreached)
+	}
+	if o.keysExpired > 0 {
+		expired = fmt.Sprintf(" (%d keys expired before the read-back, not judged)", o.keysExpired)
+	}
+	return []result.Invariant{
+		Check("each request processed exactly once", o.dupRequests == 0 && o.never == 0,
+			"%d requests × %d copies: %d processed more than once (%d duplicate effects), %d never processed%s",
+			o.requests, o.copies, o.dupRequests, o.extra, o.never, lostClaims),
+		Check("repeats told the original's id", o.wrongID == 0,
+			"%d copies refused; %d were told an id other than the one submission let through", o.refused, o.wrongID),
+		Check("guard key names the processed submission", o.keyMismatch == 0,
+			"%d requests whose guard key does not hold the id of their one submission let through%s", o.keyMismatch, expired),
+		Check("guard keys expire after the window", o.expiryViolations() == 0,
+			"%d guard key expiries read, each due a window (%s) after its claim: %d without an expiry, %d gone or due too early, %d due too late; first: %s",
+			o.expiryRead, o.window, o.noExpiry, o.early+o.missing, o.late, first),
+		Check("every submission answered or settled", o.unsettled == 0,
+			"%d submissions failed: %d lost their reply and were settled against the guard key (%d had claimed it; %d requests never reached the guard), %d could not be settled",
+			o.failed, o.lostReplies, o.lostClaimed, o.unreached, o.unsettled),
+	}
+}
+
+// summary is the cell's line, from the same figures as its invariants.
+func (o dupSubmitOutcome) summary() string {
+	var s string
+	switch {
+	case o.dupRequests > 0:
+		s = fmt.Sprintf("%d of %d requests processed more than once: %d duplicate effects from %d copies each",
+			o.dupRequests, o.requests, o.extra, o.copies)
+	case o.never > 0:
+		s = fmt.Sprintf("%d of %d requests never processed (%d copies each)", o.never, o.requests, o.copies)
+	case o.unreached > 0:
+		s = fmt.Sprintf("%d requests × %d copies: each of the %d that reached the guard processed once", o.requests, o.copies, o.requests-o.unreached)
+	default:
+		s = fmt.Sprintf("%d requests × %d copies: each processed once", o.requests, o.copies)
+	}
+	switch {
+	case o.wrongID > 0:
+		s += fmt.Sprintf("; %d of %d refused repeats were told another id than the one let through", o.wrongID, o.refused)
+	case o.refused > 0:
+		s += fmt.Sprintf("; %d repeats refused with the original's id", o.refused)
+	}
+	if o.keyMismatch > 0 {
+		s += fmt.Sprintf("; %d guard keys do not name the submission let through", o.keyMismatch)
+	}
+	if v := o.expiryViolations(); v > 0 {
+		s += fmt.Sprintf("; %d guard keys out of the window's expiry (%d never expire)", v, o.noExpiry)
+	}
+	s += lostRepliesClause(o.lostReplies, o.lostClaimed, "claimed their request")
+	if o.unsettled > 0 {
+		s += fmt.Sprintf("; %d failed submissions not settled", o.unsettled)
+	}
+	return s
 }
 
 // processSubmissions processes every accepted submission: it pushes its id
@@ -268,37 +511,58 @@ func processSubmissions(ctx context.Context, admin *redis.Client, recs []dupSubm
 	return nil
 }
 
-// readBack reads, for every record, the server's processed list and the
-// guard key's value ("" when missing), in pipelines.
-func (d *DupSubmit) readBack(ctx context.Context, admin *redis.Client, recs []dupSubmitRecord, processedKey func(string) string, ks impl.Keyspace) ([][]string, []string, error) {
-	processed := make([][]string, len(recs))
-	stored := make([]string, len(recs))
-	const chunk = 500
-	for lo := 0; lo < len(recs); lo += chunk {
-		hi := min(lo+chunk, len(recs))
+// readBack reads, for every record, the server's processed list, the guard
+// key's value and its expiry (expiryReader), with the server's TIME, in one
+// transaction per dupSubmitWriteChunk requests.
+func (d *DupSubmit) readBack(ctx context.Context, admin *redis.Client, recs []dupSubmitRecord, processedKey func(string) string, ks impl.Keyspace) ([]dupSubmitServer, error) {
+	out := make([]dupSubmitServer, len(recs))
+	var r expiryReader
+	for lo := 0; lo < len(recs); {
+		hi := min(lo+dupSubmitWriteChunk, len(recs))
+		var clock *redis.TimeCmd
 		lists := make([]*redis.StringSliceCmd, hi-lo)
 		gets := make([]*redis.StringCmd, hi-lo)
-		_, err := admin.Pipelined(ctx, func(p redis.Pipeliner) error {
+		ttls := make([]*redis.Cmd, hi-lo)
+		_, err := admin.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			clock = p.Time(ctx)
 			for i := lo; i < hi; i++ {
+				key := impl.DedupeKey(ks, recs[i].fp)
 				lists[i-lo] = p.LRange(ctx, processedKey(recs[i].fp), 0, -1)
-				gets[i-lo] = p.Get(ctx, impl.DedupeKey(ks, recs[i].fp))
+				gets[i-lo] = p.Get(ctx, key)
+				ttls[i-lo] = r.queue(ctx, p, key)
 			}
 			return nil
 		})
+		if err != nil && r.retry(ttls[0]) {
+			continue // the same chunk again, with PTTL
+		}
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, nil, fmt.Errorf("read processed submissions: %w", err)
+			return nil, fmt.Errorf("read processed submissions and guard keys: %w", err)
 		}
+		now := clock.Val().UnixMicro()
 		for i := lo; i < hi; i++ {
-			processed[i] = lists[i-lo].Val()
-			if err := lists[i-lo].Err(); err != nil {
-				return nil, nil, fmt.Errorf("read processed submissions: %w", err)
+			s := &out[i]
+			s.now, s.slack = now, r.slack()
+			var err error
+			if s.processed, err = lists[i-lo].Result(); err != nil {
+				return nil, fmt.Errorf("read processed submissions: %w", err)
 			}
-			v, err := gets[i-lo].Result()
-			if err != nil && !errors.Is(err, redis.Nil) {
-				return nil, nil, fmt.Errorf("read guard key: %w", err)
+			if s.claimant, err = gets[i-lo].Result(); err != nil && !errors.Is(err, redis.Nil) {
+				return nil, fmt.Errorf("read guard key: %w", err)
 			}
-			stored[i] = v
+			at, gone, never, err := r.at(ttls[i-lo], now)
+			switch {
+			case err != nil:
+				return nil, fmt.Errorf("read guard key's expiry: %w", err)
+			case gone:
+				s.expiry = expiryGone
+			case never:
+				s.expiry = expiryNever
+			default:
+				s.expiry = at
+			}
 		}
+		lo = hi
 	}
-	return processed, stored, nil
+	return out, nil
 }

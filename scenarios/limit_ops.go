@@ -11,6 +11,7 @@ import (
 
 	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/reports/result"
 )
 
 func init() {
@@ -94,6 +95,14 @@ func setupLimitAllow(ctx context.Context, env *LoadEnv, strategy string) (*Load,
 				return nil, err
 			}
 			f["memory_bytes_per_key"] = float64(mem)
+			// The keys' expiries as the load left them (figures only: a
+			// load cell has no invariants; the rate-limit scenario judges
+			// them).
+			e, err := scanLimitExpiries(ctx, env.Admin, opts)
+			if err != nil {
+				return nil, err
+			}
+			limitExpiryFigures(f, e)
 			return f, nil
 		},
 	}, nil
@@ -142,4 +151,51 @@ func setupDedupeSubmit(ctx context.Context, env *LoadEnv, strategy string) (*Loa
 			}, nil
 		},
 	}, nil
+}
+
+// Outcomes shared by the guard scenarios (rate-limit, duplicate-submit,
+// the lock and the cache scenarios).
+
+// addFailures counts operations of the backend under test that ran beside
+// the engine (the rate-limit's steady client, the staleness writers) and
+// failed, as the engine counts its own: each is one operation of the cell
+// and one error of its class (classify: the backend's), and the first
+// message of each class is kept as its sample. The runner then sees them:
+// a cell whose operations failed is not judged on its invariants alone.
+func addFailures(c *result.Cell, classify func(error) string, errs []error) {
+	for _, err := range errs {
+		class := classify(err)
+		if class == "" {
+			class = impl.ClassOther
+		}
+		if c.Errors == nil {
+			c.Errors = map[string]int64{}
+		}
+		if c.ErrorSamples == nil {
+			c.ErrorSamples = map[string]string{}
+		}
+		c.Errors[class]++
+		c.Ops++
+		if _, ok := c.ErrorSamples[class]; !ok {
+			c.ErrorSamples[class] = bench.SampleText(err)
+		}
+	}
+}
+
+// unknownOutcome reports whether a failure of class left its outcome
+// unknown — the command may have applied (impl.MayHaveApplied) — and is a
+// failure to the runner, so that settling it against the server means
+// something. A cancellation is neither: the runner counts the caller's own
+// cancellation as a refusal, so it must never count in Cell.Settled.
+func unknownOutcome(class string) bool {
+	return impl.MayHaveApplied(class) && class != impl.ClassCanceled
+}
+
+// lostRepliesClause is the summary's account of the replies a cell lost
+// and settled against the server: "; N replies lost, M had <what>".
+func lostRepliesClause(lost, happened int64, what string) string {
+	if lost == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d replies lost, %d had %s", lost, happened, what)
 }

@@ -1,11 +1,15 @@
 package scenarios
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/impl"
@@ -257,5 +261,80 @@ func TestReplayLimit(t *testing.T) {
 				t.Errorf("fixed-window analysis: %+v", a)
 			}
 		}
+	}
+}
+
+// failCommand is a go-redis hook that fails every command of one name, as
+// a broken connection or a refusing server would fail paybench's own
+// reads and writes.
+type failCommand struct{ name string }
+
+var errInjected = errors.New("ERR injected: paybench's own command failed")
+
+// DialHook implements redis.Hook.
+func (f failCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook implements redis.Hook.
+func (f failCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == f.name {
+			cmd.SetErr(errInjected)
+			return errInjected
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// ProcessPipelineHook implements redis.Hook.
+func (f failCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if c.Name() == f.name {
+				for _, c := range cmds {
+					c.SetErr(errInjected)
+				}
+				return errInjected
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestBookkeepingFailuresAreJudgementErrors fails one command of
+// paybench's own admin client — one only the scenario's bookkeeping after
+// (or beside) the load sends — and checks that the cell comes back with
+// its measured figures and an error marked as a judgement failure
+// (ErrJudgement: the runner makes it INCONCLUSIVE), not as a cell that
+// could not run.
+func TestBookkeepingFailuresAreJudgementErrors(t *testing.T) {
+	for _, tc := range []struct {
+		scenario Scenario
+		strategy string
+		command  string // the admin command that fails
+	}{
+		{newDupSubmit(), impl.DedupeSetNX, "rpush"},
+		{newRateLimit(), impl.LimitGCRA, "zadd"},
+		{newLockRace(), impl.LockToken, "hincrby"},
+		{newLockExpiry(), impl.LockFenced, "lrange"},
+		{newCacheStampede(), impl.CacheLock, "hmget"},
+		{newCacheStaleness(), impl.CacheWriteVersioned, "hmget"},
+	} {
+		t.Run(tc.scenario.Name(), func(t *testing.T) {
+			env, _ := hookedEnv(t, impl.GoRedis, 8)
+			env.Admin.AddHook(failCommand{name: tc.command})
+			smallScenario(t, tc.scenario, env)
+			if err := tc.scenario.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cell, err := tc.scenario.Run(ctx, env, tc.strategy)
+			if !errors.Is(err, ErrJudgement) || !errors.Is(err, errInjected) {
+				t.Fatalf("error %v: want a judgement error wrapping the injected one", err)
+			}
+			if cell.Ops == 0 || len(cell.Figures) == 0 || cell.Latency.Corrected.Count == 0 {
+				t.Errorf("the cell lost what it measured: %d ops, figures %v", cell.Ops, cell.Figures)
+			}
+		})
 	}
 }

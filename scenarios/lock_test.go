@@ -217,3 +217,95 @@ func TestLockAcquireReleaseOperation(t *testing.T) {
 		}
 	}
 }
+
+// healthyLockRace is the outcome of a lock-race cell that held: 20 cycles,
+// all counted, 5 overlaps after expiry.
+func healthyLockRace(strategy string) lockRaceOutcome {
+	return lockRaceOutcome{
+		strategy: strategy, figures: map[string]float64{"acquisitions": 20},
+		acquired: 20, entered: 20, left: 20, counter: 16,
+		overlaps: 5, maxInside: 2, expiredInside: 5, releasesForeign: 3, releasesRefused: 3,
+	}
+}
+
+// TestLockRaceSettle settles failed cycles against what the probe still
+// holds, and checks the books, the settled count and the summary.
+func TestLockRaceSettle(t *testing.T) {
+	const counted = "every critical section was counted"
+	for _, tc := range []struct {
+		name     string
+		strategy string
+		fail     lockRaceFailure
+		inside   bool
+		edit     func(o *lockRaceOutcome) // the probe's figures with the failure
+		broken   []string
+		settled  int64
+		say      string
+	}{
+		{"acquire reply lost", impl.LockToken, lockRaceFailure{stage: lockStageAcquire, err: errLost}, false,
+			func(*lockRaceOutcome) {}, nil, 1, "1 replies lost, 0 had left their holder inside"},
+		{"entry reply lost, entered", impl.LockFenced, lockRaceFailure{stage: lockStageEnter, id: "1:7", err: errLost}, true,
+			func(o *lockRaceOutcome) { o.acquired, o.entered, o.stillInside = 21, 21, 1 }, nil, 1, "1 replies lost, 1 had left their holder inside"},
+		{"entry reply lost, not entered", impl.LockFenced, lockRaceFailure{stage: lockStageEnter, id: "1:7", err: errLost}, false,
+			func(o *lockRaceOutcome) { o.acquired = 21 }, nil, 1, "1 replies lost, 0 had"},
+		{"counter write lost", impl.LockNaive, lockRaceFailure{stage: lockStageSection, id: "1:7", err: errLost}, true,
+			func(o *lockRaceOutcome) { o.acquired, o.entered, o.stillInside = 21, 21, 1 }, nil, 1, "1 replies lost, 1 had"},
+		{"counter written by a holder left inside", impl.LockToken, lockRaceFailure{stage: lockStageSection, id: "1:7", err: errLost}, true,
+			func(o *lockRaceOutcome) { o.acquired, o.entered, o.stillInside, o.counter = 21, 21, 1, 21 }, nil, 1, "at least 0 lost updates of 20"},
+		{"exit reply lost, left", impl.LockToken, lockRaceFailure{stage: lockStageLeave, id: "1:7", err: errLost}, false,
+			func(o *lockRaceOutcome) { o.acquired, o.entered, o.left = 21, 21, 21 }, nil, 1, "1 replies lost, 0 had"},
+		{"token release lost on another's lock", impl.LockToken, lockRaceFailure{stage: lockStageRelease, id: "1:7", foreign: true, err: errLost}, false,
+			func(o *lockRaceOutcome) { o.acquired, o.entered, o.left = 21, 21, 21 }, nil, 1, "1 replies lost"},
+		{"naive release lost on another's lock", impl.LockNaive, lockRaceFailure{stage: lockStageRelease, id: "1:7", foreign: true, err: errLost}, false,
+			func(o *lockRaceOutcome) { o.acquired, o.entered, o.left = 21, 21, 21 }, nil, 0, "1 failed cycles not settled"},
+		{"refused entry", impl.LockToken, lockRaceFailure{stage: lockStageEnter, id: "1:7", err: errNoPerm}, false,
+			func(o *lockRaceOutcome) { o.acquired = 21 }, nil, 0, "1 failed cycles not settled"},
+		{"a holder inside, unaccounted", impl.LockToken, lockRaceFailure{stage: lockStageAcquire, err: errLost}, false,
+			func(o *lockRaceOutcome) { o.stillInside = 1 }, []string{counted}, 1, "the probe's books do not add up"},
+		{"a foreign delete", impl.LockNaive, lockRaceFailure{stage: lockStageAcquire, err: errLost}, false,
+			func(o *lockRaceOutcome) { o.foreignDeletes, o.releasesRefused = 3, 0 }, []string{"no release deleted another holder's lock"}, 1, "3 foreign deletes"},
+		{"a live overlap", impl.LockToken, lockRaceFailure{stage: lockStageAcquire, err: errLost}, false,
+			func(o *lockRaceOutcome) { o.live = 1 }, []string{"never two holders inside on live leases"}, 1, "(1 on live leases"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := healthyLockRace(tc.strategy)
+			tc.edit(&o)
+			o.settle([]lockRaceFailure{tc.fail}, []bool{tc.inside}, impl.Classify)
+			checkSummaryAgrees(t, o.invariants(), o.summary(), tc.broken, tc.say, "")
+			if o.settledOps != tc.settled {
+				t.Errorf("settled %d, want %d", o.settledOps, tc.settled)
+			}
+		})
+	}
+}
+
+// TestLockExpirySummaryAgrees breaks one figure of a healthy lock-expiry
+// outcome at a time: the summary must say what the invariants say.
+func TestLockExpirySummaryAgrees(t *testing.T) {
+	healthy := func() lockExpiryOutcome {
+		return lockExpiryOutcome{
+			figures: map[string]float64{"acquisitions": 40}, ttl: 100 * time.Millisecond, paused: 4, overtaken: 4, refused: 4,
+			entries: 40, writes: 40, rejected: 4, resourceFence: 44, finalValue: "44",
+			audit: resourceAudit{firstStale: "none", maxKey: 44, lastKey: 44, lastValue: "44", fenceOrdered: true, maxFence: 44},
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		edit   func(o *lockExpiryOutcome)
+		broken []string
+		say    string
+	}{
+		{"healthy", func(*lockExpiryOutcome) {}, nil, "0 stale writes landed, 4 rejected"},
+		{"stale writes", func(o *lockExpiryOutcome) { o.audit.stale = 3 }, []string{"no stale write landed"}, "3 stale writes landed"},
+		{"not the newest write last", func(o *lockExpiryOutcome) { o.audit.lastKey, o.audit.lastValue, o.finalValue = 43, "43", "43" },
+			[]string{"resource ends with the newest holder's write"}, "ends with acquisition 43's write, not the newest (44)"},
+		{"out of fencing order", func(o *lockExpiryOutcome) { o.audit.fenceOrdered = false },
+			[]string{"resource holds writes in fencing order"}, "out of fencing order"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := healthy()
+			tc.edit(&o)
+			checkSummaryAgrees(t, o.invariants(), o.summary(), tc.broken, tc.say, "")
+		})
+	}
+}

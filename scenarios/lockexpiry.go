@@ -150,7 +150,13 @@ func (s *LockExpiry) Run(ctx context.Context, env *Env, strategy string) (result
 			return err
 		}
 		if pause {
-			if newest, err := epochGet.Run(ctx, []string{epochKey}); err == nil && len(newest) == 1 && newest[0] > epoch {
+			newest, err := epochGet.Run(ctx, []string{epochKey})
+			switch {
+			case err != nil:
+				return fmt.Errorf("epoch after the pause: %w", err)
+			case len(newest) != 1:
+				return fmt.Errorf("epoch after the pause: replied %v", newest)
+			case newest[0] > epoch:
 				t.overtaken++ // another holder took the lock during the pause
 			}
 		}
@@ -168,51 +174,102 @@ func (s *LockExpiry) Run(ctx context.Context, env *Env, strategy string) (result
 		return cell, runErr
 	}
 	stats.Fill(&cell)
-
-	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	res, err := readIntHash(vctx, admin, impl.ResourceKey(env.Keys, lockExpiryResource))
-	if err != nil {
-		return cell, fmt.Errorf("read resource: %w", err)
-	}
-	entries, err := admin.LRange(vctx, impl.ResourceLogKey(env.Keys, lockExpiryResource), 0, -1).Result()
-	if err != nil {
-		return cell, fmt.Errorf("read resource log: %w", err)
-	}
-	finalValue, err := admin.HGet(vctx, impl.ResourceKey(env.Keys, lockExpiryResource), impl.ResourceValue).Result()
-	if err != nil && len(entries) > 0 {
-		return cell, fmt.Errorf("read resource value: %w", err)
-	}
-	audit, err := auditResourceLog(entries)
-	if err != nil {
-		return cell, err
-	}
-
 	sum := lockTallies(r.tallies)
 	f := lockFigures(stats, sum, s.TTL)
 	f["pause_ms"], f["pause_rate"], f["work_ms"] = ms(s.Pause), s.PauseRate, ms(s.Work)
 	f["pauses"] = float64(sum.paused)
 	f["pauses_overtaken"] = float64(sum.overtaken)
-	f["writes_landed"] = float64(len(entries))
-	f["writes_counted"] = float64(res[impl.ResourceWrites])
-	f["stale_writes_landed"] = float64(audit.stale)
-	f["stale_writes_rejected"] = float64(res[impl.ResourceRejected])
 	f["releases_refused"] = float64(sum.refused)
 	cell.Figures = f
 
-	finalOK := len(entries) == 0 || finalValue == audit.lastValue && audit.lastKey == audit.maxKey
-	cell.Invariants = []result.Invariant{
-		Check("no stale write landed", audit.stale == 0,
-			"%d of %d writes in the resource's log landed after a newer holder's write (first: %s); the resource rejected %d",
-			audit.stale, len(entries), audit.firstStale, res[impl.ResourceRejected]),
-		Check("resource ends with the newest holder's write", finalOK,
-			"final value %q from acquisition %d; newest acquisition that wrote: %d", finalValue, audit.lastKey, audit.maxKey),
-		Check("resource holds writes in fencing order", audit.fenceOrdered && res[impl.ResourceFence] == audit.maxFence,
-			"log fences non-decreasing: %t; resource's newest token %d, log's %d", audit.fenceOrdered, res[impl.ResourceFence], audit.maxFence),
+	// From here on paybench reads the resource back: a failure of its own
+	// is not the lock's, and leaves the cell INCONCLUSIVE with the figures
+	// above.
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	res, err := readIntHash(vctx, admin, impl.ResourceKey(env.Keys, lockExpiryResource))
+	if err != nil {
+		return cell, JudgementError(fmt.Errorf("read resource: %w", err))
 	}
-	cell.Summary = lockSummary(f) + fmt.Sprintf("; %d pauses past the %s lease (%d overtaken): %d stale writes landed, %d rejected; %d releases refused",
-		sum.paused, s.TTL, sum.overtaken, audit.stale, res[impl.ResourceRejected], sum.refused)
+	entries, err := admin.LRange(vctx, impl.ResourceLogKey(env.Keys, lockExpiryResource), 0, -1).Result()
+	if err != nil {
+		return cell, JudgementError(fmt.Errorf("read resource log: %w", err))
+	}
+	finalValue, err := admin.HGet(vctx, impl.ResourceKey(env.Keys, lockExpiryResource), impl.ResourceValue).Result()
+	if err != nil && len(entries) > 0 {
+		return cell, JudgementError(fmt.Errorf("read resource value: %w", err))
+	}
+	audit, err := auditResourceLog(entries)
+	if err != nil {
+		return cell, JudgementError(err)
+	}
+
+	out := lockExpiryOutcome{
+		figures: f, ttl: s.TTL, paused: sum.paused, overtaken: sum.overtaken, refused: sum.refused,
+		entries: int64(len(entries)), writes: res[impl.ResourceWrites], rejected: res[impl.ResourceRejected],
+		resourceFence: res[impl.ResourceFence], finalValue: finalValue, audit: audit,
+	}
+	out.fill(f)
+	cell.Invariants = out.invariants()
+	cell.Summary = out.summary()
 	return cell, nil
+}
+
+// lockExpiryOutcome is what a lock-expiry cell's verdict is made of: its
+// figures, its invariants and its summary are all computed from it.
+type lockExpiryOutcome struct {
+	figures                   map[string]float64 // lockFigures, for the summary's head
+	ttl                       time.Duration
+	paused, overtaken         int64
+	refused                   int64 // releases refused
+	entries, writes, rejected int64 // the resource's log length and counters
+	resourceFence             int64 // the newest token the resource accepted
+	finalValue                string
+	audit                     resourceAudit
+}
+
+// fill adds the outcome's figures to f.
+func (o lockExpiryOutcome) fill(f map[string]float64) {
+	f["writes_landed"] = float64(o.entries)
+	f["writes_counted"] = float64(o.writes)
+	f["stale_writes_landed"] = float64(o.audit.stale)
+	f["stale_writes_rejected"] = float64(o.rejected)
+}
+
+// endsNewest reports whether the resource holds the newest holder's write.
+func (o lockExpiryOutcome) endsNewest() bool {
+	return o.entries == 0 || o.finalValue == o.audit.lastValue && o.audit.lastKey == o.audit.maxKey
+}
+
+// fenceOrdered reports whether the resource's log is in fencing order.
+func (o lockExpiryOutcome) fenceOrdered() bool {
+	return o.audit.fenceOrdered && o.resourceFence == o.audit.maxFence
+}
+
+// invariants judges the outcome.
+func (o lockExpiryOutcome) invariants() []result.Invariant {
+	return []result.Invariant{
+		Check("no stale write landed", o.audit.stale == 0,
+			"%d of %d writes in the resource's log landed after a newer holder's write (first: %s); the resource rejected %d",
+			o.audit.stale, o.entries, o.audit.firstStale, o.rejected),
+		Check("resource ends with the newest holder's write", o.endsNewest(),
+			"final value %q from acquisition %d; newest acquisition that wrote: %d", o.finalValue, o.audit.lastKey, o.audit.maxKey),
+		Check("resource holds writes in fencing order", o.fenceOrdered(),
+			"log fences non-decreasing: %t; resource's newest token %d, log's %d", o.audit.fenceOrdered, o.resourceFence, o.audit.maxFence),
+	}
+}
+
+// summary is the cell's line, from the same figures as its invariants.
+func (o lockExpiryOutcome) summary() string {
+	s := lockSummary(o.figures) + fmt.Sprintf("; %d pauses past the %s lease (%d overtaken): %d stale writes landed, %d rejected; %d releases refused",
+		o.paused, o.ttl, o.overtaken, o.audit.stale, o.rejected, o.refused)
+	if !o.endsNewest() {
+		s += fmt.Sprintf("; the resource ends with acquisition %d's write, not the newest (%d)", o.audit.lastKey, o.audit.maxKey)
+	}
+	if !o.fenceOrdered() {
+		s += "; the resource's log is out of fencing order"
+	}
+	return s
 }
 
 // resourceAudit is what a resource's log shows.

@@ -339,6 +339,23 @@ func (k lockRaceKeys) probe() []string { return []string{k.inside, k.stats, k.ow
 
 const lockRaceName = "race"
 
+// Where a lock-race cycle can fail.
+const (
+	lockStageAcquire = "acquire" // taking the lock (its waits included)
+	lockStageEnter   = "enter"   // the probe's entry script
+	lockStageSection = "section" // the counter's read, the work, the counter's write
+	lockStageLeave   = "leave"   // the probe's exit script
+	lockStageRelease = "release" // releasing the lock
+)
+
+// lockRaceFailure is one cycle that failed, and where.
+type lockRaceFailure struct {
+	stage   string
+	id      string // the holder's id, once it held the lock
+	foreign bool   // release: the probe found the lock another holder's
+	err     error
+}
+
 // Run implements Scenario.
 func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.Cell, error) {
 	var cell result.Cell
@@ -369,40 +386,50 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		uniqueTokens = "0"
 	}
 
+	// Each worker notes its failed cycles (where, and the holder's id), to
+	// settle them against the probe after the run.
+	fails := make([][]lockRaceFailure, len(r.tallies))
 	r.start(cfg)
 	stats, runErr := env.Drive(ctx, cfg, func(ctx context.Context, w *bench.Worker) error {
-		lease, ok, err := r.acquire(ctx, w)
-		if err != nil || !ok {
+		fail := func(stage, id string, foreign bool, err error) error {
+			fails[w.ID] = append(fails[w.ID], lockRaceFailure{stage: stage, id: id, foreign: foreign, err: err})
 			return err
+		}
+		lease, ok, err := r.acquire(ctx, w)
+		if err != nil {
+			return fail(lockStageAcquire, "", false, err)
+		}
+		if !ok {
+			return nil
 		}
 		acquired := time.Now()
 		id := strconv.Itoa(w.ID) + ":" + strconv.FormatInt(w.Seq, 10)
 		if _, err := probeEnter.Run(ctx, keys.probe(), id, lease.Token); err != nil {
-			return fmt.Errorf("probe enter: %w", err)
+			return fail(lockStageEnter, id, false, fmt.Errorf("probe enter: %w", err))
 		}
 		// The critical section: an unguarded read-modify-write that only
 		// the lock keeps from losing updates.
 		v, err := counterGet.Run(ctx, []string{keys.counter})
 		if err != nil {
-			return fmt.Errorf("read counter: %w", err)
+			return fail(lockStageSection, id, false, fmt.Errorf("read counter: %w", err))
 		}
 		if len(v) != 1 {
-			return fmt.Errorf("read counter: replied %v", v)
+			return fail(lockStageSection, id, false, fmt.Errorf("read counter: replied %v", v))
 		}
 		if err := impl.Sleep(ctx, drawDuration(w, s.WorkMin, s.WorkMax)); err != nil {
-			return err
+			return fail(lockStageSection, id, false, err)
 		}
 		if _, err := counterSet.Run(ctx, []string{keys.counter}, strconv.FormatInt(v[0]+1, 10)); err != nil {
-			return fmt.Errorf("write counter: %w", err)
+			return fail(lockStageSection, id, false, fmt.Errorf("write counter: %w", err))
 		}
 		left, err := probeLeave.Run(ctx, keys.probe(), id, lease.Token, uniqueTokens)
 		if err != nil {
-			return fmt.Errorf("probe leave: %w", err)
+			return fail(lockStageLeave, id, false, fmt.Errorf("probe leave: %w", err))
 		}
 		foreign := len(left) > 0 && left[0] == 1
 		refused, err := r.release(ctx, w, lease, acquired)
 		if err != nil {
-			return err
+			return fail(lockStageRelease, id, foreign, err)
 		}
 		// A release that went through although the lock belonged to
 		// another holder a moment before.
@@ -415,62 +442,210 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		return cell, runErr
 	}
 	stats.Fill(&cell)
+	sum := lockTallies(r.tallies)
+	f := lockFigures(stats, sum, s.TTL)
+	f["work_min_ms"], f["work_max_ms"] = ms(s.WorkMin), ms(s.WorkMax)
+	cell.Figures = f
 
+	// From here on paybench reads the probe back: a failure of its own is
+	// not the lock's, and leaves the cell INCONCLUSIVE with the figures
+	// above.
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	sum := lockTallies(r.tallies)
 	// The probe's hash also keeps what the holders saw of their releases.
 	if _, err := admin.Pipelined(vctx, func(p redis.Pipeliner) error {
 		p.HIncrBy(vctx, keys.stats, "foreign_deletes", sum.foreignDeletes)
 		p.HIncrBy(vctx, keys.stats, "releases_refused", sum.refused)
 		return nil
 	}); err != nil {
-		return cell, fmt.Errorf("record releases: %w", err)
+		return cell, JudgementError(fmt.Errorf("record releases: %w", err))
 	}
 	server, err := readIntHash(vctx, admin, keys.stats)
 	if err != nil {
-		return cell, fmt.Errorf("read probe stats: %w", err)
+		return cell, JudgementError(fmt.Errorf("read probe stats: %w", err))
 	}
 	counter, err := admin.Get(vctx, keys.counter).Int64()
 	if err != nil {
-		return cell, fmt.Errorf("read counter: %w", err)
+		return cell, JudgementError(fmt.Errorf("read counter: %w", err))
 	}
 	stillInside, err := admin.ZCard(vctx, keys.inside).Result()
 	if err != nil {
-		return cell, fmt.Errorf("read probe: %w", err)
+		return cell, JudgementError(fmt.Errorf("read probe: %w", err))
+	}
+	var failed []lockRaceFailure
+	for _, fs := range fails {
+		failed = append(failed, fs...)
+	}
+	inside, err := lockRaceStillInside(vctx, admin, keys.inside, failed)
+	if err != nil {
+		return cell, JudgementError(err)
 	}
 
-	f := lockFigures(stats, sum, s.TTL)
-	entered, left := server["entered"], server["left"]
-	overlaps, live := server["overlaps"], server["live_overlaps"]
-	foreignDeletes := server["foreign_deletes"]
-	f["work_min_ms"], f["work_max_ms"] = ms(s.WorkMin), ms(s.WorkMax)
-	f["entered"], f["left"] = float64(entered), float64(left)
-	f["counter"] = float64(counter)
-	f["lost_updates"] = float64(left - counter)
-	f["max_inside"] = float64(server["max_inside"])
-	f["overlaps"] = float64(overlaps)
-	f["live_overlaps"] = float64(live)
-	f["expiry_overlaps"] = float64(overlaps - live)
-	f["expired_inside"] = float64(server["expired_inside"])
-	f["releases_foreign"] = float64(server["releases_foreign"])
-	f["releases_refused"] = float64(server["releases_refused"])
-	f["foreign_deletes"] = float64(foreignDeletes)
-	cell.Figures = f
-
-	cell.Invariants = []result.Invariant{
-		Check("no release deleted another holder's lock", foreignDeletes == 0,
-			"%d releases found the lock held by another holder: %d deleted it, %d were refused",
-			server["releases_foreign"], foreignDeletes, server["releases_refused"]),
-		Check("never two holders inside on live leases", live == 0,
-			"at most %d inside at once; %d overlaps: %d while both leases were live, %d after a lease expired under its holder",
-			server["max_inside"], overlaps, live, overlaps-live),
-		Check("every critical section was counted", entered == left && entered == sum.acquired && stillInside == 0,
-			"%d acquisitions, %d entered, %d left, %d still inside", sum.acquired, entered, left, stillInside),
+	out := lockRaceOutcome{
+		strategy: strategy, figures: f, acquired: sum.acquired, counter: counter, stillInside: stillInside,
+		entered: server["entered"], left: server["left"],
+		overlaps: server["overlaps"], live: server["live_overlaps"], maxInside: server["max_inside"],
+		expiredInside: server["expired_inside"], releasesForeign: server["releases_foreign"],
+		releasesRefused: server["releases_refused"], foreignDeletes: server["foreign_deletes"],
 	}
-	cell.Summary = lockSummary(f) + fmt.Sprintf("; max %d inside, %d overlaps (%d on live leases, %d from expiry), %d lost updates of %d; %d foreign deletes, %d releases refused",
-		server["max_inside"], overlaps, live, overlaps-live, left-counter, left, foreignDeletes, server["releases_refused"])
+	out.settle(failed, inside, env.Backend.Classify)
+	out.fill(f)
+	cell.Settled = out.settledOps
+	cell.Invariants = out.invariants()
+	cell.Summary = out.summary()
 	return cell, nil
+}
+
+// lockRaceStillInside reads, for every failed cycle whose holder had the
+// lock, whether the probe still has it inside (it entered and never
+// left), in one pipeline.
+func lockRaceStillInside(ctx context.Context, admin *redis.Client, insideKey string, failed []lockRaceFailure) ([]bool, error) {
+	inside := make([]bool, len(failed))
+	cmds := make([]*redis.FloatCmd, len(failed))
+	_, err := admin.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, f := range failed {
+			if f.id != "" {
+				cmds[i] = p.ZScore(ctx, insideKey, f.id)
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read the probe for failed holders: %w", err)
+	}
+	for i, c := range cmds {
+		if c == nil {
+			continue
+		}
+		switch err := c.Err(); {
+		case err == nil:
+			inside[i] = true
+		case !errors.Is(err, redis.Nil):
+			return nil, fmt.Errorf("read the probe for holder %s: %w", failed[i].id, err)
+		}
+	}
+	return inside, nil
+}
+
+// lockRaceOutcome is what a lock-race cell's verdict is made of: its
+// figures, its invariants and its summary are all computed from it.
+type lockRaceOutcome struct {
+	strategy string
+	figures  map[string]float64 // lockFigures, for the summary's head
+
+	acquired, counter, stillInside           int64
+	entered, left, overlaps, live, maxInside int64
+	expiredInside, releasesForeign           int64
+	releasesRefused, foreignDeletes          int64
+	failed, stuck, acquiredNotEntered        int64
+	lostReplies, lostStuck, unsettled        int64
+	settledOps                               int64
+}
+
+// settle accounts for the failed cycles, with what the probe still holds
+// (inside, index for index). A failed cycle's effect on the probe is
+// known wherever it failed: before the probe's entry it never entered;
+// after it, the probe says whether it is still inside (it entered and
+// never left: its lease ended on its own, and holders that entered after
+// that count it as an overlap after expiry, never a live one). Its effect
+// on the lock is harmless — a lease nobody uses, which expires — except
+// for a naive release whose reply was lost while the probe had found the
+// lock another holder's: that DEL may have freed another holder's lock,
+// and cannot be settled. Only failures of unknown outcome
+// (unknownOutcome) count as settled, for Cell.Settled; a failure that
+// surely did not apply (NOPERM, ...) still fails the cell.
+func (o *lockRaceOutcome) settle(failed []lockRaceFailure, inside []bool, classify func(error) string) {
+	for i, f := range failed {
+		o.failed++
+		if inside[i] {
+			o.stuck++
+		}
+		if f.stage == lockStageEnter && !inside[i] {
+			o.acquiredNotEntered++
+		}
+		known := !(f.stage == lockStageRelease && f.foreign && o.strategy == impl.LockNaive)
+		switch class := classify(f.err); {
+		case known && unknownOutcome(class):
+			o.settledOps++
+			o.lostReplies++
+			if inside[i] {
+				o.lostStuck++
+			}
+		case known && class == impl.ClassCanceled:
+			// The caller's own cancellation: a refusal to the runner.
+		default:
+			o.unsettled++
+		}
+	}
+}
+
+// fill adds the outcome's figures to f.
+func (o lockRaceOutcome) fill(f map[string]float64) {
+	f["entered"], f["left"] = float64(o.entered), float64(o.left)
+	f["counter"] = float64(o.counter)
+	f["lost_updates"] = float64(o.lostUpdates())
+	f["max_inside"] = float64(o.maxInside)
+	f["overlaps"] = float64(o.overlaps)
+	f["live_overlaps"] = float64(o.live)
+	f["expiry_overlaps"] = float64(o.overlaps - o.live)
+	f["expired_inside"] = float64(o.expiredInside)
+	f["releases_foreign"] = float64(o.releasesForeign)
+	f["releases_refused"] = float64(o.releasesRefused)
+	f["foreign_deletes"] = float64(o.foreignDeletes)
+	f["cycles_failed"] = float64(o.failed)
+	f["holders_left_inside"] = float64(o.stuck)
+	f["replies_lost_settled"] = float64(o.lostReplies)
+}
+
+// lostUpdates is the number of critical sections completed whose counter
+// update was lost: sections completed minus the counter. A holder left
+// inside by a failed cycle may have written the counter without leaving,
+// so with such holders it is a lower bound (never below 0).
+func (o lockRaceOutcome) lostUpdates() int64 {
+	if o.stuck > 0 {
+		return max(0, o.left-o.counter)
+	}
+	return o.left - o.counter
+}
+
+// counted reports whether the probe's books add up: every acquisition
+// entered (but for those whose entry failed), every holder that entered
+// left (but for those whose cycle failed inside), nobody else inside.
+func (o lockRaceOutcome) counted() bool {
+	return o.entered == o.left+o.stuck && o.stillInside == o.stuck && o.acquired == o.entered+o.acquiredNotEntered
+}
+
+// invariants judges the outcome.
+func (o lockRaceOutcome) invariants() []result.Invariant {
+	return []result.Invariant{
+		Check("no release deleted another holder's lock", o.foreignDeletes == 0,
+			"%d releases found the lock held by another holder: %d deleted it, %d were refused",
+			o.releasesForeign, o.foreignDeletes, o.releasesRefused),
+		Check("never two holders inside on live leases", o.live == 0,
+			"at most %d inside at once; %d overlaps: %d while both leases were live, %d after a lease expired under its holder",
+			o.maxInside, o.overlaps, o.live, o.overlaps-o.live),
+		Check("every critical section was counted", o.counted(),
+			"%d acquisitions, %d entered, %d left, %d still inside; %d cycles failed: %d left their holder inside, %d failed before entering",
+			o.acquired, o.entered, o.left, o.stillInside, o.failed, o.stuck, o.acquiredNotEntered),
+	}
+}
+
+// summary is the cell's line, from the same figures as its invariants.
+func (o lockRaceOutcome) summary() string {
+	atLeast := ""
+	if o.stuck > 0 {
+		atLeast = "at least "
+	}
+	s := lockSummary(o.figures) + fmt.Sprintf("; max %d inside, %d overlaps (%d on live leases, %d from expiry), %s%d lost updates of %d; %d foreign deletes, %d releases refused",
+		o.maxInside, o.overlaps, o.live, o.overlaps-o.live, atLeast, o.lostUpdates(), o.left, o.foreignDeletes, o.releasesRefused)
+	if !o.counted() {
+		s += fmt.Sprintf("; the probe's books do not add up: %d acquisitions, %d entered, %d left, %d still inside", o.acquired, o.entered, o.left, o.stillInside)
+	}
+	s += lostRepliesClause(o.lostReplies, o.lostStuck, "left their holder inside")
+	if o.unsettled > 0 {
+		s += fmt.Sprintf("; %d failed cycles not settled", o.unsettled)
+	}
+	return s
 }
 
 // readIntHash reads a hash of integers; missing fields read as 0.

@@ -189,11 +189,14 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 	}
 
 	// The steady client: one request every 2P/L (half the allowed rate),
-	// each after the previous answer, so its gaps never shrink.
+	// each after the previous answer, so its gaps never shrink. Its
+	// requests run beside the engine; the ones that fail are added to the
+	// cell's operations and errors after the run (addFailures), so that a
+	// failing limiter is seen, not just a silent steady client.
 	var steady struct {
 		requests, admitted, refused int64
 		log, refusedLog             []limitEntry
-		err                         error
+		failed                      []error
 	}
 	var stopSteady atomic.Bool
 	var wg sync.WaitGroup
@@ -202,18 +205,21 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 		wg.Go(func() {
 			for i := 0; !stopSteady.Load(); i++ {
 				d, err := lim.Allow(ctx, limitSteadyUser, 1)
-				if err != nil {
-					steady.err = err
-					return
-				}
-				e := limitEntry{member: "s" + strconv.Itoa(i), at: decidedAt(d, time.Now())}
-				steady.requests++
-				if d.Allowed {
-					steady.admitted++
-					steady.log = append(steady.log, e)
-				} else {
-					steady.refused++
-					steady.refusedLog = append(steady.refusedLog, e)
+				switch {
+				case err != nil && ctx.Err() != nil:
+					return // interrupted: the runner says so
+				case err != nil:
+					steady.failed = append(steady.failed, err)
+				default:
+					e := limitEntry{member: "s" + strconv.Itoa(i), at: decidedAt(d, time.Now())}
+					steady.requests++
+					if d.Allowed {
+						steady.admitted++
+						steady.log = append(steady.log, e)
+					} else {
+						steady.refused++
+						steady.refusedLog = append(steady.refusedLog, e)
+					}
 				}
 				if err := impl.Sleep(ctx, interval); err != nil {
 					return
@@ -223,8 +229,22 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 	}
 
 	// Sample MEMORY USAGE of every user's state every half period while the
-	// load runs (keys expire once it stops), keeping each user's peak.
-	mem := limitMemorySampler{peak: make([]int64, len(users))}
+	// load runs (keys expire once it stops), keeping each user's peak, and
+	// judge the limiter keys' expiries as they are.
+	mem := limitMemorySampler{peak: make([]int64, len(users)), live: func() []string {
+		var keys []string
+		w := limitFloorDiv(clock.micros(time.Now()), opts.Period.Microseconds())
+		for _, u := range append(slices.Clone(users), limitSteadyUser) {
+			if strategy == impl.LimitFixedWindow {
+				for d := int64(-1); d <= 1; d++ {
+					keys = append(keys, impl.LimitWindowKey(env.Keys, u, w+d))
+				}
+				continue
+			}
+			keys = append(keys, impl.LimitKey(env.Keys, strategy, u))
+		}
+		return keys
+	}}
 	samplerCtx, stopSampler := context.WithCancel(ctx)
 	defer stopSampler()
 	sampled := make(chan struct{})
@@ -273,20 +293,66 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 	})
 	stopSampler()
 	<-sampled
-	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if runErr == nil {
-		runErr = mem.err
-	}
 	stopSteady.Store(true)
 	wg.Wait()
 	if runErr != nil {
 		return cell, runErr
 	}
-	if steady.err != nil {
-		return cell, fmt.Errorf("steady client: %w", steady.err)
-	}
 	stats.Fill(&cell)
+	addFailures(&cell, env.Backend.Classify, steady.failed)
+
+	out := rateLimitOutcome{
+		strategy: strategy, opts: opts, users: len(users), periods: periods,
+		steady: r.Steady, steadyEvery: 2 * r.Period / time.Duration(r.Limit),
+		steadyRequests: steady.requests, steadyAdmitted: steady.admitted,
+		failed:  stats.ErrorCount() + int64(len(steady.failed)),
+		nominal: limitAllowedInSpan(strategy, opts, periods),
+		expiry:  mem.expiry,
+	}
+	for _, t := range tallies {
+		out.admitted += t.admitted
+		out.refused += t.refused
+	}
+	dec := result.Summarize(stats.Steps["decision"])
+	cell.Figures = map[string]float64{
+		"users":                float64(len(users)),
+		"limit":                float64(opts.Limit),
+		"period_ms":            float64(opts.Period) / float64(time.Millisecond),
+		"periods":              float64(periods),
+		"burst":                float64(opts.Burst),
+		"decisions":            float64(stats.Ops),
+		"decisions_per_s":      stats.Throughput(),
+		"decision_p50_us":      float64(dec.P50),
+		"decision_p99_us":      float64(dec.P99),
+		"decision_max_us":      float64(dec.Max),
+		"admitted":             float64(out.admitted),
+		"refused":              float64(out.refused),
+		"bound":                float64(limitBoundFigure(strategy, opts)),
+		"nominal_per_user":     float64(out.nominal),
+		"memory_bytes_per_key": mem.mean(),
+		"errors":               float64(out.failed),
+	}
+	if r.Steady {
+		cell.Figures["steady_requests"] = float64(steady.requests)
+		cell.Figures["steady_admitted"] = float64(steady.admitted)
+		cell.Figures["steady_refused"] = float64(steady.refused)
+		cell.Figures["steady_failed"] = float64(len(steady.failed))
+	}
+
+	// From here on paybench reads the server to judge: a failure of its
+	// own is not the limiter's, and leaves the cell INCONCLUSIVE with the
+	// figures above.
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if mem.err != nil {
+		return cell, JudgementError(fmt.Errorf("limiter sampler: %w", mem.err))
+	}
+	// The expiries as the load left them, before the log is written.
+	last, err := scanLimitExpiries(vctx, env.Admin, opts)
+	if err != nil {
+		return cell, JudgementError(err)
+	}
+	out.expiry.add(last)
 
 	// Write the audit log, then read it back from the server.
 	logs := map[string][]limitEntry{}
@@ -300,122 +366,151 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 		logs[refusedKey] = steady.refusedLog
 	}
 	if err := writeLimitLogs(vctx, env.Admin, logs); err != nil {
-		return cell, err
+		return cell, JudgementError(err)
 	}
 	spanStart, spanEnd := start.UnixMicro(), start.Add(span).UnixMicro()
-	agg := rateLimitAggregate{minVsRule: math.Inf(1), minNominal: math.Inf(1)}
+	out.agg = rateLimitAggregate{minVsRule: math.Inf(1), minNominal: math.Inf(1)}
 	for ui, u := range users {
 		times, err := limitReadLog(vctx, env.Admin, logKey(u))
 		if err != nil {
-			return cell, err
+			return cell, JudgementError(err)
 		}
 		var refusedAt []int64
 		for _, t := range tallies {
 			refusedAt = append(refusedAt, t.refusedAt[ui]...)
 		}
 		slices.Sort(refusedAt)
-		agg.add(analyzeLimit(strategy, opts, times, refusedAt, spanStart, spanEnd))
+		out.agg.add(analyzeLimit(strategy, opts, times, refusedAt, spanStart, spanEnd))
 	}
-	var lockouts int64
-	var steadyLogged int
 	if r.Steady {
 		admitted, err := limitReadLog(vctx, env.Admin, logKey(limitSteadyUser))
 		if err != nil {
-			return cell, err
+			return cell, JudgementError(err)
 		}
 		refused, err := limitReadLog(vctx, env.Admin, refusedKey)
 		if err != nil {
-			return cell, err
+			return cell, JudgementError(err)
 		}
-		steadyLogged = len(admitted)
-		lockouts = limitLockouts(admitted, refused, r.Period.Microseconds(), r.Limit)
+		out.steadyLogged = int64(len(admitted))
+		out.lockouts = limitLockouts(admitted, refused, r.Period.Microseconds(), r.Limit)
 	}
-
-	var admitted, refused int64
-	for _, t := range tallies {
-		admitted += t.admitted
-		refused += t.refused
-	}
-	nominal := limitAllowedInSpan(strategy, opts, periods)
-	dec := result.Summarize(stats.Steps["decision"])
-	memPerKey := mem.mean()
-	n := float64(len(users))
-	cell.Figures = map[string]float64{
-		"users":                  n,
-		"limit":                  float64(opts.Limit),
-		"period_ms":              float64(opts.Period) / float64(time.Millisecond),
-		"periods":                float64(periods),
-		"burst":                  float64(opts.Burst),
-		"decisions":              float64(stats.Ops),
-		"decisions_per_s":        stats.Throughput(),
-		"decision_p50_us":        float64(dec.P50),
-		"decision_p99_us":        float64(dec.P99),
-		"decision_max_us":        float64(dec.Max),
-		"admitted":               float64(admitted),
-		"refused":                float64(refused),
-		"admitted_logged":        float64(agg.admitted),
-		"bound":                  float64(limitBoundFigure(strategy, opts)),
-		"max_per_sliding_window": float64(agg.maxSliding),
-		"max_per_fixed_window":   float64(agg.maxFixed),
-		"over_admitted":          float64(agg.violations),
-		"over_admission_max":     float64(agg.excessMax),
-		"nominal_per_user":       float64(nominal),
-		"admitted_vs_nominal":    agg.sumNominal / n,
-		"memory_bytes_per_key":   memPerKey,
-		"errors":                 float64(stats.ErrorCount()),
-	}
-	if strategy != impl.LimitNaive {
-		cell.Figures["admitted_vs_rule_min"] = limitFinite(agg.minVsRule)
-		cell.Figures["admitted_vs_sliding_limit"] = agg.sumVsSliding / n
-		cell.Figures["under_admission_tolerance"] = rateLimitTolerance
-	}
-	if r.Steady {
-		cell.Figures["steady_requests"] = float64(steady.requests)
-		cell.Figures["steady_admitted"] = float64(steady.admitted)
-		cell.Figures["steady_admitted_logged"] = float64(steadyLogged)
-		cell.Figures["steady_refused"] = float64(steady.refused)
-		cell.Figures["steady_lockouts"] = float64(lockouts)
-	}
-
-	cell.Invariants = []result.Invariant{limitBoundInvariant(strategy, opts, agg)}
-	if strategy == impl.LimitSlidingWindow {
-		cell.Invariants = append(cell.Invariants, Check("no sliding window above 2×limit", agg.maxSliding <= 2*opts.Limit,
-			"at most %d admitted in any %s (the weighted counter's worst case is %d)", agg.maxSliding, opts.Period, 2*opts.Limit))
-	}
-	if strategy != impl.LimitNaive {
-		cell.Invariants = append(cell.Invariants, Check("no under-admission", agg.minVsRule >= 1-rateLimitTolerance,
-			"every user got at least %.2f%% of what the %s rule admits when replayed over the same %d decisions (tolerance %.0f%%); "+
-				"%.1f%% of what an exact limit of %d per sliding %s would admit; %.1f%% of the nominal %d per user in %d aligned periods",
-			100*limitFinite(agg.minVsRule), strategy, agg.admitted+refused, 100*rateLimitTolerance,
-			100*agg.sumVsSliding/n, opts.Limit, opts.Period, 100*agg.sumNominal/n, nominal, periods))
-	}
-	cell.Invariants = append(cell.Invariants, Check("every decision answered", stats.ErrorCount() == 0 && agg.admitted == admitted,
-		"%d errors; %d admissions answered, %d logged", stats.ErrorCount(), admitted, agg.admitted))
-	if r.Steady {
-		cell.Invariants = append(cell.Invariants, Check("steady client never locked out", lockouts == 0,
-			"a client asking every %s (half its limit) was refused %d times while its last %s held fewer than %d admissions (%d requests, %d admitted)",
-			2*r.Period/time.Duration(r.Limit), lockouts, r.Period, r.Limit, steady.requests, steady.admitted))
-	}
-	cell.Summary = r.summary(strategy, opts, agg, lockouts)
+	out.figures(cell.Figures)
+	cell.Invariants = out.invariants()
+	cell.Summary = out.summary()
 	return cell, nil
 }
 
-func (r *RateLimit) summary(strategy string, o impl.LimitOptions, agg rateLimitAggregate, lockouts int64) string {
-	n := float64(r.Users)
+// rateLimitOutcome is what a rate-limit cell's verdict is made of: its
+// figures, its invariants and its summary line are all computed from it,
+// so the summary can never claim what an invariant denies.
+type rateLimitOutcome struct {
+	strategy string
+	opts     impl.LimitOptions
+	users    int
+	periods  int
+	nominal  int64 // most a user can be admitted in the span (limitAllowedInSpan)
+
+	admitted, refused int64 // decisions answered to the workers
+	failed            int64 // decisions that failed (workers and steady client)
+	agg               rateLimitAggregate
+
+	steady                         bool
+	steadyEvery                    time.Duration
+	steadyRequests, steadyAdmitted int64 // answered to the steady client
+	steadyLogged                   int64
+	lockouts                       int64
+
+	expiry limitExpiryCheck
+}
+
+// figures adds the outcome's judged figures to f.
+func (o rateLimitOutcome) figures(f map[string]float64) {
+	n := float64(o.users)
+	f["admitted_logged"] = float64(o.agg.admitted)
+	f["max_per_sliding_window"] = float64(o.agg.maxSliding)
+	f["max_per_fixed_window"] = float64(o.agg.maxFixed)
+	f["over_admitted"] = float64(o.agg.violations)
+	f["over_admission_max"] = float64(o.agg.excessMax)
+	f["admitted_vs_nominal"] = o.agg.sumNominal / n
+	if o.strategy != impl.LimitNaive {
+		f["admitted_vs_rule_min"] = limitFinite(o.agg.minVsRule)
+		f["admitted_vs_sliding_limit"] = o.agg.sumVsSliding / n
+		f["under_admission_tolerance"] = rateLimitTolerance
+	}
+	if o.steady {
+		f["steady_admitted_logged"] = float64(o.steadyLogged)
+		f["steady_lockouts"] = float64(o.lockouts)
+	}
+	limitExpiryFigures(f, o.expiry)
+}
+
+// underAdmitted reports whether a user got less than its own rule admits.
+func (o rateLimitOutcome) underAdmitted() bool {
+	return o.strategy != impl.LimitNaive && o.agg.minVsRule < 1-rateLimitTolerance
+}
+
+// answered reports whether every decision was answered and logged.
+func (o rateLimitOutcome) answered() bool {
+	return o.failed == 0 && o.agg.admitted == o.admitted && (!o.steady || o.steadyLogged == o.steadyAdmitted)
+}
+
+// invariants judges the outcome.
+func (o rateLimitOutcome) invariants() []result.Invariant {
+	n, opts := float64(o.users), o.opts
+	inv := []result.Invariant{limitBoundInvariant(o.strategy, opts, o.agg)}
+	if o.strategy == impl.LimitSlidingWindow {
+		inv = append(inv, Check("no sliding window above 2×limit", o.agg.maxSliding <= 2*opts.Limit,
+			"at most %d admitted in any %s (the weighted counter's worst case is %d)", o.agg.maxSliding, opts.Period, 2*opts.Limit))
+	}
+	if o.strategy != impl.LimitNaive {
+		inv = append(inv, Check("no under-admission", !o.underAdmitted(),
+			"every user got at least %.2f%% of what the %s rule admits when replayed over the same %d decisions (tolerance %.0f%%); "+
+				"%.1f%% of what an exact limit of %d per sliding %s would admit; %.1f%% of the nominal %d per user in %d aligned periods",
+			100*limitFinite(o.agg.minVsRule), o.strategy, o.agg.admitted+o.refused, 100*rateLimitTolerance,
+			100*o.agg.sumVsSliding/n, opts.Limit, opts.Period, 100*o.agg.sumNominal/n, o.nominal, o.periods))
+	}
+	inv = append(inv, Check("every decision answered", o.answered(),
+		"%d decisions failed; %d admissions answered, %d logged; the steady client's %d admissions, %d logged",
+		o.failed, o.admitted, o.agg.admitted, o.steadyAdmitted, o.steadyLogged))
+	if o.steady {
+		inv = append(inv, Check("steady client never locked out", o.lockouts == 0,
+			"a client asking every %s (half its limit) was refused %d times while its last %s held fewer than %d admissions (%d requests, %d admitted)",
+			o.steadyEvery, o.lockouts, opts.Period, opts.Limit, o.steadyRequests, o.steadyAdmitted))
+	}
+	return append(inv, limitExpiryInvariant(o.strategy, o.expiry))
+}
+
+// summary is the cell's line, from the same figures as its invariants:
+// the bound and the rates, then a clause for every other invariant that
+// failed.
+func (o rateLimitOutcome) summary() string {
+	n, opts, g := float64(o.users), o.opts, o.agg
 	var s string
-	if agg.violations > 0 {
+	if g.violations > 0 {
 		s = fmt.Sprintf("%s broken: %d admissions over it, up to %d in one %s (limit %d); %.0f%% of the nominal rate",
-			limitBoundName(strategy), agg.violations, agg.maxSliding, o.Period, o.Limit, 100*agg.sumNominal/n)
+			limitBoundName(o.strategy), g.violations, g.maxSliding, opts.Period, opts.Limit, 100*g.sumNominal/n)
 	} else {
 		s = fmt.Sprintf("at most %d per sliding %s, %d per aligned window (limit %d); %.1f%% of an exact sliding limit, %.1f%% of the nominal rate",
-			agg.maxSliding, o.Period, agg.maxFixed, o.Limit, 100*agg.sumVsSliding/n, 100*agg.sumNominal/n)
+			g.maxSliding, opts.Period, g.maxFixed, opts.Limit, 100*g.sumVsSliding/n, 100*g.sumNominal/n)
 	}
-	if r.Steady {
-		if lockouts > 0 {
-			s += fmt.Sprintf("; steady client locked out %d times", lockouts)
+	if o.strategy == impl.LimitSlidingWindow && g.maxSliding > 2*opts.Limit {
+		s += fmt.Sprintf("; %d in one sliding window, above 2×limit", g.maxSliding)
+	}
+	if o.underAdmitted() {
+		s += fmt.Sprintf("; under-admitted: a user got %.1f%% of what its rule admits", 100*limitFinite(g.minVsRule))
+	}
+	if o.steady {
+		if o.lockouts > 0 {
+			s += fmt.Sprintf("; steady client locked out %d times", o.lockouts)
 		} else {
 			s += "; steady client never locked out"
 		}
+	}
+	if !o.answered() {
+		s += fmt.Sprintf("; %d decisions failed, %d of %d admissions logged", o.failed, g.admitted, o.admitted)
+	}
+	if e := o.expiry; e.violations() > 0 {
+		s += fmt.Sprintf("; limiter keys out of their documented expiry: %d never expire, %d expire early, %d late", e.noExpiry, e.early, e.late)
 	}
 	return s
 }

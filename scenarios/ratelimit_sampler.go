@@ -12,10 +12,17 @@ import (
 )
 
 // limitMemorySampler keeps the peak MEMORY USAGE of each user's limiter
-// state.
+// state, and judges the expiry of the users' live limiter keys as it
+// samples (readLimitExpiries): keys that expire within a period of their
+// last use would be gone by the time the run is over.
 type limitMemorySampler struct {
 	peak []int64
-	err  error
+	// live returns the keys the users' state lives in now (for
+	// fixed-window, the counters of the windows around the server's
+	// current one); nil: no expiry is read.
+	live   func() []string
+	expiry limitExpiryCheck
+	err    error
 }
 
 // run samples every half period until ctx ends.
@@ -38,6 +45,17 @@ func (m *limitMemorySampler) run(ctx context.Context, admin *redis.Client, strat
 			}
 			m.peak[i] = max(m.peak[i], n)
 		}
+		if m.live == nil {
+			continue
+		}
+		e, err := readLimitExpiries(ctx, admin, o, m.live())
+		if err != nil {
+			if ctx.Err() == nil {
+				m.err = err
+			}
+			return
+		}
+		m.expiry.add(e)
 	}
 }
 
