@@ -227,14 +227,14 @@ func TestRateLimitSummaryAgrees(t *testing.T) {
 			if tc.invariant != "" {
 				broken = []string{tc.invariant}
 			}
-			checkSummaryAgrees(t, o.invariants(), o.summary(), broken, tc.say, tc.notSay)
+			checkSummaryMatches(t, o.invariants(), o.summary(), broken, tc.say, tc.notSay)
 		})
 	}
 }
 
 // checkSummaryAgrees checks that exactly the invariants named broke, and
 // that summary says say and not notSay ("" checks nothing).
-func checkSummaryAgrees(t *testing.T, invs []result.Invariant, summary string, broken []string, say, notSay string) {
+func checkSummaryMatches(t *testing.T, invs []result.Invariant, summary string, broken []string, say, notSay string) {
 	t.Helper()
 	for _, inv := range invs {
 		if inv.Holds == slices.Contains(broken, inv.Name) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/paybench/paybench/bench/redisenv/redistest"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
 )
@@ -29,7 +30,7 @@ func TestGuardsWithoutScriptingAreInconclusive(t *testing.T) {
 		{"rate-limit", []string{impl.LimitGCRA, impl.LimitFixedWindow}},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
-			srv := spawnServer(t)
+			srv := redistest.Spawn(t)
 			ctx := context.Background()
 			if err := srv.Admin().Do(ctx, "ACL", "SETUSER", "u", "on", ">pw", "~pb:*", "+@all", "-@scripting").Err(); err != nil {
 				t.Fatal(err)
@@ -159,7 +160,7 @@ func TestGuardsWithKilledConnections(t *testing.T) {
 		{"lock-race", nil, []string{impl.LockToken, impl.LockFenced}, time.Second},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
-			srv := spawnServer(t)
+			srv := redistest.Spawn(t)
 			p := &Plan{
 				Kind: "run", Server: srv, Backends: impl.Backends(),
 				Settings:  Settings{Concurrency: 8, Seed: 1, Duration: tc.duration},

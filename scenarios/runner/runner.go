@@ -264,8 +264,8 @@ type run struct {
 	proxy     faults.Proxy
 	stopProxy func()
 	clientURL string
-	done  int
-	total int
+	done      int
+	total     int
 }
 
 func (r *run) emit(e Event) {
