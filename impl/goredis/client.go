@@ -118,7 +118,9 @@ func urlParams(rawURL string) (map[string]bool, error) {
 func (c *Client) Name() string { return impl.GoRedis }
 
 // Settings describes the effective client settings (after go-redis applied
-// its own defaults).
+// its own defaults). "max_retries" is how many times go-redis re-sends a
+// command after a network error or a time-out: 0 unless the URL sets
+// max_retries; above 0, a write whose reply was lost may be applied twice.
 func (c *Client) Settings() map[string]string {
 	o := c.rdb.Options()
 	retries := o.MaxRetries

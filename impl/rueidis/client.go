@@ -60,8 +60,10 @@ var (
 // the go-redis backend's: rueidis would otherwise probe for Redis Cluster
 // and treat a server that answers CLUSTER SLOTS (miniredis does) as a
 // one-node cluster, with a different connection layout, which would skew a
-// comparison of the two libraries. rueidis never retries a write on its own,
-// so no retry setting is needed for the correctness checks.
+// comparison of the two libraries. rueidis never re-sends a write on its
+// own (it retries read-only commands after network errors, unless the URL
+// says max_retries=0), so a write whose reply was lost is never applied
+// twice by the client; Settings reports it under "retry".
 func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	opt, err := rd.ParseURL(cfg.URL)
 	if err != nil {
@@ -107,8 +109,16 @@ func (c *Client) Name() string { return impl.Rueidis }
 // Settings describes the client settings that shape its behaviour under
 // load: how many pipelined connections it multiplexes over, whether
 // auto-pipelining is on, the blocking pool that serves dedicated (WATCH)
-// connections, and the time-outs.
+// connections, the time-outs, and what the client re-sends on its own
+// ("retry": rueidis re-sends read-only commands after network errors, until
+// the deadline, and never a write; "off" with max_retries=0 in the URL).
+// There is no "max_retries" entry: rueidis has no count of write retries
+// to report, and it never retries a write.
 func (c *Client) Settings() map[string]string {
+	retry := "read-only commands (writes never)"
+	if c.opt.DisableRetry {
+		retry = "off"
+	}
 	multiplex := singleMultiplex(c.opt.PipelineMultiplex)
 	pool := c.opt.BlockingPoolSize
 	if pool <= 0 {
@@ -126,6 +136,7 @@ func (c *Client) Settings() map[string]string {
 		"always_resp2":       strconv.FormatBool(c.opt.AlwaysRESP2),
 		"dial_timeout":       c.opt.Dialer.Timeout.String(),
 		"conn_write_timeout": c.opt.ConnWriteTimeout.String(),
+		"retry":              retry,
 	}
 }
 
