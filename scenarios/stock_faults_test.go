@@ -330,3 +330,57 @@ func TestOversellClientRetries(t *testing.T) {
 		})
 	}
 }
+
+// TestStockDeductAcrossARestart drives `paybench load stock.deduct`
+// through the runner while the spawned server restarts without
+// persistence, losing the seeded stock: the cell is INCONCLUSIVE (the
+// runner sees the new run_id), and its figures, kept, say the stock was
+// lost and count the refusals apart — they never report 2^40 units as
+// deducted nor a refusal as a deduction. (go-redis waits about a second
+// between dials once its dials fail, hence a 3 s window.)
+func TestStockDeductAcrossARestart(t *testing.T) {
+	op, err := scenarios.LookupOperation("stock.deduct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, backend := range impl.Backends() {
+		for _, strategy := range []string{impl.StockLua, impl.StockDecr} {
+			t.Run(backend+"/"+strategy, func(t *testing.T) {
+				srv := spawnFaultServer(t)
+				ctx, cancel := context.WithTimeout(context.Background(), faultCellTimeout)
+				defer cancel()
+				p := &runner.Plan{
+					Kind: "load", Server: srv, Backends: []string{backend},
+					Settings: runner.Settings{Concurrency: 4, Seed: 1},
+					Keys:     impl.MustKeyspace(fmt.Sprintf("pb:restart:%d:", time.Now().UnixNano())),
+					Loads: []runner.LoadCells{{Operation: op, Strategies: []string{strategy},
+						Shape: runner.LoadShape{Duration: 3 * time.Second}}},
+				}
+				restarted := make(chan error, 1)
+				go func() {
+					time.Sleep(500 * time.Millisecond)
+					restarted <- srv.Restart(ctx)
+				}()
+				doc, err := runner.Run(ctx, p)
+				if rerr := <-restarted; rerr != nil {
+					t.Fatalf("restart: %v", rerr)
+				}
+				if doc == nil || len(doc.Cells) != 1 {
+					t.Fatalf("no cell: %v", err)
+				}
+				c := doc.Cells[0]
+				f := c.Figures
+				t.Logf("%s %s (%s); errors %v; figures %v", c.Key(), c.Verdict, c.Reason, c.Errors, f)
+				if c.Verdict != result.Inconclusive || !strings.Contains(c.Reason, "restarted") {
+					t.Errorf("verdict %s (%s), want INCONCLUSIVE for the restart", c.Verdict, c.Reason)
+				}
+				if v, ok := f["units_deducted_server"]; ok {
+					t.Errorf("units_deducted_server %v reported over a lost stock", v)
+				}
+				if f["stock_keys_lost"]+f["stock_keys_below_possible"] == 0 || f["purchases_refused"] == 0 || f["purchases_ok"] == 0 {
+					t.Errorf("figures do not say the stock was lost, or count refusals as deductions: %v", f)
+				}
+			})
+		}
+	}
+}
