@@ -212,7 +212,7 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 			q += w.Rand.Int64N(o.QuantityMax - o.QuantityMin + 1)
 		}
 		t := &tallies[w.ID]
-		id := ""
+		var id string
 		if w.Seq >= 0 && w.Seq < int64(len(ids)) {
 			id = ids[w.Seq]
 		} else {
