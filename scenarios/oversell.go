@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 
 	"github.com/paybench/paybench/bench"
@@ -33,7 +34,10 @@ func init() { Register(func() Scenario { return newOversell() }) }
 // and the stock back with the admin client: units sold are the recorded
 // purchases, checked against what the stock lost and against what buyers
 // were told; each lost reply is looked up by its id, so the cell knows
-// whether that purchase happened (Cell.Settled) instead of guessing.
+// whether that purchase happened (Cell.Settled) instead of guessing. The
+// purchases answered OK are also written as order records after the sale
+// (what the buyers were told, as the seed's shop would keep it), with the
+// admin client, in pipelines.
 type Oversell struct {
 	Stock       int64
 	Buyers      int64
@@ -152,8 +156,20 @@ type buyerTally struct {
 // purchaseNote is one buyer's purchase as the buyer knows it.
 type purchaseNote struct {
 	buyer, qty int64
+	seen       int64  // the stock the reply showed (answered OK only)
 	class      string // the failure's class (lost replies only)
 }
+
+// orderWriteChunk is how many order records one pipeline writes.
+const orderWriteChunk = 500
+
+// Bounds of what a sale sizes before it starts.
+const (
+	// maxPrebuiltIDs is how many purchase ids are formatted up front.
+	maxPrebuiltIDs = 1 << 16
+	// maxLostPerWorker is the room for lost replies each worker reserves.
+	maxLostPerWorker = 1024
+)
 
 const item = "sku-1"
 
@@ -182,11 +198,15 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 	for i := range tallies {
 		tallies[i].minReply = o.Stock
 		tallies[i].minRefusedQty = -1
-		tallies[i].told = make([]purchaseNote, 0, perWorker)
-		tallies[i].lost = make([]purchaseNote, 0, perWorker)
+		// A worker is told OK at most once per unit in stock (unless the
+		// strategy oversells) and loses few replies; beyond these sizes a
+		// buffer grows.
+		tallies[i].told = make([]purchaseNote, 0, min(perWorker, o.Stock/o.QuantityMin+1))
+		tallies[i].lost = make([]purchaseNote, 0, min(perWorker, maxLostPerWorker))
 	}
-	// Purchase ids, built before the sale: buyer n buys as "<n>".
-	ids := make([]string, o.Buyers)
+	// Purchase ids, built before the sale: buyer n buys as "<n>" (beyond
+	// maxPrebuiltIDs buyers, the id is formatted when the buyer comes).
+	ids := make([]string, min(o.Buyers, maxPrebuiltIDs))
 	for i := range ids {
 		ids[i] = strconv.Itoa(i)
 	}
@@ -240,7 +260,7 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 		if d.Replayed {
 			t.replayed++
 		}
-		t.told = append(t.told, purchaseNote{buyer: w.Seq, qty: q})
+		t.told = append(t.told, purchaseNote{buyer: w.Seq, qty: q, seen: d.Remaining})
 		return nil
 	})
 	stopSampler()
@@ -254,6 +274,7 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 	j.tally(tallies)
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	writeErr := writeOrders(vctx, env, j.told)
 	readErr := j.readBack(vctx, env, sr)
 	if readErr == nil {
 		j.judge(&cell)
@@ -262,12 +283,34 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 		cell.Summary = j.clientSummary()
 	}
 	// A failed sample leaves a gap in what was observed mid-sale, a failed
-	// read-back leaves the verdict without the server's word: either way
-	// the judgement is incomplete, and the measured figures stand.
-	if err := errors.Join(sampled.failure(), readErr); err != nil {
+	// read-back leaves the verdict without the server's word, a failed
+	// write leaves the order records short: either way the judgement is
+	// incomplete, and the measured figures stand.
+	if err := errors.Join(sampled.failure(), writeErr, readErr); err != nil {
 		return cell, JudgementError(err)
 	}
 	return cell, nil
+}
+
+// writeOrders writes the order record of every purchase answered OK — what
+// the buyers were told, next to the server's own purchases hash — with the
+// admin client, in pipelines of orderWriteChunk: the hash prefix +
+// "order:{b<buyer>}" with the fields buyer, qty and seen_remaining.
+func writeOrders(ctx context.Context, env *Env, told []purchaseNote) error {
+	for lo := 0; lo < len(told); lo += orderWriteChunk {
+		chunk := told[lo:min(lo+orderWriteChunk, len(told))]
+		_, err := env.Admin.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, n := range chunk {
+				key := env.Keys.Tagged("order", "b"+strconv.FormatInt(n.buyer, 10))
+				p.HSet(ctx, key, "buyer", n.buyer, "qty", n.qty, "seen_remaining", n.seen)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("write order records: %w", err)
+		}
+	}
+	return nil
 }
 
 // clientRetries names the client's setting that re-sends a command whose

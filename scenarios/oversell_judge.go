@@ -133,10 +133,10 @@ type oversellJudgement struct {
 	// What the server holds.
 	final     int64
 	finalVals []int64
-	recorded  []int64 // units recorded per buyer (0: no record)
-	records   int64   // recorded purchases, foreign ones included
-	sold      int64   // units they hold
-	foreign   int64   // recorded purchases whose id is no buyer's
+	recorded  map[int64]int64 // units recorded per buyer
+	records   int64           // recorded purchases, foreign ones included
+	sold      int64           // units they hold
+	foreign   int64           // recorded purchases whose id is no buyer's
 }
 
 // tally adds up the workers' tallies.
@@ -158,7 +158,7 @@ func (j *oversellJudgement) tally(tallies []buyerTally) {
 	}
 }
 
-// buyer reports whether b is a buyer of the sale (an index of recorded).
+// buyer reports whether b is a buyer of the sale.
 func (j *oversellJudgement) buyer(b int64) bool { return b >= 0 && b < j.o.Buyers }
 
 // readBack reads the final stock and the purchases hash with the admin
@@ -170,7 +170,7 @@ func (j *oversellJudgement) readBack(ctx context.Context, env *Env, sr *stockRea
 		return fmt.Errorf("read final stock: %w", err)
 	}
 	j.final = final
-	j.recorded = make([]int64, j.o.Buyers)
+	j.recorded = map[int64]int64{}
 	foreign := map[string]bool{}
 	key := impl.PurchasesKey(env.Keys, item)
 	var cursor uint64
@@ -195,7 +195,7 @@ func (j *oversellJudgement) readBack(ctx context.Context, env *Env, sr *stockRea
 				}
 				continue
 			}
-			if j.recorded[b] == 0 {
+			if _, dup := j.recorded[b]; !dup { // HSCAN may return a field twice
 				j.records++
 				j.sold += qty
 				j.recorded[b] = qty
@@ -256,46 +256,36 @@ func (j *oversellJudgement) judge(cell *result.Cell) {
 	unrecorded := taken - sold // > 0: taken without a record; < 0: recorded, never taken
 
 	// What buyers were told against the record.
-	const (
-		wasTold = 1
-		wasLost = 2
-	)
-	status := make([]byte, o.Buyers)
+	told := make(map[int64]bool, len(j.told))
 	var toldMissing, toldOtherQty int64
 	for _, n := range j.told {
-		if !j.buyer(n.buyer) {
-			toldMissing++
-			continue
-		}
-		status[n.buyer] = wasTold
-		switch rec := j.recorded[n.buyer]; {
-		case rec == 0:
+		told[n.buyer] = true
+		switch rec, ok := j.recorded[n.buyer]; {
+		case !ok:
 			toldMissing++
 		case rec != n.qty:
 			toldOtherQty++
 		}
 	}
 	// Each lost reply, looked up by its id.
+	lost := make(map[int64]bool, len(j.lost))
 	var lostApplied, lostUnrecorded, lostUnrecordedUnits int64
 	for _, n := range j.lost {
-		if j.buyer(n.buyer) {
-			status[n.buyer] = wasLost
-			if j.recorded[n.buyer] > 0 {
-				lostApplied++
-				continue
-			}
+		lost[n.buyer] = true
+		if _, ok := j.recorded[n.buyer]; ok {
+			lostApplied++
+			continue
 		}
 		lostUnrecorded++
 		lostUnrecordedUnits += n.qty
 	}
 	unexplained := j.foreign
 	var recordedLost int64
-	for b, rec := range j.recorded {
+	for b := range j.recorded {
 		switch {
-		case rec == 0:
-		case status[b] == wasLost:
+		case lost[b]:
 			recordedLost++
-		case status[b] != wasTold:
+		case !told[b]:
 			unexplained++
 		}
 	}
@@ -310,7 +300,7 @@ func (j *oversellJudgement) judge(cell *result.Cell) {
 	settleAbsent := unrecorded == 0 && (atomicRecord(j.strategy) || j.strategy == impl.StockDecr && j.retries == "")
 	var settled, unsettled int64
 	for _, n := range j.lost {
-		applied := j.buyer(n.buyer) && j.recorded[n.buyer] > 0
+		_, applied := j.recorded[n.buyer]
 		switch {
 		case n.class == impl.ClassCanceled:
 			// The run's own stop: the runner does not count it as a failure.
@@ -338,6 +328,7 @@ func (j *oversellJudgement) judge(cell *result.Cell) {
 	for k, v := range map[string]float64{
 		"stock_final":            float64(j.final),
 		"stock_min_observed":     float64(minSeen),
+		"orders":                 float64(len(j.told)), // order records written: the purchases answered OK
 		"purchases_recorded":     float64(j.records),
 		"units_sold":             float64(sold),
 		"oversold_units":         float64(max(0, sold-o.Stock)),
