@@ -153,11 +153,14 @@ type buyerTally struct {
 	_          [64]byte
 }
 
-// purchaseNote is one buyer's purchase as the buyer knows it.
+// purchaseNote is one buyer's purchase as the buyer knows it. It holds no
+// pointer, so the garbage collector never scans the buffers of them.
 type purchaseNote struct {
 	buyer, qty int64
-	seen       int64  // the stock the reply showed (answered OK only)
-	class      string // the failure's class (lost replies only)
+	seen       int64 // the stock the reply showed (answered OK only)
+	// canceled: the reply was lost because the run itself was stopped
+	// (lost replies only), which the runner does not count as a failure.
+	canceled bool
 }
 
 // orderWriteChunk is how many order records one pipeline writes.
@@ -167,6 +170,9 @@ const orderWriteChunk = 500
 const (
 	// maxPrebuiltIDs is how many purchase ids are formatted up front.
 	maxPrebuiltIDs = 1 << 16
+	// maxNotesPerWorker bounds the room for purchases answered OK each
+	// worker reserves.
+	maxNotesPerWorker = 1 << 16
 	// maxLostPerWorker is the room for lost replies each worker reserves.
 	maxLostPerWorker = 1024
 )
@@ -199,9 +205,9 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 		tallies[i].minReply = o.Stock
 		tallies[i].minRefusedQty = -1
 		// A worker is told OK at most once per unit in stock (unless the
-		// strategy oversells) and loses few replies; beyond these sizes a
-		// buffer grows.
-		tallies[i].told = make([]purchaseNote, 0, min(perWorker, o.Stock/o.QuantityMin+1))
+		// strategy oversells) and loses few replies; beyond these sizes (and
+		// maxNotesPerWorker) a buffer grows.
+		tallies[i].told = make([]purchaseNote, 0, min(perWorker, o.Stock/o.QuantityMin+1, maxNotesPerWorker))
 		tallies[i].lost = make([]purchaseNote, 0, min(perWorker, maxLostPerWorker))
 	}
 	// Purchase ids, built before the sale: buyer n buys as "<n>" (beyond
@@ -243,7 +249,7 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 		t.maxRetries = max(t.maxRetries, int64(d.Retries))
 		if err != nil {
 			if class := classify(err); impl.MayHaveApplied(class) {
-				t.lost = append(t.lost, purchaseNote{buyer: w.Seq, qty: q, class: class})
+				t.lost = append(t.lost, purchaseNote{buyer: w.Seq, qty: q, canceled: class == impl.ClassCanceled})
 			}
 			return err
 		}

@@ -302,7 +302,7 @@ func (j *oversellJudgement) judge(cell *result.Cell) {
 	for _, n := range j.lost {
 		_, applied := j.recorded[n.buyer]
 		switch {
-		case n.class == impl.ClassCanceled:
+		case n.canceled:
 			// The run's own stop: the runner does not count it as a failure.
 		case applied || settleAbsent:
 			settled++
