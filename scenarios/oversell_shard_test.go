@@ -116,8 +116,11 @@ func TestStockSamplerSeesEachShard(t *testing.T) {
 		}
 	}
 	s := newStockSampler(6, len(sr.keys))
-	sctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	// Stopped as the sale stops it: cancelled, not by a deadline (which
+	// go-redis would put on the socket, failing the read in flight).
+	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	time.AfterFunc(50*time.Millisecond, cancel)
 	s.run(sctx, sr, time.Millisecond)
 	if s.n == 0 || s.failed != 0 || s.minSum != 6 || s.minKey != -3 || s.minKeyAt != 1 {
 		t.Errorf("sampler: %d samples, %d failed, lowest sum %d, lowest key %d (key %d); want the sum 6, key 1 at -3",
