@@ -48,6 +48,12 @@ type Deduction struct {
 	Remaining int64
 	// Retries counts optimistic retries (watch) taken by this deduction.
 	Retries int
+	// Replayed is true when a Purchase found its id already recorded: the
+	// answer is the recorded outcome (OK, the recorded units taken once)
+	// and nothing was deducted by this call; Remaining is the stock now.
+	// Only the strategies whose purchases are idempotent (watch, lua,
+	// sharded) ever set it.
+	Replayed bool
 }
 
 // Stock is the stock (inventory) family: one counter of sellable units per
@@ -61,6 +67,24 @@ type Stock interface {
 	// not an error: OK is false and err is nil. An invalid qty is an error
 	// wrapping ErrInvalidQuantity, returned before any Redis call.
 	Deduct(ctx context.Context, item string, qty int64) (Deduction, error)
+	// Purchase is Deduct with an identity: when the units are taken, the
+	// purchase id -> qty is recorded in the item's purchases hash
+	// (PurchasesKey), so that the server itself says which purchases
+	// happened, whatever became of their replies. A refusal records
+	// nothing. An invalid qty wraps ErrInvalidQuantity and an invalid id
+	// ErrInvalidID (ValidatePurchaseID), both before any Redis call.
+	//
+	// watch, lua and sharded record the purchase in the same atomic step as
+	// the deduction (the MULTI/EXEC, the script), so the record exists if
+	// and only if the units were taken; and they are idempotent on id: a
+	// purchase whose id is already recorded deducts nothing and answers the
+	// recorded outcome (OK, Replayed), so a re-sent purchase — a client
+	// retrying after a lost reply — cannot take the units twice. naive and
+	// decr record after the deduction, in a separate command, and do not
+	// look for the id first: a record proves the units were taken, but
+	// units may be taken without a record (the reply of the deduction or
+	// the record was lost), and a re-sent purchase deducts again.
+	Purchase(ctx context.Context, item, id string, qty int64) (Deduction, error)
 	// Get returns the current stock of item (0 when it was never set).
 	Get(ctx context.Context, item string) (int64, error)
 	// Restore puts qty units back and returns the new stock. An invalid qty
@@ -102,6 +126,25 @@ type StockBackend interface {
 // StockKey is the key of item's stock counter (strategies other than
 // sharded): prefix + "stock:{<item>}", a string holding an integer.
 func StockKey(k Keyspace, item string) string { return k.Tagged("stock", item) }
+
+// PurchasesKey is the hash of item's recorded purchases (Stock.Purchase):
+// prefix + "purchases:{<item>}", field purchase id, value the units taken.
+// It shares the item's hash tag with its stock keys, so one script may
+// touch both on Redis Cluster.
+func PurchasesKey(k Keyspace, item string) string { return k.Tagged("purchases", item) }
+
+// MaxPurchaseID is the longest purchase id, in bytes.
+const MaxPurchaseID = 512
+
+// ValidatePurchaseID returns an error wrapping ErrInvalidID unless id is
+// 1..MaxPurchaseID bytes (any bytes: it is a hash field, never part of a
+// key).
+func ValidatePurchaseID(id string) error {
+	if id == "" || len(id) > MaxPurchaseID {
+		return fmt.Errorf("%w: purchase id of %d bytes (must be 1..%d)", ErrInvalidID, len(id), MaxPurchaseID)
+	}
+	return nil
+}
 
 // StockShardKey is the key of one shard of item's stock (sharded strategy):
 // prefix + "stock:{<item>}:shard:<i>". All shards of an item share one slot.

@@ -36,10 +36,15 @@ func SplitUnits(units int64, n int) []int64 {
 }
 
 // DecodeDeduction decodes a check-and-deduct script's reply {ok, remaining}
-// (ok is 1 when the units were taken).
+// (ok is 1 when the units were taken), or a purchase script's
+// {ok, remaining, replayed} (replayed is 1 when the id was already
+// recorded and nothing was deducted).
 func DecodeDeduction(vals []int64) (Deduction, error) {
-	if len(vals) != 2 {
-		return Deduction{}, fmt.Errorf("script replied %v, want {ok, remaining}", vals)
+	switch len(vals) {
+	case 2:
+		return Deduction{OK: vals[0] == 1, Remaining: vals[1]}, nil
+	case 3:
+		return Deduction{OK: vals[0] == 1, Remaining: vals[1], Replayed: vals[2] == 1}, nil
 	}
-	return Deduction{OK: vals[0] == 1, Remaining: vals[1]}, nil
+	return Deduction{}, fmt.Errorf("script replied %v, want {ok, remaining} or {ok, remaining, replayed}", vals)
 }

@@ -55,12 +55,44 @@ func TestDecodeDeduction(t *testing.T) {
 	}{
 		{[]int64{1, 5}, Deduction{OK: true, Remaining: 5}, false},
 		{[]int64{0, 2}, Deduction{Remaining: 2}, false},
+		{[]int64{1, 4, 0}, Deduction{OK: true, Remaining: 4}, false},
+		{[]int64{1, 4, 1}, Deduction{OK: true, Remaining: 4, Replayed: true}, false},
+		{[]int64{0, 3, 0}, Deduction{Remaining: 3}, false},
 		{[]int64{1}, Deduction{}, true},
+		{[]int64{1, 2, 3, 4}, Deduction{}, true},
 		{nil, Deduction{}, true},
 	} {
 		got, err := DecodeDeduction(tc.vals)
 		if (err != nil) != tc.wantErr || got != tc.want {
 			t.Errorf("DecodeDeduction(%v) = %+v, %v", tc.vals, got, err)
+		}
+	}
+}
+
+func TestValidatePurchaseID(t *testing.T) {
+	for _, tc := range []struct {
+		id string
+		ok bool
+	}{
+		{"b1", true},
+		{"{odd}:id with spaces\x00", true},
+		{string(make([]byte, MaxPurchaseID)), true},
+		{"", false},
+		{string(make([]byte, MaxPurchaseID+1)), false},
+	} {
+		err := ValidatePurchaseID(tc.id)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalidID)) {
+			t.Errorf("ValidatePurchaseID(%d bytes) = %v", len(tc.id), err)
+		}
+	}
+}
+
+func TestPurchasesKeySharesTheStockSlot(t *testing.T) {
+	k := MustKeyspace("t:")
+	for _, item := range []string{"sku-1", "", "{", "a:b"} {
+		p, s := PurchasesKey(k, item), StockShardKey(k, item, 3)
+		if hashTag(p) != hashTag(s) || hashTag(p) != hashTag(StockKey(k, item)) {
+			t.Errorf("item %q: purchases %q and stock %q do not share a hash tag", item, p, s)
 		}
 	}
 }

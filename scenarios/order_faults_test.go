@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/paybench/paybench/bench/redisenv"
+	"github.com/paybench/paybench/bench/redisenv/redistest"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
 	"github.com/paybench/paybench/scenarios"
@@ -28,22 +29,6 @@ import (
 // faultCellTimeout bounds one faulty cell, fault and read-back included.
 const faultCellTimeout = 2 * time.Minute
 
-// spawnFaultServer starts a redis-server of the test's own, or skips the
-// test when none can be spawned.
-func spawnFaultServer(t *testing.T, args ...string) *redisenv.Server {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs redis-server (-short)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := redisenv.Provide(ctx, redisenv.Options{Force: redisenv.KindSpawn, ServerArgs: args})
-	if err != nil {
-		t.Skipf("no redis-server to spawn (needed to inject faults): %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
 
 // orderScenario returns a named scenario with its flags set.
 func orderScenario(t *testing.T, name string, args ...string) scenarios.Scenario {
@@ -241,7 +226,7 @@ func TestOrderScenariosUnderFaults(t *testing.T) {
 	} {
 		for _, backend := range impl.Backends() {
 			t.Run(tc.name+"/"+backend, func(t *testing.T) {
-				srv := spawnFaultServer(t)
+				srv := redistest.Spawn(t)
 				c := runFaultyCell(t, srv, orderScenario(t, tc.scenario), backend, impl.OrderSafe, tc.duration, tc.fault)
 				// go-redis gives up after its 3 s read time-out; rueidis
 				// has no time-out without a deadline and waits the stall
@@ -282,7 +267,7 @@ func usedMemory(t *testing.T, srv *redisenv.Server) int64 {
 func TestDuplicateOrderOnAFullServer(t *testing.T) {
 	for _, backend := range impl.Backends() {
 		t.Run(backend, func(t *testing.T) {
-			srv := spawnFaultServer(t, "--maxmemory-policy", "noeviction")
+			srv := redistest.Spawn(t, "--maxmemory-policy", "noeviction")
 			limit := usedMemory(t, srv) + 1<<20
 			if err := srv.Admin().ConfigSet(context.Background(), "maxmemory", strconv.FormatInt(limit, 10)).Err(); err != nil {
 				t.Fatal(err)
@@ -311,7 +296,7 @@ func TestDuplicateOrderOnAFullServer(t *testing.T) {
 func TestDuplicateOrderServerRestart(t *testing.T) {
 	for _, backend := range impl.Backends() {
 		t.Run(backend, func(t *testing.T) {
-			srv := spawnFaultServer(t)
+			srv := redistest.Spawn(t)
 			restart := func(ctx context.Context, t *testing.T, srv *redisenv.Server, _ string) string {
 				if impl.Sleep(ctx, 800*time.Millisecond) != nil {
 					return "the cell ended before the restart"

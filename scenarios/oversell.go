@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -21,19 +22,22 @@ func init() { Register(func() Scenario { return newOversell() }) }
 // Oversell is the flash sale: S units, B buyers each wanting q units, C at
 // a time. The seed's read-compare-write deduction sells more than there is.
 //
-// One measured operation is one buyer's Stock.Deduct through the backend
-// under test, and nothing else. A purchase answered OK is recorded as an
-// order: the buyer keeps the record in its worker's buffer, and the records
-// are written after the sale with the admin client, in pipelines. The stock
-// contract carries no purchase identity that a deduction could record in
-// the same atomic step (and the naive strategies have no atomic step to
-// record it in), so an order record is, as it always was, what the buyer
-// was told; it used to be written by the buyer right after the answer,
-// inside the timed operation. The verdict reads the records and the stock
-// back from the server: "units sold == initial − final stock" holds what
-// the buyers were told against what the server's stock lost, and "order
-// records == successful purchases" checks that every purchase was
-// recorded.
+// One measured operation is one buyer's Stock.Purchase through the backend
+// under test, and nothing else; its purchase id is the buyer's sequence
+// number. The server records every purchase in the item's purchases hash
+// (impl.PurchasesKey): watch, lua and sharded in the same atomic step as
+// the deduction, so a record exists if and only if the units were taken,
+// and naive and decr right after it, as the seed would. Each worker keeps in
+// memory, in buffers sized before the sale, the purchases it was told OK and
+// those whose reply was lost (a failure that may have applied,
+// impl.MayHaveApplied). After the sale the verdict reads the purchases hash
+// and the stock back with the admin client: units sold are the recorded
+// purchases, checked against what the stock lost and against what buyers
+// were told; each lost reply is looked up by its id, so the cell knows
+// whether that purchase happened (Cell.Settled) instead of guessing. The
+// purchases answered OK are also written as order records after the sale
+// (what the buyers were told, as the seed's shop would keep it), with the
+// admin client, in pipelines.
 type Oversell struct {
 	Stock       int64
 	Buyers      int64
@@ -138,21 +142,40 @@ func parseRange(s string) (lo, hi int64, err error) {
 // buyerTally is one worker's client-side tally, on its own cache line.
 type buyerTally struct {
 	bought, refused, units int64
+	replayed               int64 // purchases answered from their record
 	minReply               int64 // lowest stock value a reply showed
 	retries, maxRetries    int64
 	minRefusedQty          int64
-	orders                 []orderRecord // purchases answered OK, to record
-	_                      [64]byte
+	// told are the purchases answered OK; lost those whose reply was lost
+	// (the failure's class may have applied). Both are sized before the
+	// sale for every buyer the worker can have.
+	told, lost []purchaseNote
+	_          [64]byte
 }
 
-// orderRecord is one purchase the backend answered OK: the order record a
-// buyer writes once the sale is over.
-type orderRecord struct {
-	buyer, qty, seenRemaining int64
+// purchaseNote is one buyer's purchase as the buyer knows it. It holds no
+// pointer, so the garbage collector never scans the buffers of them.
+type purchaseNote struct {
+	buyer, qty int64
+	seen       int64 // the stock the reply showed (answered OK only)
+	// canceled: the reply was lost because the run itself was stopped
+	// (lost replies only), which the runner does not count as a failure.
+	canceled bool
 }
 
 // orderWriteChunk is how many order records one pipeline writes.
 const orderWriteChunk = 500
+
+// Bounds of what a sale sizes before it starts.
+const (
+	// maxPrebuiltIDs is how many purchase ids are formatted up front.
+	maxPrebuiltIDs = 1 << 16
+	// maxNotesPerWorker bounds the room for purchases answered OK each
+	// worker reserves.
+	maxNotesPerWorker = 1 << 16
+	// maxLostPerWorker is the room for lost replies each worker reserves.
+	maxLostPerWorker = 1024
+)
 
 const item = "sku-1"
 
@@ -170,31 +193,7 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 	if err := stock.Set(ctx, item, o.Stock); err != nil {
 		return cell, fmt.Errorf("seed stock: %w", err)
 	}
-	stockKeys := []string{impl.StockKey(env.Keys, item)}
-	if strategy == impl.StockSharded {
-		stockKeys = stockKeys[:0]
-		for i := 0; i < o.Shards; i++ {
-			stockKeys = append(stockKeys, impl.StockShardKey(env.Keys, item, i))
-		}
-	}
-	readStock := func(ctx context.Context) (int64, error) {
-		vals, err := env.Admin.MGet(ctx, stockKeys...).Result()
-		if err != nil {
-			return 0, err
-		}
-		var sum int64
-		for _, v := range vals {
-			if v == nil {
-				continue
-			}
-			n, err := strconv.ParseInt(fmt.Sprint(v), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("stock key holds %q: %w", v, err)
-			}
-			sum += n
-		}
-		return sum, nil
-	}
+	sr := newStockReader(env, strategy, o.Shards)
 
 	conc := env.Common.Concurrency
 	if conc <= 0 {
@@ -205,40 +204,30 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 	for i := range tallies {
 		tallies[i].minReply = o.Stock
 		tallies[i].minRefusedQty = -1
-		tallies[i].orders = make([]orderRecord, 0, min(perWorker, o.Stock+1))
+		// A worker is told OK at most once per unit in stock (unless the
+		// strategy oversells) and loses few replies; beyond these sizes (and
+		// maxNotesPerWorker) a buffer grows.
+		tallies[i].told = make([]purchaseNote, 0, min(perWorker, o.Stock/o.QuantityMin+1, maxNotesPerWorker))
+		tallies[i].lost = make([]purchaseNote, 0, min(perWorker, maxLostPerWorker))
+	}
+	// Purchase ids, built before the sale: buyer n buys as "<n>" (beyond
+	// maxPrebuiltIDs buyers, the id is formatted when the buyer comes).
+	ids := make([]string, min(o.Buyers, maxPrebuiltIDs))
+	for i := range ids {
+		ids[i] = strconv.Itoa(i)
 	}
 
 	// The sampler reads the stock while the sale goes on.
 	samplerCtx, stopSampler := context.WithCancel(ctx)
-	var sampled struct {
-		min, n int64
-		err    error
-	}
-	sampled.min = o.Stock
+	sampled := newStockSampler(o.Stock, len(sr.keys))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(o.SampleEvery)
-		defer t.Stop()
-		for {
-			v, err := readStock(samplerCtx)
-			if err != nil {
-				if samplerCtx.Err() == nil {
-					sampled.err = err
-				}
-				return
-			}
-			sampled.n++
-			sampled.min = min(sampled.min, v)
-			select {
-			case <-samplerCtx.Done():
-				return
-			case <-t.C:
-			}
-		}
+		sampled.run(samplerCtx, sr, o.SampleEvery)
 	}()
 
+	classify := env.Backend.Classify
 	stats, runErr := env.Drive(ctx, bench.Config{
 		Concurrency: conc,
 		Requests:    o.Buyers,
@@ -249,10 +238,19 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 			q += w.Rand.Int64N(o.QuantityMax - o.QuantityMin + 1)
 		}
 		t := &tallies[w.ID]
-		d, err := stock.Deduct(ctx, item, q)
+		var id string
+		if w.Seq >= 0 && w.Seq < int64(len(ids)) {
+			id = ids[w.Seq]
+		} else {
+			id = strconv.FormatInt(w.Seq, 10)
+		}
+		d, err := stock.Purchase(ctx, item, id, q)
 		t.retries += int64(d.Retries)
 		t.maxRetries = max(t.maxRetries, int64(d.Retries))
 		if err != nil {
+			if class := classify(err); impl.MayHaveApplied(class) {
+				t.lost = append(t.lost, purchaseNote{buyer: w.Seq, qty: q, canceled: class == impl.ClassCanceled})
+			}
 			return err
 		}
 		t.minReply = min(t.minReply, d.Remaining)
@@ -265,7 +263,10 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 		}
 		t.bought++
 		t.units += q
-		t.orders = append(t.orders, orderRecord{buyer: w.Seq, qty: q, seenRemaining: d.Remaining})
+		if d.Replayed {
+			t.replayed++
+		}
+		t.told = append(t.told, purchaseNote{buyer: w.Seq, qty: q, seen: d.Remaining})
 		return nil
 	})
 	stopSampler()
@@ -273,112 +274,41 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 	if runErr != nil {
 		return cell, runErr
 	}
-	if sampled.err != nil {
-		return cell, fmt.Errorf("stock sampler: %w", sampled.err)
-	}
 	stats.Fill(&cell)
 
+	j := oversellJudgement{o: o, strategy: strategy, sampled: sampled, errors: stats.ErrorCount(), retries: clientRetries(env.Backend)}
+	j.tally(tallies)
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := o.writeOrders(vctx, env, tallies); err != nil {
-		return cell, err
+	writeErr := writeOrders(vctx, env, j.told)
+	readErr := j.readBack(vctx, env, sr)
+	if readErr == nil {
+		j.judge(&cell)
+	} else {
+		cell.Figures = j.clientFigures()
+		cell.Summary = j.clientSummary()
 	}
-
-	// Read the server's state back.
-	final, err := readStock(vctx)
-	if err != nil {
-		return cell, fmt.Errorf("read final stock: %w", err)
-	}
-	orders, soldUnits, err := o.readOrders(vctx, env)
-	if err != nil {
-		return cell, err
-	}
-
-	var bought, refused, clientUnits, retries, maxRetries int64
-	minReply, minRefusedQty := o.Stock, int64(-1)
-	for _, t := range tallies {
-		bought += t.bought
-		refused += t.refused
-		clientUnits += t.units
-		retries += t.retries
-		maxRetries = max(maxRetries, t.maxRetries)
-		minReply = min(minReply, t.minReply)
-		if t.minRefusedQty >= 0 && (minRefusedQty < 0 || t.minRefusedQty < minRefusedQty) {
-			minRefusedQty = t.minRefusedQty
-		}
-	}
-	minSeen := min(sampled.min, minReply, final)
-	demand := o.Buyers * o.QuantityMin
-	cell.Figures = map[string]float64{
-		"stock_initial":      float64(o.Stock),
-		"stock_final":        float64(final),
-		"stock_min_observed": float64(minSeen),
-		"orders":             float64(orders),
-		"units_sold":         float64(soldUnits),
-		"purchases_ok":       float64(bought),
-		"purchases_refused":  float64(refused),
-		"stock_samples":      float64(sampled.n),
-		"watch_retries":      float64(retries),
-		"watch_retries_max":  float64(maxRetries),
-		"oversold_units":     float64(max(0, soldUnits-o.Stock)),
-		"lost_stock_updates": float64(soldUnits - (o.Stock - final)),
-		"unsold_with_demand": 0,
-		"errors":             float64(stats.ErrorCount()),
-		"buyers":             float64(o.Buyers),
-		"quantity_min":       float64(o.QuantityMin),
-		"quantity_max":       float64(o.QuantityMax),
-	}
-	cell.Invariants = []result.Invariant{
-		Check("final stock >= 0", final >= 0, "final stock %d", final),
-		Check("stock never observed negative", minSeen >= 0,
-			"lowest stock seen %d (%d samples while the sale ran, and every deduction's reply)", minSeen, sampled.n),
-		Check("units sold == initial - final stock", soldUnits == o.Stock-final,
-			"orders hold %d units; stock went from %d to %d (%d taken)", soldUnits, o.Stock, final, o.Stock-final),
-		Check("order records == successful purchases", orders == bought,
-			"%d order records, %d purchases answered OK", orders, bought),
-		Check("units sold <= initial stock", soldUnits <= o.Stock,
-			"sold %d units of %d", soldUnits, o.Stock),
-	}
-	if demand >= o.Stock {
-		// Every buyer came; a unit left over that a refused buyer could
-		// have taken was stranded.
-		stranded := minRefusedQty > 0 && final >= minRefusedQty
-		if stranded {
-			cell.Figures["unsold_with_demand"] = float64(final)
-		}
-		cell.Invariants = append(cell.Invariants, Check("nothing sellable left unsold", !stranded,
-			"final stock %d; smallest refused purchase %d units", final, max(minRefusedQty, 0)))
-	}
-	switch {
-	case soldUnits > o.Stock:
-		cell.Summary = fmt.Sprintf("sold %d units of %d — oversold by %d", soldUnits, o.Stock, soldUnits-o.Stock)
-	case soldUnits != o.Stock-final:
-		cell.Summary = fmt.Sprintf("sold %d units but stock fell by %d — %d lost updates", soldUnits, o.Stock-final, soldUnits-(o.Stock-final))
-	case minSeen < 0:
-		cell.Summary = fmt.Sprintf("sold %d units of %d, final stock %d, but stock read %d mid-sale", soldUnits, o.Stock, final, minSeen)
-	default:
-		cell.Summary = fmt.Sprintf("sold %d units of %d in %d orders, final stock %d", soldUnits, o.Stock, orders, final)
-	}
-	if retries > 0 {
-		cell.Summary += fmt.Sprintf("; %d watch retries (max %d per purchase)", retries, maxRetries)
+	// A failed sample leaves a gap in what was observed mid-sale, a failed
+	// read-back leaves the verdict without the server's word, a failed
+	// write leaves the order records short: either way the judgement is
+	// incomplete, and the measured figures stand.
+	if err := errors.Join(sampled.failure(), writeErr, readErr); err != nil {
+		return cell, JudgementError(err)
 	}
 	return cell, nil
 }
 
-// writeOrders writes every buyer's order records with the admin client, in
-// pipelines of orderWriteChunk: the hash prefix + "order:{b<buyer>}" with
-// the fields buyer, qty and seen_remaining.
-func (o *Oversell) writeOrders(ctx context.Context, env *Env, tallies []buyerTally) error {
-	var recs []orderRecord
-	for _, t := range tallies {
-		recs = append(recs, t.orders...)
-	}
-	for lo := 0; lo < len(recs); lo += orderWriteChunk {
-		chunk := recs[lo:min(lo+orderWriteChunk, len(recs))]
+// writeOrders writes the order record of every purchase answered OK — what
+// the buyers were told, next to the server's own purchases hash — with the
+// admin client, in pipelines of orderWriteChunk: the hash prefix +
+// "order:{b<buyer>}" with the fields buyer, qty and seen_remaining.
+func writeOrders(ctx context.Context, env *Env, told []purchaseNote) error {
+	for lo := 0; lo < len(told); lo += orderWriteChunk {
+		chunk := told[lo:min(lo+orderWriteChunk, len(told))]
 		_, err := env.Admin.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, r := range chunk {
-				key := env.Keys.Tagged("order", "b"+strconv.FormatInt(r.buyer, 10))
-				p.HSet(ctx, key, "buyer", r.buyer, "qty", r.qty, "seen_remaining", r.seenRemaining)
+			for _, n := range chunk {
+				key := env.Keys.Tagged("order", "b"+strconv.FormatInt(n.buyer, 10))
+				p.HSet(ctx, key, "buyer", n.buyer, "qty", n.qty, "seen_remaining", n.seen)
 			}
 			return nil
 		})
@@ -389,20 +319,18 @@ func (o *Oversell) writeOrders(ctx context.Context, env *Env, tallies []buyerTal
 	return nil
 }
 
-// readOrders counts the order records of the run and the units they hold.
-func (o *Oversell) readOrders(ctx context.Context, env *Env) (orders, units int64, err error) {
-	pattern := env.Keys.Prefix() + "order:*"
-	iter := env.Admin.Scan(ctx, 0, pattern, 1000).Iterator()
-	for iter.Next(ctx) {
-		qty, err := env.Admin.HGet(ctx, iter.Val(), "qty").Int64()
-		if err != nil {
-			return 0, 0, fmt.Errorf("read order %s: %w", iter.Val(), err)
-		}
-		orders++
-		units += qty
+// clientRetries names the client's setting that re-sends a write whose
+// reply was lost ("go-redis retries=3", "go-redis retries=library (3)"),
+// or "" when the backend re-sends no write (its Settings say which
+// commands it retries).
+func clientRetries(be impl.Backend) string {
+	set := be.Settings()
+	if set[impl.SettingRetriedCommands] != impl.RetriedAll {
+		return ""
 	}
-	if err := iter.Err(); err != nil {
-		return 0, 0, fmt.Errorf("scan orders: %w", err)
+	lib := be.Name()
+	if lib == impl.GoRedis {
+		lib = "go-redis"
 	}
-	return orders, units, nil
+	return fmt.Sprintf("%s retries=%s", lib, set[impl.SettingRetries])
 }

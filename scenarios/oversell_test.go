@@ -2,8 +2,11 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/paybench/paybench/bench/redisenv/redistest"
 	"github.com/paybench/paybench/impl"
@@ -116,5 +119,44 @@ func TestOversellValidate(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+}
+
+// TestOversellJudgementFailureKeepsFigures: when paybench's own reads of
+// the server fail (the sampler, the read-back), the cell comes back with
+// everything it measured and an error marking the judgement incomplete,
+// never a verdict.
+func TestOversellJudgementFailureKeepsFigures(t *testing.T) {
+	for _, backend := range impl.Backends() {
+		for _, strategy := range []string{impl.StockLua, impl.StockSharded} {
+			t.Run(backend+"/"+strategy, func(t *testing.T) {
+				env := testEnv(t, backend)
+				// An admin client on a port nothing listens on: every read
+				// paybench makes to judge fails; the sale itself does not.
+				dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
+				t.Cleanup(func() { _ = dead.Close() })
+				env.Admin = dead
+				o := newOversell()
+				if err := o.Validate(); err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				cell, err := o.Run(ctx, env, strategy)
+				if !errors.Is(err, ErrJudgement) {
+					t.Fatalf("error %v, want a judgement error", err)
+				}
+				if cell.Ops != o.Buyers || cell.Latency.Corrected.Count != o.Buyers {
+					t.Errorf("measurements discarded: ops %d, latency count %d", cell.Ops, cell.Latency.Corrected.Count)
+				}
+				if cell.Figures["purchases_ok"] != float64(o.Stock) || cell.Figures["purchases_refused"] != float64(o.Buyers-o.Stock) {
+					t.Errorf("figures: %v", cell.Figures)
+				}
+				if len(cell.Invariants) != 0 {
+					t.Errorf("invariants judged without the server: %v", cell.Invariants)
+				}
+				t.Logf("%v; summary %q", err, cell.Summary)
+			})
+		}
 	}
 }

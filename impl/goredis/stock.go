@@ -21,6 +21,8 @@ var (
 	stockDeductScript           = redis.NewScript(scripts.StockDeduct)
 	stockShardDeductScript      = redis.NewScript(scripts.StockShardDeduct)
 	stockShardedDeductAllScript = redis.NewScript(scripts.StockShardedDeductAll)
+	stockPurchaseScript         = redis.NewScript(scripts.StockPurchase)
+	stockShardedPurchaseScript  = redis.NewScript(scripts.StockShardedPurchase)
 )
 
 // compensationTimeout bounds the INCRBY that gives back units the decr
@@ -71,8 +73,28 @@ type plainStock struct {
 
 func (s *plainStock) key(item string) string { return impl.StockKey(s.opts.Keys, item) }
 
+func (s *plainStock) purchasesKey(item string) string { return impl.PurchasesKey(s.opts.Keys, item) }
+
 func (s *plainStock) errorf(op, item string, err error) error {
 	return fmt.Errorf("goredis stock %s: %s %q: %w", s.name, op, item, err)
+}
+
+// validatePurchase checks a purchase's quantity and id before any Redis
+// call.
+func validatePurchase(qty int64, id string) error {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return err
+	}
+	return impl.ValidatePurchaseID(id)
+}
+
+// record writes a purchase's record after its deduction (naive, decr: a
+// separate command, not atomic with it).
+func (s *plainStock) record(ctx context.Context, item, id string, qty int64) error {
+	if err := s.rdb.HSet(ctx, s.purchasesKey(item), id, qty).Err(); err != nil {
+		return fmt.Errorf("%d units taken, but recording purchase %q failed: %w", qty, id, err)
+	}
+	return nil
 }
 
 // Set stores units in the item's counter.
@@ -121,19 +143,43 @@ func (s *naiveStock) Deduct(ctx context.Context, item string, qty int64) (impl.D
 	if err := impl.ValidateQuantity(qty); err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
+	d, err := s.deduct(ctx, item, qty)
+	if err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	return d, nil
+}
+
+// Purchase is Deduct, then HSET of the record when the units were taken:
+// not atomic with the deduction, and not idempotent.
+func (s *naiveStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
+	if err := validatePurchase(qty, id); err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
+	}
+	d, err := s.deduct(ctx, item, qty)
+	if err == nil && d.OK {
+		err = s.record(ctx, item, id, qty)
+	}
+	if err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
+	}
+	return d, nil
+}
+
+func (s *naiveStock) deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
 	key := s.key(item)
 	cur, err := s.rdb.Get(ctx, key).Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return impl.Deduction{}, s.errorf("deduct", item, err)
+		return impl.Deduction{}, err
 	}
 	if cur < qty {
 		return impl.Deduction{Remaining: cur}, nil
 	}
 	if err := impl.Sleep(ctx, s.opts.Think); err != nil {
-		return impl.Deduction{}, s.errorf("deduct", item, err)
+		return impl.Deduction{}, err
 	}
 	if err := s.rdb.Set(ctx, key, cur-qty, 0).Err(); err != nil {
-		return impl.Deduction{}, s.errorf("deduct", item, err)
+		return impl.Deduction{}, err
 	}
 	return impl.Deduction{OK: true, Remaining: cur - qty}, nil
 }
@@ -150,10 +196,36 @@ func (s *decrStock) Deduct(ctx context.Context, item string, qty int64) (impl.De
 	if err := impl.ValidateQuantity(qty); err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
+	d, err := s.deduct(ctx, item, qty)
+	if err != nil {
+		return d, s.errorf("deduct", item, err)
+	}
+	return d, nil
+}
+
+// Purchase is Deduct, then HSET of the record when the units were taken:
+// not atomic with the deduction, and not idempotent.
+func (s *decrStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
+	if err := validatePurchase(qty, id); err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
+	}
+	d, err := s.deduct(ctx, item, qty)
+	if err == nil && d.OK {
+		if err = s.record(ctx, item, id, qty); err != nil {
+			d = impl.Deduction{}
+		}
+	}
+	if err != nil {
+		return d, s.errorf("purchase", item, err)
+	}
+	return d, nil
+}
+
+func (s *decrStock) deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
 	key := s.key(item)
 	n, err := s.rdb.DecrBy(ctx, key, qty).Result()
 	if err != nil {
-		return impl.Deduction{}, s.errorf("deduct", item, err)
+		return impl.Deduction{}, err
 	}
 	if n >= 0 {
 		return impl.Deduction{OK: true, Remaining: n}, nil
@@ -161,15 +233,18 @@ func (s *decrStock) Deduct(ctx context.Context, item string, qty int64) (impl.De
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensationTimeout)
 	defer cancel()
 	if err := s.rdb.IncrBy(cctx, key, qty).Err(); err != nil {
-		return impl.Deduction{Remaining: n}, s.errorf("deduct", item,
-			fmt.Errorf("compensating INCRBY %d failed, stock is short by that much: %w", qty, err))
+		return impl.Deduction{Remaining: n},
+			fmt.Errorf("compensating INCRBY %d failed, stock is short by that much: %w", qty, err)
 	}
 	return impl.Deduction{Remaining: n}, nil
 }
 
 // watchStock is optimistic: WATCH the key, GET, and DECRBY inside
 // MULTI/EXEC; EXEC aborts when another client changed the key in between,
-// and the deduction starts over, at most opts.MaxRetries times.
+// and the deduction starts over, at most opts.MaxRetries times. A purchase
+// also watches the item's purchases hash, reads its id there (a recorded id
+// is answered from the record, nothing taken again) and records itself
+// with HSET in the same MULTI/EXEC as the DECRBY.
 type watchStock struct{ plainStock }
 
 // Deduct runs the WATCH transaction, retrying aborted ones; when the
@@ -178,12 +253,62 @@ func (s *watchStock) Deduct(ctx context.Context, item string, qty int64) (impl.D
 	if err := impl.ValidateQuantity(qty); err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
+	d, err := s.run(ctx, item, "", qty)
+	if err != nil {
+		return d, s.errorf("deduct", item, err)
+	}
+	return d, nil
+}
+
+// Purchase runs the WATCH transaction with the purchase's record inside it:
+// atomic and idempotent on id.
+func (s *watchStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
+	if err := validatePurchase(qty, id); err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
+	}
+	d, err := s.run(ctx, item, id, qty)
+	if err != nil {
+		return d, s.errorf("purchase", item, err)
+	}
+	return d, nil
+}
+
+// run is the WATCH transaction of a deduction, or of a purchase when id is
+// not empty, with its bounded retries.
+func (s *watchStock) run(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
 	key := s.key(item)
+	watched := []string{key}
+	var pkey string
+	if id != "" {
+		pkey = s.purchasesKey(item)
+		watched = append(watched, pkey)
+	}
 	var d impl.Deduction
 	txf := func(tx *redis.Tx) error {
-		cur, err := tx.Get(ctx, key).Int64()
+		var get *redis.StringCmd
+		var rec *redis.BoolCmd
+		// Replies are checked one by one below: a missing key (redis.Nil)
+		// is an answer, not an error.
+		_, _ = tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+			get = p.Get(ctx, key)
+			if id != "" {
+				rec = p.HExists(ctx, pkey, id)
+			}
+			return nil
+		})
+		cur, err := get.Int64()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return err
+		}
+		if rec != nil {
+			recorded, err := rec.Result()
+			if err != nil {
+				return err
+			}
+			if recorded {
+				d.OK, d.Remaining, d.Replayed = true, cur, true
+				return nil
+			}
 		}
 		if cur < qty {
 			d.OK, d.Remaining = false, cur
@@ -192,6 +317,9 @@ func (s *watchStock) Deduct(ctx context.Context, item string, qty int64) (impl.D
 		var decr *redis.IntCmd
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			decr = p.DecrBy(ctx, key, qty)
+			if id != "" {
+				p.HSet(ctx, pkey, id, qty)
+			}
 			return nil
 		})
 		if err != nil {
@@ -201,19 +329,18 @@ func (s *watchStock) Deduct(ctx context.Context, item string, qty int64) (impl.D
 		return nil
 	}
 	for {
-		err := s.rdb.Watch(ctx, txf, key)
+		err := s.rdb.Watch(ctx, txf, watched...)
 		if err == nil {
 			return d, nil
 		}
 		if !errors.Is(err, redis.TxFailedErr) {
-			return impl.Deduction{Retries: d.Retries}, s.errorf("deduct", item, err)
+			return impl.Deduction{Retries: d.Retries}, err
 		}
 		if d.Retries >= s.opts.MaxRetries {
-			return impl.Deduction{Retries: d.Retries}, s.errorf("deduct", item,
-				fmt.Errorf("%w (%d retries)", impl.ErrContention, d.Retries))
+			return impl.Deduction{Retries: d.Retries}, fmt.Errorf("%w (%d retries)", impl.ErrContention, d.Retries)
 		}
 		if err := ctx.Err(); err != nil {
-			return impl.Deduction{Retries: d.Retries}, s.errorf("deduct", item, err)
+			return impl.Deduction{Retries: d.Retries}, err
 		}
 		d.Retries++
 	}
@@ -234,9 +361,23 @@ func (s *luaStock) Deduct(ctx context.Context, item string, qty int64) (impl.Ded
 	return d, nil
 }
 
-// runDeduct runs a check-and-deduct script and decodes its {ok, remaining}.
-func runDeduct(ctx context.Context, rdb *redis.Client, script *redis.Script, keys []string, qty int64) (impl.Deduction, error) {
-	res, err := script.Run(ctx, rdb, keys, qty).Int64Slice()
+// Purchase runs scripts.StockPurchase: the deduction and its record in one
+// script, idempotent on id.
+func (s *luaStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
+	if err := validatePurchase(qty, id); err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
+	}
+	d, err := runDeduct(ctx, s.rdb, stockPurchaseScript, []string{s.key(item), s.purchasesKey(item)}, qty, id)
+	if err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
+	}
+	return d, nil
+}
+
+// runDeduct runs a check-and-deduct script with the quantity (and, for a
+// purchase, the id) and decodes its {ok, remaining[, replayed]}.
+func runDeduct(ctx context.Context, rdb *redis.Client, script *redis.Script, keys []string, qty int64, id ...any) (impl.Deduction, error) {
+	res, err := script.Run(ctx, rdb, keys, append([]any{qty}, id...)...).Int64Slice()
 	if err != nil {
 		return impl.Deduction{}, err
 	}
@@ -337,6 +478,22 @@ func (s *shardedStock) Deduct(ctx context.Context, item string, qty int64) (impl
 	d, err = runDeduct(ctx, s.rdb, stockShardedDeductAllScript, keys, qty)
 	if err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	return d, nil
+}
+
+// Purchase runs scripts.StockShardedPurchase from a random shard: the
+// chosen shard when it covers qty alone, else the chosen one and the next
+// ones, and the purchase's record, in one script, idempotent on id.
+// Remaining is the total over all shards.
+func (s *shardedStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
+	if err := validatePurchase(qty, id); err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
+	}
+	keys := append([]string{impl.PurchasesKey(s.opts.Keys, item)}, s.keys(item, rand.IntN(s.opts.Shards))...)
+	d, err := runDeduct(ctx, s.rdb, stockShardedPurchaseScript, keys, qty, id)
+	if err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
 	return d, nil
 }

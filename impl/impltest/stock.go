@@ -227,6 +227,15 @@ var stockTests = []stockTest{
 	{name: "NaiveConcurrentRuns", only: []string{impl.StockNaive}, run: testNaiveConcurrentRuns},
 	{name: "ShardedSpread", only: []string{impl.StockSharded}, run: testShardedSpread},
 	{name: "ShardedStrandedUnits", only: []string{impl.StockSharded}, run: testShardedStranded},
+	{name: "PurchaseRecordedIffTaken", run: testPurchaseRecorded},
+	{name: "PurchaseInvalid", run: testPurchaseInvalid},
+	{name: "PurchaseCanceledContext", run: testPurchaseCanceled},
+	{name: "PurchaseIdempotent", only: idempotentStrategies, run: testPurchaseIdempotent},
+	{name: "PurchaseSameIDConcurrently", only: idempotentStrategies, run: testPurchaseSameIDConcurrently},
+	{name: "PurchaseNotIdempotent", only: []string{impl.StockNaive, impl.StockDecr}, run: testPurchaseNotIdempotent},
+	{name: "ConcurrentPurchases", only: safeStrategies, run: testConcurrentPurchases},
+	{name: "PurchaseScriptFlush", only: []string{impl.StockLua, impl.StockSharded}, run: testPurchaseScriptFlush},
+	{name: "ShardedPurchaseAcrossShards", only: []string{impl.StockSharded}, run: testShardedPurchaseAcross},
 }
 
 func testRoundTrip(t *testing.T, c stockCase) {

@@ -21,6 +21,8 @@ var (
 	stockDeductScript           = rd.NewLuaScript(scripts.StockDeduct)
 	stockShardDeductScript      = rd.NewLuaScript(scripts.StockShardDeduct)
 	stockShardedDeductAllScript = rd.NewLuaScript(scripts.StockShardedDeductAll)
+	stockPurchaseScript         = rd.NewLuaScript(scripts.StockPurchase)
+	stockShardedPurchaseScript  = rd.NewLuaScript(scripts.StockShardedPurchase)
 )
 
 // cleanupTimeout bounds the commands that must run even when the caller's
@@ -72,8 +74,29 @@ type plainStock struct {
 
 func (s *plainStock) key(item string) string { return impl.StockKey(s.opts.Keys, item) }
 
+func (s *plainStock) purchasesKey(item string) string { return impl.PurchasesKey(s.opts.Keys, item) }
+
 func (s *plainStock) errorf(op, item string, err error) error {
 	return fmt.Errorf("rueidis stock %s: %s %q: %w", s.name, op, item, err)
+}
+
+// validatePurchase checks a purchase's quantity and id before any Redis
+// call.
+func validatePurchase(qty int64, id string) error {
+	if err := impl.ValidateQuantity(qty); err != nil {
+		return err
+	}
+	return impl.ValidatePurchaseID(id)
+}
+
+// record writes a purchase's record after its deduction (naive, decr: a
+// separate command, not atomic with it).
+func (s *plainStock) record(ctx context.Context, item, id string, qty int64) error {
+	cmd := s.rc.B().Hset().Key(s.purchasesKey(item)).FieldValue().FieldValue(id, strconv.FormatInt(qty, 10)).Build()
+	if err := s.rc.Do(ctx, cmd).Error(); err != nil {
+		return fmt.Errorf("%d units taken, but recording purchase %q failed: %w", qty, id, err)
+	}
+	return nil
 }
 
 // Set stores units in the item's counter.
@@ -129,20 +152,44 @@ func (s *naiveStock) Deduct(ctx context.Context, item string, qty int64) (impl.D
 	if err := impl.ValidateQuantity(qty); err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
+	d, err := s.deduct(ctx, item, qty)
+	if err != nil {
+		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	return d, nil
+}
+
+// Purchase is Deduct, then HSET of the record when the units were taken:
+// not atomic with the deduction, and not idempotent.
+func (s *naiveStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
+	if err := validatePurchase(qty, id); err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
+	}
+	d, err := s.deduct(ctx, item, qty)
+	if err == nil && d.OK {
+		err = s.record(ctx, item, id, qty)
+	}
+	if err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
+	}
+	return d, nil
+}
+
+func (s *naiveStock) deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
 	key := s.key(item)
 	cur, err := getInt(ctx, s.rc, key)
 	if err != nil {
-		return impl.Deduction{}, s.errorf("deduct", item, err)
+		return impl.Deduction{}, err
 	}
 	if cur < qty {
 		return impl.Deduction{Remaining: cur}, nil
 	}
 	if err := impl.Sleep(ctx, s.opts.Think); err != nil {
-		return impl.Deduction{}, s.errorf("deduct", item, err)
+		return impl.Deduction{}, err
 	}
 	set := s.rc.B().Set().Key(key).Value(strconv.FormatInt(cur-qty, 10)).Build()
 	if err := s.rc.Do(ctx, set).Error(); err != nil {
-		return impl.Deduction{}, s.errorf("deduct", item, err)
+		return impl.Deduction{}, err
 	}
 	return impl.Deduction{OK: true, Remaining: cur - qty}, nil
 }
@@ -159,10 +206,36 @@ func (s *decrStock) Deduct(ctx context.Context, item string, qty int64) (impl.De
 	if err := impl.ValidateQuantity(qty); err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
+	d, err := s.deduct(ctx, item, qty)
+	if err != nil {
+		return d, s.errorf("deduct", item, err)
+	}
+	return d, nil
+}
+
+// Purchase is Deduct, then HSET of the record when the units were taken:
+// not atomic with the deduction, and not idempotent.
+func (s *decrStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
+	if err := validatePurchase(qty, id); err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
+	}
+	d, err := s.deduct(ctx, item, qty)
+	if err == nil && d.OK {
+		if err = s.record(ctx, item, id, qty); err != nil {
+			d = impl.Deduction{}
+		}
+	}
+	if err != nil {
+		return d, s.errorf("purchase", item, err)
+	}
+	return d, nil
+}
+
+func (s *decrStock) deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
 	key := s.key(item)
 	n, err := s.rc.Do(ctx, s.rc.B().Decrby().Key(key).Decrement(qty).Build()).AsInt64()
 	if err != nil {
-		return impl.Deduction{}, s.errorf("deduct", item, err)
+		return impl.Deduction{}, err
 	}
 	if n >= 0 {
 		return impl.Deduction{OK: true, Remaining: n}, nil
@@ -170,8 +243,8 @@ func (s *decrStock) Deduct(ctx context.Context, item string, qty int64) (impl.De
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	if err := s.rc.Do(cctx, s.rc.B().Incrby().Key(key).Increment(qty).Build()).Error(); err != nil {
-		return impl.Deduction{Remaining: n}, s.errorf("deduct", item,
-			fmt.Errorf("compensating INCRBY %d failed, stock is short by that much: %w", qty, err))
+		return impl.Deduction{Remaining: n},
+			fmt.Errorf("compensating INCRBY %d failed, stock is short by that much: %w", qty, err)
 	}
 	return impl.Deduction{Remaining: n}, nil
 }
@@ -179,7 +252,10 @@ func (s *decrStock) Deduct(ctx context.Context, item string, qty int64) (impl.De
 // watchStock is optimistic: on a dedicated connection, WATCH the key and
 // GET it, then DECRBY inside MULTI/EXEC; EXEC replies nil when another
 // client changed the key in between, and the deduction starts over, at most
-// opts.MaxRetries times.
+// opts.MaxRetries times. A purchase also watches the item's purchases hash,
+// reads its id there (a recorded id is answered from the record, nothing
+// taken again) and records itself with HSET in the same MULTI/EXEC as the
+// DECRBY.
 type watchStock struct{ plainStock }
 
 // Deduct runs the WATCH transaction, retrying aborted ones; when the
@@ -188,39 +264,72 @@ func (s *watchStock) Deduct(ctx context.Context, item string, qty int64) (impl.D
 	if err := impl.ValidateQuantity(qty); err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
+	d, err := s.run(ctx, item, "", qty)
+	if err != nil {
+		return d, s.errorf("deduct", item, err)
+	}
+	return d, nil
+}
+
+// Purchase runs the WATCH transaction with the purchase's record inside it:
+// atomic and idempotent on id.
+func (s *watchStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
+	if err := validatePurchase(qty, id); err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
+	}
+	d, err := s.run(ctx, item, id, qty)
+	if err != nil {
+		return d, s.errorf("purchase", item, err)
+	}
+	return d, nil
+}
+
+// run is the WATCH transaction of a deduction, or of a purchase when id is
+// not empty, with its bounded retries.
+func (s *watchStock) run(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
 	key := s.key(item)
+	var pkey string
+	if id != "" {
+		pkey = s.purchasesKey(item)
+	}
 	for retries := 0; ; retries++ {
-		d, aborted, err := s.attempt(ctx, key, qty)
+		d, aborted, err := s.attempt(ctx, key, pkey, id, qty)
 		d.Retries = retries
 		if err != nil {
-			return impl.Deduction{Retries: retries}, s.errorf("deduct", item, err)
+			return impl.Deduction{Retries: retries}, err
 		}
 		if !aborted {
 			return d, nil
 		}
 		if retries >= s.opts.MaxRetries {
-			return impl.Deduction{Retries: retries}, s.errorf("deduct", item,
-				fmt.Errorf("%w (%d retries)", impl.ErrContention, retries))
+			return impl.Deduction{Retries: retries}, fmt.Errorf("%w (%d retries)", impl.ErrContention, retries)
 		}
 		if err := ctx.Err(); err != nil {
-			return impl.Deduction{Retries: retries}, s.errorf("deduct", item, err)
+			return impl.Deduction{Retries: retries}, err
 		}
 	}
 }
 
-// attempt runs one WATCH transaction; aborted reports an EXEC that replied
-// nil because the key changed after WATCH.
-func (s *watchStock) attempt(ctx context.Context, key string, qty int64) (d impl.Deduction, aborted bool, err error) {
+// attempt runs one WATCH transaction (with the purchase's check and record
+// when id is not empty); aborted reports an EXEC that replied nil because a
+// watched key changed after WATCH.
+func (s *watchStock) attempt(ctx context.Context, key, pkey, id string, qty int64) (d impl.Deduction, aborted bool, err error) {
 	err = s.rc.Dedicated(func(c rd.DedicatedClient) error {
 		execd := false
 		defer func() {
-			if !execd { // EXEC did not run, so the key is still watched
+			if !execd { // EXEC did not run, so the keys are still watched
 				unwatch(ctx, c)
 			}
 		}()
-		resps := c.DoMulti(ctx,
-			c.B().Watch().Key(key).Build(),
-			c.B().Get().Key(key).Build())
+		watched := []string{key}
+		if id != "" {
+			watched = append(watched, pkey)
+		}
+		read := []rd.Completed{c.B().Watch().Key(watched...).Build(), c.B().Get().Key(key).Build()}
+		if id != "" {
+			read = append(read, c.B().Hexists().Key(pkey).Field(id).Build())
+		}
+		resps := c.DoMulti(ctx, read...)
 		if err := resps[0].Error(); err != nil {
 			return err
 		}
@@ -228,21 +337,34 @@ func (s *watchStock) attempt(ctx context.Context, key string, qty int64) (d impl
 		if err != nil && !rd.IsRedisNil(err) {
 			return err
 		}
+		if id != "" {
+			recorded, err := resps[2].AsBool()
+			if err != nil {
+				return err
+			}
+			if recorded {
+				d = impl.Deduction{OK: true, Remaining: cur, Replayed: true}
+				return nil
+			}
+		}
 		if cur < qty {
 			d = impl.Deduction{Remaining: cur}
 			return nil
 		}
-		resps = c.DoMulti(ctx,
-			c.B().Multi().Build(),
-			c.B().Decrby().Key(key).Decrement(qty).Build(),
-			c.B().Exec().Build())
-		execd = resps[2].NonRedisError() == nil
-		for _, r := range resps[:2] {
+		tx := []rd.Completed{c.B().Multi().Build(), c.B().Decrby().Key(key).Decrement(qty).Build()}
+		if id != "" {
+			tx = append(tx, c.B().Hset().Key(pkey).FieldValue().FieldValue(id, strconv.FormatInt(qty, 10)).Build())
+		}
+		tx = append(tx, c.B().Exec().Build())
+		resps = c.DoMulti(ctx, tx...)
+		exec := resps[len(resps)-1]
+		execd = exec.NonRedisError() == nil
+		for _, r := range resps[:len(resps)-1] {
 			if err := r.Error(); err != nil {
 				return err
 			}
 		}
-		replies, err := resps[2].ToArray()
+		replies, err := exec.ToArray()
 		if rd.IsRedisNil(err) {
 			aborted = true
 			return nil
@@ -250,8 +372,13 @@ func (s *watchStock) attempt(ctx context.Context, key string, qty int64) (d impl
 		if err != nil {
 			return err
 		}
-		if len(replies) != 1 {
-			return fmt.Errorf("EXEC replied %d results, want 1", len(replies))
+		if len(replies) != len(tx)-2 {
+			return fmt.Errorf("EXEC replied %d results, want %d", len(replies), len(tx)-2)
+		}
+		for _, m := range replies {
+			if err := m.Error(); err != nil {
+				return err
+			}
 		}
 		n, err := replies[0].AsInt64()
 		if err != nil {
@@ -287,9 +414,23 @@ func (s *luaStock) Deduct(ctx context.Context, item string, qty int64) (impl.Ded
 	return d, nil
 }
 
-// execDeduct runs a check-and-deduct script and decodes its {ok, remaining}.
-func execDeduct(ctx context.Context, rc rd.Client, script *rd.Lua, keys []string, qty int64) (impl.Deduction, error) {
-	res, err := script.Exec(ctx, rc, keys, []string{strconv.FormatInt(qty, 10)}).AsIntSlice()
+// Purchase runs scripts.StockPurchase: the deduction and its record in one
+// script, idempotent on id.
+func (s *luaStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
+	if err := validatePurchase(qty, id); err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
+	}
+	d, err := execDeduct(ctx, s.rc, stockPurchaseScript, []string{s.key(item), s.purchasesKey(item)}, qty, id)
+	if err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
+	}
+	return d, nil
+}
+
+// execDeduct runs a check-and-deduct script with the quantity (and, for a
+// purchase, the id) and decodes its {ok, remaining[, replayed]}.
+func execDeduct(ctx context.Context, rc rd.Client, script *rd.Lua, keys []string, qty int64, id ...string) (impl.Deduction, error) {
+	res, err := script.Exec(ctx, rc, keys, append([]string{strconv.FormatInt(qty, 10)}, id...)).AsIntSlice()
 	if err != nil {
 		return impl.Deduction{}, err
 	}
@@ -409,6 +550,22 @@ func (s *shardedStock) Deduct(ctx context.Context, item string, qty int64) (impl
 	d, err = execDeduct(ctx, s.rc, stockShardedDeductAllScript, keys, qty)
 	if err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
+	}
+	return d, nil
+}
+
+// Purchase runs scripts.StockShardedPurchase from a random shard: the
+// chosen shard when it covers qty alone, else the chosen one and the next
+// ones, and the purchase's record, in one script, idempotent on id.
+// Remaining is the total over all shards.
+func (s *shardedStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
+	if err := validatePurchase(qty, id); err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
+	}
+	keys := append([]string{impl.PurchasesKey(s.opts.Keys, item)}, s.keys(item, rand.IntN(s.opts.Shards))...)
+	d, err := execDeduct(ctx, s.rc, stockShardedPurchaseScript, keys, qty, id)
+	if err != nil {
+		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
 	return d, nil
 }

@@ -37,3 +37,25 @@ var StockShardDeduct string
 //
 //go:embed stock_sharded_deduct_all.lua
 var StockShardedDeductAll string
+
+// StockPurchase is the identified check-and-deduct of the lua stock
+// strategy (Stock.Purchase): KEYS[1] is the stock key, KEYS[2] the item's
+// purchases hash, ARGV[1] the quantity and ARGV[2] the purchase id. It
+// takes the units and records id -> qty in one step, and returns
+// {1, remaining, 0}, {0, stock, 0} when refused, or {1, stock, 1} when the
+// id was already recorded (nothing taken again).
+//
+//go:embed stock_purchase.lua
+var StockPurchase string
+
+// StockShardedPurchase is the identified check-and-deduct of the sharded
+// stock strategy: KEYS[1] is the item's purchases hash, KEYS[2..] its
+// shards, the chosen one first; ARGV[1] the quantity and ARGV[2] the
+// purchase id. It takes the units from the chosen shard when it covers
+// them alone, else from the chosen shard and the next ones, records
+// id -> qty, and returns {1, remaining_total, 0}, {0, total, 0} when the
+// shards together cannot cover them, or {1, total, 1} when the id was
+// already recorded (nothing taken again).
+//
+//go:embed stock_sharded_purchase.lua
+var StockShardedPurchase string

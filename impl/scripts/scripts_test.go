@@ -12,6 +12,8 @@ func TestEmbedded(t *testing.T) {
 		"StockDeduct":           scripts.StockDeduct,
 		"StockShardDeduct":      scripts.StockShardDeduct,
 		"StockShardedDeductAll": scripts.StockShardedDeductAll,
+		"StockPurchase":         scripts.StockPurchase,
+		"StockShardedPurchase":  scripts.StockShardedPurchase,
 	} {
 		if !strings.Contains(src, "redis.call") || !strings.Contains(src, "KEYS[1]") && !strings.Contains(src, "unpack(KEYS)") {
 			t.Errorf("%s does not look like an embedded script:\n%s", name, src)
