@@ -270,6 +270,9 @@ type dupSubmitOutcome struct {
 	// settled (lostClaimed of them had claimed their request); unsettled
 	// could not be; settledOps counts the operations (requests) whose
 	// every failure was settled, for Cell.Settled.
+	// unsettled failures are no invariant: the runner sees every failed
+	// operation in the cell's errors and withholds a verdict for those not
+	// settled (Cell.Settled), so the strategy is never blamed for them.
 	failed, lostReplies, lostClaimed, unsettled, settledOps int64
 
 	// The guard keys' expiries.
@@ -451,9 +454,6 @@ func (o dupSubmitOutcome) invariants() []result.Invariant {
 		Check("guard keys expire after the window", o.expiryViolations() == 0,
 			"%d guard key expiries read, each due a window (%s) after its claim: %d without an expiry, %d gone or due too early, %d due too late; first: %s",
 			o.expiryRead, o.window, o.noExpiry, o.early+o.missing, o.late, first),
-		Check("every submission answered or settled", o.unsettled == 0,
-			"%d submissions failed: %d lost their reply and were settled against the guard key (%d had claimed it; %d requests never reached the guard), %d could not be settled",
-			o.failed, o.lostReplies, o.lostClaimed, o.unreached, o.unsettled),
 	}
 }
 
