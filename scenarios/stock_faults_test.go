@@ -19,10 +19,8 @@ import (
 	"github.com/paybench/paybench/scenarios/runner"
 )
 
-
 // oversellItem is the item the oversell scenario sells.
 const oversellItem = "sku-1"
-
 
 type discardWriter struct{}
 
