@@ -49,7 +49,7 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 	env := &scenarios.Env{
 		Backend: be,
 		Open: func(ctx context.Context) (impl.Backend, error) {
-			return backends.Open(ctx, be.Name(), conn)
+			return r.openInstance(ctx, be.Name(), conn)
 		},
 		Admin:  r.plan.Server.Admin(),
 		Keys:   ks,
@@ -85,7 +85,7 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		Backend: be,
 		Admin:   r.plan.Server.Admin(),
 		Open: func(ctx context.Context) (impl.Backend, error) {
-			return backends.Open(ctx, be.Name(), conn)
+			return r.openInstance(ctx, be.Name(), conn)
 		},
 		Keys:     ks,
 		KeyCount: shape.Keys.N(),
@@ -148,6 +148,28 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		}
 	}
 	return r.complete(ctx, c, watch, err)
+}
+
+// openInstance connects another instance of a backend for a cell (an
+// application server of its own). Under faults a connection may be reset
+// or refused while it is made: it tries again, a few times, for a fault
+// that makes it fail; without faults the first error stands.
+func (r *run) openInstance(ctx context.Context, name string, conn impl.ConnConfig) (impl.Backend, error) {
+	var err error
+	for try := 0; try < 5; try++ {
+		var be impl.Backend
+		if be, err = backends.Open(ctx, name, conn); err == nil {
+			return be, nil
+		}
+		class := impl.Classify(err)
+		if len(r.plan.Faults) == 0 || !(class == impl.ClassConnection || class == impl.ClassRefused || class == impl.ClassTimeout || class == impl.ClassLoading) {
+			return nil, err
+		}
+		if impl.Sleep(ctx, time.Duration(50<<try)*time.Millisecond) != nil {
+			break
+		}
+	}
+	return nil, err
 }
 
 // startFaults applies the plan's faults to the cell about to run: the
