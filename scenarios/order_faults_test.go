@@ -29,7 +29,6 @@ import (
 // faultCellTimeout bounds one faulty cell, fault and read-back included.
 const faultCellTimeout = 2 * time.Minute
 
-
 // orderScenario returns a named scenario with its flags set.
 func orderScenario(t *testing.T, name string, args ...string) scenarios.Scenario {
 	t.Helper()
