@@ -317,7 +317,7 @@ func (j *lostReplyJudgement) judge(cell *result.Cell) {
 		"conns_killed":      float64(j.killed),
 	}
 	by := ""
-	if j.retries != "" {
+	if j.retries != "" && j.appliedTwice > 0 {
 		by = " (the client re-sent purchases whose replies were lost: " + j.retries + ")"
 	}
 	cell.Invariants = []result.Invariant{
