@@ -14,15 +14,22 @@ const (
 	StockDecr = "decr"
 	// StockWatch is WATCH/MULTI/EXEC with bounded retries.
 	StockWatch = "watch"
-	// StockLua is one check-and-deduct script (EVALSHA, EVAL fallback).
+	// StockLua is one check-and-deduct script (EVALSHA, EVAL fallback), as
+	// people usually write it: a purchase is recorded in the same script,
+	// but its id is not looked up first, so a re-sent purchase deducts
+	// again.
 	StockLua = "lua"
+	// StockIdempotent is the lua script made idempotent: a purchase's id is
+	// looked up first, and a recorded one is answered from its record
+	// (Replayed), nothing taken again.
+	StockIdempotent = "idempotent"
 	// StockSharded splits the stock over several hash-tagged sub-keys.
 	StockSharded = "sharded"
 )
 
 // StockStrategies lists the stock strategies in display order.
 func StockStrategies() []string {
-	return []string{StockNaive, StockDecr, StockWatch, StockLua, StockSharded}
+	return []string{StockNaive, StockDecr, StockWatch, StockLua, StockIdempotent, StockSharded}
 }
 
 // MaxQuantity is the largest quantity one deduction or restore may ask for.
@@ -51,8 +58,8 @@ type Deduction struct {
 	// Replayed is true when a Purchase found its id already recorded: the
 	// answer is the recorded outcome (OK, the recorded units taken once)
 	// and nothing was deducted by this call; Remaining is the stock now.
-	// Only the strategies whose purchases are idempotent (watch, lua,
-	// sharded) ever set it.
+	// Only the strategies whose purchases are idempotent (watch,
+	// idempotent, sharded) ever set it.
 	Replayed bool
 }
 
@@ -74,16 +81,19 @@ type Stock interface {
 	// nothing. An invalid qty wraps ErrInvalidQuantity and an invalid id
 	// ErrInvalidID (ValidatePurchaseID), both before any Redis call.
 	//
-	// watch, lua and sharded record the purchase in the same atomic step as
-	// the deduction (the MULTI/EXEC, the script), so the record exists if
-	// and only if the units were taken; and they are idempotent on id: a
-	// purchase whose id is already recorded deducts nothing and answers the
-	// recorded outcome (OK, Replayed), so a re-sent purchase — a client
-	// retrying after a lost reply — cannot take the units twice. naive and
-	// decr record after the deduction, in a separate command, and do not
-	// look for the id first: a record proves the units were taken, but
-	// units may be taken without a record (the reply of the deduction or
-	// the record was lost), and a re-sent purchase deducts again.
+	// watch, lua, idempotent and sharded record the purchase in the same
+	// atomic step as the deduction (the MULTI/EXEC, the script), so a
+	// record exists if and only if the units were taken. watch, idempotent
+	// and sharded are also idempotent on id: a purchase whose id is
+	// already recorded deducts nothing and answers the recorded outcome
+	// (OK, Replayed), so a re-sent purchase — a client retrying after a
+	// lost reply — cannot take the units twice. lua does not look the id
+	// up: a re-sent purchase deducts again and overwrites its record, so
+	// the stock falls by more than the recorded units. naive and decr
+	// record after the deduction, in a separate command, and do not look
+	// for the id first: a record proves the units were taken, but units
+	// may be taken without a record (the reply of the deduction or the
+	// record was lost), and a re-sent purchase deducts again.
 	Purchase(ctx context.Context, item, id string, qty int64) (Deduction, error)
 	// Get returns the current stock of item (0 when it was never set).
 	Get(ctx context.Context, item string) (int64, error)

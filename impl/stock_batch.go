@@ -7,7 +7,8 @@ import (
 
 // StockBatcher is implemented by stock strategies that can send many
 // deductions in one round trip: a go-redis pipeline, a rueidis DoMulti.
-// The lua and decr strategies of both backends offer it; naive, watch and
+// The lua, idempotent and decr strategies of both backends offer it
+// (idempotent's deductions are lua's); naive, watch and
 // sharded do not (each of their deductions needs the reply of an earlier
 // command before it can go on).
 //

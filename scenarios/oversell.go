@@ -69,7 +69,8 @@ func (o *Oversell) Strategies() []Strategy {
 		{Name: impl.StockNaive, Expect: result.Break, Note: "the seed's reduce_stock: GET, compare, SET"},
 		{Name: impl.StockDecr, Expect: result.Break, Note: "DECRBY then INCRBY back: right total, transiently negative"},
 		{Name: impl.StockWatch, Expect: result.Hold, Note: "WATCH/MULTI/EXEC with bounded retries"},
-		{Name: impl.StockLua, Expect: result.Hold, Note: "one check-and-deduct script"},
+		{Name: impl.StockLua, Expect: result.Hold, Note: "one check-and-deduct-and-record script, no id look-up: a re-sent purchase deducts again"},
+		{Name: impl.StockIdempotent, Expect: result.Hold, Note: "the lua script, idempotent: a recorded id is answered from its record"},
 		{Name: impl.StockSharded, Expect: result.Hold, Note: "stock over hash-tagged shards, all-shard fallback"},
 	}
 }

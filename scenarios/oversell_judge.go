@@ -238,13 +238,30 @@ func (j *oversellJudgement) clientSummary() string {
 }
 
 // atomicRecord reports whether the strategy records a purchase in the same
-// atomic step as its deduction, idempotently.
+// atomic step as its deduction (watch, lua, idempotent, sharded): a record
+// exists if and only if some send of the purchase took the units.
 func atomicRecord(strategy string) bool {
 	switch strategy {
-	case impl.StockWatch, impl.StockLua, impl.StockSharded:
+	case impl.StockWatch, impl.StockLua, impl.StockIdempotent, impl.StockSharded:
 		return true
 	}
 	return false
+}
+
+// idempotentRecord reports whether the strategy also looks a purchase's id
+// up before taking anything (watch, idempotent, sharded), so a re-sent
+// purchase cannot take its units twice. lua records atomically but does
+// not look the id up.
+func idempotentRecord(strategy string) bool {
+	return atomicRecord(strategy) && strategy != impl.StockLua
+}
+
+// resentTwice reports whether units the stock lost beyond the records
+// (unrecorded > 0) are proven double deductions: the strategy records
+// atomically (so no send takes units without a record) but does not look
+// the id up, and the client re-sends writes whose replies were lost.
+func (j *oversellJudgement) resentTwice(unrecorded int64) bool {
+	return unrecorded > 0 && j.retries != "" && atomicRecord(j.strategy) && !idempotentRecord(j.strategy)
 }
 
 // judge fills the cell's figures, invariants, summary and Settled from
@@ -294,10 +311,14 @@ func (j *oversellJudgement) judge(cell *result.Cell) {
 	// strategy (a record is written only once the units are taken). One
 	// that is not recorded did not happen when nothing was taken without a
 	// record (unrecorded == 0) and the strategy cannot hide such a take:
-	// watch, lua and sharded record atomically; decr's counter is exact
-	// unless the client re-sends its writes (a re-sent INCRBY could offset
-	// an unrecorded take); naive's lost updates can offset anything.
-	settleAbsent := unrecorded == 0 && (atomicRecord(j.strategy) || j.strategy == impl.StockDecr && j.retries == "")
+	// watch, lua, idempotent and sharded record atomically; decr's counter
+	// is exact unless the client re-sends its writes (a re-sent INCRBY
+	// could offset an unrecorded take); naive's lost updates can offset
+	// anything. lua's units taken beyond its records, when the client
+	// re-sends writes, are double deductions of recorded purchases
+	// (resentTwice): they say nothing against a missing record.
+	settleAbsent := atomicRecord(j.strategy) && (unrecorded == 0 || j.resentTwice(unrecorded)) ||
+		unrecorded == 0 && j.strategy == impl.StockDecr && j.retries == ""
 	var settled, unsettled int64
 	for _, n := range j.lost {
 		_, applied := j.recorded[n.buyer]
@@ -320,7 +341,13 @@ func (j *oversellJudgement) judge(cell *result.Cell) {
 		}
 	}
 	twice := int64(0) // units surely deducted twice by the client's re-sends
-	if j.retries != "" && unrecorded > lostUnrecordedUnits {
+	switch {
+	case j.resentTwice(unrecorded):
+		// A lost reply without a record took nothing: every unit beyond
+		// the records was taken by a second send of a recorded purchase.
+		lostUnrecordedUnits, lostUnrecorded = 0, 0
+		twice = unrecorded
+	case j.retries != "" && unrecorded > lostUnrecordedUnits:
 		twice = unrecorded - lostUnrecordedUnits
 	}
 	demand := o.Buyers * o.QuantityMin

@@ -73,11 +73,13 @@ func TestOversellVerdicts(t *testing.T) {
 			{impl.StockDecr, "1", result.Reproduced},
 			{impl.StockWatch, "1", result.Pass},
 			{impl.StockLua, "1", result.Pass},
+			{impl.StockIdempotent, "1", result.Pass},
 			{impl.StockSharded, "1", result.Pass},
 			{impl.StockWatch, "3", result.Pass},
 			{impl.StockLua, "3", result.Pass},
 			{impl.StockSharded, "3", result.Pass},
 			{impl.StockLua, "1-4", result.Pass},
+			{impl.StockIdempotent, "1-4", result.Pass},
 			{impl.StockSharded, "1-4", result.Pass},
 		} {
 			t.Run(backend+"/"+tc.strategy+"/q="+tc.quantity, func(t *testing.T) {

@@ -14,7 +14,7 @@ func init() {
 	RegisterOperation(Operation{
 		Name:        "stock.deduct",
 		Description: "deduct one unit of stock from an item (seeded so no run empties it)",
-		Strategies:  []string{impl.StockLua, impl.StockNaive, impl.StockDecr, impl.StockWatch, impl.StockSharded},
+		Strategies:  []string{impl.StockLua, impl.StockIdempotent, impl.StockNaive, impl.StockDecr, impl.StockWatch, impl.StockSharded},
 		Setup:       setupStockDeduct,
 	})
 }

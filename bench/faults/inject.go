@@ -287,3 +287,11 @@ func oneLine(s string) string {
 	}
 	return s
 }
+
+// KillNamedConns kills every connection whose CLIENT SETNAME is one of names,
+// one CLIENT KILL ID each, with admin (which must not bear such a name),
+// and returns how many it killed. Scenarios that make their own faults use
+// it, as the kill-conns fault does.
+func KillNamedConns(ctx context.Context, admin *redis.Client, names ...string) (int, error) {
+	return killConns(ctx, admin, names)
+}

@@ -21,6 +21,7 @@ var (
 	stockDeductScript           = redis.NewScript(scripts.StockDeduct)
 	stockShardDeductScript      = redis.NewScript(scripts.StockShardDeduct)
 	stockShardedDeductAllScript = redis.NewScript(scripts.StockShardedDeductAll)
+	stockPurchasePlainScript    = redis.NewScript(scripts.StockPurchasePlain)
 	stockPurchaseScript         = redis.NewScript(scripts.StockPurchase)
 	stockShardedPurchaseScript  = redis.NewScript(scripts.StockShardedPurchase)
 )
@@ -56,7 +57,9 @@ func (c *Client) Stock(strategy string, opts impl.StockOptions) (impl.Stock, err
 	case impl.StockWatch:
 		return &watchStock{base}, nil
 	case impl.StockLua:
-		return &luaStock{base}, nil
+		return &luaStock{plainStock: base, purchase: stockPurchasePlainScript}, nil
+	case impl.StockIdempotent:
+		return &luaStock{plainStock: base, purchase: stockPurchaseScript}, nil
 	case impl.StockSharded:
 		return &shardedStock{rdb: c.rdb, opts: opts}, nil
 	}
@@ -346,8 +349,14 @@ func (s *watchStock) run(ctx context.Context, item, id string, qty int64) (impl.
 	}
 }
 
-// luaStock checks and deducts in one server-side script, atomically.
-type luaStock struct{ plainStock }
+// luaStock checks and deducts in one server-side script, atomically. It is
+// both the lua strategy (purchase is scripts.StockPurchasePlain: a re-sent
+// purchase deducts again) and the idempotent one (scripts.StockPurchase:
+// a recorded id is answered from its record); their Deduct is the same.
+type luaStock struct {
+	plainStock
+	purchase *redis.Script
+}
 
 // Deduct runs scripts.StockDeduct.
 func (s *luaStock) Deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
@@ -361,13 +370,13 @@ func (s *luaStock) Deduct(ctx context.Context, item string, qty int64) (impl.Ded
 	return d, nil
 }
 
-// Purchase runs scripts.StockPurchase: the deduction and its record in one
-// script, idempotent on id.
+// Purchase runs the strategy's purchase script: the deduction and its
+// record in one script; idempotent on id for the idempotent strategy only.
 func (s *luaStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
 	if err := validatePurchase(qty, id); err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
-	d, err := runDeduct(ctx, s.rdb, stockPurchaseScript, []string{s.key(item), s.purchasesKey(item)}, qty, id)
+	d, err := runDeduct(ctx, s.rdb, s.purchase, []string{s.key(item), s.purchasesKey(item)}, qty, id)
 	if err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}

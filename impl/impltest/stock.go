@@ -34,11 +34,19 @@ const (
 )
 
 // safeStrategies never oversell under concurrency.
-var safeStrategies = []string{impl.StockDecr, impl.StockWatch, impl.StockLua, impl.StockSharded}
+var safeStrategies = []string{impl.StockDecr, impl.StockWatch, impl.StockLua, impl.StockIdempotent, impl.StockSharded}
 
 // atomicStrategies never refuse while the stock covers the quantity (decr
 // may refuse a buyer while another's compensation is in flight).
-var atomicStrategies = []string{impl.StockWatch, impl.StockLua, impl.StockSharded}
+var atomicStrategies = []string{impl.StockWatch, impl.StockLua, impl.StockIdempotent, impl.StockSharded}
+
+// scriptStrategies run server-side scripts, which must survive a flushed
+// script cache.
+var scriptStrategies = []string{impl.StockLua, impl.StockIdempotent, impl.StockSharded}
+
+// resendingStrategies are not idempotent on a purchase's id: the same
+// purchase sent twice deducts twice.
+var resendingStrategies = []string{impl.StockNaive, impl.StockDecr, impl.StockLua}
 
 // oddItems are item ids that a careless key schema would break on.
 var oddItems = []string{"", "{", "}", "a{b}c", "a:b", "%", "%25", " ", "日本", "\x00\n", strings.Repeat("x", 300)}
@@ -221,7 +229,7 @@ var stockTests = []stockTest{
 	{name: "CanceledContext", run: testCanceledContext},
 	{name: "ConcurrentExact", only: safeStrategies, run: testConcurrentExact},
 	{name: "ConcurrentMultiUnit", only: atomicStrategies, run: testConcurrentMultiUnit},
-	{name: "ScriptFlush", only: []string{impl.StockLua, impl.StockSharded}, run: testScriptFlush},
+	{name: "ScriptFlush", only: scriptStrategies, run: testScriptFlush},
 	{name: "WatchContention", only: []string{impl.StockWatch}, run: testWatchContention},
 	{name: "NaiveThink", only: []string{impl.StockNaive}, run: testNaiveThink},
 	{name: "NaiveConcurrentRuns", only: []string{impl.StockNaive}, run: testNaiveConcurrentRuns},
@@ -232,9 +240,10 @@ var stockTests = []stockTest{
 	{name: "PurchaseCanceledContext", run: testPurchaseCanceled},
 	{name: "PurchaseIdempotent", only: idempotentStrategies, run: testPurchaseIdempotent},
 	{name: "PurchaseSameIDConcurrently", only: idempotentStrategies, run: testPurchaseSameIDConcurrently},
-	{name: "PurchaseNotIdempotent", only: []string{impl.StockNaive, impl.StockDecr}, run: testPurchaseNotIdempotent},
+	{name: "PurchaseNotIdempotent", only: resendingStrategies, run: testPurchaseNotIdempotent},
+	{name: "PurchaseSameIDConcurrentlyDeductsAgain", only: []string{impl.StockLua}, run: testPurchaseSameIDDeductsAgain},
 	{name: "ConcurrentPurchases", only: safeStrategies, run: testConcurrentPurchases},
-	{name: "PurchaseScriptFlush", only: []string{impl.StockLua, impl.StockSharded}, run: testPurchaseScriptFlush},
+	{name: "PurchaseScriptFlush", only: scriptStrategies, run: testPurchaseScriptFlush},
 	{name: "ShardedPurchaseAcrossShards", only: []string{impl.StockSharded}, run: testShardedPurchaseAcross},
 }
 

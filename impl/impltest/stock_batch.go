@@ -13,7 +13,7 @@ import (
 
 // batchStrategies are the stock strategies that must offer
 // impl.StockBatcher on every backend.
-var batchStrategies = []string{impl.StockLua, impl.StockDecr}
+var batchStrategies = []string{impl.StockLua, impl.StockIdempotent, impl.StockDecr}
 
 // RunStockBatch runs the conformance tests of impl.StockBatcher: for each
 // strategy that pipelines, a batch gives the same answers and leaves the

@@ -21,6 +21,7 @@ var (
 	stockDeductScript           = rd.NewLuaScript(scripts.StockDeduct)
 	stockShardDeductScript      = rd.NewLuaScript(scripts.StockShardDeduct)
 	stockShardedDeductAllScript = rd.NewLuaScript(scripts.StockShardedDeductAll)
+	stockPurchasePlainScript    = rd.NewLuaScript(scripts.StockPurchasePlain)
 	stockPurchaseScript         = rd.NewLuaScript(scripts.StockPurchase)
 	stockShardedPurchaseScript  = rd.NewLuaScript(scripts.StockShardedPurchase)
 )
@@ -57,7 +58,9 @@ func (c *Client) Stock(strategy string, opts impl.StockOptions) (impl.Stock, err
 	case impl.StockWatch:
 		return &watchStock{base}, nil
 	case impl.StockLua:
-		return &luaStock{base}, nil
+		return &luaStock{plainStock: base, purchase: stockPurchasePlainScript}, nil
+	case impl.StockIdempotent:
+		return &luaStock{plainStock: base, purchase: stockPurchaseScript}, nil
 	case impl.StockSharded:
 		return &shardedStock{rc: c.rc, opts: opts}, nil
 	}
@@ -399,8 +402,14 @@ func unwatch(ctx context.Context, c rd.DedicatedClient) {
 	_ = c.Do(cctx, c.B().Unwatch().Build())
 }
 
-// luaStock checks and deducts in one server-side script, atomically.
-type luaStock struct{ plainStock }
+// luaStock checks and deducts in one server-side script, atomically. It is
+// both the lua strategy (purchase is scripts.StockPurchasePlain: a re-sent
+// purchase deducts again) and the idempotent one (scripts.StockPurchase:
+// a recorded id is answered from its record); their Deduct is the same.
+type luaStock struct {
+	plainStock
+	purchase *rd.Lua
+}
 
 // Deduct runs scripts.StockDeduct.
 func (s *luaStock) Deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
@@ -414,13 +423,13 @@ func (s *luaStock) Deduct(ctx context.Context, item string, qty int64) (impl.Ded
 	return d, nil
 }
 
-// Purchase runs scripts.StockPurchase: the deduction and its record in one
-// script, idempotent on id.
+// Purchase runs the strategy's purchase script: the deduction and its
+// record in one script; idempotent on id for the idempotent strategy only.
 func (s *luaStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
 	if err := validatePurchase(qty, id); err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
-	d, err := execDeduct(ctx, s.rc, stockPurchaseScript, []string{s.key(item), s.purchasesKey(item)}, qty, id)
+	d, err := execDeduct(ctx, s.rc, s.purchase, []string{s.key(item), s.purchasesKey(item)}, qty, id)
 	if err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}

@@ -38,15 +38,25 @@ var StockShardDeduct string
 //go:embed stock_sharded_deduct_all.lua
 var StockShardedDeductAll string
 
-// StockPurchase is the identified check-and-deduct of the lua stock
+// StockPurchase is the identified check-and-deduct of the idempotent stock
 // strategy (Stock.Purchase): KEYS[1] is the stock key, KEYS[2] the item's
 // purchases hash, ARGV[1] the quantity and ARGV[2] the purchase id. It
-// takes the units and records id -> qty in one step, and returns
-// {1, remaining, 0}, {0, stock, 0} when refused, or {1, stock, 1} when the
-// id was already recorded (nothing taken again).
+// looks the id up first, takes the units and records id -> qty in one
+// step, and returns {1, remaining, 0}, {0, stock, 0} when refused, or
+// {1, stock, 1} when the id was already recorded (nothing taken again).
 //
 //go:embed stock_purchase.lua
 var StockPurchase string
+
+// StockPurchasePlain is the identified check-and-deduct of the lua stock
+// strategy, as people usually write it: the same keys and arguments as
+// StockPurchase, the deduction and its record in one step, but the id is
+// not looked up first, so a purchase sent twice deducts twice (its record
+// is overwritten, not added to). It returns {1, remaining, 0} or
+// {0, stock, 0} when refused; never a replay.
+//
+//go:embed stock_purchase_plain.lua
+var StockPurchasePlain string
 
 // StockShardedPurchase is the identified check-and-deduct of the sharded
 // stock strategy: KEYS[1] is the item's purchases hash, KEYS[2..] its

@@ -13,6 +13,7 @@ func TestEmbedded(t *testing.T) {
 		"StockShardDeduct":      scripts.StockShardDeduct,
 		"StockShardedDeductAll": scripts.StockShardedDeductAll,
 		"StockPurchase":         scripts.StockPurchase,
+		"StockPurchasePlain":    scripts.StockPurchasePlain,
 		"StockShardedPurchase":  scripts.StockShardedPurchase,
 	} {
 		if !strings.Contains(src, "redis.call") || !strings.Contains(src, "KEYS[1]") && !strings.Contains(src, "unpack(KEYS)") {

@@ -1,5 +1,6 @@
--- stock_purchase: an identified check-and-deduct on one stock counter:
--- the deduction and its record in one atomic step, idempotent on the id.
+-- stock_purchase: an identified check-and-deduct on one stock counter
+-- (the idempotent strategy): the deduction and its record in one atomic
+-- step, idempotent on the id (looked up before anything is taken).
 --
 -- KEYS[1]  the stock key (a string holding an integer; missing means 0)
 -- KEYS[2]  the item's purchases hash (field: purchase id, value: units)
