@@ -31,7 +31,8 @@ func init() { Register(func() Scenario { return newLostReply() }) }
 // connection of the backend under test (CLIENT KILL ID of the connections
 // named impl.DefaultClientName, from a goroutine outside the timed
 // operation) every KillEvery, so that the scenario shows lost replies
-// without --fault; KillEvery 0 leaves the faults to --fault.
+// without --fault; with --fault (Env.Faulted), or KillEvery 0, the faults
+// are the plan's alone.
 type LostReply struct {
 	// Purchases is how many purchases the sale makes.
 	Purchases int64
@@ -58,7 +59,7 @@ func (l *LostReply) Name() string { return "lost-reply" }
 
 // Description implements Scenario.
 func (l *LostReply) Description() string {
-	return "steady sale while the backend's connections are killed every 200 ms (its own fault, --kill-every): counts purchases that happened although reported failed, and twice"
+	return "steady sale while the backend's connections are killed every 200 ms (its own fault, --kill-every, unless --fault is given): counts purchases that happened although reported failed, and twice"
 }
 
 // Strategies implements Scenario.
@@ -131,7 +132,7 @@ func (l *LostReply) Run(ctx context.Context, env *Env, strategy string) (result.
 	var wg sync.WaitGroup
 	var kills, killed int
 	var killErr error
-	if l.KillEvery > 0 {
+	if l.KillEvery > 0 && !env.Faulted {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -62,6 +62,10 @@ type Env struct {
 	Common Common
 	// Log receives progress notes (may be io.Discard).
 	Log io.Writer
+	// Faulted is true when the plan applies faults to the cell (--fault):
+	// a scenario that makes faults of its own when none is asked for
+	// leaves them to the plan.
+	Faulted bool
 	// Origin is the cell's start, when its faults were started (zero:
 	// none). Drive hands it to the engine, so the cell's series says
 	// where it starts on the faults' time axis (Cell.SeriesStart).

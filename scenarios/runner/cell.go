@@ -51,10 +51,11 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 		Open: func(ctx context.Context) (impl.Backend, error) {
 			return r.openInstance(ctx, be.Name(), conn)
 		},
-		Admin:  r.plan.Server.Admin(),
-		Keys:   ks,
-		Common: scenarios.Common{Concurrency: r.plan.Settings.Concurrency, Duration: r.plan.Settings.Duration, Seed: r.plan.Settings.Seed, Quick: r.plan.Settings.Quick},
-		Log:    discard,
+		Admin:   r.plan.Server.Admin(),
+		Faulted: len(r.plan.Faults) > 0,
+		Keys:    ks,
+		Common:  scenarios.Common{Concurrency: r.plan.Settings.Concurrency, Duration: r.plan.Settings.Duration, Seed: r.plan.Settings.Seed, Quick: r.plan.Settings.Quick},
+		Log:     discard,
 	}
 	watch := r.watchServer(ctx)
 	fr := r.startFaults(ctx, be)
