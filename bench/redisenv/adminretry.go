@@ -12,7 +12,7 @@ import (
 
 // adminRetries is how many times the admin client re-sends a read that
 // failed on the network.
-const adminRetries = 3
+const adminRetries = 5
 
 // readOnly names the commands the admin client reads the server with; only
 // these are retried, since sending them twice changes nothing.
@@ -28,8 +28,9 @@ var readOnly = map[string]bool{
 
 // retryReads is a go-redis hook that re-sends the admin client's reads —
 // single commands and pipelines made only of reads — when they fail on
-// the network (a dropped connection, a time-out), up to adminRetries
-// times with a short back-off, so that paybench's own bookkeeping
+// the network (a dropped connection, a time-out) or meet a server still
+// loading its data after a restart, up to adminRetries times with a short
+// back-off (50 ms doubling), so that paybench's own bookkeeping
 // survives a blip that the operations under test are judged on. Writes
 // are never re-sent.
 type retryReads struct{}
@@ -82,15 +83,17 @@ func retriable(ctx context.Context, err error) bool {
 	}
 	var re redis.Error
 	if errors.As(err, &re) {
-		return false
+		// A server that is loading its data after a restart answers
+		// again in a moment; any other reply is final.
+		return strings.HasPrefix(re.Error(), "LOADING")
 	}
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, net.ErrClosed) ||
 		strings.Contains(err.Error(), "EOF") || strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
 }
 
-// backoff waits before try i+1 (50 ms, 100 ms, 200 ms); false when ctx
-// ended first.
+// backoff waits before try i+1 (50 ms, doubling); false when ctx ended
+// first.
 func backoff(ctx context.Context, i int) bool {
 	t := time.NewTimer(50 * time.Millisecond << i)
 	defer t.Stop()

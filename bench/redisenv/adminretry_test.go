@@ -31,6 +31,7 @@ func (f *failing) pipeline(ctx context.Context, cmds []redis.Cmder) error {
 
 func TestAdminRetriesOnlyReadsOnTheNetwork(t *testing.T) {
 	ctx := context.Background()
+	loading := redisReply("LOADING Redis is loading the dataset in memory")
 	reset := &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}
 	for _, tc := range []struct {
 		name      string
@@ -44,6 +45,7 @@ func TestAdminRetriesOnlyReadsOnTheNetwork(t *testing.T) {
 		{"a read re-sent after EOF", []redis.Cmder{redis.NewIntCmd(ctx, "exists", "k")}, 1, io.EOF, 2, false},
 		{"a read gives up after three re-sends", []redis.Cmder{redis.NewStringCmd(ctx, "get", "k")}, 10, reset, 1 + adminRetries, true},
 		{"a write is never re-sent", []redis.Cmder{redis.NewIntCmd(ctx, "incr", "k")}, 1, reset, 1, true},
+		{"a read re-sent while the server loads", []redis.Cmder{redis.NewStringCmd(ctx, "get", "k")}, 2, loading, 3, false},
 		{"a server reply is not re-sent", []redis.Cmder{redis.NewStringCmd(ctx, "get", "k")}, 1, redis.Nil, 1, true},
 		{"a pipeline of reads is re-sent", []redis.Cmder{redis.NewStringCmd(ctx, "get", "k"), redis.NewDurationCmd(ctx, 1, "pttl", "k")}, 1, reset, 2, false},
 		{"a pipeline with a write is not", []redis.Cmder{redis.NewStringCmd(ctx, "get", "k"), redis.NewStatusCmd(ctx, "set", "k", "v")}, 1, reset, 1, true},
@@ -62,3 +64,9 @@ func TestAdminRetriesOnlyReadsOnTheNetwork(t *testing.T) {
 		})
 	}
 }
+
+// redisReply is an error reply as go-redis reports one.
+type redisReply string
+
+func (e redisReply) Error() string { return string(e) }
+func (e redisReply) RedisError()   {}

@@ -192,7 +192,7 @@ func (s *Server) PID() int {
 
 // Admin returns a go-redis client on the server for neutral verification
 // reads and cleanup. It is created once by Provide and closed by Close. It
-// never retries a write (MaxRetries -1); its reads are re-sent up to three
+// never retries a write (MaxRetries -1); its reads are re-sent up to five
 // times when they fail on the network, so that paybench's own bookkeeping
 // survives a blip that the operations under test are judged on.
 func (s *Server) Admin() *redis.Client { return s.admin }
