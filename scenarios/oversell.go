@@ -293,7 +293,19 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 	// read-back leaves the verdict without the server's word, a failed
 	// write leaves the order records short: either way the judgement is
 	// incomplete, and the measured figures stand.
-	if err := errors.Join(sampled.failure(), writeErr, readErr); err != nil {
+	//
+	// Under a fault the plan asked for (a restart, a pause), samples the
+	// server could not answer are the fault's own gap: the cell says how
+	// many, and the final state still judges it.
+	sampleErr := sampled.failure()
+	if sampleErr != nil && env.Faulted && readErr == nil {
+		cell.Summary += fmt.Sprintf("; %d of %d stock samples missed while the fault held", sampled.failed, sampled.failed+sampled.n)
+		if cell.Figures != nil {
+			cell.Figures["stock_samples_missed"] = float64(sampled.failed)
+		}
+		sampleErr = nil
+	}
+	if err := errors.Join(sampleErr, writeErr, readErr); err != nil {
 		return cell, JudgementError(err)
 	}
 	return cell, nil
