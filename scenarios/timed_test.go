@@ -87,6 +87,8 @@ func smallScenario(t *testing.T, s Scenario, env *Env) {
 	switch s := s.(type) {
 	case *Oversell:
 		s.Stock, s.Buyers = 20, 100
+	case *LostReply:
+		s.Purchases = 200
 	case *DuplicateOrder:
 		s.Orders, s.Stock = 30, 100
 	case *PayCancel:

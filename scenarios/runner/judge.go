@@ -137,6 +137,10 @@ func (r *run) judge(ctx context.Context, c result.Cell, m serverMark, err error)
 	switch {
 	case err != nil && errors.Is(err, scenarios.ErrJudgement):
 		return inconclusive(c, oneLine(err.Error())), nil
+	case err != nil && firedAny(c.Faults) && faultFailures[impl.Classify(err)]:
+		// The fault hit the cell's own setup or bookkeeping: the cell
+		// could not run because of what the plan did to the server.
+		return inconclusive(c, "a fault stopped the cell before it could be judged: "+oneLine(err.Error())), nil
 	case err != nil:
 		if errext.IsSilent(err) {
 			return c, err
@@ -242,6 +246,14 @@ func inconclusive(c result.Cell, why string) result.Cell {
 // loading), stalled (busy) or made full (oom). Under a fault that fired,
 // they do not stop a verdict; the line counts them.
 var faultRefusals = map[string]bool{impl.ClassRefused: true, impl.ClassLoading: true, impl.ClassBusy: true, impl.ClassOOM: true}
+
+// faultFailures are the classes of errors a fault makes: a cell that
+// fails with one of them under a fault that fired is INCONCLUSIVE, not an
+// ERROR of its own.
+var faultFailures = map[string]bool{
+	impl.ClassConnection: true, impl.ClassRefused: true, impl.ClassLoading: true,
+	impl.ClassTimeout: true, impl.ClassBusy: true, impl.ClassOOM: true,
+}
 
 // failures are a cell's failed operations, by what they mean for a
 // verdict.

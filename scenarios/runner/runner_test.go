@@ -336,6 +336,7 @@ func TestCompleteNeverPassesFailedWork(t *testing.T) {
 		{"a load of failures", result.Cell{Ops: 10, Errors: map[string]int64{"oom": 10}}, nil, result.Inconclusive},
 		{"bookkeeping failed", result.Cell{Expect: result.Hold, Ops: 10, Invariants: holds}, scenarios.JudgementError(errors.New("read final stock: i/o timeout")), result.Inconclusive},
 		{"could not run", result.Cell{Expect: result.Hold}, errors.New("seed stock: NOPERM"), result.Error},
+		{"a fault stopped its setup", result.Cell{Expect: result.Hold, Faults: []result.Fault{{Kind: "restart", Count: 1}}}, errors.New("seed stock: read tcp 1.2.3.4:5: connection reset by peer"), result.Inconclusive},
 		{"unsupported", result.Cell{Expect: result.Hold}, impl.ErrNotSupported, result.Unsupported},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
