@@ -102,6 +102,11 @@ func (r *run) checkServer(ctx context.Context, m serverMark, restarted bool) str
 //     that knowledge; Settled counts only operations whose outcome was
 //     unknown, so refused commands such as NOPERM never settle), and a cell
 //     where every operation failed proves nothing, settled or not;
+//   - under a fault that fired: failures the fault explains and that
+//     surely did not apply (refused, LOADING, BUSY, OOM) are counted in the
+//     verdict line instead of withholding it, a cell whose setup the fault
+//     broke is INCONCLUSIVE rather than ERROR, and a load cell stays
+//     MEASURED with its failures as figures;
 //   - otherwise the invariants judge it (Cell.Judge).
 //
 // The throughput headline counts the operations that did not fail. The
