@@ -11,7 +11,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
-	"go.uber.org/goleak"
 
 	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/bench/redisenv/redistest"
@@ -20,14 +19,7 @@ import (
 
 func TestMain(m *testing.M) {
 	logging.Disable()
-	code := redistest.Main(m)
-	if code == 0 {
-		if err := goleak.Find(goleak.IgnoreCurrent()); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(redistest.MainNoLeaks(m))
 }
 
 // fakeProxy records what the network faults asked of it.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/redis/go-redis/v9/logging"
 	"github.com/spf13/pflag"
-	"go.uber.org/goleak"
 
 	"github.com/paybench/paybench/bench/redisenv/redistest"
 	"github.com/paybench/paybench/impl"
@@ -25,16 +24,7 @@ func TestMain(m *testing.M) {
 	// Failures reach the tests through errors; the library's own log of
 	// each failed dial would only bury the test output.
 	logging.Disable()
-	code := redistest.Main(m)
-	if code == 0 {
-		// The shared test server's admin client is closed by Main; what
-		// is left is a leak of the runner or of a backend.
-		if err := goleak.Find(goleak.IgnoreCurrent()); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(redistest.MainNoLeaks(m))
 }
 
 // testPlan is a plan on the shared test server under a fresh prefix.

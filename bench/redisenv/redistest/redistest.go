@@ -32,6 +32,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/impl"
 )
@@ -189,4 +191,20 @@ func Spawn(t testing.TB, args ...string) *redisenv.Server {
 	}
 	t.Cleanup(func() { srv.Close() })
 	return srv
+}
+
+// MainNoLeaks is Main, then a goroutine-leak check: when the tests passed
+// but a goroutine outlives them (a backend left open, a worker or fault
+// that never ended), the package fails. Use it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(redistest.MainNoLeaks(m)) }
+func MainNoLeaks(m *testing.M) int {
+	code := Main(m)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: goroutines outlived the tests: %v\n", err)
+			code = 1
+		}
+	}
+	return code
 }
