@@ -430,11 +430,9 @@ func (o stalenessOutcome) fill(f map[string]float64) {
 }
 
 // invariants judges the outcome.
+// Failed reads and writes are no invariant: the runner sees them in the
+// cell's errors and withholds a verdict for them.
 func (o stalenessOutcome) invariants() []result.Invariant {
-	errDetail := "none"
-	if o.writeErr != "" {
-		errDetail = o.writeErr
-	}
 	return []result.Invariant{
 		Check("no stale entry outlived the bound", o.sampled.maxAge <= o.bound,
 			"the entry of %s at version %d was still in Redis %s after a newer write was invalidated (bound %s); %d entries outlived the bound; %d samples",
@@ -444,8 +442,6 @@ func (o stalenessOutcome) invariants() []result.Invariant {
 			o.hits.stale, o.reads.total(), o.hits.maxAge.Round(time.Millisecond), o.hits.overBound, o.bound, o.hits.shared),
 		Check("no entry older than the origin at the end", o.staleAtEnd == 0,
 			"%d of %d entries hold a version older than the origin's", o.staleAtEnd, o.records),
-		Check("every read and write succeeded", o.readsFailed == 0 && o.writesFailed == 0,
-			"%d reads failed, %d writes failed; first writer error: %s", o.readsFailed, o.writesFailed, errDetail),
 	}
 }
 
