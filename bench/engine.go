@@ -131,6 +131,17 @@ type Config struct {
 	// says how long after it the series starts, so the caller can place
 	// its events on the series' time axis. Zero: SeriesStart stays 0.
 	Origin time.Time
+	// StageEnds, when set, splits the measured window into stages that end
+	// at these times from its start (ascending, > 0; stages of a --stages
+	// schedule): Stats.Stages holds each stage's own figures. An operation
+	// counts in the stage in which it ended; an open loop's due and dropped
+	// operations count in the stage in which they fell due.
+	StageEnds []time.Duration
+	// StartAt, when set, holds the run's clock until that moment (the
+	// workers are built first): generators on several machines that share
+	// it start their schedules together. A moment already past starts at
+	// once.
+	StartAt time.Time
 }
 
 // withDefaults validates c and fills its zero fields.
@@ -144,6 +155,11 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("bench: negative concurrency, workers or batch")
 	case c.Pacer == nil && c.MaxWorkers > 0 && c.MaxWorkers != max(c.Concurrency, 1):
 		return c, errors.New("bench: MaxWorkers needs a Pacer (a closed loop has a fixed number of workers)")
+	}
+	for i, end := range c.StageEnds {
+		if end <= 0 || i > 0 && end <= c.StageEnds[i-1] {
+			return c, errors.New("bench: StageEnds must be positive and ascending")
+		}
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 1
@@ -277,6 +293,54 @@ type Stats struct {
 	// Capped is true when Config.MaxDuration stopped the run before its
 	// count was done.
 	Capped bool
+	// Stages holds the figures of each stage of Config.StageEnds that the
+	// run reached, in order (nil without stages).
+	Stages []StageStats
+	// CeilingReached is true when an open loop fell behind its schedule
+	// while all Config.MaxWorkers workers were busy: the worker ceiling,
+	// not the schedule, bounded the operations in flight.
+	CeilingReached bool
+	// CPU is the CPU time (user and system) the whole process used during
+	// the run, warm-up included, and Wall the run's wall-clock time: CPU
+	// near Wall × GOMAXPROCS means the load generator itself was saturated.
+	CPU, Wall time.Duration
+}
+
+// StageStats is what one stage of a run measured.
+type StageStats struct {
+	// Start and End bound the stage, from the start of the measured window
+	// (End is where the window closed, for a stage an interrupt cut short).
+	Start, End time.Duration
+	// Ops counts the operations that ended in the stage, errors included.
+	Ops int64
+	// Errors counts them by class, as Stats.Errors does.
+	Errors map[string]int64
+	// Due counts the operations an open loop's schedule made due in the
+	// stage, and Dropped those of them that never started (0 in a closed
+	// loop).
+	Due, Dropped int64
+	// Corrected and Uncorrected are the stage's latencies, as in Stats.
+	Corrected, Uncorrected *hdrhistogram.Histogram
+}
+
+// Elapsed returns the stage's length.
+func (s *StageStats) Elapsed() time.Duration { return s.End - s.Start }
+
+// Throughput returns the operations per second that ended in the stage.
+func (s *StageStats) Throughput() float64 {
+	if s.End <= s.Start {
+		return 0
+	}
+	return float64(s.Ops) / s.Elapsed().Seconds()
+}
+
+// ErrorCount returns the stage's failed operations.
+func (s *StageStats) ErrorCount() int64 {
+	var n int64
+	for _, v := range s.Errors {
+		n += v
+	}
+	return n
 }
 
 // Throughput returns operations per second over the measured window.
@@ -303,6 +367,8 @@ type workerState struct {
 	w       Worker
 	rec     recorder
 	started int64           // measured operations started (open loop)
+	byStage []int64         // ... of them, by the stage they fell due in
+	stage   int             // the stage of the last due time counted
 	dues    []time.Duration // open loop: due times of the current call
 	timer   *time.Timer     // open loop: waits for the next due time
 	samples errorSamples    // the first error of each class this worker saw
@@ -338,6 +404,7 @@ type engine struct {
 	workers  []*workerState // MaxWorkers slots, the first nWorkers in use
 	nWorkers atomic.Int32
 	wg       sync.WaitGroup
+	ceiling  atomic.Bool // fell behind with every worker running
 
 	// Open loop.
 	next          paddedUint64 // the next slot of the schedule to claim
@@ -386,6 +453,17 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 	for range cfg.Concurrency {
 		e.addWorker()
 	}
+	if wait := time.Until(cfg.StartAt); !cfg.StartAt.IsZero() && wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return &Stats{Interrupted: true, Corrected: NewHistogram(), Uncorrected: NewHistogram(),
+				Errors: map[string]int64{}, ErrorSamples: map[string]string{}, Steps: map[string]*hdrhistogram.Histogram{}}, nil
+		}
+	}
+	cpu0 := processCPU()
 	e.start = time.Now()
 	stopInterrupt := context.AfterFunc(ctx, func() { e.requestStop(e.now(), true, false) })
 	defer stopInterrupt()
@@ -433,6 +511,7 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 	close(stopMerger)
 	<-mergerDone
 	m.collect(end)
+	m.closeStages(e.windowEnd(end) - e.measureFrom)
 
 	st := &Stats{
 		Ops:          m.total.corrected.TotalCount(),
@@ -447,7 +526,11 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 		Warmup:       cfg.Warmup,
 		Interrupted:  ctx.Err() != nil,
 		Capped:       e.capped.Load(),
+		Stages:       m.stages,
+		CPU:          processCPU() - cpu0,
+		Wall:         end,
 	}
+	st.CeilingReached = e.ceiling.Load()
 	if !cfg.Origin.IsZero() {
 		st.SeriesStart = e.start.Add(e.measureFrom).Sub(cfg.Origin)
 	}
@@ -468,6 +551,7 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 	mergeSamples(st.ErrorSamples, samples)
 	if cfg.Pacer != nil {
 		st.Dropped = e.dropped(workers)
+		e.stageDue(st.Stages, workers)
 	}
 	return st, nil
 }
@@ -521,6 +605,7 @@ func (e *engine) addWorker() (*workerState, bool) {
 		ws.w.steps = append(ws.w.steps, NewHistogram())
 	}
 	if e.cfg.Pacer != nil {
+		ws.byStage = make([]int64, len(e.cfg.StageEnds))
 		ws.dues = make([]time.Duration, e.cfg.Batch)
 		ws.timer = time.NewTimer(time.Hour)
 		ws.timer.Stop()
@@ -669,6 +754,9 @@ func (e *engine) openLoop(ctx context.Context, ws *workerState) {
 		}
 		w.Seq, w.N, w.measuring = int64(first), n, len(measured) > 0
 		ws.started += int64(len(measured))
+		if len(ws.byStage) > 0 {
+			e.countByStage(ws, measured)
+		}
 		sent := now
 		err := e.op(ctx, w)
 		now = e.now()
@@ -729,14 +817,17 @@ func (e *engine) supervise() {
 			return
 		}
 		running := int(e.nWorkers.Load())
-		if running >= len(e.workers) {
-			continue
-		}
 		behind := e.behind()
 		if behind <= 0 {
 			continue
 		}
 		if at, ok := due(e.cfg.Pacer, e.next.Load()); !ok || e.now()-at < growLag {
+			continue
+		}
+		if running >= len(e.workers) {
+			if e.now() >= e.measureFrom {
+				e.ceiling.Store(true)
+			}
 			continue
 		}
 		add := min(int(min(behind, math.MaxInt32)), max(1, running/8), len(e.workers)-running)
@@ -780,6 +871,47 @@ func (e *engine) dropped(workers []*workerState) int64 {
 		started += ws.started
 	}
 	return max(int64(upper-e.firstMeasured)-started, 0)
+}
+
+// countByStage adds a call's measured due times to the worker's per-stage
+// counts. A worker's due times only grow, so its stage cursor only moves
+// forward.
+func (e *engine) countByStage(ws *workerState, measured []time.Duration) {
+	ends := e.cfg.StageEnds
+	for _, d := range measured {
+		for ws.stage < len(ends)-1 && d-e.measureFrom >= ends[ws.stage] {
+			ws.stage++
+		}
+		ws.byStage[ws.stage]++
+	}
+}
+
+// stageDue fills each stage's due and dropped operations (open loop): the
+// slots of the schedule that fell due in the stage, up to where the run
+// stopped, less the ones the workers started.
+func (e *engine) stageDue(stages []StageStats, workers []*workerState) {
+	until := e.endAt
+	if e.stop.Load() {
+		until = min(until, time.Duration(e.stopAt.Load()))
+	}
+	for i := range stages {
+		s := &stages[i]
+		from := slotsBefore(e.cfg.Pacer, e.measureFrom+s.Start, e.limit)
+		to := slotsBefore(e.cfg.Pacer, min(e.measureFrom+s.End, until), e.limit)
+		if i == len(e.cfg.StageEnds)-1 {
+			// The last stage takes whatever fell due after the last end.
+			to = slotsBefore(e.cfg.Pacer, until, e.limit)
+		}
+		if to <= from {
+			continue
+		}
+		s.Due = int64(to - from)
+		var started int64
+		for _, ws := range workers {
+			started += ws.byStage[i]
+		}
+		s.Dropped = max(s.Due-started, 0)
+	}
 }
 
 func recordDuration(h *hdrhistogram.Histogram, d time.Duration) {

@@ -195,3 +195,149 @@ func parseOneRate(s string, zeroOK bool) (float64, error) {
 	}
 	return r, nil
 }
+
+// Stage is one stage of a StagesPacer: the rate moves linearly from where
+// the previous stage left it to Target over Duration (a Duration of 0 jumps
+// to Target).
+type Stage struct {
+	Duration time.Duration
+	Target   float64
+}
+
+// StagesPacer paces a schedule of stages, as k6's ramping arrival rate
+// does: it holds Start (0 unless set) for Delay (the warm-up), then each
+// stage ramps linearly from the previous target (Start for the first) to
+// its own. The schedule ends with the last stage. Operation n is due when
+// the integral of the rate since the start reaches n.
+type StagesPacer struct {
+	Start  float64
+	Delay  time.Duration
+	Stages []Stage
+}
+
+// Pace implements Pacer. It walks the stages (a handful) without
+// allocating: it runs once per operation.
+func (p StagesPacer) Pace(elapsed time.Duration, started uint64) (time.Duration, bool) {
+	n := float64(started)
+	var t time.Duration
+	// seg returns the due time within one ramp, or the count it holds.
+	seg := func(from, to float64, over time.Duration) (time.Duration, float64, bool) {
+		count := (from + to) / 2 * over.Seconds()
+		if n < count {
+			at, ok := LinearPacer{From: from, To: to, Over: over}.dueAt(n)
+			return min(at, over), 0, ok
+		}
+		return 0, count, false
+	}
+	if p.Delay > 0 {
+		at, count, ok := seg(p.Start, p.Start, p.Delay)
+		if ok {
+			return t + at - elapsed, false
+		}
+		n -= count
+		t += p.Delay
+	}
+	from := p.Start
+	for _, s := range p.Stages {
+		if s.Duration > 0 {
+			at, count, ok := seg(from, s.Target, s.Duration)
+			if ok {
+				return t + at - elapsed, false
+			}
+			n -= count
+			t += s.Duration
+		}
+		from = s.Target
+	}
+	return 0, true
+}
+
+// Ends returns when each stage ends, from the end of the warm-up (stages of
+// no length are left out, as they hold no operation).
+func (p StagesPacer) Ends() []time.Duration {
+	var ends []time.Duration
+	var t time.Duration
+	for _, s := range p.Stages {
+		if s.Duration > 0 {
+			t += s.Duration
+			ends = append(ends, t)
+		}
+	}
+	return ends
+}
+
+// Total returns the length of the stages, warm-up excluded.
+func (p StagesPacer) Total() time.Duration {
+	var t time.Duration
+	for _, s := range p.Stages {
+		t += s.Duration
+	}
+	return t
+}
+
+// Due returns how many operations stage i (an index into Ends) schedules.
+func (p StagesPacer) Due(i int) float64 {
+	from := p.Start
+	k := 0
+	for _, s := range p.Stages {
+		if s.Duration > 0 {
+			if k == i {
+				return (from + s.Target) / 2 * s.Duration.Seconds()
+			}
+			k++
+		}
+		from = s.Target
+	}
+	return 0
+}
+
+// String returns the stages as ParseStages reads them, such as
+// "10s:1000,30s:5000".
+func (p StagesPacer) String() string {
+	parts := make([]string, len(p.Stages))
+	for i, s := range p.Stages {
+		parts[i] = s.Duration.String() + ":" + formatRate(s.Target)
+	}
+	return strings.Join(parts, ",")
+}
+
+// MaxStages bounds the number of stages ParseStages accepts.
+const MaxStages = 100
+
+// ParseStages parses the --stages syntax: comma-separated DURATION:RATE
+// stages, each a linear ramp from the previous stage's rate (0 before the
+// first) to RATE over DURATION; "0s:RATE" jumps to RATE. At least one stage
+// must have a length and one a non-zero rate.
+func ParseStages(s string) (StagesPacer, error) {
+	var p StagesPacer
+	items := strings.Split(s, ",")
+	if strings.TrimSpace(s) == "" || len(items) > MaxStages {
+		return p, fmt.Errorf("%w %q: want 1..%d stages DURATION:RATE, such as 10s:1000,30s:5000,10s:0", ErrBadRate, s, MaxStages)
+	}
+	var total time.Duration
+	var peak float64
+	for _, item := range items {
+		ds, rs, ok := strings.Cut(strings.TrimSpace(item), ":")
+		if !ok {
+			return p, fmt.Errorf("%w: stage %q is not DURATION:RATE", ErrBadRate, item)
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(ds))
+		if err != nil || d < 0 {
+			return p, fmt.Errorf("%w: stage %q: bad duration %q", ErrBadRate, item, ds)
+		}
+		r, err := parseOneRate(rs, true)
+		if err != nil {
+			return p, fmt.Errorf("stage %q: %w", item, err)
+		}
+		p.Stages = append(p.Stages, Stage{Duration: d, Target: r})
+		total += d
+		peak = max(peak, r)
+		if total > 24*time.Hour {
+			return p, fmt.Errorf("%w %q: the stages last more than 24h", ErrBadRate, s)
+		}
+	}
+	if total == 0 || peak == 0 {
+		return p, fmt.Errorf("%w %q: the stages need a length and a rate above 0", ErrBadRate, s)
+	}
+	return p, nil
+}

@@ -174,22 +174,88 @@ type merger struct {
 	total    bucket // the measured window so far
 	series   []result.Point
 	lastT    time.Duration
+
+	// With stages (Config.StageEnds): the workers' buckets are gathered
+	// into fresh, which adds to both the interval and the current stage.
+	fresh, stage bucket
+	stages       []StageStats // the stages closed so far
 }
 
 func newMerger(e *engine) *merger {
-	return &merger{e: e, interval: newBucket(), total: newBucket()}
+	m := &merger{e: e, interval: newBucket(), total: newBucket()}
+	if len(e.cfg.StageEnds) > 0 {
+		m.fresh, m.stage = newBucket(), newBucket()
+	}
+	return m
+}
+
+// gather takes every worker's bucket: into the interval, and with stages
+// into the current stage too.
+func (m *merger) gather() {
+	n := int(m.e.nWorkers.Load())
+	closed := m.e.cfg.Pacer == nil
+	into := &m.interval
+	if m.fresh.corrected != nil {
+		into = &m.fresh
+	}
+	for _, ws := range m.e.workers[:n] {
+		b := ws.rec.flip()
+		into.add(b, closed)
+		b.reset()
+	}
+	if m.fresh.corrected != nil {
+		m.interval.add(&m.fresh, false)
+		m.stage.add(&m.fresh, false)
+		m.fresh.reset()
+	}
+}
+
+// closeStage ends the current stage at end (from the start of the measured
+// window) with what was gathered into it.
+func (m *merger) closeStage(end time.Duration) {
+	ends := m.e.cfg.StageEnds
+	i := len(m.stages)
+	if i >= len(ends) {
+		return
+	}
+	s := StageStats{End: min(end, ends[i]), Corrected: NewHistogram(), Uncorrected: NewHistogram(), Errors: map[string]int64{}}
+	if i == len(ends)-1 {
+		s.End = end // the last stage ends with the window
+	}
+	if i > 0 {
+		s.Start = ends[i-1]
+	}
+	s.Corrected.Merge(m.stage.corrected)
+	s.Uncorrected.Merge(m.stage.uncorrected)
+	s.Ops = s.Corrected.TotalCount()
+	for k, v := range m.stage.errs {
+		s.Errors[k] = v
+	}
+	m.stage.reset()
+	m.stages = append(m.stages, s)
+}
+
+// closeStages closes, at the end of the run, every stage the window
+// reached, the window having closed at end (from its start).
+func (m *merger) closeStages(end time.Duration) {
+	if m.fresh.corrected == nil {
+		return
+	}
+	m.gather()
+	ends := m.e.cfg.StageEnds
+	for len(m.stages) < len(ends) {
+		i := len(m.stages)
+		if i > 0 && ends[i-1] >= end {
+			break // the run stopped before this stage began
+		}
+		m.closeStage(end)
+	}
 }
 
 // collect closes the interval ending at now (since the run's start): it
 // takes every worker's bucket and appends a point.
 func (m *merger) collect(now time.Duration) result.Point {
-	n := int(m.e.nWorkers.Load())
-	closed := m.e.cfg.Pacer == nil
-	for _, ws := range m.e.workers[:n] {
-		b := ws.rec.flip()
-		m.interval.add(b, closed)
-		b.reset()
-	}
+	m.gather()
 	t := max(now-m.e.measureFrom, 0)
 	iv := m.interval.corrected
 	p := result.Point{
@@ -248,10 +314,34 @@ func (m *merger) loop(done <-chan struct{}) {
 	}
 	tick := time.NewTicker(e.cfg.Interval)
 	defer tick.Stop()
+	// Stage boundaries before the last (the last ends with the window,
+	// which Run closes itself).
+	var stageC <-chan time.Time
+	ends := e.cfg.StageEnds
+	next := 0
+	arm := func() {}
+	if len(ends) > 1 {
+		st := time.NewTimer(time.Hour)
+		defer st.Stop()
+		arm = func() {
+			if next < len(ends)-1 {
+				st.Reset(max(e.measureFrom+ends[next]-e.now(), 0))
+				stageC = st.C
+			} else {
+				stageC = nil
+			}
+		}
+		arm()
+	}
 	for {
 		select {
 		case <-done:
 			return
+		case <-stageC:
+			m.gather()
+			m.closeStage(ends[next])
+			next++
+			arm()
 		case <-tick.C:
 			p := m.collect(e.now())
 			if progress != nil {
