@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -92,5 +93,46 @@ func TestStagesAccountingAddsUp(t *testing.T) {
 	}
 	if ops != st.Ops || dropped != st.Dropped || errs != st.ErrorCount() || due != st.Ops+st.Dropped {
 		t.Errorf("stages: ops %d dropped %d errors %d due %d; run: ops %d dropped %d errors %d", ops, dropped, errs, due, st.Ops, st.Dropped, st.ErrorCount())
+	}
+}
+
+func TestShards(t *testing.T) {
+	for _, bad := range []string{"", "1", "2/2", "-1/2", "0/0", "a/b", "0/10001"} {
+		if _, err := ParseShard(bad); !errors.Is(err, ErrBadShard) {
+			t.Errorf("ParseShard(%q) = %v, want ErrBadShard", bad, err)
+		}
+	}
+	full := StagesPacer{Stages: []Stage{{time.Second, 3000}, {time.Second, 1000}}}
+	// Three shards together run exactly the full schedule: every slot of
+	// it, each once.
+	seen := map[time.Duration]int{}
+	var total uint64
+	for i := range 3 {
+		s, err := ParseShard(strconv.Itoa(i) + "/3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := s.Pacer(full)
+		for n := uint64(0); ; n++ {
+			at, stop := p.Pace(0, n)
+			if stop {
+				break
+			}
+			want, _ := full.Pace(0, n*3+uint64(i))
+			if at != want {
+				t.Fatalf("shard %d slot %d due %s, full schedule's slot says %s", i, n, at, want)
+			}
+			seen[at]++
+			total++
+		}
+		if got, want := s.Requests(10), []int64{4, 3, 3}[i]; got != want {
+			t.Errorf("shard %d: Requests(10) = %d, want %d", i, got, want)
+		}
+		if got := s.Keys(2); got != 1 {
+			t.Errorf("shard %d: Keys(2) = %d, want 1", i, got)
+		}
+	}
+	if n := slotsBefore(full, time.Hour, 1<<40); total != n {
+		t.Errorf("shards ran %d slots, the full schedule has %d", total, n)
 	}
 }

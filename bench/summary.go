@@ -61,3 +61,50 @@ func (s *Stats) Fill(c *result.Cell) {
 		}
 	}
 }
+
+// FillStages copies the run's stages into c.Stages, each with its ramp
+// from p, the stages' schedule, scaled by share (1, or 1/N for one of N
+// shards): every rate of a cell is its own generator's part.
+func (s *Stats) FillStages(c *result.Cell, p StagesPacer, share float64) {
+	if len(s.Stages) == 0 {
+		return
+	}
+	from := p.Start
+	var ramps [][2]float64
+	for _, st := range p.Stages {
+		if st.Duration > 0 {
+			ramps = append(ramps, [2]float64{from, st.Target})
+		}
+		from = st.Target
+	}
+	c.Stages = make([]result.Stage, len(s.Stages))
+	for i, st := range s.Stages {
+		out := result.Stage{
+			Start:         st.Start.Seconds(),
+			End:           st.End.Seconds(),
+			Due:           st.Due,
+			Dropped:       st.Dropped,
+			Ops:           st.Ops,
+			ThroughputOps: st.Throughput(),
+			Latency:       result.Latency{Corrected: result.Summarize(st.Corrected), Uncorrected: result.Summarize(st.Uncorrected)},
+			Histograms:    map[string]string{},
+		}
+		if i < len(ramps) {
+			out.FromRate, out.ToRate = ramps[i][0]*share, ramps[i][1]*share
+			out.TargetRate = (out.FromRate + out.ToRate) / 2
+		}
+		if len(st.Errors) > 0 {
+			out.Errors = map[string]int64{}
+			for k, v := range st.Errors {
+				out.Errors[k] = v
+			}
+		}
+		if e := EncodeHistogram(st.Corrected); e != "" {
+			out.Histograms[result.HistogramCorrected] = e
+		}
+		if e := EncodeHistogram(st.Uncorrected); e != "" {
+			out.Histograms[result.HistogramUncorrected] = e
+		}
+		c.Stages[i] = out
+	}
+}

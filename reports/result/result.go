@@ -189,6 +189,75 @@ type Cell struct {
 	// Generators is the number of load generators a merged cell combines
 	// (0 for a cell measured by one paybench process).
 	Generators int `json:"generators,omitempty"`
+	// Stages holds the figures of each stage of a `load --stages` cell.
+	Stages []Stage `json:"stages,omitempty"`
+	// Search holds a `load --find-max` cell's search: every step and the
+	// highest rate that met every gate. The cell's own figures are that
+	// step's (or, when none met them, the lowest step's).
+	Search *Search `json:"search,omitempty"`
+}
+
+// Stage is one stage of a `load --stages` cell: the rate ramps linearly
+// from FromRate to ToRate between Start and End (seconds from the start of
+// the measured window).
+type Stage struct {
+	Start    float64 `json:"start_s"`
+	End      float64 `json:"end_s"`
+	FromRate float64 `json:"from_rate"`
+	ToRate   float64 `json:"to_rate"`
+	// TargetRate is the stage's scheduled operations per second on
+	// average: Due over its length, for the whole schedule (every shard).
+	TargetRate float64 `json:"target_rate"`
+	// Due counts the operations the schedule made due in the stage;
+	// Dropped those of them that never started.
+	Due     int64 `json:"due"`
+	Dropped int64 `json:"dropped"`
+	// Ops counts the operations that ended in the stage, and
+	// ThroughputOps is Ops over the stage's length.
+	Ops           int64            `json:"ops"`
+	ThroughputOps float64          `json:"throughput_ops"`
+	Errors        map[string]int64 `json:"errors,omitempty"`
+	Latency       Latency          `json:"latency"`
+	// Histograms holds the stage's encoded histograms, as Cell.Histograms.
+	Histograms map[string]string `json:"histograms,omitempty"`
+}
+
+// Search is what `load --find-max` searched and found.
+type Search struct {
+	// Gates are the gates every step was judged by, as written.
+	Gates []string `json:"gates"`
+	// StepSec is each step's measured length, after StepWarmupSec.
+	StepSec       float64 `json:"step_s"`
+	StepWarmupSec float64 `json:"step_warmup_s"`
+	// Found is true when a step met every gate; MaxRate is then the
+	// highest such rate. FailedRate is the lowest rate that did not (0
+	// when none failed: the search reached its limit).
+	Found      bool    `json:"found"`
+	MaxRate    float64 `json:"max_rate"`
+	FailedRate float64 `json:"failed_rate,omitempty"`
+	// Stopped says why the search ended: "converged" (the two rates are
+	// within the precision), "limit" (the highest rate it may try met the
+	// gates), "floor" (the lowest rate it may try failed), "budget" (its
+	// time ran out) or "interrupted".
+	Stopped string `json:"stopped"`
+	// ElapsedSec is the search's wall-clock time.
+	ElapsedSec float64      `json:"elapsed_s"`
+	Steps      []SearchStep `json:"steps"`
+}
+
+// SearchStep is one rate a search tried.
+type SearchStep struct {
+	Rate          float64          `json:"rate"`
+	Ops           int64            `json:"ops"`
+	Dropped       int64            `json:"dropped"`
+	ThroughputOps float64          `json:"throughput_ops"`
+	Errors        map[string]int64 `json:"errors,omitempty"`
+	Latency       Latency          `json:"latency"`
+	// Met is true when every gate held (and few enough operations were
+	// dropped); Failed lists the gates that did not, such as
+	// "p99<2ms (3.1ms)".
+	Met    bool     `json:"met"`
+	Failed []string `json:"failed,omitempty"`
 }
 
 // Fault is one scheduled fault as it happened during a cell, with its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -77,8 +78,21 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		shape.Pipeline = 1
 	}
 	workers := shape.workers(r.plan.Settings.Concurrency)
+	keys := shape.Keys
+	var err error
+	if shape.Shard.Split() {
+		// The shard spreads over its own part of the keys, the same way.
+		if keys, err = bench.ParseKeyDist(shape.Keys.String(), shape.Shard.Keys(shape.Keys.N())); err != nil {
+			return result.Cell{}, errext.WithExitCodeIfNone(err, errext.Usage)
+		}
+	}
 	c := result.Cell{Operation: l.Operation.Name, Backend: be.Name(), Strategy: strategy, Params: r.loadParams(shape, workers)}
-	ks, err := r.cellKeyspace("load", l.Operation.Name, be.Name(), strategy)
+	parts := []string{"load", l.Operation.Name, be.Name(), strategy}
+	if shape.Shard.Split() {
+		// Each shard's keys are its own, under a shared prefix too.
+		parts = append(parts, fmt.Sprintf("shard-%d-of-%d", shape.Shard.Index, shape.Shard.Count))
+	}
+	ks, err := r.cellKeyspace(parts...)
 	if err != nil {
 		return failed(c, err), err
 	}
@@ -89,8 +103,8 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 			return r.openInstance(ctx, be.Name(), conn)
 		},
 		Keys:     ks,
-		KeyCount: shape.Keys.N(),
-		Pick:     func(w *bench.Worker) int { return shape.Keys.Pick(w.Rand) },
+		KeyCount: keys.N(),
+		Pick:     func(w *bench.Worker) int { return keys.Pick(w.Rand) },
 		Workers:  workers,
 	}
 	load, err := l.Operation.Setup(ctx, env, strategy)
@@ -108,18 +122,33 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		}
 		op = func(ctx context.Context, w *bench.Worker) error { return load.Batch(ctx, w, w.N) }
 	}
+	pacer := shape.Shard.Pacer(shape.Pacer)
 	cfg := bench.Config{
 		Concurrency: r.plan.Settings.Concurrency,
-		Requests:    shape.Requests,
+		Requests:    shape.Shard.Requests(shape.Requests),
 		Duration:    shape.Duration,
 		Warmup:      shape.Warmup,
-		Pacer:       shape.Pacer,
+		Pacer:       pacer,
 		Batch:       shape.Pipeline,
 		Seed:        r.plan.Settings.Seed,
 		Classify:    be.Classify,
 	}
-	if shape.Pacer != nil {
+	if pacer != nil || shape.FindMax != nil {
 		cfg.MaxWorkers = workers
+	}
+	stages, staged := shape.Pacer.(bench.StagesPacer)
+	if staged {
+		cfg.StageEnds = stages.Ends()
+	}
+	if !shape.StartAt.IsZero() && !r.startAtUsed {
+		// Only the plan's first load cell can start with the others'.
+		r.startAtUsed = true
+		cfg.StartAt = shape.StartAt
+		c.Params["start_at"] = shape.StartAt.UTC().Format(time.RFC3339Nano)
+		if late := time.Since(shape.StartAt); late > 0 {
+			c.Params["start_late"] = late.Round(time.Millisecond).String()
+			r.emit(Event{Type: Note, Message: fmt.Sprintf("warning: --start-at %s passed %s before %s was ready; it started at once", shape.StartAt.UTC().Format(time.RFC3339), late.Round(time.Millisecond), l.Operation.Name)})
+		}
 	}
 	if r.plan.OnEvent != nil {
 		cfg.Progress = func(p bench.Progress) { r.emit(Event{Type: CellProgress, Index: r.done, Progress: p}) }
@@ -127,7 +156,16 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 	watch := r.watchServer(ctx)
 	fr := r.startFaults(ctx, be)
 	cfg.Origin = fr.Started()
-	st, err := bench.Run(ctx, cfg, op)
+	var st *bench.Stats
+	var search *result.Search
+	if shape.FindMax != nil {
+		st, search, err = shape.FindMax.search(ctx, cfg, op, c)
+		if err == nil && st == nil {
+			err = errext.New(errext.Interrupted, "interrupted before the search's first step")
+		}
+	} else {
+		st, err = bench.Run(ctx, cfg, op)
+	}
 	c.Faults = fr.Stop()
 	if err != nil {
 		return r.complete(ctx, c, watch, err)
@@ -137,7 +175,18 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 	if st.Capped {
 		c.Params["capped"] = "true"
 	}
-	c.Summary = loadSummary(st, shape.Pacer)
+	if staged {
+		st.FillStages(&c, stages, 1/float64(max(shape.Shard.Count, 1)))
+	}
+	missed := missedBy(st, pacer, workers)
+	if missed != "" {
+		c.Params["rate_missed_by"] = missed
+	}
+	c.Summary = loadSummary(st, pacer, missed, workers)
+	if search != nil {
+		c.Search = search
+		c.Summary = searchSummary(search)
+	}
 	if load.Figures != nil {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readBackTimeout)
 		figs, ferr := load.Figures(fctx)
@@ -219,12 +268,60 @@ func (r *run) loadParams(s LoadShape, workers int) map[string]string {
 		m["rate"] = fmt.Sprint(s.Pacer)
 		m["max_workers"] = strconv.Itoa(workers)
 	}
+	if _, ok := s.Pacer.(bench.StagesPacer); ok {
+		m["stages"] = m["rate"]
+		delete(m, "rate")
+	}
+	if s.Shard.Split() {
+		m["shard"] = s.Shard.String()
+		m["shard_keys"] = strconv.Itoa(s.Shard.Keys(s.Keys.N()))
+		if s.Requests > 0 {
+			m["shard_requests"] = strconv.FormatInt(s.Shard.Requests(s.Requests), 10)
+		}
+	}
+	if s.FindMax != nil {
+		f := s.FindMax.withDefaults()
+		m["loop"] = "open"
+		m["find_max_step"] = f.Step.String()
+		m["max_workers"] = strconv.Itoa(workers)
+		delete(m, "duration")
+	}
 	return m
+}
+
+// Rate-miss causes, in Cell.Params["rate_missed_by"].
+const (
+	// MissedByServer: workers were free to send, but replies came back too
+	// slowly for the schedule.
+	MissedByServer = "server"
+	// MissedByClientWorkers: every worker of the ceiling was busy.
+	MissedByClientWorkers = "client-workers"
+	// MissedByClientCPU: the load generator's process used (nearly) all
+	// its CPUs.
+	MissedByClientCPU = "client-cpu"
+)
+
+// missedBy says why an open loop dropped operations: "" when it met its
+// schedule (or is a closed loop). The generator's CPU counts first (a
+// starved generator cannot tell anything else), then the worker ceiling
+// (every worker busy waiting on a reply), else the server.
+func missedBy(st *bench.Stats, pacer bench.Pacer, workers int) string {
+	if pacer == nil || st.Dropped == 0 {
+		return ""
+	}
+	procs := float64(runtime.GOMAXPROCS(0))
+	switch {
+	case st.Wall > 0 && st.CPU.Seconds() >= 0.9*procs*st.Wall.Seconds():
+		return MissedByClientCPU
+	case st.CeilingReached || st.Workers >= workers:
+		return MissedByClientWorkers
+	}
+	return MissedByServer
 }
 
 // loadSummary is a load cell's one line: throughput against the target,
 // the two p99s, dropped and failed operations.
-func loadSummary(st *bench.Stats, pacer bench.Pacer) string {
+func loadSummary(st *bench.Stats, pacer bench.Pacer, missed string, workers int) string {
 	var b strings.Builder
 	// The headline counts the operations that did not fail, as the cell's
 	// throughput_ops does (complete); failures are counted apart below.
@@ -246,6 +343,14 @@ func loadSummary(st *bench.Stats, pacer bench.Pacer) string {
 	}
 	if st.Capped {
 		b.WriteString(" · stopped by the hard cap")
+	}
+	switch missed {
+	case MissedByClientCPU:
+		fmt.Fprintf(&b, " · rate missed: the load generator used %.1f of its %d CPUs", st.CPU.Seconds()/max(st.Wall.Seconds(), 1e-9), runtime.GOMAXPROCS(0))
+	case MissedByClientWorkers:
+		fmt.Fprintf(&b, " · rate missed: all %d workers (the ceiling, --max-workers) were busy", workers)
+	case MissedByServer:
+		fmt.Fprintf(&b, " · rate missed: the server's replies were too slow (workers %d of %d, mean %s from the send)", st.Workers, workers, reports.FormatMicros(int64(st.Uncorrected.Mean())))
 	}
 	return b.String()
 }

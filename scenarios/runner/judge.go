@@ -313,12 +313,15 @@ func VerdictError(doc *result.Document) error {
 	var first *result.Cell
 	for i, c := range doc.Cells {
 		var cc errext.ExitCode
-		switch c.Verdict {
-		case result.Fail, result.Error:
+		switch {
+		case c.Search != nil && !c.Search.Found && c.Verdict.Judged() && c.Search.Stopped != "interrupted":
+			// --find-max found no rate that met its gates.
 			cc = errext.Fail
-		case result.Inconclusive:
+		case c.Verdict == result.Fail, c.Verdict == result.Error:
+			cc = errext.Fail
+		case c.Verdict == result.Inconclusive:
 			cc = errext.Inconclusive
-		case result.NotReproduced:
+		case c.Verdict == result.NotReproduced:
 			cc = errext.NotReproduced
 		default:
 			continue

@@ -69,12 +69,53 @@ type LoadShape struct {
 	MaxWorkers int
 	// Pipeline is the number of operations per round trip (1: none).
 	Pipeline int
-	// Keys is how operations pick their key (nil: one hot key).
+	// Keys is how operations pick their key (nil: one hot key); with a
+	// Shard, over the shard's own keys.
 	Keys *bench.KeyDist
+	// Shard is this generator's part of the load: of the Pacer's schedule,
+	// of Requests and of the keys (zero: all of it).
+	Shard bench.Shard
+	// StartAt, when set, holds the clock of the plan's first load cell
+	// until that moment (after its setup), so that generators on several
+	// machines start their schedules together.
+	StartAt time.Time
+	// FindMax, when set, makes each cell a search for the highest rate
+	// that meets its gates, instead of a run at Pacer.
+	FindMax *FindMax
 }
 
-// workers returns the most workers a load cell may start.
-func (s LoadShape) workers(concurrency int) int { return max(s.MaxWorkers, concurrency) }
+// DefaultMaxWorkers is the ceiling an open loop grows its workers to when
+// LoadShape.MaxWorkers is not set, further bounded by memory
+// (OpenLoopCeiling): enough for 50 000 ops/s at 20 ms per operation.
+const DefaultMaxWorkers = 1000
+
+// openWorkerBytes is what one open-loop worker holds: two pairs of
+// latency histograms (about 140 kB each).
+const openWorkerBytes = 600 << 10
+
+// OpenLoopCeiling returns the default worker ceiling of an open loop:
+// DefaultMaxWorkers, or fewer when their histograms would take more than a
+// quarter of the memory available (MemAvailable of /proc/meminfo, where
+// the system says).
+func OpenLoopCeiling() int {
+	n := DefaultMaxWorkers
+	if avail := memAvailable(); avail > 0 {
+		n = min(n, max(int(avail/4/openWorkerBytes), 1))
+	}
+	return n
+}
+
+// workers returns the most workers a load cell may start: MaxWorkers, or
+// in an open loop the default ceiling, never fewer than concurrency.
+func (s LoadShape) workers(concurrency int) int {
+	switch {
+	case s.MaxWorkers > 0:
+		return max(s.MaxWorkers, concurrency)
+	case s.Pacer != nil || s.FindMax != nil:
+		return max(OpenLoopCeiling(), concurrency)
+	}
+	return concurrency
+}
 
 // LoadCells asks for the load cells of one operation.
 type LoadCells struct {
@@ -265,7 +306,9 @@ type run struct {
 	stopProxy func()
 	clientURL string
 	done      int
-	total     int
+	// startAtUsed: the first load cell took LoadShape.StartAt.
+	startAtUsed bool
+	total       int
 }
 
 func (r *run) emit(e Event) {

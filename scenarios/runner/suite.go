@@ -160,7 +160,7 @@ func (s LoadShape) Check(concurrency, maxWorkers int) error {
 		return errext.Errorf(errext.Usage, "--pipeline must be 1..%d, got %d", MaxPipeline, s.Pipeline)
 	case s.MaxWorkers < 0 || s.MaxWorkers > maxWorkers:
 		return errext.Errorf(errext.Usage, "--max-workers must be 0..%d, got %d", maxWorkers, s.MaxWorkers)
-	case s.MaxWorkers > 0 && s.Pacer == nil:
+	case s.MaxWorkers > 0 && s.Pacer == nil && s.FindMax == nil:
 		return errext.New(errext.Usage, "--max-workers needs --rate (a closed loop runs exactly --concurrency workers)")
 	case s.MaxWorkers > 0 && s.MaxWorkers < concurrency:
 		return errext.Errorf(errext.Usage, "--max-workers %d is below --concurrency %d", s.MaxWorkers, concurrency)
