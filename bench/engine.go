@@ -304,6 +304,10 @@ type Stats struct {
 	// the run, warm-up included, and Wall the run's wall-clock time: CPU
 	// near Wall × GOMAXPROCS means the load generator itself was saturated.
 	CPU, Wall time.Duration
+	// RunWait is how long, in all, the process's threads waited for a CPU
+	// while ready to run during the run (Linux; 0 elsewhere): the share of
+	// Wall × GOMAXPROCS that other processes took from the generator.
+	RunWait time.Duration
 }
 
 // StageStats is what one stage of a run measured.
@@ -463,7 +467,7 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 				Errors: map[string]int64{}, ErrorSamples: map[string]string{}, Steps: map[string]*hdrhistogram.Histogram{}}, nil
 		}
 	}
-	cpu0 := processCPU()
+	cpu0, wait0 := processCPU(), processRunWait()
 	e.start = time.Now()
 	stopInterrupt := context.AfterFunc(ctx, func() { e.requestStop(e.now(), true, false) })
 	defer stopInterrupt()
@@ -528,6 +532,7 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 		Capped:       e.capped.Load(),
 		Stages:       m.stages,
 		CPU:          processCPU() - cpu0,
+		RunWait:      max(processRunWait()-wait0, 0),
 		Wall:         end,
 	}
 	st.CeilingReached = e.ceiling.Load()

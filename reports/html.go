@@ -16,7 +16,15 @@ import (
 var htmlTemplate string
 
 var htmlPage = template.Must(template.New("page").Funcs(template.FuncMap{
-	"micros":  FormatMicros,
+	"micros": FormatMicros,
+	"inc":    func(i int) int { return i + 1 },
+	"isum": func(m map[string]int64) int64 {
+		var n int64
+		for _, v := range m {
+			n += v
+		}
+		return n
+	},
 	"microsf": func(us float64) string { return FormatMicros(int64(math.Round(us))) },
 	"count":   FormatCount,
 	"ops":     func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) },

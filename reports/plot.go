@@ -187,10 +187,28 @@ func seriesPlots(c *result.Cell, col color.RGBA) (tput, p99 *plot.Plot, err erro
 		if len(bands) > 0 {
 			p.Add(faultBands{spans: bands, labels: true})
 		}
+		if len(c.Stages) > 0 {
+			starts := make([]float64, len(c.Stages))
+			for i, s := range c.Stages {
+				starts[i] = s.Start
+			}
+			p.Add(stageMarks{starts: starts})
+		}
 		return p, nil
 	}
 	if tput, err = mk("throughput per interval", "ops/s", rate); err != nil {
 		return nil, nil, err
+	}
+	if target := stageTargets(c); len(target) > 0 {
+		// The stages' schedule, dashed under the achieved rate.
+		l, err := plotter.NewLine(target)
+		if err != nil {
+			return nil, nil, err
+		}
+		l.Color, l.Width, l.Dashes = stageColour, vg.Points(0.8), []vg.Length{vg.Points(4), vg.Points(2)}
+		tput.Add(l)
+		tput.Legend.Add("target", l)
+		tput.Legend.Top = true
 	}
 	if p99, err = mk("p99 per interval", "p99 (ms)", lat); err != nil {
 		return nil, nil, err

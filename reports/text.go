@@ -93,6 +93,7 @@ func writeNotes(w io.Writer, c result.Cell) {
 		notes = append(notes, "fault: "+FaultLine(f))
 	}
 	notes = append(notes, errorNotes(c)...)
+	notes = append(notes, shapeNotes(c)...)
 	if c.Summary == "" && len(notes) == 0 {
 		return
 	}

@@ -313,6 +313,8 @@ func missedBy(st *bench.Stats, pacer bench.Pacer, workers int) string {
 	switch {
 	case st.Wall > 0 && st.CPU.Seconds() >= 0.9*procs*st.Wall.Seconds():
 		return MissedByClientCPU
+	case st.Wall > 0 && st.RunWait.Seconds() >= 0.25*procs*st.Wall.Seconds():
+		return MissedByClientCPU
 	case st.CeilingReached || st.Workers >= workers:
 		return MissedByClientWorkers
 	}
@@ -346,11 +348,14 @@ func loadSummary(st *bench.Stats, pacer bench.Pacer, missed string, workers int)
 	}
 	switch missed {
 	case MissedByClientCPU:
-		fmt.Fprintf(&b, " · rate missed: the load generator used %.1f of its %d CPUs", st.CPU.Seconds()/max(st.Wall.Seconds(), 1e-9), runtime.GOMAXPROCS(0))
+		fmt.Fprintf(&b, " · rate missed by the client: the load generator used %.1f of its %d CPUs and waited %.1fs for a CPU (other processes)",
+			st.CPU.Seconds()/max(st.Wall.Seconds(), 1e-9), runtime.GOMAXPROCS(0), st.RunWait.Seconds())
 	case MissedByClientWorkers:
-		fmt.Fprintf(&b, " · rate missed: all %d workers (the ceiling, --max-workers) were busy", workers)
+		due := float64(st.Ops+st.Dropped) / max(st.Elapsed.Seconds(), 1e-9)
+		fmt.Fprintf(&b, " · rate missed at the client's worker ceiling: all %d workers (--max-workers) were busy, each reply taking %s on average from the send (%.0f/s needs ≈ %.0f in flight)",
+			workers, reports.FormatMicros(int64(st.Uncorrected.Mean())), due, due*st.Uncorrected.Mean()/1e6)
 	case MissedByServer:
-		fmt.Fprintf(&b, " · rate missed: the server's replies were too slow (workers %d of %d, mean %s from the send)", st.Workers, workers, reports.FormatMicros(int64(st.Uncorrected.Mean())))
+		fmt.Fprintf(&b, " · rate missed by the server: its replies were too slow (mean %s from the send) with workers to spare (%d of %d) and the generator's CPU not saturated", reports.FormatMicros(int64(st.Uncorrected.Mean())), st.Workers, workers)
 	}
 	return b.String()
 }
