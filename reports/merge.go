@@ -135,6 +135,11 @@ func Merge(inputs []MergeInput) (*result.Document, []string, error) {
 	}
 	var diffs paramDiffs
 	for _, g := range groups {
+		ws, err := checkShards(g.key, g.cells, g.from)
+		if err != nil {
+			return nil, nil, err
+		}
+		warnings = append(warnings, ws...)
 		diffs.add(g.key, g.cells, g.from)
 	}
 	for _, w := range diffs.warnings() {
@@ -182,7 +187,10 @@ func orUnknown(s string) string {
 // generator should draw its own random sequence (seed), and the open loop
 // sizes its worker pool (workers_peak) and may hit the hard cap (capped)
 // on its own.
-var perGeneratorParams = map[string]bool{"seed": true, "workers_peak": true, "capped": true}
+var perGeneratorParams = map[string]bool{"seed": true, "workers_peak": true, "capped": true,
+	// Each generator of a sharded load runs its own part (checkShards
+	// checks the parts), may start late, and may miss its rate on its own.
+	paramShard: true, paramShardKeys: true, paramShardReqs: true, "start_late": true, "rate_missed_by": true}
 
 // paramDiff is one parameter that differs between the inputs, with the
 // same values, in some cells.
@@ -279,7 +287,7 @@ func mergeCells(cells []*result.Cell, from []string) (result.Cell, []string, err
 		Backend:   f.Backend,
 		Strategy:  f.Strategy,
 		Expect:    f.Expect,
-		Params:    f.Params,
+		Params:    shardParams(f.Params, cells),
 	}
 	var errs, reasons, summaries []string
 	anyError, anyInconclusive, allUnsupported := false, false, true
@@ -332,6 +340,12 @@ func mergeCells(cells []*result.Cell, from []string) (result.Cell, []string, err
 		return out, nil, err
 	}
 	out.Series = mergeSeries(cells)
+	stages, sw, err := mergeStages(cells)
+	if err != nil {
+		return out, nil, err
+	}
+	out.Stages = stages
+	warnings = append(warnings, sw...)
 
 	figs, agreed, fw := mergeFigures(cells, out.FigureMerge)
 	warnings = append(warnings, fw...)

@@ -35,9 +35,9 @@ func StageLine(i int, s result.Stage) string {
 func SearchLine(i int, s result.SearchStep) string {
 	verdict := "met"
 	if !s.Met {
-		verdict = "FAILED"
+		verdict = "FAILED:"
 		for _, f := range s.Failed {
-			verdict += " " + f
+			verdict += "; " + f
 		}
 	}
 	return fmt.Sprintf("step %d %s/s: %s · achieved %s/s, dropped %d, p99 %s (from the send %s)",

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/paybench/paybench/bench"
@@ -185,9 +186,9 @@ func (f FindMax) judge(st *bench.Stats, rate float64, stamp result.Cell) result.
 func searchSummary(s *result.Search) string {
 	took := fmt.Sprintf("%d steps in %.0fs, %s", len(s.Steps), s.ElapsedSec, s.Stopped)
 	if !s.Found {
-		return fmt.Sprintf("no rate met %v (lowest tried %s/s) · %s", s.Gates, formatRate(lowestRate(s)), took)
+		return fmt.Sprintf("no rate met %s (lowest tried %s/s) · %s", strings.Join(s.Gates, ", "), formatRate(lowestRate(s)), took)
 	}
-	line := fmt.Sprintf("highest rate meeting %v: %s/s", s.Gates, formatRate(s.MaxRate))
+	line := fmt.Sprintf("highest rate meeting %s: %s/s", strings.Join(s.Gates, ", "), formatRate(s.MaxRate))
 	if s.FailedRate > 0 {
 		line += fmt.Sprintf(" (%s/s did not", formatRate(s.FailedRate))
 		for _, st := range s.Steps {
