@@ -136,3 +136,27 @@ func TestShards(t *testing.T) {
 		t.Errorf("shards ran %d slots, the full schedule has %d", total, n)
 	}
 }
+
+// An open loop that falls behind with every worker of its ceiling busy
+// says so; one that keeps up does not.
+func TestOpenLoopReportsItsWorkerCeiling(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		workers int
+		want    bool
+	}{{"ceiling of 2 for 100 in flight", 2, true}, {"room to grow", 400, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := mustRun(t, context.Background(), Config{Concurrency: 1, MaxWorkers: tc.workers, Duration: 300 * time.Millisecond,
+				Pacer: ConstantPacer{Rate: 1000}}, sleepOp(100*time.Millisecond))
+			if st.CeilingReached != tc.want {
+				t.Errorf("CeilingReached %v, want %v (workers %d)", st.CeilingReached, tc.want, st.Workers)
+			}
+			if tc.want && st.Dropped == 0 {
+				t.Error("two workers of 100 ms ran 300 operations due in 300 ms")
+			}
+			if st.Wall <= 0 || st.CPU < 0 || st.RunWait < 0 {
+				t.Errorf("wall %s cpu %s run wait %s", st.Wall, st.CPU, st.RunWait)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -35,10 +36,7 @@ func StageLine(i int, s result.Stage) string {
 func SearchLine(i int, s result.SearchStep) string {
 	verdict := "met"
 	if !s.Met {
-		verdict = "FAILED:"
-		for _, f := range s.Failed {
-			verdict += "; " + f
-		}
+		verdict = "FAILED " + strings.Join(s.Failed, "; ")
 	}
 	return fmt.Sprintf("step %d %s/s: %s · achieved %s/s, dropped %d, p99 %s (from the send %s)",
 		i+1, rate(s.Rate), verdict, rate(s.ThroughputOps), s.Dropped,

@@ -209,7 +209,7 @@ func TestLoadStallShowsInCorrectedLatencyOnly(t *testing.T) {
 			done := make(chan outcome, 1)
 			go func() {
 				code, stdout, stderr := runCLI(t, context.Background(), "load", "stock.deduct", "--redis-url", srv.URL,
-					"--backend", backend, "--rate", "1000", "--duration", "3s", "-c", "8", "--json", out)
+					"--backend", backend, "--rate", "1000", "--duration", "3s", "-c", "8", "--max-workers", "8", "--json", out)
 				done <- outcome{code, stdout, stderr}
 			}()
 			// Whatever happens, the shared server runs again at the end.

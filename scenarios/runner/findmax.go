@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -22,6 +23,9 @@ const (
 	DefaultFindMaxMaxDropped = 0.01
 	// maxSearchSteps bounds a search whatever its budget.
 	maxSearchSteps = 64
+	// minStepOps is the fewest operations a step may schedule: the
+	// default floor of the rate is minStepOps per step.
+	minStepOps = 20
 )
 
 // FindMax shapes a search for the highest open-loop rate that meets every
@@ -60,7 +64,8 @@ func (f FindMax) withDefaults() FindMax {
 		f.Limit = DefaultFindMaxLimit
 	}
 	if f.Floor <= 0 {
-		f.Floor = DefaultFindMaxFloor
+		// A step must schedule enough operations to have a p99 at all.
+		f.Floor = max(DefaultFindMaxFloor, minStepOps/f.Step.Seconds())
 	}
 	f.Start = min(max(f.Start, f.Floor), f.Limit)
 	if f.Precision <= 0 {
@@ -133,7 +138,10 @@ func (f FindMax) search(ctx context.Context, base bench.Config, op bench.Op, sta
 			if (s.FailedRate-s.MaxRate)/s.MaxRate <= f.Precision {
 				s.Stopped = "converged"
 			}
-			rate = (s.MaxRate + s.FailedRate) / 2
+			rate = math.Round((s.MaxRate + s.FailedRate) / 2)
+			if rate <= s.MaxRate || rate >= s.FailedRate {
+				s.Stopped = "converged" // nothing between them to try
+			}
 		case s.Found: // only successes so far: double
 			if rate >= f.Limit {
 				s.Stopped = "limit"
@@ -143,7 +151,7 @@ func (f FindMax) search(ctx context.Context, base bench.Config, op bench.Op, sta
 			if rate <= f.Floor {
 				s.Stopped = "floor"
 			}
-			rate = max(rate/2, f.Floor)
+			rate = max(math.Round(rate/2), f.Floor)
 		}
 		if s.Stopped != "" {
 			break
@@ -165,6 +173,10 @@ func (f FindMax) judge(st *bench.Stats, rate float64, stamp result.Cell) result.
 	step := result.SearchStep{
 		Rate: rate, Ops: c.Ops, Dropped: c.Dropped, ThroughputOps: c.ThroughputOps,
 		Errors: c.Errors, Latency: c.Latency, Met: true,
+	}
+	if st.Ops == 0 {
+		step.Met = false
+		step.Failed = append(step.Failed, "no operation ended in the step")
 	}
 	for _, g := range f.Gates {
 		if !g.Selects(&c) {
