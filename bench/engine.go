@@ -70,6 +70,13 @@ const (
 	// growLag is how late the next due operation may be before the open
 	// loop adds workers.
 	growLag = time.Millisecond
+	// growWindow is how often the open loop checks that the workers it
+	// added raised the rate at which operations start; when they did not
+	// (by growGain), more workers do not help — the server or the
+	// generator's CPU is the limit — and it adds none for growHold.
+	growWindow = 100 * time.Millisecond
+	growGain   = 1.05
+	growHold   = time.Second
 )
 
 // Config shapes a run. Its zero fields take the defaults documented on
@@ -300,6 +307,11 @@ type Stats struct {
 	// while all Config.MaxWorkers workers were busy: the worker ceiling,
 	// not the schedule, bounded the operations in flight.
 	CeilingReached bool
+	// Saturated is true when an open loop added workers and the rate at
+	// which operations started did not rise: the server, or the
+	// generator's own CPU, could not go faster, and it stopped adding
+	// workers for a while rather than pile up calls in flight.
+	Saturated bool
 	// CPU is the CPU time (user and system) the whole process used during
 	// the run, warm-up included, and Wall the run's wall-clock time: CPU
 	// near Wall × GOMAXPROCS means the load generator itself was saturated.
@@ -370,6 +382,7 @@ func (s *Stats) ErrorCount() int64 {
 type workerState struct {
 	w       Worker
 	rec     recorder
+	busy    atomic.Bool     // open loop: in a call (the supervisor reads it)
 	started int64           // measured operations started (open loop)
 	byStage []int64         // ... of them, by the stage they fell due in
 	stage   int             // the stage of the last due time counted
@@ -409,6 +422,14 @@ type engine struct {
 	nWorkers atomic.Int32
 	wg       sync.WaitGroup
 	ceiling  atomic.Bool // fell behind with every worker running
+	// more workers did not raise the rate at which operations started
+	saturated atomic.Bool
+	// active is how many workers (the first ones) may claim slots; the
+	// others are parked (open loop)
+	active atomic.Int32
+	// wake is closed (and replaced) when parked workers should look again:
+	// more are let in, the schedule is done or the run stops
+	wake atomic.Pointer[chan struct{}]
 
 	// Open loop.
 	next          paddedUint64 // the next slot of the schedule to claim
@@ -457,6 +478,9 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 	for range cfg.Concurrency {
 		e.addWorker()
 	}
+	e.active.Store(int32(cfg.Concurrency))
+	wake := make(chan struct{})
+	e.wake.Store(&wake)
 	if wait := time.Until(cfg.StartAt); !cfg.StartAt.IsZero() && wait > 0 {
 		t := time.NewTimer(wait)
 		select {
@@ -536,6 +560,7 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 		Wall:         end,
 	}
 	st.CeilingReached = e.ceiling.Load()
+	st.Saturated = e.saturated.Load()
 	if !cfg.Origin.IsZero() {
 		st.SeriesStart = e.start.Add(e.measureFrom).Sub(cfg.Origin)
 	}
@@ -589,6 +614,9 @@ func (e *engine) requestStop(at time.Duration, abort, capped bool) {
 		e.stopAt.Store(int64(at))
 		e.capped.Store(capped)
 		e.stop.Store(true)
+		if e.wake.Load() != nil {
+			e.wakeParked()
+		}
 		if abort {
 			close(e.abort)
 		}
@@ -724,9 +752,25 @@ func (e *engine) openLoop(ctx context.Context, ws *workerState) {
 	// when it waits.
 	now := e.now()
 	for !e.stop.Load() {
+		if wake := *e.wake.Load(); w.ID >= int(e.active.Load()) {
+			// Parked: more workers did not help; wait to be let in again
+			// (or for the end of the run).
+			if e.done.Load() || e.stop.Load() {
+				return
+			}
+			select {
+			case <-wake:
+			case <-e.abort:
+				return
+			case <-e.runCtx.Done():
+				return
+			}
+			now = e.now()
+			continue
+		}
 		first := e.next.Add(batch) - batch
 		if first >= e.limit {
-			e.done.Store(true)
+			e.finish()
 			return
 		}
 		n := 0
@@ -742,7 +786,7 @@ func (e *engine) openLoop(ctx context.Context, ws *workerState) {
 			n++
 		}
 		if n == 0 {
-			e.done.Store(true)
+			e.finish()
 			return
 		}
 		dues := ws.dues[:n]
@@ -763,7 +807,9 @@ func (e *engine) openLoop(ctx context.Context, ws *workerState) {
 			e.countByStage(ws, measured)
 		}
 		sent := now
+		ws.busy.Store(true)
 		err := e.op(ctx, w)
+		ws.busy.Store(false)
 		now = e.now()
 		if len(measured) == 0 {
 			continue
@@ -805,13 +851,21 @@ func (ws *workerState) sleep(e *engine, d time.Duration) bool {
 }
 
 // supervise adds open-loop workers while the schedule runs ahead of them:
-// when the next slot to claim is due more than growLag ago, every worker
-// is busy, and it adds workers for the slots waiting (at most an eighth
+// when the next slot to claim is due more than growLag ago and every
+// worker is in a call, it adds workers (unless the last workers it added
+// did not raise the rate at which slots were claimed: then it holds for
+// growHold) for the slots waiting (at most an eighth
 // more at a time, at most MaxWorkers in all). It returns when the
 // schedule is done or the run stops.
 func (e *engine) supervise() {
 	t := time.NewTicker(growEvery)
 	defer t.Stop()
+	// The rate at which slots were claimed over the last window, and
+	// whether workers were added during it.
+	var lastAt, holdUntil time.Duration
+	var lastNext uint64
+	var lastRate float64
+	grew, before := false, int(e.active.Load())
 	for {
 		select {
 		case <-e.runCtx.Done():
@@ -821,12 +875,36 @@ func (e *engine) supervise() {
 		if e.done.Load() || e.stop.Load() {
 			return
 		}
-		running := int(e.nWorkers.Load())
+		if now := e.now(); now-lastAt >= growWindow {
+			next := e.next.Load()
+			rate := float64(next-lastNext) / (now - lastAt).Seconds()
+			if grew && rate < lastRate*growGain {
+				// The workers let in during the window did not raise the
+				// rate: park them again, and hold.
+				e.active.Store(int32(before))
+				holdUntil = now + growHold
+				if now >= e.measureFrom {
+					e.saturated.Store(true)
+				}
+			}
+			lastAt, lastNext, lastRate, grew = now, next, rate, false
+			before = int(e.active.Load())
+		}
+		if e.now() < holdUntil {
+			continue
+		}
+		running := int(e.active.Load())
 		behind := e.behind()
 		if behind <= 0 {
 			continue
 		}
 		if at, ok := due(e.cfg.Pacer, e.next.Load()); !ok || e.now()-at < growLag {
+			continue
+		}
+		// Late slots with a worker free mean the generator itself did not
+		// get the CPU to claim them (a busy machine): more workers would
+		// only add to its load. Grow only when every worker is in a call.
+		if !e.allBusy(running) {
 			continue
 		}
 		if running >= len(e.workers) {
@@ -836,7 +914,11 @@ func (e *engine) supervise() {
 			continue
 		}
 		add := min(int(min(behind, math.MaxInt32)), max(1, running/8), len(e.workers)-running)
-		for range add {
+		grew = grew || add > 0
+		// Let parked workers in first, then build new ones.
+		e.active.Store(int32(running + add))
+		e.wakeParked()
+		for int(e.nWorkers.Load()) < running+add {
 			ws, ok := e.addWorker()
 			if !ok {
 				break
@@ -844,6 +926,31 @@ func (e *engine) supervise() {
 			e.startWorker(ws)
 		}
 	}
+}
+
+// wakeParked wakes the parked workers to look at active, done and stop
+// again.
+func (e *engine) wakeParked() {
+	next := make(chan struct{})
+	if old := e.wake.Swap(&next); old != nil {
+		close(*old)
+	}
+}
+
+// finish marks the schedule done and wakes the parked workers to leave.
+func (e *engine) finish() {
+	e.done.Store(true)
+	e.wakeParked()
+}
+
+// allBusy reports whether each of the first n workers is in a call.
+func (e *engine) allBusy(n int) bool {
+	for _, ws := range e.workers[:n] {
+		if !ws.busy.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // behind counts the open loop's slots that are due now but not claimed by
