@@ -71,12 +71,16 @@ const (
 	// loop adds workers.
 	growLag = time.Millisecond
 	// growWindow is how often the open loop checks that the workers it
-	// added raised the rate at which operations start; when they did not
-	// (by growGain), more workers do not help — the server or the
-	// generator's CPU is the limit — and it adds none for growHold.
+	// added raised the rate at which calls end: by growGain of the share
+	// added, at least 2 %. When they did not, more workers do not help —
+	// the server or the generator's CPU is the limit — and it parks them
+	// and adds none for growHold.
 	growWindow = 100 * time.Millisecond
-	growGain   = 1.05
+	growGain   = 0.5
 	growHold   = time.Second
+	// growStep bounds the workers added in one window, as a share of those
+	// active at its start.
+	growStep = 0.25
 )
 
 // Config shapes a run. Its zero fields take the defaults documented on
@@ -383,6 +387,7 @@ type workerState struct {
 	w       Worker
 	rec     recorder
 	busy    atomic.Bool     // open loop: in a call (the supervisor reads it)
+	ended   atomic.Int64    // open loop: calls ended (the supervisor reads it)
 	started int64           // measured operations started (open loop)
 	byStage []int64         // ... of them, by the stage they fell due in
 	stage   int             // the stage of the last due time counted
@@ -810,6 +815,7 @@ func (e *engine) openLoop(ctx context.Context, ws *workerState) {
 		ws.busy.Store(true)
 		err := e.op(ctx, w)
 		ws.busy.Store(false)
+		ws.ended.Add(1)
 		now = e.now()
 		if len(measured) == 0 {
 			continue
@@ -863,7 +869,7 @@ func (e *engine) supervise() {
 	// The rate at which slots were claimed over the last window, and
 	// whether workers were added during it.
 	var lastAt, holdUntil time.Duration
-	var lastNext uint64
+	var lastNext int64
 	var lastRate float64
 	grew, before := false, int(e.active.Load())
 	for {
@@ -876,9 +882,15 @@ func (e *engine) supervise() {
 			return
 		}
 		if now := e.now(); now-lastAt >= growWindow {
-			next := e.next.Load()
+			// The rate at which calls end: what more workers must raise
+			// (the rate of claims rises with every worker added, each
+			// claiming a late slot at once, whether or not it helps).
+			next := e.endedCalls()
 			rate := float64(next-lastNext) / (now - lastAt).Seconds()
-			if grew && rate < lastRate*growGain {
+			// Workers up by a share x should raise the rate by at least
+			// x·growGain (and by 2 % at least, above the noise).
+			added := float64(int(e.active.Load())-before) / float64(max(before, 1))
+			if grew && rate < lastRate*(1+max(added*growGain, 0.02)) {
 				// The workers let in during the window did not raise the
 				// rate: park them again, and hold.
 				e.active.Store(int32(before))
@@ -913,7 +925,11 @@ func (e *engine) supervise() {
 			}
 			continue
 		}
-		add := min(int(min(behind, math.MaxInt32)), max(1, running/8), len(e.workers)-running)
+		add := min(int(min(behind, math.MaxInt32)), max(1, running/8), len(e.workers)-running,
+			max(before+int(growStep*float64(before)), before+1)-running)
+		if add <= 0 {
+			continue
+		}
 		grew = grew || add > 0
 		// Let parked workers in first, then build new ones.
 		e.active.Store(int32(running + add))
@@ -926,6 +942,15 @@ func (e *engine) supervise() {
 			e.startWorker(ws)
 		}
 	}
+}
+
+// endedCalls returns the calls the open loop's workers have ended.
+func (e *engine) endedCalls() int64 {
+	var n int64
+	for _, ws := range e.workers[:e.nWorkers.Load()] {
+		n += ws.ended.Load()
+	}
+	return n
 }
 
 // wakeParked wakes the parked workers to look at active, done and stop
