@@ -781,7 +781,9 @@ func (e *engine) openLoop(ctx context.Context, ws *workerState) {
 		n := 0
 		for i := range min(batch, e.limit-first) {
 			at, ok := due(e.cfg.Pacer, first+i)
-			if ok && at >= e.endAt {
+			if ok && at >= e.endAt || !ok && e.endAt != math.MaxInt64 {
+				// Past the window, or the schedule ended within a window
+				// of fixed length (stages): the window is its length.
 				e.pastEnd.Store(true)
 			}
 			if !ok || at >= e.endAt {
