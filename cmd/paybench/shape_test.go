@@ -114,8 +114,9 @@ func TestLoadFindMax(t *testing.T) {
 	doc = loadDoc(t, context.Background(), exitFail, "stock.deduct", "--redis-url", url, "--backend", "rueidis",
 		"--find-max", "--gate", "p99<1us", "--step-duration", "200ms", "--find-max-start", "400")
 	s = doc.Cells[0].Search
-	// The floor is 20 operations per step: 100/s.
-	if s == nil || s.Found || s.Stopped != "floor" || len(s.Steps) != 3 || s.Steps[2].Rate != 100 || s.Steps[0].Met {
+	// The floor is 20 operations per step: 100/s; each failure is
+	// confirmed by a second step at the same rate.
+	if s == nil || s.Found || s.Stopped != "floor" || len(s.Steps) != 6 || s.Steps[5].Rate != 100 || s.Steps[1].Rate != 400 || s.Steps[0].Met {
 		t.Fatalf("search %+v", s)
 	}
 	if !strings.Contains(s.Steps[0].Failed[0], "p99<1us") {

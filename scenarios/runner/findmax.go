@@ -29,7 +29,8 @@ const (
 )
 
 // FindMax shapes a search for the highest open-loop rate that meets every
-// gate: the rate doubles from Start while steps meet the gates, then
+// gate: the rate doubles from Start while steps meet the gates (a rate
+// fails only when two steps in a row at it fail), then
 // bisects between the highest rate that met them and the lowest that did
 // not, until the two are within Precision, Limit or Floor is reached, or
 // Budget runs out. Each step is an open loop at a constant rate, Step long
@@ -95,6 +96,7 @@ func (f FindMax) search(ctx context.Context, base bench.Config, op bench.Op, sta
 	var best, lowest *bench.Stats
 	var lowestRate float64
 	rate := f.Start
+	retried := false
 	// A step takes its warm-up, its window and the drain after it.
 	stepCost := f.StepWarmup + f.Step + 200*time.Millisecond
 	for {
@@ -122,6 +124,14 @@ func (f FindMax) search(ctx context.Context, base bench.Config, op bench.Op, sta
 		}
 		step := f.judge(st, rate, stamp)
 		s.Steps = append(s.Steps, step)
+		if !step.Met && !retried {
+			// A failure is confirmed by a second step at the same rate
+			// before the search moves on: one stall of a busy machine
+			// should not decide it.
+			retried = true
+			continue
+		}
+		retried = false
 		if lowest == nil || rate < lowestRate {
 			lowest, lowestRate = st, rate
 		}
