@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -862,7 +863,8 @@ func (ws *workerState) sleep(e *engine, d time.Duration) bool {
 // when the next slot to claim is due more than growLag ago and every
 // worker is in a call, it adds workers (unless the last workers it added
 // did not raise the rate at which slots were claimed: then it holds for
-// growHold) for the slots waiting (at most an eighth
+// growHold; nor while the generator's threads wait for a CPU: it is
+// starved, not short of workers) for the slots waiting (at most an eighth
 // more at a time, at most MaxWorkers in all). It returns when the
 // schedule is done or the run stops.
 func (e *engine) supervise() {
@@ -870,10 +872,11 @@ func (e *engine) supervise() {
 	defer t.Stop()
 	// The rate at which slots were claimed over the last window, and
 	// whether workers were added during it.
-	var lastAt, holdUntil time.Duration
+	var lastAt, holdUntil, lastWait time.Duration
 	var lastNext int64
 	var lastRate float64
 	grew, before := false, int(e.active.Load())
+	lastWait = processRunWait()
 	for {
 		select {
 		case <-e.runCtx.Done():
@@ -892,7 +895,16 @@ func (e *engine) supervise() {
 			// Workers up by a share x should raise the rate by at least
 			// x·growGain (and by 2 % at least, above the noise).
 			added := float64(int(e.active.Load())-before) / float64(max(before, 1))
-			if grew && rate < lastRate*(1+max(added*growGain, 0.02)) {
+			// Threads of the generator that waited for a CPU a quarter of
+			// the window: the machine's other work starves it, and a
+			// worker "in a call" may only be waiting to be scheduled.
+			wait := processRunWait()
+			starved := wait-lastWait >= (now-lastAt)*time.Duration(runtime.GOMAXPROCS(0))/4
+			lastWait = wait
+			if starved {
+				holdUntil = max(holdUntil, now+growWindow)
+			}
+			if grew && (starved || rate < lastRate*(1+max(added*growGain, 0.02))) {
 				// The workers let in during the window did not raise the
 				// rate: park them again, and hold.
 				e.active.Store(int32(before))
