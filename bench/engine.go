@@ -313,9 +313,9 @@ type Stats struct {
 	// not the schedule, bounded the operations in flight.
 	CeilingReached bool
 	// Saturated is true when an open loop added workers and the rate at
-	// which operations started did not rise: the server, or the
-	// generator's own CPU, could not go faster, and it stopped adding
-	// workers for a while rather than pile up calls in flight.
+	// which calls ended did not rise, or its threads waited for a CPU:
+	// the server, or the generator's own CPU, could not go faster, and it
+	// parked the workers it had added rather than pile up calls in flight.
 	Saturated bool
 	// CPU is the CPU time (user and system) the whole process used during
 	// the run, warm-up included, and Wall the run's wall-clock time: CPU
@@ -876,7 +876,7 @@ func (e *engine) supervise() {
 	var lastNext int64
 	var lastRate float64
 	grew, before := false, int(e.active.Load())
-	lastWait = processRunWait()
+	lastWait = runWaitProbe()
 	for {
 		select {
 		case <-e.runCtx.Done():
@@ -898,7 +898,7 @@ func (e *engine) supervise() {
 			// Threads of the generator that waited for a CPU a quarter of
 			// the window: the machine's other work starves it, and a
 			// worker "in a call" may only be waiting to be scheduled.
-			wait := processRunWait()
+			wait := runWaitProbe()
 			starved := wait-lastWait >= (now-lastAt)*time.Duration(runtime.GOMAXPROCS(0))/4
 			lastWait = wait
 			if starved {
@@ -981,6 +981,11 @@ func (e *engine) finish() {
 	e.done.Store(true)
 	e.wakeParked()
 }
+
+// runWaitProbe reads how long the process's threads have waited for a
+// CPU (a variable so that a test can take the machine's load out of the
+// growth it checks).
+var runWaitProbe = processRunWait
 
 // allBusy reports whether each of the first n workers is in a call.
 func (e *engine) allBusy(n int) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -158,5 +159,31 @@ func TestOpenLoopReportsItsWorkerCeiling(t *testing.T) {
 				t.Errorf("wall %s cpu %s run wait %s", st.Wall, st.CPU, st.RunWait)
 			}
 		})
+	}
+}
+
+// A generator whose threads wait for a CPU (a busy machine, simulated) adds
+// no workers for good: the ones it added are parked again, and the run
+// says it was saturated.
+func TestOpenLoopHoldsWhenStarved(t *testing.T) {
+	probe := runWaitProbe
+	t0 := time.Now()
+	runWaitProbe = func() time.Duration { return 10 * time.Since(t0) } // waiting 10 times the wall time
+	t.Cleanup(func() { runWaitProbe = probe })
+	var inFlight, most atomic.Int64
+	st := mustRun(t, context.Background(), Config{Concurrency: 1, MaxWorkers: 64, Duration: 600 * time.Millisecond, Pacer: ConstantPacer{Rate: 100}},
+		func(ctx context.Context, w *Worker) error {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			return sleepOp(200*time.Millisecond)(ctx, w)
+		})
+	if !st.Saturated {
+		t.Error("not saturated")
+	}
+	// Growth is possible only in the first 100 ms window, by a quarter.
+	if m := most.Load(); m > 2 {
+		t.Errorf("%d calls in flight at once, want at most 2", m)
 	}
 }
