@@ -29,6 +29,7 @@ func (r *run) cellKeyspace(parts ...string) (impl.Keyspace, error) {
 		return impl.Keyspace{}, err
 	}
 	r.cellKeys = append(r.cellKeys, ks)
+	r.pending = append(r.pending, ks)
 	return ks, nil
 }
 

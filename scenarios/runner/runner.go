@@ -258,6 +258,8 @@ type run struct {
 	clients map[string]map[string]string
 	// cellKeys lists every cell keyspace created, for the cleanup.
 	cellKeys []impl.Keyspace
+	// pending lists the cell keyspaces not deleted yet.
+	pending []impl.Keyspace
 	marked   bool // the marker key is ours
 	// proxy carries the network faults (nil when none is asked for); the
 	// backends under test connect through it, at clientURL.
@@ -348,6 +350,9 @@ func (r *run) runCells(ctx context.Context, strategies []string, conn impl.ConnC
 			}
 			r.doc.Cells = append(r.doc.Cells, c)
 			r.emit(Event{Type: CellDone, Index: r.done, Cell: &r.doc.Cells[len(r.doc.Cells)-1], Took: time.Since(start)})
+			// A failed deletion is retried, and reported, by the final
+			// cleanup.
+			_ = r.dropCells(ctx)
 			if err != nil && ctx.Err() == nil && redisenv.IsConnectError(err) {
 				be.Close()
 				return errext.WithExitCodeIfNone(err, errext.Redis)
