@@ -260,7 +260,7 @@ type run struct {
 	cellKeys []impl.Keyspace
 	// pending lists the cell keyspaces not deleted yet.
 	pending []impl.Keyspace
-	marked   bool // the marker key is ours
+	marked  bool // the marker key is ours
 	// proxy carries the network faults (nil when none is asked for); the
 	// backends under test connect through it, at clientURL.
 	proxy     faults.Proxy
