@@ -78,7 +78,7 @@ func TestCellMatchesTheRun(t *testing.T) {
 		name string
 		cfg  bench.Config
 	}{
-		{"closed loop", bench.Config{Concurrency: 4, Requests: 2000}},
+		{"closed loop", bench.Config{Concurrency: 4, Requests: 800}},
 		{"open loop", bench.Config{Concurrency: 2, MaxWorkers: 16, Duration: 600 * time.Millisecond, Pacer: bench.ConstantPacer{Rate: 3000}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -104,6 +104,7 @@ type commonFlags struct {
 	retries     string
 	readTimeout time.Duration
 	dialTimeout time.Duration
+	metricsAddr string
 	outputFlags
 }
 
@@ -121,6 +122,7 @@ func (c *commonFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.retries, "client-retries", "", "how the clients under test retry: 0 (none, the default unless the URL's max_retries says otherwise), library (each library's own default: go-redis re-sends up to 3 times, writes too; rueidis re-sends read-only commands) or N")
 	fs.DurationVar(&c.readTimeout, "read-timeout", 0, "how long the clients under test wait for a reply (default: the URL's, else 3s)")
 	fs.DurationVar(&c.dialTimeout, "dial-timeout", 0, "how long the clients under test wait for a connection (default: the URL's, else 3s)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve live Prometheus metrics (paybench_*) at http://HOST:PORT/metrics while the run goes (port 0: a free one, printed on stderr)")
 	c.outputFlags.bind(fs)
 }
 
