@@ -31,12 +31,18 @@ type connFlags struct {
 	url         string
 	source      string
 	persistence string
+	tls         redisenv.TLSFiles
 }
 
 func (c *connFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.url, "redis-url", "", "Redis to use: redis://, rediss:// or unix:// (default $REDIS_URL; password from the URL or $REDIS_PASSWORD)")
 	fs.StringVar(&c.source, "redis", "auto", "where Redis comes from: auto, url, spawn, container or embedded")
 	fs.StringVar(&c.persistence, "persistence", "none", "a spawned server's persistence: none, or aof (appendonly, fsync always: its data survives a restart fault)")
+	fs.StringVar(&c.tls.CA, "tls-ca", "", "rediss://: PEM file of the CA certificates the server's certificate must chain to (default: the system's)")
+	fs.StringVar(&c.tls.Cert, "tls-cert", "", "rediss://: PEM file of a client certificate to present (with --tls-key)")
+	fs.StringVar(&c.tls.Key, "tls-key", "", "rediss://: PEM file of the client certificate's private key")
+	fs.StringVar(&c.tls.ServerName, "tls-server-name", "", "rediss://: the name the server's certificate must carry (default: the URL's host)")
+	fs.BoolVar(&c.tls.Insecure, "tls-insecure", false, "rediss://: accept any server certificate, unverified (testing only)")
 }
 
 // serverArgs turns --persistence into a spawned server's arguments.
@@ -70,17 +76,22 @@ func (c *connFlags) provide(ctx context.Context, stderr io.Writer) (*redisenv.Se
 	if args != nil {
 		kind = redisenv.KindSpawn
 	}
+	tlsConfig, err := c.tls.Config()
+	if err != nil {
+		return nil, usageErrorf("--tls-*: %w", err)
+	}
 	srv, err := redisenv.Provide(ctx, redisenv.Options{
 		URL:        c.url,
 		Password:   os.Getenv("REDIS_PASSWORD"),
 		Force:      kind,
 		Warn:       stderr,
 		ServerArgs: args,
+		TLS:        tlsConfig,
 	})
 	switch {
 	case err == nil:
 		return srv, nil
-	case errors.Is(err, redisenv.ErrBadURL):
+	case redisenv.IsUsageError(err):
 		return nil, withCode(exitUsage, err)
 	case ctx.Err() != nil:
 		return nil, withCode(exitInterrupted, err)

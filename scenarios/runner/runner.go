@@ -389,7 +389,8 @@ func (r *run) scenarioConn() impl.ConnConfig {
 }
 
 // conn is how the backends under test connect: to the server, or through
-// the fault proxy when the plan has network faults.
+// the fault proxy when the plan has network faults, with the server's TLS
+// settings.
 func (r *run) conn(pool int) impl.ConnConfig {
 	srv := r.plan.Server
 	url := srv.URL
@@ -398,6 +399,9 @@ func (r *run) conn(pool int) impl.ConnConfig {
 	}
 	c := r.plan.Settings.Client
 	c.URL, c.Password, c.PoolSize = url, srv.Password, pool
+	// The server's TLS configuration, its server name taken from the
+	// server's URL: it still verifies through the fault proxy's address.
+	c.TLS = srv.TLS
 	return c
 }
 
