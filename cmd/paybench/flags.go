@@ -116,6 +116,7 @@ type commonFlags struct {
 	readTimeout time.Duration
 	dialTimeout time.Duration
 	metricsAddr string
+	config      string
 	outputFlags
 }
 
@@ -135,6 +136,7 @@ func (c *commonFlags) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.dialTimeout, "dial-timeout", 0, "how long the clients under test wait for a connection (default: the URL's, else 3s)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve live Prometheus metrics (paybench_*) at http://HOST:PORT/metrics while the run goes (port 0: a free one, printed on stderr)")
 	c.outputFlags.bind(fs)
+	fs.StringVar(&c.config, configFlag, "", "read flags from this YAML or JSON file (keys: flag names without dashes; flags on the command line win; see README \"Config file\")")
 }
 
 // plan checks the shared flags and returns the part of the plan they
@@ -253,7 +255,8 @@ func newFlagSet(name string) *pflag.FlagSet {
 	return fs
 }
 
-// parse parses args; -h prints the usage to stdout and returns errHelp.
+// parse parses args, then applies the --config file to the flags args did
+// not set; -h prints the usage to stdout and returns errHelp.
 func parse(fs *pflag.FlagSet, args []string, stdout io.Writer, synopsis string) error {
 	err := fs.Parse(args)
 	if errors.Is(err, pflag.ErrHelp) {
@@ -266,7 +269,7 @@ func parse(fs *pflag.FlagSet, args []string, stdout io.Writer, synopsis string) 
 	if err != nil {
 		return usageErrorf("%w", err)
 	}
-	return nil
+	return applyConfig(fs)
 }
 
 // parseFlags is parse for a command that takes no positional argument.
