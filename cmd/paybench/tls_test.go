@@ -12,9 +12,10 @@ import (
 )
 
 // TestTLSRunOversell: `paybench run oversell` over TLS passes on both
-// backends — with --tls-ca against a server that verifies by its CA, and
-// with a client certificate against one that requires it — and the
-// document says both clients used TLS.
+// backends — at its default size with --tls-ca against a server that
+// verifies by its CA; smaller with a server name, a client certificate
+// against a server that requires one, and through the fault proxy — and
+// the document says both clients used TLS.
 func TestTLSRunOversell(t *testing.T) {
 	plain := redistest.SpawnTLS(t, false)
 	mutual := redistest.SpawnTLS(t, true)
@@ -25,8 +26,11 @@ func TestTLSRunOversell(t *testing.T) {
 		want string // the clients' tls setting
 	}{
 		{"CA", plain.URL, []string{"--tls-ca", plain.CA}, "on"},
-		{"CA and server name", plain.URL, []string{"--tls-ca", plain.CA, "--tls-server-name", redistest.TLSServerName}, "on"},
-		{"client certificate", mutual.URL, []string{"--tls-ca", mutual.CA, "--tls-cert", mutual.Cert, "--tls-key", mutual.Key}, "on + client certificate"},
+		{"CA and server name", plain.URL, []string{"--tls-ca", plain.CA, "--tls-server-name", redistest.TLSServerName, "--stock", "100", "--buyers", "300"}, "on"},
+		{"client certificate", mutual.URL, []string{"--tls-ca", mutual.CA, "--tls-cert", mutual.Cert, "--tls-key", mutual.Key, "--stock", "100", "--buyers", "300"}, "on + client certificate"},
+		// The clients under test go through the fault proxy's address and
+		// still verify the server's name.
+		{"server name through the fault proxy", plain.URL, []string{"--tls-ca", plain.CA, "--tls-server-name", redistest.TLSServerName, "--fault", "latency:2ms@50ms+300ms", "--stock", "100", "--buyers", "300"}, "on"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out.json")
