@@ -102,3 +102,15 @@ func TestMonitorSeesInFlight(t *testing.T) {
 		t.Errorf("most in flight %d, want 1..3 (three workers, each asleep most of the time)", mon.maxInFlight)
 	}
 }
+
+// nopMonitor hears intervals and does nothing.
+type nopMonitor struct{}
+
+func (nopMonitor) Interval(Interval) {}
+
+// BenchmarkEngineNoopMonitored is BenchmarkEngineNoop with a Monitor: the
+// cost of the in-flight count per operation (two atomic stores) and of a
+// monitor call per interval; compare with BenchmarkEngineNoop.
+func BenchmarkEngineNoopMonitored(b *testing.B) {
+	benchEngine(b, Config{Concurrency: 1, Requests: int64(b.N), Monitor: nopMonitor{}})
+}
