@@ -245,7 +245,7 @@ func Provide(ctx context.Context, opts Options) (*Server, error) {
 	if o.TLS != nil && (o.Force != KindURL && o.Force != KindAuto || o.url() == "") {
 		what := "no Redis URL is given"
 		if o.Force != KindAuto && o.Force != KindURL {
-			what = "the server is a " + string(o.Force) + " one"
+			what = "the server is of kind " + string(o.Force)
 		}
 		return nil, fmt.Errorf("%w: TLS settings apply to a rediss:// URL, and %s", ErrBadTLS, what)
 	}

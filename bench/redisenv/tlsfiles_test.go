@@ -118,7 +118,7 @@ func TestTLSSettingsRefused(t *testing.T) {
 	}{
 		{"redis:// URL", redisenv.Options{URL: "redis://:hunter2@127.0.0.1:1"}, "need a rediss:// URL (not redis://)"},
 		{"unix socket", redisenv.Options{URL: "unix:///tmp/nope.sock"}, "need a rediss:// URL (not unix://)"},
-		{"spawned server", redisenv.Options{Force: redisenv.KindSpawn}, "the server is a spawn one"},
+		{"spawned server", redisenv.Options{Force: redisenv.KindSpawn}, "the server is of kind spawn"},
 		{"no URL", redisenv.Options{}, "no Redis URL is given"},
 	} {
 		o := tc.opts
