@@ -181,3 +181,21 @@ func TestConfigLoad(t *testing.T) {
 	}
 	assertOneLine(t, stderr)
 }
+
+// TestConfigSuite: the suite's own section applies to `paybench suite`.
+func TestConfigSuite(t *testing.T) {
+	srv := redistest.Server(t)
+	cfg := writeConfig(t, "suite.yaml", "backend: rueidis\nload:\n  rate: 5\nsuite:\n  scenario: none\n  operation: stock.deduct\n  strategy: lua\n  load-duration: 200ms\n  quiet: true\n")
+	out := filepath.Join(t.TempDir(), "out.json")
+	code, stdout, stderr := runCLI(t, context.Background(), "suite", "--config", cfg, "--redis-url", srv.URL, "--json", out)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	doc := readDoc(t, out)
+	if len(doc.Cells) != 1 || doc.Cells[0].Key() != "stock.deduct/rueidis/lua" || doc.Cells[0].Params["duration"] != "200ms" {
+		t.Errorf("cells %v, want one 200ms load of stock.deduct on rueidis", doc.Cells)
+	}
+	if stderr != "" {
+		t.Errorf("stderr %q: quiet: true did not apply", stderr)
+	}
+}
