@@ -174,6 +174,7 @@ type merger struct {
 	total    bucket // the measured window so far
 	series   []result.Point
 	lastT    time.Duration
+	lastDue  uint64 // the open loop's slots due before the last interval's end (Monitor)
 }
 
 func newMerger(e *engine) *merger {
@@ -215,6 +216,7 @@ func (m *merger) collect(now time.Duration) result.Point {
 		m.series = append(m.series, p)
 	}
 	m.lastT = t
+	m.monitorInterval(now)
 	m.total.add(&m.interval, false)
 	m.interval.reset()
 	return p

@@ -58,6 +58,9 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 		Common:  scenarios.Common{Concurrency: r.plan.Settings.Concurrency, Duration: r.plan.Settings.Duration, Seed: r.plan.Settings.Seed, Quick: r.plan.Settings.Quick},
 		Log:     discard,
 	}
+	if r.monitor != nil {
+		env.Monitor = r.monitor
+	}
 	watch := r.watchServer(ctx)
 	fr := r.startFaults(ctx, be)
 	env.Origin = fr.Started()
@@ -125,11 +128,17 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 	if r.plan.OnEvent != nil {
 		cfg.Progress = func(p bench.Progress) { r.emit(Event{Type: CellProgress, Index: r.done, Progress: p}) }
 	}
+	if r.monitor != nil {
+		cfg.Monitor = r.monitor
+	}
 	watch := r.watchServer(ctx)
 	fr := r.startFaults(ctx, be)
 	cfg.Origin = fr.Started()
 	st, err := bench.Run(ctx, cfg, op)
 	c.Faults = fr.Stop()
+	if r.monitor != nil && st != nil {
+		r.monitor.End(st.Dropped)
+	}
 	if err != nil {
 		return r.complete(ctx, c, watch, err)
 	}
