@@ -154,6 +154,10 @@ type Config struct {
 	// it start their schedules together. A moment already past starts at
 	// once.
 	StartAt time.Time
+	// Monitor, when set, hears every interval's figures while the run
+	// goes (see Monitor). It costs each call two atomic stores of the
+	// worker's own in-flight count; nil costs nothing.
+	Monitor Monitor
 }
 
 // withDefaults validates c and fills its zero fields.
@@ -395,7 +399,10 @@ type workerState struct {
 	dues    []time.Duration // open loop: due times of the current call
 	timer   *time.Timer     // open loop: waits for the next due time
 	samples errorSamples    // the first error of each class this worker saw
-	_       [64]byte        // keep workers' hot fields on separate cache lines
+	// inFlight is the number of operations of the call in progress, 0
+	// between calls; written only when the run has a Monitor.
+	inFlight atomic.Int32
+	_        [64]byte // keep workers' hot fields on separate cache lines
 }
 
 // paddedUint64 is an atomic counter alone on its cache line.
@@ -704,6 +711,7 @@ func (e *engine) closedLoop(ctx context.Context, ws *workerState) {
 	batch := int64(e.cfg.Batch)
 	c, id := int64(e.cfg.Concurrency), int64(w.ID)
 	var k, kw int64 // measured and warm-up calls made
+	track := e.cfg.Monitor != nil
 	begin := e.now()
 	for !e.stop.Load() {
 		measuring := begin >= e.measureFrom
@@ -722,8 +730,14 @@ func (e *engine) closedLoop(ctx context.Context, ws *workerState) {
 			call = e.calls + id + kw*c
 		}
 		w.Seq, w.N, w.measuring = call*batch, int(n), measuring
+		if track {
+			ws.inFlight.Store(int32(n))
+		}
 		err := e.op(ctx, w)
 		end := e.now()
+		if track {
+			ws.inFlight.Store(0)
+		}
 		if !measuring {
 			kw++
 			begin = end
@@ -753,6 +767,7 @@ func (e *engine) closedLoop(ctx context.Context, ws *workerState) {
 func (e *engine) openLoop(ctx context.Context, ws *workerState) {
 	w := &ws.w
 	batch := uint64(e.cfg.Batch)
+	track := e.cfg.Monitor != nil
 	// As in the closed loop, the clock is read once per call when the
 	// worker is behind (a call's end is when it starts the next), twice
 	// when it waits.
@@ -816,10 +831,16 @@ func (e *engine) openLoop(ctx context.Context, ws *workerState) {
 		}
 		sent := now
 		ws.busy.Store(true)
+		if track {
+			ws.inFlight.Store(int32(n))
+		}
 		err := e.op(ctx, w)
 		ws.busy.Store(false)
 		ws.ended.Add(1)
 		now = e.now()
+		if track {
+			ws.inFlight.Store(0)
+		}
 		if len(measured) == 0 {
 			continue
 		}

@@ -174,6 +174,7 @@ type merger struct {
 	total    bucket // the measured window so far
 	series   []result.Point
 	lastT    time.Duration
+	lastDue  uint64 // the open loop's slots due before the last interval's end (Monitor)
 
 	// With stages (Config.StageEnds): the workers' buckets are gathered
 	// into fresh, which adds to both the interval and the current stage.
@@ -281,6 +282,7 @@ func (m *merger) collect(now time.Duration) result.Point {
 		m.series = append(m.series, p)
 	}
 	m.lastT = t
+	m.monitorInterval(now)
 	m.total.add(&m.interval, false)
 	m.interval.reset()
 	return p

@@ -10,6 +10,7 @@ package impl
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
@@ -95,7 +96,8 @@ type Backend interface {
 	// Settings describes the client's settings that matter when two
 	// backends are compared (pool size, pipelining, ...), the values in
 	// effect. Every backend reports SettingRetries, SettingRetriesFrom,
-	// SettingRetriedCommands, SettingReadTimeout and SettingDialTimeout.
+	// SettingRetriedCommands, SettingReadTimeout, SettingDialTimeout and
+	// SettingTLS.
 	Settings() map[string]string
 	// Classify names the class of an error one of the backend's operations
 	// returned (one of Classes; "" for nil): it recognises its library's
@@ -157,6 +159,13 @@ type ConnConfig struct {
 	// dial_timeout, else 3 s). go-redis: DialTimeout; rueidis:
 	// Dialer.Timeout.
 	DialTimeout time.Duration
+	// TLS, when not nil, is the TLS configuration of a rediss:// URL's
+	// connections (a CA, a client certificate, a server name, no
+	// verification: paybench's --tls-* flags), in place of the one the
+	// URL implies (the system's roots, the URL's host as server name);
+	// MergeTLS says how the two combine. With a redis:// or unix:// URL
+	// it is an error (ErrTLSNeedsRediss). Settings reports SettingTLS.
+	TLS *tls.Config
 }
 
 // DefaultClientName is the connection name of a backend whose ConnConfig

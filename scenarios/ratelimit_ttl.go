@@ -42,7 +42,12 @@ import (
 // state each bound depends on. The server computes a key's expiry from a
 // clock it caches per event-loop iteration, which under load runs tens of
 // milliseconds behind TIME: an absolute expiry is only ever earlier for
-// it, never later, so the upper bound stays exact. A server without
+// it, never later. It can be later than the script's own TIME by the
+// time the script took between its TIME and its PEXPIRE, which is
+// microseconds — unless the server's process was preempted in between, as
+// it is on a loaded machine (tens of milliseconds were seen with two cores
+// shared by a dozen processes): the upper bound allows
+// limitExpiryPreemption for that. A server without
 // PEXPIRETIME is read with PTTL instead, whose remaining time counts from
 // that cached clock too, with a wider slack (readExpiry).
 
@@ -56,6 +61,12 @@ const (
 	// limitExpirySlackPTTL is the slack when a server without PEXPIRETIME
 	// is read with PTTL: its cached clock's lag behind TIME as well.
 	limitExpirySlackPTTL = 250 * time.Millisecond
+	// limitExpiryPreemption is the extra slack of the upper bound: the
+	// time a script may stand between reading TIME and setting the expiry
+	// when the server's process is preempted. A key kept that much longer
+	// harms nothing; one that never expires, or lives a multiple of its
+	// documented time, is still seen.
+	limitExpiryPreemption = 250 * time.Millisecond
 	// limitExpiryChunk is how many keys one MULTI reads.
 	limitExpiryChunk = 200
 )
@@ -189,7 +200,7 @@ func limitExpiryBounds(strategy string, o impl.LimitOptions, w, state, now, slac
 	var end int64
 	switch strategy {
 	case impl.LimitNaive:
-		return now, now + p + slack
+		return now, now + p + slack + limitExpiryPreemption.Microseconds()
 	case impl.LimitFixedWindow:
 		end = (w + 1) * p
 	case impl.LimitSlidingLog:
@@ -199,7 +210,7 @@ func limitExpiryBounds(strategy string, o impl.LimitOptions, w, state, now, slac
 	case impl.LimitGCRA:
 		end = state
 	}
-	return end - slack, end + margin + slack
+	return end - slack, end + margin + slack + limitExpiryPreemption.Microseconds()
 }
 
 // scanLimitExpiries reads the expiry of every limiter key under o.Keys

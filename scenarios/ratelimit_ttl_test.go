@@ -159,17 +159,17 @@ func TestLimitKeyShape(t *testing.T) {
 // (µs; period 250 ms).
 func TestLimitExpiryBounds(t *testing.T) {
 	o := impl.LimitOptions{Limit: 10, Period: 250 * time.Millisecond}
-	const s, m = 20_000, 1_000_000 // slack and margin, µs
+	const s, m, pre = 20_000, 1_000_000, 250_000 // slack, margin and preemption, µs
 	for _, tc := range []struct {
 		strategy       string
 		w, state, now  int64
 		wantLo, wantHi int64
 	}{
-		{impl.LimitNaive, 0, 0, 10_000_000, 10_000_000, 10_250_000 + s},
-		{impl.LimitFixedWindow, 40, 0, 10_100_000, 10_250_000 - s, 10_250_000 + m + s},
-		{impl.LimitSlidingLog, 0, 10_050_000, 10_100_000, 10_300_000 - s, 10_300_000 + m + s},
-		{impl.LimitSlidingWindow, 0, 40, 10_100_000, 10_500_000 - s, 10_500_000 + m + s},
-		{impl.LimitGCRA, 0, 10_400_000, 10_100_000, 10_400_000 - s, 10_400_000 + m + s},
+		{impl.LimitNaive, 0, 0, 10_000_000, 10_000_000, 10_250_000 + s + pre},
+		{impl.LimitFixedWindow, 40, 0, 10_100_000, 10_250_000 - s, 10_250_000 + m + s + pre},
+		{impl.LimitSlidingLog, 0, 10_050_000, 10_100_000, 10_300_000 - s, 10_300_000 + m + s + pre},
+		{impl.LimitSlidingWindow, 0, 40, 10_100_000, 10_500_000 - s, 10_500_000 + m + s + pre},
+		{impl.LimitGCRA, 0, 10_400_000, 10_100_000, 10_400_000 - s, 10_400_000 + m + s + pre},
 	} {
 		lo, hi := limitExpiryBounds(tc.strategy, o, tc.w, tc.state, tc.now, s)
 		if lo != tc.wantLo || hi != tc.wantHi {

@@ -70,11 +70,15 @@ type Env struct {
 	// none). Drive hands it to the engine, so the cell's series says
 	// where it starts on the faults' time axis (Cell.SeriesStart).
 	Origin time.Time
+	// Monitor, when set, hears the live figures of every engine run of
+	// the cell (--metrics-addr); Drive hands it to the engine.
+	Monitor bench.Monitor
 }
 
 // Drive runs op through the engine with cfg, classifying the errors of
-// the backend under test by the backend's own rules and measuring the
-// series from the cell's Origin (unless cfg sets its own). Every scenario
+// the backend under test by the backend's own rules, measuring the
+// series from the cell's Origin and reporting to the cell's Monitor
+// (unless cfg sets its own). Every scenario
 // drives its timed operations through it.
 func (e *Env) Drive(ctx context.Context, cfg bench.Config, op bench.Op) (*bench.Stats, error) {
 	if cfg.Classify == nil && e.Backend != nil {
@@ -82,6 +86,9 @@ func (e *Env) Drive(ctx context.Context, cfg bench.Config, op bench.Op) (*bench.
 	}
 	if cfg.Origin.IsZero() {
 		cfg.Origin = e.Origin
+	}
+	if cfg.Monitor == nil {
+		cfg.Monitor = e.Monitor
 	}
 	return bench.Run(ctx, cfg, op)
 }

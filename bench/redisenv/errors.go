@@ -53,9 +53,9 @@ func IsConnectError(err error) bool {
 }
 
 // IsUsageError reports whether err is the user's mistake on the command
-// line (a bad URL or kind).
+// line (a bad URL or kind, bad TLS settings).
 func IsUsageError(err error) bool {
-	return errors.Is(err, ErrBadURL) || errors.Is(err, ErrBadKind)
+	return errors.Is(err, ErrBadURL) || errors.Is(err, ErrBadKind) || errors.Is(err, ErrBadTLS)
 }
 
 // connError is a classified connection failure: it unwraps to its class

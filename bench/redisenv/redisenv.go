@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/paybench/paybench/impl"
 )
 
 // Kind says where a Server comes from.
@@ -123,6 +125,11 @@ type Options struct {
 	// DialTimeout bounds the dial, the handshake and the connection check
 	// (PING and INFO server), each kind alike (default DefaultDialTimeout).
 	DialTimeout time.Duration
+	// TLS, when not nil, is the TLS configuration for a rediss:// URL (see
+	// TLSFiles), combined with the URL's as impl.MergeTLS says. Any other
+	// server — a redis:// or unix:// URL, a spawned, container or embedded
+	// server — with TLS set is an error wrapping ErrBadTLS.
+	TLS *tls.Config
 }
 
 func (o Options) withDefaults() Options {
@@ -157,6 +164,10 @@ type Server struct {
 	// Mode is INFO server's redis_mode: standalone, cluster or sentinel
 	// ("" when the server would not say).
 	Mode string
+	// TLS is the TLS configuration in effect for a rediss:// URL (nil
+	// without TLS): the admin client's, which the clients under test use
+	// too (impl.ConnConfig.TLS), its server name filled in from the URL.
+	TLS *tls.Config
 
 	admin   *redis.Client
 	pid     int
@@ -231,6 +242,13 @@ func Provide(ctx context.Context, opts Options) (*Server, error) {
 	if _, err := ParseKind(string(o.Force)); err != nil {
 		return nil, err
 	}
+	if o.TLS != nil && (o.Force != KindURL && o.Force != KindAuto || o.url() == "") {
+		what := "no Redis URL is given"
+		if o.Force != KindAuto && o.Force != KindURL {
+			what = "the server is of kind " + string(o.Force)
+		}
+		return nil, fmt.Errorf("%w: TLS settings apply to a rediss:// URL, and %s", ErrBadTLS, what)
+	}
 	switch o.Force {
 	case KindURL:
 		raw := o.url()
@@ -293,6 +311,9 @@ func provideURL(ctx context.Context, raw string, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ro.TLSConfig, err = impl.MergeTLS(ro.Addr, ro.TLSConfig, o.TLS); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w (not %s://)", ErrBadTLS, Redact(raw), err, strings.SplitN(raw, ":", 2)[0])
+	}
 	return connect(ctx, KindURL, full, ro, o, nil)
 }
 
@@ -313,6 +334,7 @@ func connect(ctx context.Context, kind Kind, fullURL string, ro *redis.Options, 
 		Kind:     kind,
 		URL:      fullURL,
 		Password: ro.Password,
+		TLS:      ro.TLSConfig,
 		admin:    redis.NewClient(adminOptions(ro, o.DialTimeout)),
 		release:  release,
 	}
@@ -365,7 +387,30 @@ func tlsHandshake(ctx context.Context, c net.Conn, ro *redis.Options, timeout ti
 		host, _, _ := net.SplitHostPort(ro.Addr)
 		cfg.ServerName = host
 	}
-	err := tls.Client(c, cfg).HandshakeContext(ctx)
+	// Note whether the server asks for a client certificate: with TLS 1.3
+	// the client's handshake ends before the server checks it, and a
+	// server that requires one hangs up only after.
+	asked := false
+	if cfg.GetClientCertificate == nil {
+		certs := cfg.Certificates
+		cfg.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			asked = true
+			for i := range certs {
+				if cri.SupportsCertificate(&certs[i]) == nil {
+					return &certs[i], nil
+				}
+			}
+			if len(certs) > 0 {
+				return &certs[0], nil
+			}
+			return &tls.Certificate{}, nil
+		}
+	}
+	tc := tls.Client(c, cfg)
+	err := tc.HandshakeContext(ctx)
+	if err == nil && asked {
+		return clientCertAccepted(tc, ro.Addr, len(cfg.Certificates) > 0)
+	}
 	if err == nil || errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -382,6 +427,35 @@ func tlsHandshake(ctx context.Context, c net.Conn, ro *redis.Options, timeout ti
 		why = "the server hung up without answering TLS" + plain
 	}
 	return &tlsError{msg: "TLS handshake with " + ro.Addr + " failed: " + why, cause: err}
+}
+
+// clientCertAccepted checks, on a connection whose server asked for a
+// client certificate, that the server kept the session: it sends a PING
+// and waits for any reply (an error reply, NOAUTH say, counts). A server
+// that closes the session instead, or sends a TLS alert, refused the
+// certificate given (or the lack of one): a *tlsError that says so. A
+// reply that does not come within the connection's deadline is left to
+// the check that follows.
+func clientCertAccepted(tc *tls.Conn, addr string, gave bool) error {
+	_, err := tc.Write([]byte("*1\r\n$4\r\nPING\r\n"))
+	if err == nil {
+		var b [1]byte
+		_, err = tc.Read(b[:])
+	}
+	if err == nil {
+		return nil
+	}
+	var ne net.Error
+	var remote *net.OpError
+	alert := errors.As(err, &remote) && remote.Op == "remote error"
+	if !alert && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) || errors.As(err, &ne) && ne.Timeout() {
+		return nil
+	}
+	why := "the server requires a client certificate and none was given (--tls-cert and --tls-key)"
+	if gave {
+		why = "the server refused the client certificate (is it signed by a CA the server trusts?)"
+	}
+	return &tlsError{msg: "TLS session with " + addr + " failed: " + why + ": " + scrub(err.Error()), cause: err}
 }
 
 // speaksTLS reports whether the TCP server of ro answers a TLS handshake

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/paybench/paybench/bench/metrics"
 	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/reports"
 	"github.com/paybench/paybench/reports/result"
@@ -19,12 +20,27 @@ type execution struct {
 	render func(io.Writer, *result.Document) error
 	// listOutputs prints the path of every file written.
 	listOutputs bool
+	// metricsAddr, when set, is where live metrics are served during the
+	// run (--metrics-addr).
+	metricsAddr string
 }
 
 // execute provides the server, runs the plan, renders the document and
 // returns the run's error: a problem of the run itself first, then an
 // interrupt, a failed gate, and last the verdicts.
 func (x execution) execute(ctx context.Context, plan *runner.Plan, stdout, stderr io.Writer) error {
+	if x.metricsAddr != "" {
+		exp := metrics.New()
+		ms, err := metrics.Listen(x.metricsAddr, exp)
+		if err != nil {
+			return usageErrorf("--metrics-addr: %w", err)
+		}
+		defer ms.Close()
+		fmt.Fprintf(stderr, "metrics: %s\n", ms.URL())
+		plan.Metrics = func(workload, backend, strategy string) runner.CellMetrics {
+			return exp.Cell(workload, backend, strategy)
+		}
+	}
 	srv, err := x.conn.provide(ctx, stderr)
 	if err != nil {
 		return err

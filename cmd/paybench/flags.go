@@ -31,12 +31,18 @@ type connFlags struct {
 	url         string
 	source      string
 	persistence string
+	tls         redisenv.TLSFiles
 }
 
 func (c *connFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.url, "redis-url", "", "Redis to use: redis://, rediss:// or unix:// (default $REDIS_URL; password from the URL or $REDIS_PASSWORD)")
 	fs.StringVar(&c.source, "redis", "auto", "where Redis comes from: auto, url, spawn, container or embedded")
 	fs.StringVar(&c.persistence, "persistence", "none", "a spawned server's persistence: none, or aof (appendonly, fsync always: its data survives a restart fault)")
+	fs.StringVar(&c.tls.CA, "tls-ca", "", "rediss://: PEM file of the CA certificates the server's certificate must chain to (default: the system's)")
+	fs.StringVar(&c.tls.Cert, "tls-cert", "", "rediss://: PEM file of a client certificate to present (with --tls-key)")
+	fs.StringVar(&c.tls.Key, "tls-key", "", "rediss://: PEM file of the client certificate's private key")
+	fs.StringVar(&c.tls.ServerName, "tls-server-name", "", "rediss://: the name the server's certificate must carry (default: the URL's host)")
+	fs.BoolVar(&c.tls.Insecure, "tls-insecure", false, "rediss://: accept any server certificate, unverified (testing only)")
 }
 
 // serverArgs turns --persistence into a spawned server's arguments.
@@ -70,17 +76,22 @@ func (c *connFlags) provide(ctx context.Context, stderr io.Writer) (*redisenv.Se
 	if args != nil {
 		kind = redisenv.KindSpawn
 	}
+	tlsConfig, err := c.tls.Config()
+	if err != nil {
+		return nil, usageErrorf("--tls-*: %w", err)
+	}
 	srv, err := redisenv.Provide(ctx, redisenv.Options{
 		URL:        c.url,
 		Password:   os.Getenv("REDIS_PASSWORD"),
 		Force:      kind,
 		Warn:       stderr,
 		ServerArgs: args,
+		TLS:        tlsConfig,
 	})
 	switch {
 	case err == nil:
 		return srv, nil
-	case errors.Is(err, redisenv.ErrBadURL):
+	case redisenv.IsUsageError(err):
 		return nil, withCode(exitUsage, err)
 	case ctx.Err() != nil:
 		return nil, withCode(exitInterrupted, err)
@@ -104,6 +115,8 @@ type commonFlags struct {
 	retries     string
 	readTimeout time.Duration
 	dialTimeout time.Duration
+	metricsAddr string
+	config      string
 	outputFlags
 }
 
@@ -121,7 +134,9 @@ func (c *commonFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.retries, "client-retries", "", "how the clients under test retry: 0 (none, the default unless the URL's max_retries says otherwise), library (each library's own default: go-redis re-sends up to 3 times, writes too; rueidis re-sends read-only commands) or N")
 	fs.DurationVar(&c.readTimeout, "read-timeout", 0, "how long the clients under test wait for a reply (default: the URL's, else 3s)")
 	fs.DurationVar(&c.dialTimeout, "dial-timeout", 0, "how long the clients under test wait for a connection (default: the URL's, else 3s)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve live Prometheus metrics (paybench_*) at http://HOST:PORT/metrics while the run goes (port 0: a free one, printed on stderr)")
 	c.outputFlags.bind(fs)
+	fs.StringVar(&c.config, configFlag, "", "read flags from this YAML or JSON file (keys: flag names without dashes; flags on the command line win; see README \"Config file\")")
 }
 
 // plan checks the shared flags and returns the part of the plan they
@@ -240,7 +255,8 @@ func newFlagSet(name string) *pflag.FlagSet {
 	return fs
 }
 
-// parse parses args; -h prints the usage to stdout and returns errHelp.
+// parse parses args, then applies the --config file to the flags args did
+// not set; -h prints the usage to stdout and returns errHelp.
 func parse(fs *pflag.FlagSet, args []string, stdout io.Writer, synopsis string) error {
 	err := fs.Parse(args)
 	if errors.Is(err, pflag.ErrHelp) {
@@ -253,7 +269,7 @@ func parse(fs *pflag.FlagSet, args []string, stdout io.Writer, synopsis string) 
 	if err != nil {
 		return usageErrorf("%w", err)
 	}
-	return nil
+	return applyConfig(fs)
 }
 
 // parseFlags is parse for a command that takes no positional argument.

@@ -134,7 +134,7 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 	}
-	return execution{conn: cf.conn, render: reports.Text}.execute(ctx, plan, stdout, stderr)
+	return execution{conn: cf.conn, metricsAddr: cf.metricsAddr, render: reports.Text}.execute(ctx, plan, stdout, stderr)
 }
 
 // shape turns the load flags into the cells' shape.

@@ -50,5 +50,5 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	plan.Scenarios = []runner.ScenarioCells{{Scenario: sc, Strategies: strategies}}
-	return execution{conn: cf.conn, render: reports.Text}.execute(ctx, plan, stdout, stderr)
+	return execution{conn: cf.conn, metricsAddr: cf.metricsAddr, render: reports.Text}.execute(ctx, plan, stdout, stderr)
 }

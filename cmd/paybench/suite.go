@@ -70,5 +70,5 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stderr, "%s (%s)\n", line, e.Took.Round(10*time.Millisecond))
 		}
 	}
-	return execution{conn: cf.conn, render: reports.WriteMatrix, listOutputs: true}.execute(ctx, plan, stdout, stderr)
+	return execution{conn: cf.conn, metricsAddr: cf.metricsAddr, render: reports.WriteMatrix, listOutputs: true}.execute(ctx, plan, stdout, stderr)
 }

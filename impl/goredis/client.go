@@ -66,7 +66,8 @@ var (
 //     in Settings: 10 ms growing to 1 s by default);
 //   - cfg.ReadTimeout sets both ReadTimeout and WriteTimeout; otherwise the
 //     URL's read_timeout and write_timeout, each else 3 s;
-//   - cfg.DialTimeout, the URL's dial_timeout, else 3 s.
+//   - cfg.DialTimeout, the URL's dial_timeout, else 3 s;
+//   - cfg.TLS for a rediss:// URL, combined with the URL's (impl.MergeTLS).
 //
 // And always: one dial attempt per connection (go-redis would otherwise
 // try 5 times), so an unreachable server is reported within the dial
@@ -92,6 +93,9 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	}
 	if cfg.Password != "" {
 		opt.Password = cfg.Password
+	}
+	if opt.TLSConfig, err = impl.MergeTLS(opt.Addr, opt.TLSConfig, cfg.TLS); err != nil {
+		return nil, fmt.Errorf("goredis: %w", err)
 	}
 	if cfg.PoolSize > 0 {
 		opt.PoolSize = cfg.PoolSize
@@ -186,6 +190,7 @@ func (c *Client) Settings() map[string]string {
 		impl.SettingReadTimeout:     o.ReadTimeout.String(),
 		"write_timeout":             o.WriteTimeout.String(),
 		"context_timeouts":          strconv.FormatBool(o.ContextTimeoutEnabled),
+		impl.SettingTLS:             impl.TLSSetting(o.TLSConfig),
 	}
 }
 

@@ -80,7 +80,8 @@ var (
 //     PING on a connection that gave no reply for Dialer.KeepAlive (1 s)
 //     and closes it when the PING gets no reply within ConnWriteTimeout;
 //   - cfg.DialTimeout sets Dialer.Timeout (which also bounds the
-//     connection's handshake), else the URL's dial_timeout, else 3 s.
+//     connection's handshake), else the URL's dial_timeout, else 3 s;
+//   - cfg.TLS for a rediss:// URL, combined with the URL's (impl.MergeTLS).
 //
 // And always: client-side caching is off (DisableCache): no operation uses
 // it yet, and it needs RESP3 client tracking, which embedded servers lack.
@@ -108,6 +109,13 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	q := u.Query()
 	if cfg.Password != "" {
 		opt.Password = cfg.Password
+	}
+	addr := ""
+	if len(opt.InitAddress) > 0 {
+		addr = opt.InitAddress[0]
+	}
+	if opt.TLSConfig, err = impl.MergeTLS(addr, opt.TLSConfig, cfg.TLS); err != nil {
+		return nil, fmt.Errorf("rueidis: %w", err)
 	}
 	switch {
 	case cfg.DialTimeout > 0:
@@ -237,6 +245,7 @@ func (c *Client) Settings() map[string]string {
 		impl.SettingReadTimeout:     c.opt.ConnWriteTimeout.String(),
 		"conn_write_timeout":        c.opt.ConnWriteTimeout.String(),
 		"keepalive_ping":            keepalive.String(),
+		impl.SettingTLS:             impl.TLSSetting(c.opt.TLSConfig),
 	}
 }
 

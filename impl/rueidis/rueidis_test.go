@@ -38,3 +38,5 @@ func TestClassify(t *testing.T) { impltest.RunClassify(t, impltest.Redis(t), ope
 func TestClassifyEmbedded(t *testing.T) { impltest.RunClassify(t, impltest.Embedded(t), open, do) }
 
 func TestClientSettings(t *testing.T) { impltest.RunClientSettings(t, impltest.Redis(t), open) }
+
+func TestTLS(t *testing.T) { impltest.RunTLS(t, open) }

@@ -30,6 +30,7 @@ func (r *run) cellKeyspace(parts ...string) (impl.Keyspace, error) {
 		return impl.Keyspace{}, err
 	}
 	r.cellKeys = append(r.cellKeys, ks)
+	r.pending = append(r.pending, ks)
 	return ks, nil
 }
 
@@ -57,6 +58,9 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 		Keys:    ks,
 		Common:  scenarios.Common{Concurrency: r.plan.Settings.Concurrency, Duration: r.plan.Settings.Duration, Seed: r.plan.Settings.Seed, Quick: r.plan.Settings.Quick},
 		Log:     discard,
+	}
+	if r.monitor != nil {
+		env.Monitor = r.monitor
 	}
 	watch := r.watchServer(ctx)
 	fr := r.startFaults(ctx, be)
@@ -153,6 +157,9 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 	if r.plan.OnEvent != nil {
 		cfg.Progress = func(p bench.Progress) { r.emit(Event{Type: CellProgress, Index: r.done, Progress: p}) }
 	}
+	if r.monitor != nil {
+		cfg.Monitor = r.monitor
+	}
 	watch := r.watchServer(ctx)
 	fr := r.startFaults(ctx, be)
 	cfg.Origin = fr.Started()
@@ -167,6 +174,9 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		st, err = bench.Run(ctx, cfg, op)
 	}
 	c.Faults = fr.Stop()
+	if r.monitor != nil && st != nil {
+		r.monitor.End(st.Dropped)
+	}
 	if err != nil {
 		return r.complete(ctx, c, watch, err)
 	}

@@ -14,7 +14,8 @@ import (
 	"github.com/paybench/paybench/reports/errext"
 )
 
-// cleanupTimeout bounds deleting the run's keys.
+// cleanupTimeout bounds claiming the prefix, deleting one cell keyspace
+// and deleting the marker.
 const cleanupTimeout = 60 * time.Second
 
 // markerKey is the key that says which run owns the prefix while it runs.
@@ -75,25 +76,47 @@ func firstKey(ctx context.Context, rdb *redis.Client, ks impl.Keyspace) (string,
 	}
 }
 
+// dropCells deletes the keyspaces of the cells that have ended, unless
+// the plan keeps them: each cell's keys go as soon as it is judged, so the
+// server holds one cell's keys at a time and each deletion scans a small
+// database (deleting a whole suite's keys at the end scanned every key
+// once per cell and could outlast its time budget on a busy machine). A
+// keyspace that could not be deleted stays pending for the final cleanup.
+func (r *run) dropCells(ctx context.Context) []error {
+	if r.plan.Keep {
+		return nil
+	}
+	admin := r.plan.Server.Admin()
+	var errs []error
+	var left []impl.Keyspace
+	for _, ks := range r.pending {
+		// Each keyspace gets its own time budget, also after an interrupt.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		if _, err := redisenv.DeletePrefix(cctx, admin, ks); err != nil {
+			errs = append(errs, err)
+			left = append(left, ks)
+		}
+		cancel()
+	}
+	r.pending = left
+	return errs
+}
+
 // cleanup deletes the keys the run created — each cell's own keyspace and
 // the marker — and nothing else, or with Keep leaves the cells' keys in
 // place. A failure names the command that finishes the job.
 func (r *run) cleanup(ctx context.Context) error {
-	admin := r.plan.Server.Admin()
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	var errs []error
+	errs := r.dropCells(ctx)
 	var left []string
-	if !r.plan.Keep {
-		for _, ks := range r.cellKeys {
-			if _, err := redisenv.DeletePrefix(cctx, admin, ks); err != nil {
-				errs = append(errs, err)
-				left = append(left, ks.Pattern())
-			}
+	for _, ks := range r.pending {
+		if !r.plan.Keep {
+			left = append(left, ks.Pattern())
 		}
 	}
 	if r.marked {
-		if err := admin.Del(cctx, r.markerKey()).Err(); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if err := r.plan.Server.Admin().Del(cctx, r.markerKey()).Err(); err != nil {
 			errs = append(errs, err)
 			left = append(left, r.markerKey())
 		}

@@ -173,6 +173,19 @@ type Plan struct {
 	// load engine's live progress. It is called from the runner's
 	// goroutine only.
 	OnEvent func(Event)
+	// Metrics, when set, starts the live export of a cell about to run
+	// (--metrics-addr): every engine run of the cell reports to the
+	// monitor it returns, which hears End when the cell is over.
+	Metrics func(workload, backend, strategy string) CellMetrics
+}
+
+// CellMetrics exports one cell's live figures (Plan.Metrics).
+type CellMetrics interface {
+	bench.Monitor
+	// End says the cell is over, with the operations its open loop
+	// dropped (0 for a closed loop). It may be called more than once;
+	// dropped operations are counted once.
+	End(dropped int64)
 }
 
 // EventType says what an Event reports.
@@ -299,7 +312,9 @@ type run struct {
 	clients map[string]map[string]string
 	// cellKeys lists every cell keyspace created, for the cleanup.
 	cellKeys []impl.Keyspace
-	marked   bool // the marker key is ours
+	// pending lists the cell keyspaces not deleted yet.
+	pending []impl.Keyspace
+	marked  bool // the marker key is ours
 	// proxy carries the network faults (nil when none is asked for); the
 	// backends under test connect through it, at clientURL.
 	proxy     faults.Proxy
@@ -309,6 +324,8 @@ type run struct {
 	// startAtUsed: the first load cell took LoadShape.StartAt.
 	startAtUsed bool
 	total       int
+	// monitor is the running cell's live export (nil: none).
+	monitor CellMetrics
 }
 
 func (r *run) emit(e Event) {
@@ -383,14 +400,24 @@ func (r *run) runCells(ctx context.Context, strategies []string, conn impl.ConnC
 			r.done++
 			key := name + "/" + bname + "/" + st
 			r.emit(Event{Type: CellStarted, Index: r.done, Message: key})
+			if r.plan.Metrics != nil {
+				r.monitor = r.plan.Metrics(name, bname, st)
+			}
 			start := time.Now()
 			c, err := cell(ctx, be, st)
+			if r.monitor != nil {
+				r.monitor.End(0)
+				r.monitor = nil
+			}
 			if code, ok := errext.Code(err); ok && code == errext.Usage {
 				be.Close()
 				return err
 			}
 			r.doc.Cells = append(r.doc.Cells, c)
 			r.emit(Event{Type: CellDone, Index: r.done, Cell: &r.doc.Cells[len(r.doc.Cells)-1], Took: time.Since(start)})
+			// A failed deletion is retried, and reported, by the final
+			// cleanup.
+			_ = r.dropCells(ctx)
 			if err != nil && ctx.Err() == nil && redisenv.IsConnectError(err) {
 				be.Close()
 				return errext.WithExitCodeIfNone(err, errext.Redis)
@@ -410,7 +437,8 @@ func (r *run) scenarioConn() impl.ConnConfig {
 }
 
 // conn is how the backends under test connect: to the server, or through
-// the fault proxy when the plan has network faults.
+// the fault proxy when the plan has network faults, with the server's TLS
+// settings.
 func (r *run) conn(pool int) impl.ConnConfig {
 	srv := r.plan.Server
 	url := srv.URL
@@ -419,6 +447,9 @@ func (r *run) conn(pool int) impl.ConnConfig {
 	}
 	c := r.plan.Settings.Client
 	c.URL, c.Password, c.PoolSize = url, srv.Password, pool
+	// The server's TLS configuration, its server name taken from the
+	// server's URL: it still verifies through the fault proxy's address.
+	c.TLS = srv.TLS
 	return c
 }
 

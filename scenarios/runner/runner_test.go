@@ -96,6 +96,15 @@ func TestRunsAWholePlanWithoutTheCommandLine(t *testing.T) {
 		switch e.Type {
 		case CellStarted:
 			started++
+			// Each cell's keys are deleted when it ends: the next one
+			// starts on a server holding none of the run's keys but its
+			// marker.
+			for _, k := range keysUnder(t, p, p.Keys.Pattern()) {
+				if k != p.Keys.Key("paybench-run") {
+					t.Errorf("cell %d starts with an earlier cell's key %s", e.Index, k)
+					break
+				}
+			}
 		case CellDone:
 			done++
 			if e.Total != 6 || e.Index != done {
