@@ -343,7 +343,14 @@ func loadSummary(st *bench.Stats, pacer bench.Pacer, missed string, workers int)
 	}
 	fmt.Fprintf(&b, "%.0f ops/s", ok)
 	if pacer != nil {
-		fmt.Fprintf(&b, " (target %v)", pacer)
+		label, inner := "target", pacer
+		if sp, ok := inner.(bench.ShardPacer); ok {
+			inner = sp.P
+		}
+		if _, ok := inner.(bench.StagesPacer); ok {
+			label = "stages"
+		}
+		fmt.Fprintf(&b, " (%s %v)", label, pacer)
 	}
 	fmt.Fprintf(&b, " · p99 %s from the intended start, %s from the send",
 		reports.FormatMicros(st.Corrected.ValueAtQuantile(99)), reports.FormatMicros(st.Uncorrected.ValueAtQuantile(99)))
