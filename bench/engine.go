@@ -891,8 +891,9 @@ func (ws *workerState) sleep(e *engine, d time.Duration) bool {
 func (e *engine) supervise() {
 	t := time.NewTicker(growEvery)
 	defer t.Stop()
-	// The rate at which slots were claimed over the last window, and
-	// whether workers were added during it.
+	// The rate at which calls ended over the last window, how many
+	// workers were active at its start, and whether workers were added
+	// during it.
 	var lastAt, holdUntil, lastWait time.Duration
 	var lastNext int64
 	var lastRate float64
