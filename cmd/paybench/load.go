@@ -59,7 +59,7 @@ func (l *loadFlags) bind(fs *pflag.FlagSet) {
 	fs.Int64Var(&l.requests, "requests", 0, "stop each cell after this many measured operations (default: run for --duration, 10s when neither is set)")
 	fs.DurationVar(&l.warmup, "warmup", 0, "run the load this long before measuring (not recorded)")
 	fs.StringVar(&l.rate, "rate", "", "open loop at this many operations per second, or a linear ramp FROM:TO over --duration (default: closed loop, as fast as the workers go)")
-	fs.IntVar(&l.maxWorkers, "max-workers", 0, "open loop: add workers up to this many when every worker is busy and operations fall due (default: --concurrency)")
+	fs.IntVar(&l.maxWorkers, "max-workers", 0, fmt.Sprintf("open loop: add workers up to this many when every worker is busy and operations fall due (default: a ceiling of %d, fewer when memory is short; the engine adds none while the rate does not rise with them)", runner.DefaultMaxWorkers))
 	fs.IntVar(&l.pipeline, "pipeline", 1, "operations per round trip: a go-redis pipeline or a rueidis DoMulti of N (1: one command per call; rueidis still auto-pipelines concurrent calls)")
 	fs.IntVar(&l.keys, "keys", 1, "number of distinct keys (items, locks, users) the load spreads over (1: one hot key)")
 	fs.StringVar(&l.keyDist, "key-dist", bench.KeyUniform, "how operations pick their key: uniform, zipf[:S] (default S 0.99) or hot[:F] (share F of operations on key 0, default 0.9)")
