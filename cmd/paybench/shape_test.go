@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paybench/paybench/reports"
 	"github.com/paybench/paybench/reports/result"
 )
 
@@ -109,6 +110,10 @@ func TestLoadFindMax(t *testing.T) {
 	}
 	if doc.Cells[0].Ops != s.Steps[2].Ops {
 		t.Errorf("the cell's figures are not the best step's: ops %d", doc.Cells[0].Ops)
+	}
+	var html strings.Builder
+	if err := reports.HTML(&html, doc); err != nil || !strings.Contains(html.String(), "highest rate meeting every gate <strong>400 ops/s</strong>") {
+		t.Errorf("the HTML report does not show the search (%v)", err)
 	}
 
 	doc = loadDoc(t, context.Background(), exitFail, "stock.deduct", "--redis-url", url, "--backend", "rueidis",
