@@ -157,6 +157,11 @@ type ConnConfig struct {
 	// dial_timeout, else 3 s). go-redis: DialTimeout; rueidis:
 	// Dialer.Timeout.
 	DialTimeout time.Duration
+	// Cluster says URL names a Redis Cluster: its host and any addr=
+	// query parameters are seed addresses, from which each backend
+	// discovers the masters and routes every command to its key's master
+	// (go-redis: a ClusterClient; rueidis: its cluster client).
+	Cluster bool
 }
 
 // DefaultClientName is the connection name of a backend whose ConnConfig

@@ -106,7 +106,7 @@ func TestDupSubmitJudge(t *testing.T) {
 // deliberately broken one: SET NX GET with no expiry.
 type noExpiryGuardBackend struct {
 	impl.Backend
-	rdb *redis.Client
+	rdb redis.UniversalClient
 }
 
 // Deduper implements impl.DedupeBackend.
@@ -116,7 +116,7 @@ func (b noExpiryGuardBackend) Deduper(_ string, o impl.DedupeOptions) (impl.Dedu
 
 // noExpiryGuard claims a fingerprint forever.
 type noExpiryGuard struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	keys impl.Keyspace
 }
 

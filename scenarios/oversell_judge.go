@@ -17,7 +17,7 @@ import (
 // stockReader reads an oversell cell's stock keys with the admin client:
 // the one counter, or every shard of the sharded strategy.
 type stockReader struct {
-	admin *redis.Client
+	admin redis.UniversalClient
 	keys  []string
 }
 

@@ -351,7 +351,7 @@ func readDoc(t *testing.T, path string) *result.Document {
 	return &doc
 }
 
-func scanAll(t *testing.T, rdb *redis.Client, pattern string) []string {
+func scanAll(t *testing.T, rdb redis.UniversalClient, pattern string) []string {
 	t.Helper()
 	ctx := context.Background()
 	var keys []string

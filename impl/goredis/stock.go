@@ -69,7 +69,7 @@ func (c *Client) Stock(strategy string, opts impl.StockOptions) (impl.Stock, err
 // plainStock is what every strategy on the single counter impl.StockKey
 // shares: Set, Get and Restore.
 type plainStock struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	opts impl.StockOptions
 	name string
 }
@@ -385,7 +385,7 @@ func (s *luaStock) Purchase(ctx context.Context, item, id string, qty int64) (im
 
 // runDeduct runs a check-and-deduct script with the quantity (and, for a
 // purchase, the id) and decodes its {ok, remaining[, replayed]}.
-func runDeduct(ctx context.Context, rdb *redis.Client, script *redis.Script, keys []string, qty int64, id ...any) (impl.Deduction, error) {
+func runDeduct(ctx context.Context, rdb redis.UniversalClient, script *redis.Script, keys []string, qty int64, id ...any) (impl.Deduction, error) {
 	res, err := script.Run(ctx, rdb, keys, append([]any{qty}, id...)...).Int64Slice()
 	if err != nil {
 		return impl.Deduction{}, err
@@ -399,7 +399,7 @@ func runDeduct(ctx context.Context, rdb *redis.Client, script *redis.Script, key
 // can, takes the units from several shards in one script, so no sellable
 // unit is stranded.
 type shardedStock struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	opts impl.StockOptions
 }
 

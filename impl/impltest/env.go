@@ -44,7 +44,7 @@ type Env struct {
 	// Admin is a neutral go-redis client on the same server, used to set
 	// up and verify state (reading raw keys, SCRIPT FLUSH); it is never the
 	// backend under test.
-	Admin *redis.Client
+	Admin redis.UniversalClient
 	// Keyspace returns a fresh keyspace for one test; its keys are deleted
 	// when the test ends.
 	Keyspace func(t *testing.T) impl.Keyspace

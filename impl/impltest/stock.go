@@ -741,7 +741,7 @@ func wantRaw(t *testing.T, ctx context.Context, c stockCase, ks impl.Keyspace, i
 }
 
 // shardValues reads item's shards through the admin client; missing is 0.
-func shardValues(t *testing.T, ctx context.Context, admin *redis.Client, ks impl.Keyspace, item string, shards int) []int64 {
+func shardValues(t *testing.T, ctx context.Context, admin redis.UniversalClient, ks impl.Keyspace, item string, shards int) []int64 {
 	t.Helper()
 	keys := make([]string, shards)
 	for i := range keys {
@@ -761,7 +761,7 @@ func shardValues(t *testing.T, ctx context.Context, admin *redis.Client, ks impl
 }
 
 // scanKeys lists the keys under ks's prefix, sorted.
-func scanKeys(t *testing.T, ctx context.Context, admin *redis.Client, ks impl.Keyspace) []string {
+func scanKeys(t *testing.T, ctx context.Context, admin redis.UniversalClient, ks impl.Keyspace) []string {
 	t.Helper()
 	var keys []string
 	iter := admin.Scan(ctx, 0, ks.Pattern(), 1000).Iterator()

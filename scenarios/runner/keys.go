@@ -58,7 +58,7 @@ func (r *run) runID() string {
 }
 
 // firstKey returns a key under ks's prefix, or "" when there is none.
-func firstKey(ctx context.Context, rdb *redis.Client, ks impl.Keyspace) (string, error) {
+func firstKey(ctx context.Context, rdb redis.UniversalClient, ks impl.Keyspace) (string, error) {
 	var cursor uint64
 	for {
 		keys, next, err := rdb.Scan(ctx, cursor, ks.Pattern(), 1000).Result()
