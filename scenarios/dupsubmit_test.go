@@ -137,7 +137,7 @@ func (g noExpiryGuard) Submit(ctx context.Context, fp, id string) (impl.Submissi
 // invariant tells it from the correct one.
 func TestDupSubmitCatchesGuardWithoutExpiry(t *testing.T) {
 	env := testEnvC(t, impl.GoRedis, 8)
-	opt := *env.Admin.Options()
+	opt := *env.Admin.(*redis.Client).Options()
 	rdb := redis.NewClient(&opt)
 	t.Cleanup(func() { _ = rdb.Close() })
 	env.Backend = noExpiryGuardBackend{Backend: env.Backend, rdb: rdb}

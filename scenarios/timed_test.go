@@ -71,7 +71,7 @@ func (r *timedCommands) recorded() []string {
 func hookedEnv(t *testing.T, backend string, concurrency int) (*Env, *timedCommands) {
 	t.Helper()
 	env := testEnvC(t, backend, concurrency)
-	opt := *env.Admin.Options()
+	opt := *env.Admin.(*redis.Client).Options()
 	admin := redis.NewClient(&opt)
 	t.Cleanup(func() { _ = admin.Close() })
 	rec := &timedCommands{}
