@@ -122,6 +122,19 @@ type Server struct {
 	Version string `json:"version"`
 	Address string `json:"address"` // password redacted
 	Mode    string `json:"mode,omitempty"`
+	// Nodes is a Redis Cluster's topology at the end of the run, masters
+	// first (absent on one server).
+	Nodes []ClusterNode `json:"nodes,omitempty"`
+}
+
+// ClusterNode is one node of a Redis Cluster, as CLUSTER NODES reports it.
+type ClusterNode struct {
+	ID       string   `json:"id"`
+	Addr     string   `json:"addr"`
+	Role     string   `json:"role"` // master or replica
+	MasterID string   `json:"master_id,omitempty"`
+	Slots    []string `json:"slots,omitempty"` // a master's slot ranges, such as "0-5460"
+	Failed   bool     `json:"failed,omitempty"`
 }
 
 // Cell is one (scenario or operation, backend, strategy) measurement.
@@ -189,6 +202,10 @@ type Cell struct {
 	// Generators is the number of load generators a merged cell combines
 	// (0 for a cell measured by one paybench process).
 	Generators int `json:"generators,omitempty"`
+	// ClusterKeys counts, on a Redis Cluster, the cell's keys each master
+	// held at the cell's end, by master address (absent on one server):
+	// which master served the cell's item(s).
+	ClusterKeys map[string]int64 `json:"cluster_keys,omitempty"`
 }
 
 // Fault is one scheduled fault as it happened during a cell, with its

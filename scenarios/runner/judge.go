@@ -113,6 +113,7 @@ func (r *run) checkServer(ctx context.Context, m serverMark, restarted bool) str
 // returned error is err, for the caller to see connection failures.
 func (r *run) complete(ctx context.Context, c result.Cell, m serverMark, err error) (result.Cell, error) {
 	c = r.faultFigures(ctx, c, m)
+	c = r.clusterKeys(ctx, c)
 	c, err = r.judge(ctx, c, m, err)
 	if len(c.Faults) > 0 {
 		c.Summary = underFaults(c.Summary, c.Faults)

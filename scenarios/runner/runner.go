@@ -190,7 +190,7 @@ func Run(ctx context.Context, plan *Plan) (*result.Document, error) {
 	}
 	doc.Finished = time.Now().UTC()
 	doc.Interrupted = ctx.Err() != nil
-	doc.Fairness = bench.Fairness(serverFacts(plan.Server), r.clients)
+	doc.Fairness = bench.Fairness(r.serverFacts(ctx), r.clients)
 
 	if err := r.cleanup(ctx); err != nil {
 		if runErr == nil {
@@ -232,6 +232,9 @@ func (p *Plan) check() error {
 	}
 	if err := p.Settings.Client.Validate(); err != nil {
 		return errext.WithExitCodeIfNone(err, errext.Usage)
+	}
+	if p.Server.Cluster && len(p.Faults) > 0 {
+		return errext.New(errext.Usage, "--fault acts on one server and is not supported on a Redis Cluster (see README \"Redis Cluster\")")
 	}
 	if err := faults.Check(p.Faults, p.Server.Kind, !strings.HasPrefix(p.Server.URL, "unix:")); err != nil {
 		return errext.WithExitCodeIfNone(err, errext.Usage)
@@ -376,6 +379,7 @@ func (r *run) conn(pool int) impl.ConnConfig {
 	}
 	c := r.plan.Settings.Client
 	c.URL, c.Password, c.PoolSize = url, srv.Password, pool
+	c.Cluster = srv.Cluster
 	return c
 }
 
