@@ -287,7 +287,9 @@ func (s *watchStock) run(ctx context.Context, item, id string, qty int64) (impl.
 		watched = append(watched, pkey)
 	}
 	var d impl.Deduction
+	var ran bool
 	txf := func(tx *redis.Tx) error {
+		ran = true
 		var get *redis.StringCmd
 		var rec *redis.BoolCmd
 		// Replies are checked one by one below: a missing key (redis.Nil)
@@ -332,7 +334,15 @@ func (s *watchStock) run(ctx context.Context, item, id string, qty int64) (impl.
 		return nil
 	}
 	for {
+		ran = false
 		err := s.rdb.Watch(ctx, txf, watched...)
+		if err == nil && !ran {
+			// go-redis's ClusterClient.Watch (v9.23) can return nil without
+			// running the transaction: when the node's client is closed on
+			// every attempt (the backend was closed, or a topology change
+			// closed the node), its last attempt's error is overwritten.
+			return impl.Deduction{Retries: d.Retries}, fmt.Errorf("goredis: WATCH returned without running the transaction: %w", redis.ErrClosed)
+		}
 		if err == nil {
 			return d, nil
 		}

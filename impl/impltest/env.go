@@ -61,6 +61,24 @@ func (env Env) Lacking(strategies ...string) Env {
 	return env
 }
 
+// Cluster returns an Env on the test binary's shared spawned Redis
+// Cluster (redistest.Cluster: 3 masters, 3 replicas); backends connect in
+// cluster mode (impl.ConnConfig.Cluster) and Admin is a cluster client, so
+// every family is held to a cluster as to one server. The test binary's
+// TestMain must call redistest.Main. It skips the test under -short and
+// where no cluster can be spawned, saying why.
+func Cluster(t *testing.T) Env {
+	t.Helper()
+	srv := redistest.Cluster(t)
+	return Env{
+		Name:     srv.String(),
+		Kind:     srv.Kind,
+		Conn:     impl.ConnConfig{URL: srv.URL, Password: srv.Password, Cluster: true},
+		Admin:    srv.Admin(),
+		Keyspace: func(t *testing.T) impl.Keyspace { return redistest.ClusterKeyspace(t) },
+	}
+}
+
 // embeddedStartTimeout bounds starting an embedded server.
 const embeddedStartTimeout = 15 * time.Second
 

@@ -427,16 +427,7 @@ func clusterHashTag(key string) string {
 
 func scanOrderKeys(t *testing.T, ctx context.Context, admin redis.UniversalClient, ks impl.Keyspace) []string {
 	t.Helper()
-	var keys []string
-	iter := admin.Scan(ctx, 0, ks.Pattern(), 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatalf("SCAN: %v", err)
-	}
-	slices.Sort(keys)
-	return slices.Compact(keys)
+	return scanKeys(t, ctx, admin, ks)
 }
 
 func testOrderIdempotentCreate(t *testing.T, c orderCase) {

@@ -267,11 +267,31 @@ func singleMultiplex(m int) int {
 	return max(m, 0)
 }
 
-// Close closes every connection.
+// Close closes every connection. rueidis's cluster client closes its
+// node connections asynchronously (v1.0.79: one goroutine per node), so a
+// command sent right after Close could still be applied; on a cluster,
+// Close therefore waits (at most closeWait) until the client refuses a
+// PING.
 func (c *Client) Close() error {
 	c.rc.Close()
+	if c.rc.Mode() != rd.ClientModeCluster {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	defer cancel()
+	for c.rc.Do(ctx, c.rc.B().Ping().Build()).Error() == nil {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("rueidis: close: the cluster client still answered after %s", closeWait)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	return nil
 }
+
+// closeWait bounds Close's wait for a cluster client's connections to
+// close.
+const closeWait = 2 * time.Second
 
 // Rueidis returns the underlying rueidis client, for operation families
 // and tests that need more than the contracts offer.

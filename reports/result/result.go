@@ -206,6 +206,10 @@ type Cell struct {
 	// held at the cell's end, by master address (absent on one server):
 	// which master served the cell's item(s).
 	ClusterKeys map[string]int64 `json:"cluster_keys,omitempty"`
+	// ClusterStockKeys is ClusterKeys for the cell's stock keys only
+	// (counters and shards, "stock:{item}..."): the master(s) that served
+	// the items' stock.
+	ClusterStockKeys map[string]int64 `json:"cluster_stock_keys,omitempty"`
 }
 
 // Fault is one scheduled fault as it happened during a cell, with its

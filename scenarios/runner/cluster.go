@@ -30,16 +30,25 @@ func (r *run) serverFacts(ctx context.Context) result.Server {
 }
 
 // clusterKeys records, on a cluster, how many of the newest cell
-// keyspace's keys each master holds (Cell.ClusterKeys).
+// keyspace's keys each master holds (Cell.ClusterKeys), and of its stock
+// keys (Cell.ClusterStockKeys). A prefix is checked by impl.NewKeyspace to
+// hold no glob character, so it is its own SCAN pattern.
 func (r *run) clusterKeys(ctx context.Context, c result.Cell) result.Cell {
 	if !r.plan.Server.Cluster || len(r.cellKeys) == 0 {
 		return c
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), topologyTimeout)
 	defer cancel()
-	per, err := r.plan.Server.KeysPerMaster(cctx, r.cellKeys[len(r.cellKeys)-1].Pattern())
+	ks := r.cellKeys[len(r.cellKeys)-1]
+	per, err := r.plan.Server.KeysPerMaster(cctx, ks.Pattern())
 	if err == nil && len(per) > 0 {
 		c.ClusterKeys = per
+	}
+	// The stock family's keys are prefix + "stock:{item}..." (impl.StockKey,
+	// impl.StockShardKey).
+	per, err = r.plan.Server.KeysPerMaster(cctx, ks.Prefix()+"stock:*")
+	if err == nil && len(per) > 0 {
+		c.ClusterStockKeys = per
 	}
 	return c
 }
