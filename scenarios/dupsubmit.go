@@ -518,7 +518,7 @@ func (d *DupSubmit) readBack(ctx context.Context, admin redis.UniversalClient, r
 	out := make([]dupSubmitServer, len(recs))
 	var r expiryReader
 	for lo := 0; lo < len(recs); {
-		hi := min(lo+dupSubmitWriteChunk, len(recs))
+		hi := min(lo+txChunk(admin, dupSubmitWriteChunk), len(recs))
 		var clock *redis.TimeCmd
 		lists := make([]*redis.StringSliceCmd, hi-lo)
 		gets := make([]*redis.StringCmd, hi-lo)

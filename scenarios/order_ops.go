@@ -256,9 +256,11 @@ func readOrderSnapshotOnce(ctx context.Context, admin redis.UniversalClient, key
 		return nil
 	}
 	seen := map[string]bool{} // SCAN may return a key twice
-	iter := admin.Scan(ctx, 0, keys.Prefix()+"order:*", 1000).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
+	all, err := scanKeys(ctx, admin, keys.Prefix()+"order:*")
+	if err != nil {
+		return nil, fmt.Errorf("scan orders: %w", err)
+	}
+	for _, k := range all {
 		if seen[k] {
 			continue
 		}
@@ -269,9 +271,6 @@ func readOrderSnapshotOnce(ctx context.Context, admin redis.UniversalClient, key
 				return nil, err
 			}
 		}
-	}
-	if err := iter.Err(); err != nil {
-		return nil, fmt.Errorf("scan orders: %w", err)
 	}
 	if err := flush(); err != nil {
 		return nil, err

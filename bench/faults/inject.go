@@ -201,8 +201,23 @@ func pause(bg, stop context.Context, srv *redisenv.Server, d time.Duration) (str
 }
 
 // killConns kills every connection named in names, one CLIENT KILL ID
-// each, and returns how many it killed.
+// each, and returns how many it killed; on a cluster, on every master.
 func killConns(ctx context.Context, admin redis.UniversalClient, names []string) (int, error) {
+	var mu sync.Mutex
+	killed := 0
+	err := redisenv.ForEachMaster(ctx, admin, func(ctx context.Context, node *redis.Client) error {
+		n, err := killConnsOn(ctx, node, names)
+		mu.Lock()
+		killed += n
+		mu.Unlock()
+		return err
+	})
+	return killed, err
+}
+
+// killConnsOn is killConns on one server: CLIENT LIST and CLIENT KILL ID
+// on the same node (ids are per node).
+func killConnsOn(ctx context.Context, admin *redis.Client, names []string) (int, error) {
 	list, err := admin.ClientList(ctx).Result()
 	if err != nil {
 		return 0, fmt.Errorf("CLIENT LIST: %w", err)

@@ -16,7 +16,9 @@ import (
 // addresses), and the same settings as a single client's are applied to a
 // redis.ClusterClient, which discovers the masters and their slots,
 // routes each command to its key's master and follows MOVED and ASK
-// redirections (at most MaxRedirects, go-redis's default of 3). Reads go
+// redirections within MaxRedirects, which is also its budget of re-sends
+// after a network error: paybench's retry setting sets it (none by
+// default: MOVED and ASK are then surfaced as errors). Reads go
 // to masters (no ReadOnly, RouteByLatency or RouteRandomly): a
 // correctness harness reads what it wrote.
 func openCluster(ctx context.Context, cfg impl.ConnConfig, retries impl.Retries, from string) (*Client, error) {
@@ -57,13 +59,22 @@ func openCluster(ctx context.Context, cfg impl.ConnConfig, retries impl.Retries,
 			opt.WriteTimeout = WriteTimeout
 		}
 	}
+	// go-redis's cluster client re-sends a command after a network error
+	// or a time-out within the same budget as it follows MOVED and ASK
+	// (MaxRedirects, default 3), whatever the node clients' MaxRetries: the
+	// retry setting therefore sets both. With paybench's default of no
+	// re-sends, a MOVED or ASK reply is surfaced as an error (and the
+	// client reloads its slot map, so that the next command goes right).
 	switch {
 	case retries.Library():
-		opt.MaxRetries = 0 // go-redis's default
+		opt.MaxRetries = 0   // go-redis's default
+		opt.MaxRedirects = 0 // go-redis's default (3)
 	case retries.Count() == 0:
-		opt.MaxRetries = -1 // no retries
+		opt.MaxRetries = -1   // no retries
+		opt.MaxRedirects = -1 // no re-sends, no redirections followed
 	default:
 		opt.MaxRetries = retries.Count()
+		opt.MaxRedirects = retries.Count()
 	}
 	if opt.DialerRetries <= 0 {
 		opt.DialerRetries = 1
@@ -88,8 +99,11 @@ func (c *Client) clusterSettings(cc *redis.ClusterClient) map[string]string {
 		retries = fmt.Sprintf("library (%d)", o.MaxRetries)
 	}
 	retried := impl.RetriedNone
-	if o.MaxRetries > 0 {
+	if o.MaxRetries > 0 || o.MaxRedirects > 0 {
 		retried = impl.RetriedAll
+	}
+	if !c.retries.Library() {
+		retries = strconv.Itoa(o.MaxRedirects)
 	}
 	return map[string]string{
 		"library":                   "github.com/redis/go-redis/v9 v" + redis.Version(),
