@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -310,6 +311,9 @@ func (o Options) password() string {
 func provideURL(ctx context.Context, raw string, o Options) (*Server, error) {
 	if o.Cluster {
 		return provideClusterURL(ctx, raw, o)
+	}
+	if u, perr := url.Parse(raw); perr == nil && u.Query().Has("addr") {
+		return nil, fmt.Errorf("%w %s: addr= parameters name a Redis Cluster's seed addresses: pass --cluster", ErrBadURL, Redact(raw))
 	}
 	ro, full, err := parseURL(raw, o.password())
 	if err != nil {
