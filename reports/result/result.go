@@ -210,6 +210,11 @@ type Cell struct {
 	// (counters and shards, "stock:{item}..."): the master(s) that served
 	// the items' stock.
 	ClusterStockKeys map[string]int64 `json:"cluster_stock_keys,omitempty"`
+	// ClusterCommands counts, on a Redis Cluster, the commands each master
+	// processed during the cell (the change of its INFO stats
+	// total_commands_processed, paybench's own few reads included), by
+	// master address: the load each master carried.
+	ClusterCommands map[string]int64 `json:"cluster_commands,omitempty"`
 }
 
 // Fault is one scheduled fault as it happened during a cell, with its

@@ -56,6 +56,13 @@ func TestRunOnACluster(t *testing.T) {
 		if len(c.ClusterKeys) == 0 {
 			t.Errorf("%s/%s: no cluster_keys", c.Backend, c.Strategy)
 		}
+		var commands int64
+		for _, n := range c.ClusterCommands {
+			commands += n
+		}
+		if len(c.ClusterCommands) != redisenv.ClusterMasters || commands < c.Ops {
+			t.Errorf("%s/%s: cluster_commands %v for %d operations, want every master and at least one command per operation", c.Backend, c.Strategy, c.ClusterCommands, c.Ops)
+		}
 	}
 	nodes := doc.Fairness.Server.Nodes
 	masters := 0
