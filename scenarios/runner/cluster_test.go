@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/bench/faults"
 	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/bench/redisenv/redistest"
@@ -14,7 +15,7 @@ import (
 )
 
 // TestRunOnACluster runs oversell (the seed's naive code and the lua and
-// sharded strategies) and a stock.deduct load on the shared spawned
+// sharded strategies) and a stock.deduct load over 100 items on the shared spawned
 // cluster, both backends in cluster mode: the verdicts are those of one
 // server, the result names the 6 nodes, and each cell says which master
 // held its stock; the run's keys are gone from every master afterwards.
@@ -32,7 +33,12 @@ func TestRunOnACluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Loads = []LoadCells{{Operation: stock, Strategies: []string{impl.StockLua}, Shape: LoadShape{Requests: 300}}}
+	// 100 items: the load and its read-back span every master.
+	keys, err := bench.ParseKeyDist("uniform", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Loads = []LoadCells{{Operation: stock, Strategies: []string{impl.StockLua}, Shape: LoadShape{Requests: 300, Keys: keys}}}
 	doc, err := runPlan(t, p)
 	if err != nil {
 		t.Fatal(err)
@@ -50,8 +56,11 @@ func TestRunOnACluster(t *testing.T) {
 		} else if c.Verdict != want[c.Strategy] {
 			t.Errorf("%s/%s/%s: %s (%s%s), want %s", c.Scenario, c.Backend, c.Strategy, c.Verdict, c.Summary, c.Reason, want[c.Strategy])
 		}
-		if len(c.ClusterStockKeys) != 1 && c.Operation == "" {
+		switch {
+		case c.Operation == "" && len(c.ClusterStockKeys) != 1:
 			t.Errorf("%s/%s: stock keys on %v, want one master (the item's)", c.Backend, c.Strategy, c.ClusterStockKeys)
+		case c.Operation != "" && len(c.ClusterStockKeys) != redisenv.ClusterMasters:
+			t.Errorf("%s/%s: 100 items' stock keys on %v, want every master", c.Operation, c.Backend, c.ClusterStockKeys)
 		}
 		if len(c.ClusterKeys) == 0 {
 			t.Errorf("%s/%s: no cluster_keys", c.Backend, c.Strategy)
