@@ -212,8 +212,9 @@ type Cell struct {
 	ClusterStockKeys map[string]int64 `json:"cluster_stock_keys,omitempty"`
 	// ClusterCommands counts, on a Redis Cluster, the commands each master
 	// processed during the cell (the change of its INFO stats
-	// total_commands_processed, paybench's own few reads included), by
-	// master address: the load each master carried.
+	// total_commands_processed: commands run inside scripts count too, as
+	// do the cell's setup and paybench's own reads), by master address:
+	// how the load spread over the masters.
 	ClusterCommands map[string]int64 `json:"cluster_commands,omitempty"`
 }
 
