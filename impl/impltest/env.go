@@ -11,7 +11,9 @@
 //		impltest.RunStock(t, impltest.Redis(t), open)
 //	}
 //
-// where open is the backend's impl.Opener. The suite asserts exact
+// where open is the backend's impl.Opener; impltest.Cluster(t) in place
+// of impltest.Redis(t) runs the same suite against a spawned Redis
+// Cluster, the backend in cluster mode. The suite asserts exact
 // post-conditions read back from the server through a neutral go-redis
 // client (Env.Admin), never through the backend under test.
 package impltest

@@ -17,6 +17,10 @@
 // alone; Main is the way.
 //
 // Tests that need the server are skipped in -short mode.
+//
+// Cluster gives a test binary one shared spawned Redis Cluster the same
+// way (3 masters, 3 replicas; stopped by Main), and ClusterKeyspace a
+// fresh prefix on it.
 package redistest
 
 import (
