@@ -212,7 +212,10 @@ func (s *Server) PID() int {
 //
 // On a cluster it is a *redis.ClusterClient: commands with keys are routed
 // to the key's master; commands without one (SCAN, INFO, CLIENT ...) must
-// go through ForEachMaster.
+// go through ForEachMaster. It follows MOVED and ASK (go-redis's default
+// MaxRedirects of 3), a budget go-redis also spends re-sending a command
+// after a network error: on a cluster, one of paybench's own writes may
+// be re-sent.
 func (s *Server) Admin() redis.UniversalClient { return s.admin }
 
 // Close closes the Admin client and stops what Provide started (the

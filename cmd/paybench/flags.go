@@ -69,6 +69,9 @@ func (c *connFlags) provide(ctx context.Context, stderr io.Writer) (*redisenv.Se
 	if c.cluster && kind != redisenv.KindURL && kind != redisenv.KindAuto {
 		return nil, usageErrorf("--cluster names a Redis Cluster behind --redis-url; it does not apply to --redis %s", kind)
 	}
+	if c.cluster && c.url == "" && os.Getenv(redisenv.EnvURL) == "" {
+		return nil, usageErrorf("--cluster names a Redis Cluster behind --redis-url, and no URL was given (--redis-url or $%s); --redis cluster spawns one", redisenv.EnvURL)
+	}
 	if args != nil && (c.url != "" || os.Getenv(redisenv.EnvURL) != "") && kind != redisenv.KindSpawn {
 		return nil, usageErrorf("--persistence aof applies to a server paybench spawns, not to a --redis-url server")
 	}

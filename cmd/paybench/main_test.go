@@ -73,6 +73,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"bad prefix", []string{"run", "oversell", "--prefix", "a{b}"}},
 		{"extra argument", []string{"run", "oversell", "extra"}},
 		{"--cluster without a URL's cluster", []string{"run", "oversell", "--redis", "spawn", "--cluster"}},
+		{"--cluster without a URL", []string{"run", "oversell", "--cluster"}},
 		{"cluster seeds without --cluster", []string{"run", "oversell", "--redis-url", "redis://:hunter2@127.0.0.1:1?addr=127.0.0.1:2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
