@@ -140,3 +140,29 @@ func TestClusterURL(t *testing.T) {
 		t.Errorf("a unix:// cluster URL: err = %v, want ErrBadURL", err)
 	}
 }
+
+// TestParseClusterNodes reads CLUSTER NODES lines: roles, a replica's
+// master, a master's slots without its migrating marks, failure flags.
+func TestParseClusterNodes(t *testing.T) {
+	raw := "b1 127.0.0.1:7002@17002 master - 0 1 2 connected 5461-10922 [5462->-a1]\n" +
+		"a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460 10923\n" +
+		"c1 127.0.0.1:7004@17004 slave a1 0 1 4 connected\n" +
+		"d1 127.0.0.1:7005@17005 slave,fail b1 0 1 5 disconnected\n" +
+		"garbage\n"
+	want := []Node{
+		{ID: "a1", Addr: "127.0.0.1:7001", Role: "master", Slots: []string{"0-5460", "10923"}},
+		{ID: "b1", Addr: "127.0.0.1:7002", Role: "master", Slots: []string{"5461-10922"}},
+		{ID: "c1", Addr: "127.0.0.1:7004", Role: "replica", MasterID: "a1"},
+		{ID: "d1", Addr: "127.0.0.1:7005", Role: "replica", MasterID: "b1", Failed: true},
+	}
+	got := parseClusterNodes(raw)
+	if len(got) != len(want) {
+		t.Fatalf("parseClusterNodes = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.ID != w.ID || g.Addr != w.Addr || g.Role != w.Role || g.MasterID != w.MasterID || g.Failed != w.Failed || strings.Join(g.Slots, " ") != strings.Join(w.Slots, " ") {
+			t.Errorf("node %d = %+v, want %+v", i, g, w)
+		}
+	}
+}

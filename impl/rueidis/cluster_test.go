@@ -3,6 +3,7 @@ package rueidis_test
 import (
 	"testing"
 
+	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/impl/impltest"
 )
 
@@ -25,5 +26,21 @@ func TestCluster(t *testing.T) {
 		{"Script", func(t *testing.T, env impltest.Env) { impltest.RunScript(t, env, open) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, env) })
+	}
+}
+
+// TestClusterModeRefusesASingleServer: a backend told to drive a cluster
+// does not quietly run against a server that is not one.
+func TestClusterModeRefusesASingleServer(t *testing.T) {
+	env := impltest.Redis(t)
+	if env.Kind == redisenv.KindEmbedded {
+		t.Skip("miniredis answers CLUSTER SLOTS as a one-node cluster")
+	}
+	cfg := env.Conn
+	cfg.Cluster = true
+	b, err := open(t.Context(), cfg)
+	if err == nil {
+		_ = b.Close()
+		t.Fatalf("open %s in cluster mode: no error", env.Name)
 	}
 }
