@@ -7,27 +7,27 @@ import (
 	"github.com/paybench/paybench/impl/impltest"
 )
 
-// TestCluster runs the conformance suite of every family against the
-// shared spawned Redis Cluster, the backend in cluster mode.
-func TestCluster(t *testing.T) {
-	env := impltest.Cluster(t)
-	for _, tc := range []struct {
-		name string
-		run  func(*testing.T, impltest.Env)
-	}{
-		{"Backend", func(t *testing.T, env impltest.Env) { impltest.RunBackend(t, env, open) }},
-		{"Stock", func(t *testing.T, env impltest.Env) { impltest.RunStock(t, env, open) }},
-		{"StockBatch", func(t *testing.T, env impltest.Env) { impltest.RunStockBatch(t, env, open) }},
-		{"Orders", func(t *testing.T, env impltest.Env) { impltest.RunOrders(t, env, openForOrders) }},
-		{"Lock", func(t *testing.T, env impltest.Env) { impltest.RunLock(t, env, open) }},
-		{"Limit", func(t *testing.T, env impltest.Env) { impltest.RunLimit(t, env, open) }},
-		{"Dedupe", func(t *testing.T, env impltest.Env) { impltest.RunDedupe(t, env, open) }},
-		{"Cache", func(t *testing.T, env impltest.Env) { impltest.RunCache(t, env, open) }},
-		{"Script", func(t *testing.T, env impltest.Env) { impltest.RunScript(t, env, open) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) { tc.run(t, env) })
-	}
-}
+// The conformance suite of every family against the test binary's shared
+// spawned Redis Cluster (impltest.Cluster), the backend in cluster mode:
+// one test per family, so that each stays short.
+
+func TestClusterBackend(t *testing.T) { impltest.RunBackend(t, impltest.Cluster(t), open) }
+
+func TestClusterStock(t *testing.T) { impltest.RunStock(t, impltest.Cluster(t), open) }
+
+func TestClusterStockBatch(t *testing.T) { impltest.RunStockBatch(t, impltest.Cluster(t), open) }
+
+func TestClusterOrders(t *testing.T) { impltest.RunOrders(t, impltest.Cluster(t), openForOrders) }
+
+func TestClusterLock(t *testing.T) { impltest.RunLock(t, impltest.Cluster(t), open) }
+
+func TestClusterLimit(t *testing.T) { impltest.RunLimit(t, impltest.Cluster(t), open) }
+
+func TestClusterDedupe(t *testing.T) { impltest.RunDedupe(t, impltest.Cluster(t), open) }
+
+func TestClusterCache(t *testing.T) { impltest.RunCache(t, impltest.Cluster(t), open) }
+
+func TestClusterScript(t *testing.T) { impltest.RunScript(t, impltest.Cluster(t), open) }
 
 // TestClusterModeRefusesASingleServer: a backend told to drive a cluster
 // does not quietly run against a server that is not one.
