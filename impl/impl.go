@@ -166,6 +166,11 @@ type ConnConfig struct {
 	// MergeTLS says how the two combine. With a redis:// or unix:// URL
 	// it is an error (ErrTLSNeedsRediss). Settings reports SettingTLS.
 	TLS *tls.Config
+	// Cluster says URL names a Redis Cluster: its host and any addr=
+	// query parameters are seed addresses, from which each backend
+	// discovers the masters and routes every command to its key's master
+	// (go-redis: a ClusterClient; rueidis: its cluster client).
+	Cluster bool
 }
 
 // DefaultClientName is the connection name of a backend whose ConnConfig

@@ -188,6 +188,9 @@ const (
 	// SettingDialTimeout: how long the client waits to establish one
 	// connection (a Go duration).
 	SettingDialTimeout = "dial_timeout"
+	// SettingCluster: on a Redis Cluster, the library's cluster client
+	// (absent on a single server).
+	SettingCluster = "cluster"
 )
 
 // Values of SettingRetriedCommands.

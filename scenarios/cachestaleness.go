@@ -519,7 +519,7 @@ func (s *CacheStaleness) write(ctx context.Context, cache impl.Cache, log *write
 // sample reads every entry's version every SampleEvery until ctx ends and
 // records how long after a newer write's invalidation an entry was still
 // there.
-func (s *CacheStaleness) sample(ctx context.Context, admin *redis.Client, o *origin.Origin, log *writeLog, ids, keys []string, bound time.Duration, out *staleSample) {
+func (s *CacheStaleness) sample(ctx context.Context, admin redis.UniversalClient, o *origin.Origin, log *writeLog, ids, keys []string, bound time.Duration, out *staleSample) {
 	t := time.NewTicker(s.SampleEvery)
 	defer t.Stop()
 	for {
@@ -571,7 +571,7 @@ func (s *CacheStaleness) sample(ctx context.Context, admin *redis.Client, o *ori
 }
 
 // staleEntries counts the entries holding a value older than the origin.
-func (s *CacheStaleness) staleEntries(ctx context.Context, admin *redis.Client, o *origin.Origin, ids, keys []string) (int, error) {
+func (s *CacheStaleness) staleEntries(ctx context.Context, admin redis.UniversalClient, o *origin.Origin, ids, keys []string) (int, error) {
 	cmds, err := admin.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range keys {
 			p.HMGet(ctx, k, "v")

@@ -493,7 +493,7 @@ func (o dupSubmitOutcome) summary() string {
 // processSubmissions processes every accepted submission: it pushes its id
 // on its request's processed list, in pipelines of dupSubmitWriteChunk
 // requests.
-func processSubmissions(ctx context.Context, admin *redis.Client, recs []dupSubmitRecord, processedKey func(string) string) error {
+func processSubmissions(ctx context.Context, admin redis.UniversalClient, recs []dupSubmitRecord, processedKey func(string) string) error {
 	for lo := 0; lo < len(recs); lo += dupSubmitWriteChunk {
 		chunk := recs[lo:min(lo+dupSubmitWriteChunk, len(recs))]
 		_, err := admin.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -514,11 +514,11 @@ func processSubmissions(ctx context.Context, admin *redis.Client, recs []dupSubm
 // readBack reads, for every record, the server's processed list, the guard
 // key's value and its expiry (expiryReader), with the server's TIME, in one
 // transaction per dupSubmitWriteChunk requests.
-func (d *DupSubmit) readBack(ctx context.Context, admin *redis.Client, recs []dupSubmitRecord, processedKey func(string) string, ks impl.Keyspace) ([]dupSubmitServer, error) {
+func (d *DupSubmit) readBack(ctx context.Context, admin redis.UniversalClient, recs []dupSubmitRecord, processedKey func(string) string, ks impl.Keyspace) ([]dupSubmitServer, error) {
 	out := make([]dupSubmitServer, len(recs))
 	var r expiryReader
 	for lo := 0; lo < len(recs); {
-		hi := min(lo+dupSubmitWriteChunk, len(recs))
+		hi := min(lo+txChunk(admin, dupSubmitWriteChunk), len(recs))
 		var clock *redis.TimeCmd
 		lists := make([]*redis.StringSliceCmd, hi-lo)
 		gets := make([]*redis.StringCmd, hi-lo)

@@ -106,7 +106,7 @@ func TestDupSubmitJudge(t *testing.T) {
 // deliberately broken one: SET NX GET with no expiry.
 type noExpiryGuardBackend struct {
 	impl.Backend
-	rdb *redis.Client
+	rdb redis.UniversalClient
 }
 
 // Deduper implements impl.DedupeBackend.
@@ -116,7 +116,7 @@ func (b noExpiryGuardBackend) Deduper(_ string, o impl.DedupeOptions) (impl.Dedu
 
 // noExpiryGuard claims a fingerprint forever.
 type noExpiryGuard struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	keys impl.Keyspace
 }
 
@@ -137,7 +137,7 @@ func (g noExpiryGuard) Submit(ctx context.Context, fp, id string) (impl.Submissi
 // invariant tells it from the correct one.
 func TestDupSubmitCatchesGuardWithoutExpiry(t *testing.T) {
 	env := testEnvC(t, impl.GoRedis, 8)
-	opt := *env.Admin.Options()
+	opt := *env.Admin.(*redis.Client).Options()
 	rdb := redis.NewClient(&opt)
 	t.Cleanup(func() { _ = rdb.Close() })
 	env.Backend = noExpiryGuardBackend{Backend: env.Backend, rdb: rdb}

@@ -499,7 +499,7 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 // lockRaceStillInside reads, for every failed cycle whose holder had the
 // lock, whether the probe still has it inside (it entered and never
 // left), in one pipeline.
-func lockRaceStillInside(ctx context.Context, admin *redis.Client, insideKey string, failed []lockRaceFailure) ([]bool, error) {
+func lockRaceStillInside(ctx context.Context, admin redis.UniversalClient, insideKey string, failed []lockRaceFailure) ([]bool, error) {
 	inside := make([]bool, len(failed))
 	cmds := make([]*redis.FloatCmd, len(failed))
 	_, err := admin.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -649,7 +649,7 @@ func (o lockRaceOutcome) summary() string {
 }
 
 // readIntHash reads a hash of integers; missing fields read as 0.
-func readIntHash(ctx context.Context, admin *redis.Client, key string) (map[string]int64, error) {
+func readIntHash(ctx context.Context, admin redis.UniversalClient, key string) (map[string]int64, error) {
 	raw, err := admin.HGetAll(ctx, key).Result()
 	if err != nil {
 		return nil, err

@@ -208,7 +208,7 @@ func (l *LostReply) seed(ctx context.Context, env *Env) error {
 
 // killEvery kills the connections named name every period until ctx ends,
 // and returns how many rounds ran and how many connections they killed.
-func killEvery(ctx context.Context, admin *redis.Client, name string, period time.Duration) (rounds, killed int, err error) {
+func killEvery(ctx context.Context, admin redis.UniversalClient, name string, period time.Duration) (rounds, killed int, err error) {
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {

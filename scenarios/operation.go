@@ -32,7 +32,7 @@ type LoadEnv struct {
 	// Backend is the client backend under test.
 	Backend impl.Backend
 	// Admin is a neutral client for setup and read-back.
-	Admin *redis.Client
+	Admin redis.UniversalClient
 	// Open connects another, independent instance of the backend.
 	Open func(ctx context.Context) (impl.Backend, error)
 	// Keys is the load cell's own keyspace.

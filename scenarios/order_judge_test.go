@@ -376,7 +376,7 @@ func TestOrderReadBackFailureIsNotAVerdict(t *testing.T) {
 			t.Run(tc.s.Name()+"/"+strategy, func(t *testing.T) {
 				tc.size(tc.s)
 				env := testEnvC(t, impl.GoRedis, 4)
-				opt := *env.Admin.Options()
+				opt := *env.Admin.(*redis.Client).Options()
 				admin := redis.NewClient(&opt)
 				t.Cleanup(func() { _ = admin.Close() })
 				admin.AddHook(failingReads{})

@@ -70,7 +70,7 @@ func orderItems(n int) []string {
 }
 
 // seedOrderStock sets every item's stock through the neutral client.
-func seedOrderStock(ctx context.Context, admin *redis.Client, keys impl.Keyspace, items []string, units int64) error {
+func seedOrderStock(ctx context.Context, admin redis.UniversalClient, keys impl.Keyspace, items []string, units int64) error {
 	_, err := admin.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, it := range items {
 			p.Set(ctx, impl.StockKey(keys, it), units, 0)
@@ -153,7 +153,7 @@ const snapshotAttempts = 4
 // each item's stock, ledger length and reservation count are read before
 // and after, and the whole read is repeated until they agree. An error
 // says what could not be read; the caller wraps it with JudgementError.
-func readOrderSnapshot(ctx context.Context, admin *redis.Client, keys impl.Keyspace, items []string) (*orderSnapshot, error) {
+func readOrderSnapshot(ctx context.Context, admin redis.UniversalClient, keys impl.Keyspace, items []string) (*orderSnapshot, error) {
 	for attempt := 1; ; attempt++ {
 		before, err := itemFingerprint(ctx, admin, keys, items)
 		if err != nil {
@@ -181,7 +181,7 @@ func readOrderSnapshot(ctx context.Context, admin *redis.Client, keys impl.Keysp
 
 // itemFingerprint reads what every move of an item changes — its stock,
 // ledger length and reservation count — in one pipeline.
-func itemFingerprint(ctx context.Context, admin *redis.Client, keys impl.Keyspace, items []string) (string, error) {
+func itemFingerprint(ctx context.Context, admin redis.UniversalClient, keys impl.Keyspace, items []string) (string, error) {
 	cmds, err := admin.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, it := range items {
 			p.Get(ctx, impl.StockKey(keys, it))
@@ -215,7 +215,7 @@ func itemFingerprint(ctx context.Context, admin *redis.Client, keys impl.Keyspac
 }
 
 // readOrderSnapshotOnce is one read of readOrderSnapshot.
-func readOrderSnapshotOnce(ctx context.Context, admin *redis.Client, keys impl.Keyspace, items []string) (*orderSnapshot, error) {
+func readOrderSnapshotOnce(ctx context.Context, admin redis.UniversalClient, keys impl.Keyspace, items []string) (*orderSnapshot, error) {
 	s := &orderSnapshot{
 		index:        map[impl.OrderRef]int{},
 		money:        map[impl.OrderRef]orderMoney{},
@@ -256,9 +256,11 @@ func readOrderSnapshotOnce(ctx context.Context, admin *redis.Client, keys impl.K
 		return nil
 	}
 	seen := map[string]bool{} // SCAN may return a key twice
-	iter := admin.Scan(ctx, 0, keys.Prefix()+"order:*", 1000).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
+	all, err := scanKeys(ctx, admin, keys.Prefix()+"order:*")
+	if err != nil {
+		return nil, fmt.Errorf("scan orders: %w", err)
+	}
+	for _, k := range all {
 		if seen[k] {
 			continue
 		}
@@ -269,9 +271,6 @@ func readOrderSnapshotOnce(ctx context.Context, admin *redis.Client, keys impl.K
 				return nil, err
 			}
 		}
-	}
-	if err := iter.Err(); err != nil {
-		return nil, fmt.Errorf("scan orders: %w", err)
 	}
 	if err := flush(); err != nil {
 		return nil, err
@@ -301,7 +300,7 @@ func readOrderSnapshotOnce(ctx context.Context, admin *redis.Client, keys impl.K
 }
 
 // readLedger pages through one item's ledger stream.
-func (s *orderSnapshot) readLedger(ctx context.Context, admin *redis.Client, key, it string) error {
+func (s *orderSnapshot) readLedger(ctx context.Context, admin redis.UniversalClient, key, it string) error {
 	const page = 10_000
 	start := "-"
 	for {

@@ -17,7 +17,7 @@ import (
 // stockReader reads an oversell cell's stock keys with the admin client:
 // the one counter, or every shard of the sharded strategy.
 type stockReader struct {
-	admin *redis.Client
+	admin redis.UniversalClient
 	keys  []string
 }
 
@@ -34,7 +34,7 @@ func newStockReader(env *Env, strategy string, shards int) *stockReader {
 
 // read fills vals (one per key; a missing key is 0) and returns their sum.
 func (r *stockReader) read(ctx context.Context, vals []int64) (int64, error) {
-	raw, err := r.admin.MGet(ctx, r.keys...).Result()
+	raw, err := mget(ctx, r.admin, r.keys...)
 	if err != nil {
 		return 0, err
 	}

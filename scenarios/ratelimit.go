@@ -537,7 +537,7 @@ func (c serverClock) local(t time.Time) time.Time { return c.at.Add(t.Sub(c.serv
 
 // limitAlignedStart reads the server's clock and returns it, with the next
 // window boundary at least 20 ms ahead (server time).
-func limitAlignedStart(ctx context.Context, admin *redis.Client, period time.Duration) (serverClock, time.Time, error) {
+func limitAlignedStart(ctx context.Context, admin redis.UniversalClient, period time.Duration) (serverClock, time.Time, error) {
 	before := time.Now()
 	srv, err := admin.Time(ctx).Result()
 	if err != nil {
@@ -553,7 +553,7 @@ func limitAlignedStart(ctx context.Context, admin *redis.Client, period time.Dur
 // writeLimitLogs writes the audit logs, key by key, in pipelines of
 // limitLogChunk entries: each entry a member of the key's sorted set,
 // scored by its server time in microseconds.
-func writeLimitLogs(ctx context.Context, admin *redis.Client, logs map[string][]limitEntry) error {
+func writeLimitLogs(ctx context.Context, admin redis.UniversalClient, logs map[string][]limitEntry) error {
 	pipe := admin.Pipeline()
 	flush := func() error {
 		if pipe.Len() == 0 {

@@ -21,7 +21,7 @@ import (
 const rateLimitTolerance = 0.01
 
 // limitReadLog returns the times (µs) logged in key, in order.
-func limitReadLog(ctx context.Context, admin *redis.Client, key string) ([]int64, error) {
+func limitReadLog(ctx context.Context, admin redis.UniversalClient, key string) ([]int64, error) {
 	zs, err := admin.ZRangeWithScores(ctx, key, 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read audit log %s: %w", key, err)

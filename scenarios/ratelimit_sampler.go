@@ -26,7 +26,7 @@ type limitMemorySampler struct {
 }
 
 // run samples every half period until ctx ends.
-func (m *limitMemorySampler) run(ctx context.Context, admin *redis.Client, strategy string, o impl.LimitOptions, users []string) {
+func (m *limitMemorySampler) run(ctx context.Context, admin redis.UniversalClient, strategy string, o impl.LimitOptions, users []string) {
 	t := time.NewTicker(o.Period / 2)
 	defer t.Stop()
 	for {
@@ -78,7 +78,7 @@ func (m *limitMemorySampler) mean() float64 {
 // for user (for fixed-window, the counter of the server's current window,
 // or of the one before when the current has none yet), or 0 when it has
 // expired.
-func limiterMemory(ctx context.Context, admin *redis.Client, strategy string, o impl.LimitOptions, user string) (int64, error) {
+func limiterMemory(ctx context.Context, admin redis.UniversalClient, strategy string, o impl.LimitOptions, user string) (int64, error) {
 	keys := []string{impl.LimitKey(o.Keys, strategy, user)}
 	if strategy == impl.LimitFixedWindow {
 		now, err := admin.Time(ctx).Result()

@@ -215,13 +215,9 @@ func limitExpiryBounds(strategy string, o impl.LimitOptions, w, state, now, slac
 
 // scanLimitExpiries reads the expiry of every limiter key under o.Keys
 // (SCAN MATCH <prefix>limit:*) and judges each (readLimitExpiries).
-func scanLimitExpiries(ctx context.Context, admin *redis.Client, o impl.LimitOptions) (limitExpiryCheck, error) {
-	var keys []string
-	iter := admin.Scan(ctx, 0, o.Keys.Prefix()+"limit:*", 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
+func scanLimitExpiries(ctx context.Context, admin redis.UniversalClient, o impl.LimitOptions) (limitExpiryCheck, error) {
+	keys, err := scanKeys(ctx, admin, o.Keys.Prefix()+"limit:*")
+	if err != nil {
 		return limitExpiryCheck{}, fmt.Errorf("scan the limiter keys: %w", err)
 	}
 	return readLimitExpiries(ctx, admin, o, keys)
@@ -232,11 +228,11 @@ func scanLimitExpiries(ctx context.Context, admin *redis.Client, o impl.LimitOpt
 // limitExpiryChunk keys so that all of it is one instant of the server's,
 // and judges each key against limitExpiryBounds. A key that is gone by
 // then is not counted.
-func readLimitExpiries(ctx context.Context, admin *redis.Client, o impl.LimitOptions, keys []string) (limitExpiryCheck, error) {
+func readLimitExpiries(ctx context.Context, admin redis.UniversalClient, o impl.LimitOptions, keys []string) (limitExpiryCheck, error) {
 	var c limitExpiryCheck
 	var r expiryReader
 	for lo := 0; lo < len(keys); {
-		chunk := keys[lo:min(lo+limitExpiryChunk, len(keys))]
+		chunk := keys[lo:min(lo+txChunk(admin, limitExpiryChunk), len(keys))]
 		var clock *redis.TimeCmd
 		ttls := make([]*redis.Cmd, len(chunk))
 		states := make([]redis.Cmder, len(chunk))

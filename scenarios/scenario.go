@@ -51,7 +51,7 @@ type Env struct {
 	Backend impl.Backend
 	// Admin is a neutral client used to read the server's state back and
 	// judge invariants, independent of the backend under test.
-	Admin *redis.Client
+	Admin redis.UniversalClient
 	// Open connects another, independent instance of the backend under
 	// test (its own connections, as a separate application server would
 	// have). The caller closes it.

@@ -129,7 +129,7 @@ func killConns(times int, every time.Duration) fault {
 
 // waitForSale waits until the cell's purchases hash holds at least n
 // purchases: the sale is under way.
-func waitForSale(ctx context.Context, admin *redis.Client, key string, n int64) error {
+func waitForSale(ctx context.Context, admin redis.UniversalClient, key string, n int64) error {
 	for {
 		if got, err := admin.HLen(ctx, key).Result(); err == nil && got >= n {
 			return nil

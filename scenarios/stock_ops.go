@@ -191,7 +191,7 @@ func stockDeductFigures(ctx context.Context, env *LoadEnv, strategy string, opts
 	var lost, above, below, negative, taken int64
 	for lo := 0; lo < len(keys); lo += figureReadChunk {
 		chunk := keys[lo:min(lo+figureReadChunk, len(keys))]
-		vals, err := env.Admin.MGet(ctx, chunk...).Result()
+		vals, err := mget(ctx, env.Admin, chunk...)
 		if err != nil {
 			return nil, JudgementError(fmt.Errorf("read back the stock: %w", err))
 		}

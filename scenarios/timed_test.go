@@ -71,7 +71,7 @@ func (r *timedCommands) recorded() []string {
 func hookedEnv(t *testing.T, backend string, concurrency int) (*Env, *timedCommands) {
 	t.Helper()
 	env := testEnvC(t, backend, concurrency)
-	opt := *env.Admin.Options()
+	opt := *env.Admin.(*redis.Client).Options()
 	admin := redis.NewClient(&opt)
 	t.Cleanup(func() { _ = admin.Close() })
 	rec := &timedCommands{}
@@ -254,7 +254,7 @@ type clientEntry struct {
 
 // clientList reads CLIENT LIST through admin (outside any timed
 // operation) and returns the connections by id.
-func clientList(ctx context.Context, t *testing.T, admin *redis.Client) map[int64]clientEntry {
+func clientList(ctx context.Context, t *testing.T, admin redis.UniversalClient) map[int64]clientEntry {
 	t.Helper()
 	raw, err := admin.ClientList(ctx).Result()
 	if err != nil {
@@ -292,7 +292,7 @@ func backendClientID(ctx context.Context, t *testing.T, b impl.Backend) int64 {
 			t.Fatalf("CLIENT ID through rueidis: %v", err)
 		}
 		return id
-	case interface{ Redis() *redis.Client }:
+	case interface{ Redis() redis.UniversalClient }:
 		id, err := c.Redis().ClientID(ctx).Result()
 		if err != nil {
 			t.Fatalf("CLIENT ID through go-redis: %v", err)

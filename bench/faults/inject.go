@@ -201,8 +201,23 @@ func pause(bg, stop context.Context, srv *redisenv.Server, d time.Duration) (str
 }
 
 // killConns kills every connection named in names, one CLIENT KILL ID
-// each, and returns how many it killed.
-func killConns(ctx context.Context, admin *redis.Client, names []string) (int, error) {
+// each, and returns how many it killed; on a cluster, on every master.
+func killConns(ctx context.Context, admin redis.UniversalClient, names []string) (int, error) {
+	var mu sync.Mutex
+	killed := 0
+	err := redisenv.ForEachMaster(ctx, admin, func(ctx context.Context, node *redis.Client) error {
+		n, err := killConnsOn(ctx, node, names)
+		mu.Lock()
+		killed += n
+		mu.Unlock()
+		return err
+	})
+	return killed, err
+}
+
+// killConnsOn is killConns on one server: CLIENT LIST and CLIENT KILL ID
+// on the same node (ids are per node).
+func killConnsOn(ctx context.Context, admin *redis.Client, names []string) (int, error) {
 	list, err := admin.ClientList(ctx).Result()
 	if err != nil {
 		return 0, fmt.Errorf("CLIENT LIST: %w", err)
@@ -240,7 +255,7 @@ const oomHeadroom = 256 << 10
 // fillUp sets maxmemory just above the memory in use, with noeviction, so
 // that every write is refused with OOM; after d (0: when stop ends) it
 // restores both settings.
-func fillUp(bg, stop context.Context, admin *redis.Client, d time.Duration) error {
+func fillUp(bg, stop context.Context, admin redis.UniversalClient, d time.Duration) error {
 	prev, err := admin.ConfigGet(bg, "maxmemory*").Result()
 	if err != nil {
 		return fmt.Errorf("CONFIG GET maxmemory: %w", err)
@@ -292,6 +307,6 @@ func oneLine(s string) string {
 // one CLIENT KILL ID each, with admin (which must not bear such a name),
 // and returns how many it killed. Scenarios that make their own faults use
 // it, as the kill-conns fault does.
-func KillNamedConns(ctx context.Context, admin *redis.Client, names ...string) (int, error) {
+func KillNamedConns(ctx context.Context, admin redis.UniversalClient, names ...string) (int, error) {
 	return killConns(ctx, admin, names)
 }

@@ -38,7 +38,7 @@ func (p *fakeProxy) SetLatency(d time.Duration) {
 func (p *fakeProxy) ResetAll() int { p.resets.Add(1); return 3 }
 
 // client is a client under test, named as the backends name theirs.
-func client(t *testing.T, srv *redisenv.Server, name string) *redis.Client {
+func client(t *testing.T, srv *redisenv.Server, name string) redis.UniversalClient {
 	t.Helper()
 	opt, err := redis.ParseURL(srv.URL)
 	if err != nil {
@@ -82,7 +82,7 @@ func TestFaultsOnASpawnedServer(t *testing.T) {
 		}
 	})
 	t.Run("kill-conns kills only the clients under test", func(t *testing.T) {
-		for _, c := range []*redis.Client{under, bystander} {
+		for _, c := range []redis.UniversalClient{under, bystander} {
 			if err := c.Ping(ctx).Err(); err != nil {
 				t.Fatal(err)
 			}

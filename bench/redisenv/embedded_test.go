@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestEmbedded(t *testing.T) {
@@ -24,7 +26,7 @@ func TestEmbedded(t *testing.T) {
 		s.Mode != "standalone" || !strings.HasPrefix(s.URL, "redis://127.0.0.1:") {
 		t.Errorf("server = %+v", s)
 	}
-	rdb := s.Admin()
+	rdb := s.Admin().(*redis.Client)
 	ro := rdb.Options()
 	if ro.DialTimeout != DefaultDialTimeout || ro.ReadTimeout != 5*time.Second || ro.WriteTimeout != 5*time.Second ||
 		ro.MaxRetries != 0 || !ro.ContextTimeoutEnabled {

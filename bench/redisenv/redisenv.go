@@ -25,7 +25,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,7 +60,7 @@ const (
 // Kinds lists every Kind in the order the auto chain tries them, KindAuto
 // first.
 func Kinds() []Kind {
-	return []Kind{KindAuto, KindURL, KindSpawn, KindContainer, KindEmbedded}
+	return []Kind{KindAuto, KindURL, KindSpawn, KindContainer, KindEmbedded, KindCluster}
 }
 
 // ParseKind parses a kind name; "" is KindAuto. An unknown name yields an
@@ -130,6 +132,10 @@ type Options struct {
 	// server — a redis:// or unix:// URL, a spawned, container or embedded
 	// server — with TLS set is an error wrapping ErrBadTLS.
 	TLS *tls.Config
+	// Cluster says the url kind's URL names a Redis Cluster: its host and
+	// any addr= query parameters are seed addresses (--cluster). Without
+	// it, a URL whose server is a cluster node is refused (ErrBadURL).
+	Cluster bool
 }
 
 func (o Options) withDefaults() Options {
@@ -169,7 +175,7 @@ type Server struct {
 	// too (impl.ConnConfig.TLS), its server name filled in from the URL.
 	TLS *tls.Config
 
-	admin   *redis.Client
+	admin   redis.UniversalClient
 	pid     int
 	release func() error // stops what Provide started; nil for the url kind
 	// proc is a spawned server's process, replaced by Restart.
@@ -178,6 +184,14 @@ type Server struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// Cluster says the server is a Redis Cluster: Admin is a
+	// *redis.ClusterClient, URL holds the seed addresses (host and addr=
+	// query parameters), and the backends under test connect in cluster
+	// mode.
+	Cluster bool
+	// nodes are a spawned cluster's processes.
+	nodes []*process
 }
 
 // Redacted returns URL with its password replaced by "xxxxx" (the user
@@ -206,7 +220,14 @@ func (s *Server) PID() int {
 // never retries a write (MaxRetries -1); its reads are re-sent up to five
 // times when they fail on the network, so that paybench's own bookkeeping
 // survives a blip that the operations under test are judged on.
-func (s *Server) Admin() *redis.Client { return s.admin }
+//
+// On a cluster it is a *redis.ClusterClient: commands with keys are routed
+// to the key's master; commands without one (SCAN, INFO, CLIENT ...) must
+// go through ForEachMaster. It follows MOVED and ASK (go-redis's default
+// MaxRedirects of 3), a budget go-redis also spends re-sending a command
+// after a network error: on a cluster, one of paybench's own writes may
+// be re-sent.
+func (s *Server) Admin() redis.UniversalClient { return s.admin }
 
 // Close closes the Admin client and stops what Provide started (the
 // spawned process, the container, the embedded server). It is safe to call
@@ -258,6 +279,8 @@ func Provide(ctx context.Context, opts Options) (*Server, error) {
 		return provideURL(ctx, raw, o)
 	case KindSpawn:
 		return spawn(ctx, o, "")
+	case KindCluster:
+		return spawnCluster(ctx, o)
 	case KindContainer:
 		return provideContainer(ctx, o)
 	case KindEmbedded:
@@ -307,6 +330,12 @@ func (o Options) password() string {
 
 // provideURL connects to a URL the user gave.
 func provideURL(ctx context.Context, raw string, o Options) (*Server, error) {
+	if o.Cluster {
+		return provideClusterURL(ctx, raw, o)
+	}
+	if u, perr := url.Parse(raw); perr == nil && u.Query().Has("addr") {
+		return nil, fmt.Errorf("%w %s: addr= parameters name a Redis Cluster's seed addresses: pass --cluster", ErrBadURL, Redact(raw))
+	}
 	ro, full, err := parseURL(raw, o.password())
 	if err != nil {
 		return nil, err
@@ -314,7 +343,12 @@ func provideURL(ctx context.Context, raw string, o Options) (*Server, error) {
 	if ro.TLSConfig, err = impl.MergeTLS(ro.Addr, ro.TLSConfig, o.TLS); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w (not %s://)", ErrBadTLS, Redact(raw), err, strings.SplitN(raw, ":", 2)[0])
 	}
-	return connect(ctx, KindURL, full, ro, o, nil)
+	s, err := connect(ctx, KindURL, full, ro, o, nil)
+	if err == nil && s.Mode == "cluster" {
+		_ = s.Close()
+		return nil, fmt.Errorf("%w %s: the server is a Redis Cluster node (redis_mode:cluster): pass --cluster to drive it as a cluster", ErrBadURL, s.Redacted())
+	}
+	return s, err
 }
 
 // connect builds the admin client for ro and checks the server. On failure
@@ -544,7 +578,45 @@ func infoField(info, name string) string {
 // Identity returns the server's INFO server run_id and uptime_in_seconds:
 // a run_id that changes, or an uptime that goes down, means the server
 // restarted.
-func Identity(ctx context.Context, rdb *redis.Client) (runID string, uptime int64, err error) {
+//
+// On a cluster it reads every master: runID joins the masters' run_ids
+// (sorted), uptime is the least of theirs, so that a restart of any master,
+// or a failover that changes which nodes are masters, shows.
+func Identity(ctx context.Context, rdb redis.UniversalClient) (runID string, uptime int64, err error) {
+	node, ok := rdb.(*redis.Client)
+	if !ok {
+		return clusterIdentity(ctx, rdb)
+	}
+	return nodeIdentity(ctx, node)
+}
+
+// clusterIdentity is Identity over every master.
+func clusterIdentity(ctx context.Context, rdb redis.UniversalClient) (string, int64, error) {
+	var mu sync.Mutex
+	var ids []string
+	uptime := int64(-1)
+	err := ForEachMaster(ctx, rdb, func(ctx context.Context, node *redis.Client) error {
+		id, up, err := nodeIdentity(ctx, node)
+		if err != nil {
+			return fmt.Errorf("%s: %w", node.Options().Addr, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		ids = append(ids, id)
+		if uptime < 0 || up < uptime {
+			uptime = up
+		}
+		return nil
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	sort.Strings(ids)
+	return strings.Join(ids, ","), uptime, nil
+}
+
+// nodeIdentity is Identity of one server.
+func nodeIdentity(ctx context.Context, rdb *redis.Client) (runID string, uptime int64, err error) {
 	info, err := rdb.Info(ctx, "server").Result()
 	if err != nil {
 		return "", 0, fmt.Errorf("INFO server: %w", err)

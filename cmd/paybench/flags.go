@@ -32,11 +32,13 @@ type connFlags struct {
 	source      string
 	persistence string
 	tls         redisenv.TLSFiles
+	cluster     bool
 }
 
 func (c *connFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.url, "redis-url", "", "Redis to use: redis://, rediss:// or unix:// (default $REDIS_URL; password from the URL or $REDIS_PASSWORD)")
-	fs.StringVar(&c.source, "redis", "auto", "where Redis comes from: auto, url, spawn, container or embedded")
+	fs.StringVar(&c.source, "redis", "auto", "where Redis comes from: auto, url, spawn, container, embedded or cluster (a spawned 3-master Redis Cluster; auto never picks it)")
+	fs.BoolVar(&c.cluster, "cluster", false, "the --redis-url server is a Redis Cluster: the URL's host and any addr=HOST:PORT query parameters are seed addresses")
 	fs.StringVar(&c.persistence, "persistence", "none", "a spawned server's persistence: none, or aof (appendonly, fsync always: its data survives a restart fault)")
 	fs.StringVar(&c.tls.CA, "tls-ca", "", "rediss://: PEM file of the CA certificates the server's certificate must chain to (default: the system's)")
 	fs.StringVar(&c.tls.Cert, "tls-cert", "", "rediss://: PEM file of a client certificate to present (with --tls-key)")
@@ -70,6 +72,12 @@ func (c *connFlags) provide(ctx context.Context, stderr io.Writer) (*redisenv.Se
 	if err != nil {
 		return nil, err
 	}
+	if c.cluster && kind != redisenv.KindURL && kind != redisenv.KindAuto {
+		return nil, usageErrorf("--cluster names a Redis Cluster behind --redis-url; it does not apply to --redis %s", kind)
+	}
+	if c.cluster && c.url == "" && os.Getenv(redisenv.EnvURL) == "" {
+		return nil, usageErrorf("--cluster names a Redis Cluster behind --redis-url, and no URL was given (--redis-url or $%s); --redis cluster spawns one", redisenv.EnvURL)
+	}
 	if args != nil && (c.url != "" || os.Getenv(redisenv.EnvURL) != "") && kind != redisenv.KindSpawn {
 		return nil, usageErrorf("--persistence aof applies to a server paybench spawns, not to a --redis-url server")
 	}
@@ -87,6 +95,7 @@ func (c *connFlags) provide(ctx context.Context, stderr io.Writer) (*redisenv.Se
 		Warn:       stderr,
 		ServerArgs: args,
 		TLS:        tlsConfig,
+		Cluster:    c.cluster,
 	})
 	switch {
 	case err == nil:

@@ -17,7 +17,7 @@ const loadStartTimeout = time.Minute
 // scriptCalls returns how many EVALSHA and EVAL calls the server has run
 // (what stock.deduct's lua strategy sends); ok is false when its INFO does
 // not say (an embedded server).
-func scriptCalls(ctx context.Context, admin *redis.Client) (n int64, ok bool) {
+func scriptCalls(ctx context.Context, admin redis.UniversalClient) (n int64, ok bool) {
 	info, err := admin.Info(ctx, "commandstats").Result()
 	if err != nil {
 		return 0, false
@@ -45,7 +45,7 @@ func scriptCalls(ctx context.Context, admin *redis.Client) (n int64, ok bool) {
 // long the command took to get there. It gives up after
 // loadStartTimeout (an error), when parent ends, or at once when the
 // server's INFO does not count calls; it returns false then.
-func waitForScriptCalls(parent context.Context, t *testing.T, admin *redis.Client, base, n int64) bool {
+func waitForScriptCalls(parent context.Context, t *testing.T, admin redis.UniversalClient, base, n int64) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(parent, loadStartTimeout)
 	defer cancel()

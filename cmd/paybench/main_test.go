@@ -72,6 +72,9 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"bad redis source", []string{"run", "oversell", "--redis", "cloud"}},
 		{"bad prefix", []string{"run", "oversell", "--prefix", "a{b}"}},
 		{"extra argument", []string{"run", "oversell", "extra"}},
+		{"--cluster without a URL's cluster", []string{"run", "oversell", "--redis", "spawn", "--cluster"}},
+		{"--cluster without a URL", []string{"run", "oversell", "--cluster"}},
+		{"cluster seeds without --cluster", []string{"run", "oversell", "--redis-url", "redis://:hunter2@127.0.0.1:1?addr=127.0.0.1:2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCLI(t, context.Background(), tc.args...)
@@ -351,7 +354,7 @@ func readDoc(t *testing.T, path string) *result.Document {
 	return &doc
 }
 
-func scanAll(t *testing.T, rdb *redis.Client, pattern string) []string {
+func scanAll(t *testing.T, rdb redis.UniversalClient, pattern string) []string {
 	t.Helper()
 	ctx := context.Background()
 	var keys []string

@@ -44,7 +44,7 @@ func (c *Client) Cache(strategy string, opts impl.CacheOptions) (impl.Cache, err
 }
 
 // cacheStore is impl.CacheStore on go-redis.
-type cacheStore struct{ rdb *redis.Client }
+type cacheStore struct{ rdb redis.UniversalClient }
 
 // Read runs HMGET, and PTTL in the same pipeline when asked.
 func (s cacheStore) Read(ctx context.Context, key string, ttl bool) (impl.CacheEntry, error) {

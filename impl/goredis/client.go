@@ -29,11 +29,12 @@ const (
 	WriteTimeout = 3 * time.Second
 )
 
-// Client is one go-redis client connected to one Redis server. It
+// Client is one go-redis client connected to one Redis server (a
+// redis.Client) or to a Redis Cluster (a redis.ClusterClient). It
 // implements impl.Backend and every operation family paybench has; it is
 // safe for concurrent use.
 type Client struct {
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	// retries is the retry setting in effect, from retriesFrom (an
 	// impl.RetriesFrom* value).
 	retries     impl.Retries
@@ -82,6 +83,9 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	retries, from, err := cfg.RetrySetting()
 	if err != nil {
 		return nil, fmt.Errorf("goredis: %w", err)
+	}
+	if cfg.Cluster {
+		return openCluster(ctx, cfg, retries, from)
 	}
 	opt, err := redis.ParseURL(cfg.URL)
 	if err != nil {
@@ -167,7 +171,10 @@ func (c *Client) Name() string { return impl.GoRedis }
 // "library (3)" for go-redis's default; impl.SettingRetriedCommands says
 // that go-redis re-sends writes too whenever it retries.
 func (c *Client) Settings() map[string]string {
-	o := c.rdb.Options()
+	if cc, ok := c.rdb.(*redis.ClusterClient); ok {
+		return c.clusterSettings(cc)
+	}
+	o := c.rdb.(*redis.Client).Options()
 	retries := strconv.Itoa(o.MaxRetries)
 	if c.retries.Library() {
 		retries = fmt.Sprintf("library (%d)", o.MaxRetries)
@@ -204,4 +211,4 @@ func (c *Client) Close() error {
 
 // Redis returns the underlying go-redis client, for operation families and
 // tests that need more than the contracts offer.
-func (c *Client) Redis() *redis.Client { return c.rdb }
+func (c *Client) Redis() redis.UniversalClient { return c.rdb }

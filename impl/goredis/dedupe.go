@@ -39,7 +39,7 @@ func (c *Client) Deduper(strategy string, opts impl.DedupeOptions) (impl.Deduper
 // here holding the submission's id) and checks nothing, so every
 // submission passes.
 type naiveDeduper struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	opts impl.DedupeOptions
 }
 
@@ -58,7 +58,7 @@ func (d *naiveDeduper) Submit(ctx context.Context, fp, id string) (impl.Submissi
 // atomic command that both claims the fingerprint and, when it was already
 // claimed, returns the claimant's id.
 type setNXDeduper struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	opts impl.DedupeOptions
 }
 

@@ -58,7 +58,7 @@ func (c *Client) Limiter(strategy string, opts impl.LimitOptions) (impl.Limiter,
 // same count both pass (over-admission), and every admission pushes the
 // expiry a full period out, so the window restarts with each admission.
 type naiveLimiter struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	opts impl.LimitOptions
 }
 
@@ -89,7 +89,7 @@ func (l *naiveLimiter) Allow(ctx context.Context, key string, n int64) (impl.Dec
 // scriptLimiter runs one of the limiter scripts: the decision and the count
 // happen atomically on the server, with the server's clock.
 type scriptLimiter struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	opts   impl.LimitOptions
 	name   string
 	script *redis.Script

@@ -61,7 +61,7 @@ func (c *Client) Lock(strategy string, opts impl.LockOptions) (impl.Locker, erro
 
 // lockBase is what every lock strategy shares.
 type lockBase struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	opts impl.LockOptions
 	name string
 }

@@ -64,7 +64,7 @@ func checkTarget(to impl.OrderStatus) error {
 // of every field (overwriting an existing order), update_order_status an
 // HSET of "status", and the side effects are separate commands after it.
 type naiveOrders struct {
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	opts  impl.OrderOptions
 	stock impl.Stock
 }
@@ -197,7 +197,7 @@ func (s *naiveOrders) Available(ctx context.Context, item string) (impl.Availabi
 // atomically. Overdue reservations are returned lazily (see
 // impl.OrderOptions.ReservationTTL).
 type safeOrders struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	opts impl.OrderOptions
 }
 

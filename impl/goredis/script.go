@@ -24,7 +24,7 @@ func (c *Client) Script(src string) impl.Script {
 
 // script is impl.Script on go-redis.
 type script struct {
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	s   *redis.Script
 }
 

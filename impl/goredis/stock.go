@@ -69,7 +69,7 @@ func (c *Client) Stock(strategy string, opts impl.StockOptions) (impl.Stock, err
 // plainStock is what every strategy on the single counter impl.StockKey
 // shares: Set, Get and Restore.
 type plainStock struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	opts impl.StockOptions
 	name string
 }
@@ -287,7 +287,9 @@ func (s *watchStock) run(ctx context.Context, item, id string, qty int64) (impl.
 		watched = append(watched, pkey)
 	}
 	var d impl.Deduction
+	var ran bool
 	txf := func(tx *redis.Tx) error {
+		ran = true
 		var get *redis.StringCmd
 		var rec *redis.BoolCmd
 		// Replies are checked one by one below: a missing key (redis.Nil)
@@ -332,7 +334,15 @@ func (s *watchStock) run(ctx context.Context, item, id string, qty int64) (impl.
 		return nil
 	}
 	for {
+		ran = false
 		err := s.rdb.Watch(ctx, txf, watched...)
+		if err == nil && !ran {
+			// go-redis's ClusterClient.Watch (v9.23) can return nil without
+			// running the transaction: when the node's client is closed on
+			// every attempt (the backend was closed, or a topology change
+			// closed the node), its last attempt's error is overwritten.
+			return impl.Deduction{Retries: d.Retries}, fmt.Errorf("goredis: WATCH returned without running the transaction: %w", redis.ErrClosed)
+		}
 		if err == nil {
 			return d, nil
 		}
@@ -385,7 +395,7 @@ func (s *luaStock) Purchase(ctx context.Context, item, id string, qty int64) (im
 
 // runDeduct runs a check-and-deduct script with the quantity (and, for a
 // purchase, the id) and decodes its {ok, remaining[, replayed]}.
-func runDeduct(ctx context.Context, rdb *redis.Client, script *redis.Script, keys []string, qty int64, id ...any) (impl.Deduction, error) {
+func runDeduct(ctx context.Context, rdb redis.UniversalClient, script *redis.Script, keys []string, qty int64, id ...any) (impl.Deduction, error) {
 	res, err := script.Run(ctx, rdb, keys, append([]any{qty}, id...)...).Int64Slice()
 	if err != nil {
 		return impl.Deduction{}, err
@@ -399,7 +409,7 @@ func runDeduct(ctx context.Context, rdb *redis.Client, script *redis.Script, key
 // can, takes the units from several shards in one script, so no sellable
 // unit is stranded.
 type shardedStock struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	opts impl.StockOptions
 }
 

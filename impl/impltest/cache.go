@@ -236,7 +236,7 @@ func mustGet(t *testing.T, ctx context.Context, c impl.Cache, id string, want im
 }
 
 // rawEntry reads an entry through the admin connection.
-func rawEntry(t *testing.T, ctx context.Context, admin *redis.Client, key string) (map[string]string, time.Duration) {
+func rawEntry(t *testing.T, ctx context.Context, admin redis.UniversalClient, key string) (map[string]string, time.Duration) {
 	t.Helper()
 	h, err := admin.HGetAll(ctx, key).Result()
 	if err != nil {

@@ -307,7 +307,7 @@ func testClassifyConnectionKilled(t *testing.T, c classifyCase) {
 
 // waitForClient polls CLIENT LIST until a client runs cmd and returns its
 // id.
-func waitForClient(ctx context.Context, admin *redis.Client, cmd string) (string, error) {
+func waitForClient(ctx context.Context, admin redis.UniversalClient, cmd string) (string, error) {
 	for {
 		list, err := admin.ClientList(ctx).Result()
 		if err != nil {

@@ -11,7 +11,9 @@
 //		impltest.RunStock(t, impltest.Redis(t), open)
 //	}
 //
-// where open is the backend's impl.Opener. The suite asserts exact
+// where open is the backend's impl.Opener; impltest.Cluster(t) in place
+// of impltest.Redis(t) runs the same suite against a spawned Redis
+// Cluster, the backend in cluster mode. The suite asserts exact
 // post-conditions read back from the server through a neutral go-redis
 // client (Env.Admin), never through the backend under test.
 package impltest
@@ -44,7 +46,7 @@ type Env struct {
 	// Admin is a neutral go-redis client on the same server, used to set
 	// up and verify state (reading raw keys, SCRIPT FLUSH); it is never the
 	// backend under test.
-	Admin *redis.Client
+	Admin redis.UniversalClient
 	// Keyspace returns a fresh keyspace for one test; its keys are deleted
 	// when the test ends.
 	Keyspace func(t *testing.T) impl.Keyspace
@@ -59,6 +61,24 @@ type Env struct {
 func (env Env) Lacking(strategies ...string) Env {
 	env.Lacks = append(append([]string(nil), env.Lacks...), strategies...)
 	return env
+}
+
+// Cluster returns an Env on the test binary's shared spawned Redis
+// Cluster (redistest.Cluster: 3 masters, 3 replicas); backends connect in
+// cluster mode (impl.ConnConfig.Cluster) and Admin is a cluster client, so
+// every family is held to a cluster as to one server. The test binary's
+// TestMain must call redistest.Main. It skips the test under -short and
+// where no cluster can be spawned, saying why.
+func Cluster(t *testing.T) Env {
+	t.Helper()
+	srv := redistest.Cluster(t)
+	return Env{
+		Name:     srv.String(),
+		Kind:     srv.Kind,
+		Conn:     impl.ConnConfig{URL: srv.URL, Password: srv.Password, Cluster: true},
+		Admin:    srv.Admin(),
+		Keyspace: func(t *testing.T) impl.Keyspace { return redistest.ClusterKeyspace(t) },
+	}
 }
 
 // embeddedStartTimeout bounds starting an embedded server.

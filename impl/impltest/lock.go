@@ -733,7 +733,7 @@ func waitLock(t *testing.T, ctx context.Context, l impl.Locker, name string) imp
 }
 
 // waitGone waits, within lockExpiryWait, for key to expire.
-func waitGone(t *testing.T, ctx context.Context, admin *redis.Client, key string) {
+func waitGone(t *testing.T, ctx context.Context, admin redis.UniversalClient, key string) {
 	t.Helper()
 	deadline := time.Now().Add(lockExpiryWait)
 	for time.Now().Before(deadline) {
@@ -749,14 +749,14 @@ func waitGone(t *testing.T, ctx context.Context, admin *redis.Client, key string
 	t.Fatalf("lock %q still exists after %s", key, lockExpiryWait)
 }
 
-func wantLockHolds(t *testing.T, ctx context.Context, admin *redis.Client, key, token string) {
+func wantLockHolds(t *testing.T, ctx context.Context, admin redis.UniversalClient, key, token string) {
 	t.Helper()
 	if got, err := admin.Get(ctx, key).Result(); err != nil || got != token {
 		t.Errorf("lock %q holds %q, %v; want %q", key, got, err, token)
 	}
 }
 
-func wantLockGone(t *testing.T, ctx context.Context, admin *redis.Client, key string) {
+func wantLockGone(t *testing.T, ctx context.Context, admin redis.UniversalClient, key string) {
 	t.Helper()
 	if n, err := admin.Exists(ctx, key).Result(); err != nil || n != 0 {
 		t.Errorf("lock %q exists (%d, %v), want it gone", key, n, err)
@@ -764,7 +764,7 @@ func wantLockGone(t *testing.T, ctx context.Context, admin *redis.Client, key st
 }
 
 // wantResource checks a protected resource's hash and log on the server.
-func wantResource(t *testing.T, ctx context.Context, admin *redis.Client, ks impl.Keyspace, id string, fields map[string]string, log []string) {
+func wantResource(t *testing.T, ctx context.Context, admin redis.UniversalClient, ks impl.Keyspace, id string, fields map[string]string, log []string) {
 	t.Helper()
 	got, err := admin.HGetAll(ctx, impl.ResourceKey(ks, id)).Result()
 	if err != nil {

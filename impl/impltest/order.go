@@ -190,7 +190,7 @@ type orderState struct {
 	ledgerTotal int64 // captures minus refunds of this order
 }
 
-func readOrderState(t *testing.T, ctx context.Context, admin *redis.Client, ks impl.Keyspace, ref impl.OrderRef) orderState {
+func readOrderState(t *testing.T, ctx context.Context, admin redis.UniversalClient, ks impl.Keyspace, ref impl.OrderRef) orderState {
 	t.Helper()
 	var st orderState
 	var err error
@@ -233,7 +233,7 @@ func readOrderState(t *testing.T, ctx context.Context, admin *redis.Client, ks i
 	return st
 }
 
-func setStock(t *testing.T, ctx context.Context, admin *redis.Client, ks impl.Keyspace, item string, units int64) {
+func setStock(t *testing.T, ctx context.Context, admin redis.UniversalClient, ks impl.Keyspace, item string, units int64) {
 	t.Helper()
 	if err := admin.Set(ctx, impl.StockKey(ks, item), units, 0).Err(); err != nil {
 		t.Fatalf("SET stock: %v", err)
@@ -425,18 +425,9 @@ func clusterHashTag(key string) string {
 	return key
 }
 
-func scanOrderKeys(t *testing.T, ctx context.Context, admin *redis.Client, ks impl.Keyspace) []string {
+func scanOrderKeys(t *testing.T, ctx context.Context, admin redis.UniversalClient, ks impl.Keyspace) []string {
 	t.Helper()
-	var keys []string
-	iter := admin.Scan(ctx, 0, ks.Pattern(), 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatalf("SCAN: %v", err)
-	}
-	slices.Sort(keys)
-	return slices.Compact(keys)
+	return scanKeys(t, ctx, admin, ks)
 }
 
 func testOrderIdempotentCreate(t *testing.T, c orderCase) {
@@ -928,7 +919,7 @@ func testOrderNaiveUnchecked(t *testing.T, c orderCase) {
 
 // readOrderRecord reads an order's record (hash and ledger entries)
 // through the neutral client.
-func readOrderRecord(t *testing.T, ctx context.Context, admin *redis.Client, ks impl.Keyspace, ref impl.OrderRef) impl.OrderRecord {
+func readOrderRecord(t *testing.T, ctx context.Context, admin redis.UniversalClient, ks impl.Keyspace, ref impl.OrderRef) impl.OrderRecord {
 	t.Helper()
 	st := readOrderState(t, ctx, admin, ks, ref)
 	var r impl.OrderRecord

@@ -15,6 +15,7 @@ import (
 
 	redis "github.com/redis/go-redis/v9"
 
+	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/impl"
 )
 
@@ -150,7 +151,7 @@ func RunBackend(t *testing.T, env Env, open impl.Opener) {
 		if got := b.Settings()["client_name"]; got != want {
 			t.Errorf("Settings()[client_name] = %q, want %q", got, want)
 		}
-		list, err := env.Admin.ClientList(ctx).Result()
+		list, err := clientList(ctx, env.Admin)
 		if err != nil {
 			t.Fatalf("CLIENT LIST: %v", err)
 		}
@@ -741,7 +742,7 @@ func wantRaw(t *testing.T, ctx context.Context, c stockCase, ks impl.Keyspace, i
 }
 
 // shardValues reads item's shards through the admin client; missing is 0.
-func shardValues(t *testing.T, ctx context.Context, admin *redis.Client, ks impl.Keyspace, item string, shards int) []int64 {
+func shardValues(t *testing.T, ctx context.Context, admin redis.UniversalClient, ks impl.Keyspace, item string, shards int) []int64 {
 	t.Helper()
 	keys := make([]string, shards)
 	for i := range keys {
@@ -760,17 +761,42 @@ func shardValues(t *testing.T, ctx context.Context, admin *redis.Client, ks impl
 	return out
 }
 
-// scanKeys lists the keys under ks's prefix, sorted.
-func scanKeys(t *testing.T, ctx context.Context, admin *redis.Client, ks impl.Keyspace) []string {
+// scanKeys lists the keys under ks's prefix, sorted: SCAN on the server,
+// or on every master of a cluster.
+func scanKeys(t *testing.T, ctx context.Context, admin redis.UniversalClient, ks impl.Keyspace) []string {
 	t.Helper()
+	var mu sync.Mutex
 	var keys []string
-	iter := admin.Scan(ctx, 0, ks.Pattern(), 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
+	err := redisenv.ForEachMaster(ctx, admin, func(ctx context.Context, node *redis.Client) error {
+		iter := node.Scan(ctx, 0, ks.Pattern(), 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	})
+	if err != nil {
 		t.Fatalf("SCAN: %v", err)
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys)
+}
+
+// clientList is CLIENT LIST of the server, or of every master of a
+// cluster, one listing after the other.
+func clientList(ctx context.Context, admin redis.UniversalClient) (string, error) {
+	var mu sync.Mutex
+	var b strings.Builder
+	err := redisenv.ForEachMaster(ctx, admin, func(ctx context.Context, node *redis.Client) error {
+		list, err := node.ClientList(ctx).Result()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		b.WriteString(list)
+		mu.Unlock()
+		return nil
+	})
+	return b.String(), err
 }

@@ -131,7 +131,7 @@ func RunStockBatch(t *testing.T, env Env, open impl.Opener) {
 }
 
 // rawStock reads a stock counter through the neutral client.
-func rawStock(t *testing.T, ctx context.Context, admin *redis.Client, key string) int64 {
+func rawStock(t *testing.T, ctx context.Context, admin redis.UniversalClient, key string) int64 {
 	t.Helper()
 	v, err := admin.Get(ctx, key).Result()
 	if errors.Is(err, redis.Nil) {

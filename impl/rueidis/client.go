@@ -89,7 +89,10 @@ var (
 // backend's: rueidis would otherwise probe for Redis Cluster and treat a
 // server that answers CLUSTER SLOTS (miniredis does) as a one-node
 // cluster, with a different connection layout, which would skew a
-// comparison of the two libraries.
+// comparison of the two libraries. With cfg.Cluster the URL's host and
+// addr= query parameters are a Redis Cluster's seed addresses, and the
+// client is rueidis's cluster client (Settings: mode "cluster"); Open
+// refuses a cfg.Cluster whose server turned out not to be a cluster.
 func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("rueidis: %w", err)
@@ -154,7 +157,10 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	}
 	opt.DisableAutoPipelining = cfg.DisableAutoPipelining
 	opt.DisableCache = true
-	opt.ForceSingleClient = true
+	// On a cluster (cfg.Cluster), rueidis discovers the masters from the
+	// seed addresses (InitAddress) and routes each command to its key's
+	// master, following MOVED and ASK.
+	opt.ForceSingleClient = !cfg.Cluster
 
 	rc, err := rd.NewClient(opt)
 	if err != nil {
@@ -163,6 +169,10 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	if err := rc.Do(ctx, rc.B().Ping().Build()).Error(); err != nil {
 		rc.Close()
 		return nil, fmt.Errorf("rueidis: connect to %v: %w", opt.InitAddress, err)
+	}
+	if cfg.Cluster && rc.Mode() != rd.ClientModeCluster {
+		rc.Close()
+		return nil, fmt.Errorf("rueidis: %v is not a Redis Cluster (client mode %s)", opt.InitAddress, rc.Mode())
 	}
 	return &Client{rc: rc, opt: opt, retries: retries, retriesFrom: from}, nil
 }
@@ -228,7 +238,7 @@ func (c *Client) Settings() map[string]string {
 	if keepalive == 0 {
 		keepalive = rd.DefaultTCPKeepAlive
 	}
-	return map[string]string{
+	set := map[string]string{
 		"library":                   libraryVersion(),
 		"client_name":               c.opt.ClientName,
 		"mode":                      string(c.rc.Mode()),
@@ -247,6 +257,14 @@ func (c *Client) Settings() map[string]string {
 		"keepalive_ping":            keepalive.String(),
 		impl.SettingTLS:             impl.TLSSetting(c.opt.TLSConfig),
 	}
+	if c.rc.Mode() == rd.ClientModeCluster {
+		set[impl.SettingCluster] = "cluster client"
+		set["cluster_routing"] = "every command on its key's master"
+		if c.opt.SendToReplicas != nil {
+			set["cluster_routing"] = "read-only commands may go to replicas"
+		}
+	}
+	return set
 }
 
 // singleMultiplex mirrors how rueidis defaults PipelineMultiplex for a
@@ -258,11 +276,31 @@ func singleMultiplex(m int) int {
 	return max(m, 0)
 }
 
-// Close closes every connection.
+// Close closes every connection. rueidis's cluster client closes its
+// node connections asynchronously (v1.0.79: one goroutine per node), so a
+// command sent right after Close could still be applied; on a cluster,
+// Close therefore waits (at most closeWait) until the client refuses a
+// PING.
 func (c *Client) Close() error {
 	c.rc.Close()
+	if c.rc.Mode() != rd.ClientModeCluster {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	defer cancel()
+	for c.rc.Do(ctx, c.rc.B().Ping().Build()).Error() == nil {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("rueidis: close: the cluster client still answered after %s", closeWait)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	return nil
 }
+
+// closeWait bounds Close's wait for a cluster client's connections to
+// close.
+const closeWait = 2 * time.Second
 
 // Rueidis returns the underlying rueidis client, for operation families
 // and tests that need more than the contracts offer.

@@ -122,6 +122,19 @@ type Server struct {
 	Version string `json:"version"`
 	Address string `json:"address"` // password redacted
 	Mode    string `json:"mode,omitempty"`
+	// Nodes is a Redis Cluster's topology at the end of the run, masters
+	// first (absent on one server).
+	Nodes []ClusterNode `json:"nodes,omitempty"`
+}
+
+// ClusterNode is one node of a Redis Cluster, as CLUSTER NODES reports it.
+type ClusterNode struct {
+	ID       string   `json:"id"`
+	Addr     string   `json:"addr"`
+	Role     string   `json:"role"` // master or replica
+	MasterID string   `json:"master_id,omitempty"`
+	Slots    []string `json:"slots,omitempty"` // a master's slot ranges, such as "0-5460"
+	Failed   bool     `json:"failed,omitempty"`
 }
 
 // Cell is one (scenario or operation, backend, strategy) measurement.
@@ -195,6 +208,20 @@ type Cell struct {
 	// highest rate that met every gate. The cell's own figures are that
 	// step's (or, when none met them, the lowest step's).
 	Search *Search `json:"search,omitempty"`
+	// ClusterKeys counts, on a Redis Cluster, the cell's keys each master
+	// held at the cell's end, by master address (absent on one server):
+	// which master served the cell's item(s).
+	ClusterKeys map[string]int64 `json:"cluster_keys,omitempty"`
+	// ClusterStockKeys is ClusterKeys for the cell's stock keys only
+	// (counters and shards, "stock:{item}..."): the master(s) that served
+	// the items' stock.
+	ClusterStockKeys map[string]int64 `json:"cluster_stock_keys,omitempty"`
+	// ClusterCommands counts, on a Redis Cluster, the commands each master
+	// processed during the cell (the change of its INFO stats
+	// total_commands_processed: commands run inside scripts count too, as
+	// do the cell's setup and paybench's own reads), by master address:
+	// how the load spread over the masters.
+	ClusterCommands map[string]int64 `json:"cluster_commands,omitempty"`
 }
 
 // Stage is one stage of a `load --stages` cell: the rate ramps linearly

@@ -100,7 +100,7 @@ func (r *run) countConnections(ctx context.Context) connCount {
 }
 
 // connectionsReceived reads INFO stats total_connections_received.
-func connectionsReceived(ctx context.Context, admin *redis.Client) (int64, error) {
+func connectionsReceived(ctx context.Context, admin redis.UniversalClient) (int64, error) {
 	info, err := admin.Info(ctx, "stats").Result()
 	if err != nil {
 		return 0, fmt.Errorf("INFO stats: %w", err)

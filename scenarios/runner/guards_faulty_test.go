@@ -74,7 +74,7 @@ func TestGuardsWithoutScriptingAreInconclusive(t *testing.T) {
 // killed while the runner opens it would stop the run, which is not the
 // fault under test.
 type connectionKiller struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	active atomic.Bool
 	killed atomic.Int64
 	stop   chan struct{}
@@ -93,7 +93,7 @@ func (k *connectionKiller) onEvent(e Event) {
 }
 
 // startKiller starts killing on rdb.
-func startKiller(rdb *redis.Client) *connectionKiller {
+func startKiller(rdb redis.UniversalClient) *connectionKiller {
 	k := &connectionKiller{rdb: rdb, stop: make(chan struct{})}
 	k.done.Go(func() {
 		t := time.NewTicker(3 * time.Millisecond)

@@ -27,6 +27,9 @@ type serverMark struct {
 	sentinel string // a key the cell's keyspace holds while the cell runs
 	ok       bool   // the server answered INFO
 	conns    connCount
+	// commands is each master's total_commands_processed at the cell's
+	// start, on a cluster (nil on one server).
+	commands map[string]int64
 }
 
 // watchServer records the server's identity and plants a sentinel key in
@@ -43,6 +46,7 @@ func (r *run) watchServer(ctx context.Context) serverMark {
 		m.runID, m.uptime, m.ok = id, up, true
 	}
 	m.conns = r.countConnections(cctx)
+	m.commands = r.commandsPerMaster(cctx)
 	m.sentinel = r.cellKeys[len(r.cellKeys)-1].Key("paybench", "sentinel")
 	if err := admin.Set(cctx, m.sentinel, "1", 0).Err(); err != nil {
 		m.sentinel = ""
@@ -113,6 +117,7 @@ func (r *run) checkServer(ctx context.Context, m serverMark, restarted bool) str
 // returned error is err, for the caller to see connection failures.
 func (r *run) complete(ctx context.Context, c result.Cell, m serverMark, err error) (result.Cell, error) {
 	c = r.faultFigures(ctx, c, m)
+	c = r.clusterKeys(ctx, c, m)
 	c, err = r.judge(ctx, c, m, err)
 	if len(c.Faults) > 0 {
 		c.Summary = underFaults(c.Summary, c.Faults)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -58,22 +59,33 @@ func (r *run) runID() string {
 	return fmt.Sprintf("%s pid %d started %s", hostname(), pid(), time.Now().UTC().Format(time.RFC3339))
 }
 
-// firstKey returns a key under ks's prefix, or "" when there is none.
-func firstKey(ctx context.Context, rdb *redis.Client, ks impl.Keyspace) (string, error) {
-	var cursor uint64
-	for {
-		keys, next, err := rdb.Scan(ctx, cursor, ks.Pattern(), 1000).Result()
-		if err != nil {
-			return "", err
+// firstKey returns a key under ks's prefix, or "" when there is none; on
+// a cluster it scans every master.
+func firstKey(ctx context.Context, rdb redis.UniversalClient, ks impl.Keyspace) (string, error) {
+	var mu sync.Mutex
+	found := ""
+	err := redisenv.ForEachMaster(ctx, rdb, func(ctx context.Context, node *redis.Client) error {
+		var cursor uint64
+		for {
+			keys, next, err := node.Scan(ctx, cursor, ks.Pattern(), 1000).Result()
+			if err != nil {
+				return err
+			}
+			if len(keys) > 0 {
+				mu.Lock()
+				if found == "" {
+					found = keys[0]
+				}
+				mu.Unlock()
+				return nil
+			}
+			if next == 0 {
+				return nil
+			}
+			cursor = next
 		}
-		if len(keys) > 0 {
-			return keys[0], nil
-		}
-		if next == 0 {
-			return "", nil
-		}
-		cursor = next
-	}
+	})
+	return found, err
 }
 
 // dropCells deletes the keyspaces of the cells that have ended, unless

@@ -244,7 +244,7 @@ func Run(ctx context.Context, plan *Plan) (*result.Document, error) {
 	}
 	doc.Finished = time.Now().UTC()
 	doc.Interrupted = ctx.Err() != nil
-	doc.Fairness = bench.Fairness(serverFacts(plan.Server), r.clients)
+	doc.Fairness = bench.Fairness(r.serverFacts(ctx), r.clients)
 
 	if err := r.cleanup(ctx); err != nil {
 		if runErr == nil {
@@ -286,6 +286,9 @@ func (p *Plan) check() error {
 	}
 	if err := p.Settings.Client.Validate(); err != nil {
 		return errext.WithExitCodeIfNone(err, errext.Usage)
+	}
+	if p.Server.Cluster && len(p.Faults) > 0 {
+		return errext.New(errext.Usage, "--fault acts on one server and is not supported on a Redis Cluster (see README \"Redis Cluster\")")
 	}
 	if err := faults.Check(p.Faults, p.Server.Kind, !strings.HasPrefix(p.Server.URL, "unix:")); err != nil {
 		return errext.WithExitCodeIfNone(err, errext.Usage)
@@ -450,6 +453,7 @@ func (r *run) conn(pool int) impl.ConnConfig {
 	// The server's TLS configuration, its server name taken from the
 	// server's URL: it still verifies through the fault proxy's address.
 	c.TLS = srv.TLS
+	c.Cluster = srv.Cluster
 	return c
 }
 

@@ -67,7 +67,7 @@ func setupServer(t *testing.T) (*redisenv.Server, *Proxy, string) {
 // goRedis returns a go-redis client on url with one connection that never
 // retries (so a reset shows as the command's error), closed when the test
 // ends.
-func goRedis(t *testing.T, url string) *redis.Client {
+func goRedis(t *testing.T, url string) redis.UniversalClient {
 	t.Helper()
 	opt, err := redis.ParseURL(url)
 	if err != nil {
@@ -94,7 +94,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 // ping times one PING.
-func ping(ctx context.Context, rdb *redis.Client) (time.Duration, error) {
+func ping(ctx context.Context, rdb redis.UniversalClient) (time.Duration, error) {
 	start := time.Now()
 	err := rdb.Ping(ctx).Err()
 	return time.Since(start), err
@@ -275,7 +275,7 @@ func TestResetAll(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rdbs := make([]*redis.Client, tt.clients)
+			rdbs := make([]redis.UniversalClient, tt.clients)
 			for i := range rdbs {
 				rdbs[i] = goRedis(t, url)
 				if err := rdbs[i].Ping(ctx).Err(); err != nil {

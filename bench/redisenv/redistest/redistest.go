@@ -17,6 +17,10 @@
 // alone; Main is the way.
 //
 // Tests that need the server are skipped in -short mode.
+//
+// Cluster gives a test binary one shared spawned Redis Cluster the same
+// way (3 masters, 3 replicas; stopped by Main), and ClusterKeyspace a
+// fresh prefix on it.
 package redistest
 
 import (
@@ -75,6 +79,7 @@ func stop() {
 		}
 	}
 	shared, startErr, started = nil, nil, false
+	stopCluster()
 }
 
 // Server returns the shared server, starting it on first use. It skips
@@ -128,7 +133,12 @@ func start() (*redisenv.Server, error) {
 // it skips or fails as Server does.
 func Keyspace(t testing.TB) impl.Keyspace {
 	t.Helper()
-	s := Server(t)
+	return keyspaceOn(t, Server(t))
+}
+
+// keyspaceOn is Keyspace on s.
+func keyspaceOn(t testing.TB, s *redisenv.Server) impl.Keyspace {
+	t.Helper()
 	prefix := fmt.Sprintf("pb:test:%s:%d:%s:", runID, seq.Add(1), sanitize(t.Name()))
 	ks, err := impl.NewKeyspace(prefix)
 	if err != nil {
