@@ -107,7 +107,10 @@ func (r *run) checkServer(ctx context.Context, m serverMark, restarted bool) str
 //     verdict line instead of withholding it, a cell whose setup the fault
 //     broke is INCONCLUSIVE rather than ERROR, and a load cell stays
 //     MEASURED with its failures as figures;
-//   - otherwise the invariants judge it (Cell.Judge).
+//   - otherwise the invariants judge it (Cell.Judge), and then its
+//     history (judgeHistory): a history that is not linearizable FAILs a
+//     strategy expected to hold and is evidence of a REPRODUCED one; a
+//     history the check could not decide never lets a PASS stand.
 //
 // The throughput headline counts the operations that did not fail. The
 // returned error is err, for the caller to see connection failures.
@@ -156,6 +159,7 @@ func (r *run) judge(ctx context.Context, c result.Cell, m serverMark, err error)
 		return inconclusive(c, fmt.Sprintf("all %d operations failed (%s): nothing was tested", c.Ops, joinNonEmpty(fails.detail, fails.excusedD))), nil
 	}
 	c.Judge()
+	c = judgeHistory(c)
 	if fails.excused > 0 {
 		c.Summary += fmt.Sprintf("; %d operations refused while a fault held (%s), none applied", fails.excused, fails.excusedD)
 	}
@@ -346,4 +350,37 @@ func VerdictError(doc *result.Document) error {
 		msg += fmt.Sprintf(" (and %d more cells not as expected)", count-1)
 	}
 	return errext.New(code, msg)
+}
+
+// judgeHistory adds the cell's history check to the verdict its
+// invariants gave:
+//
+//   - not linearizable: a PASS becomes FAIL and a NOT-REPRODUCED becomes
+//     REPRODUCED (the clients were told what no serial order explains),
+//     and the witness joins the summary;
+//   - unknown (not decided within --history-timeout, or incomplete): a
+//     PASS becomes INCONCLUSIVE, saying why — an unknown result never
+//     turns into a PASS; other verdicts stand, the line says it;
+//   - linearizable or not checked: the verdict stands.
+func judgeHistory(c result.Cell) result.Cell {
+	h := c.History
+	if h == nil {
+		return c
+	}
+	switch h.Result {
+	case result.HistoryNotLinearizable:
+		switch c.Verdict {
+		case result.Pass:
+			c.Verdict = result.Fail
+		case result.NotReproduced:
+			c.Verdict = result.Reproduced
+		}
+		c.Summary = joinNonEmpty(c.Summary, "history not linearizable: "+h.Witness)
+	case result.HistoryUnknown:
+		if c.Verdict == result.Pass {
+			return inconclusive(c, "the invariants held, but the history's linearizability is unknown: "+h.Reason)
+		}
+		c.Summary = joinNonEmpty(c.Summary, "history not decided: "+h.Reason)
+	}
+	return c
 }
