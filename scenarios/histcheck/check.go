@@ -149,7 +149,9 @@ const pending = math.MaxInt64 / 4
 // shortest failing prefix of it when one is found in the time left (else
 // the whole partition) and the operations involved, and holds porcupine's
 // visualization of it (History.Page). A partition the whole check could
-// not decide in time is searched for a failing prefix with what is left.
+// not decide in time is searched for a failing prefix with what is left,
+// and then for an anomaly the model knows (Model.Explain), which proves a
+// violation by itself.
 func Check(ctx context.Context, m Model, entries []history.Entry, overflow int64, opts Options) *result.History {
 	start := time.Now()
 	h := &result.History{Model: m.Name, Ops: int64(len(entries))}
@@ -205,13 +207,26 @@ func Check(ctx context.Context, m Model, entries []history.Entry, overflow int64
 			}
 		}
 	}
+	if len(illegal) == 0 && m.Explain != nil {
+		// The search could not decide, but an anomaly the model knows is a
+		// proof by itself (two buyers told the same remainder, a stock
+		// below zero).
+		for _, p := range unknown {
+			if text, involved := m.Explain(p.ops); text != "" {
+				illegal = append(illegal, p)
+				w = anomaly(p.ops, involved)
+				w.text = text
+				break
+			}
+		}
+	}
 	switch {
 	case len(illegal) > 0:
 		h.Result = result.HistoryNotLinearizable
 		f := illegal[0] // the smallest failing partition (or the one a prefix showed)
 		h.Partition = partName(m, f.key)
 		pm := porcupineModel(m, f.key)
-		if m.Explain != nil {
+		if m.Explain != nil && (w == nil || w.text == "") {
 			if text, involved := m.Explain(f.ops); text != "" {
 				w = anomaly(f.ops, involved)
 				w.text = text
