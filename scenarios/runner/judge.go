@@ -375,12 +375,20 @@ func judgeHistory(c result.Cell) result.Cell {
 		case result.NotReproduced:
 			c.Verdict = result.Reproduced
 		}
-		c.Summary = joinNonEmpty(c.Summary, "history not linearizable: "+h.Witness)
+		c.Summary = joinSemi(c.Summary, "history not linearizable: "+h.Witness)
 	case result.HistoryUnknown:
 		if c.Verdict == result.Pass {
 			return inconclusive(c, "the invariants held, but the history's linearizability is unknown: "+h.Reason)
 		}
-		c.Summary = joinNonEmpty(c.Summary, "history not decided: "+h.Reason)
+		c.Summary = joinSemi(c.Summary, "history not decided: "+h.Reason)
 	}
 	return c
+}
+
+// joinSemi joins two parts of a summary with "; " (either may be empty).
+func joinSemi(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "; " + b
 }
