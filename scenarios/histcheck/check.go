@@ -128,6 +128,13 @@ type Model struct {
 	// plain words ("buyers 17 and 42 were both told 7 remained") with the
 	// operations involved; "" when it sees none of the anomalies it knows.
 	Explain func(ops []history.Entry) (string, []history.Entry)
+	// PendingAtCall says the model keeps the later effect of an operation
+	// whose outcome is unknown in its state (a pending claim that later
+	// answers may find applied or not), so the checker linearizes such an
+	// operation right at its call instead of trying every later place for
+	// it. Without it, an unknown operation may take effect at any time
+	// after its call, and the search tries where.
+	PendingAtCall bool
 	// Reduce, when set, drops from a partition's operations those that
 	// others imply, so that the search is not lost in orders of
 	// operations that change nothing; the reduced history must be
@@ -180,7 +187,7 @@ func Check(ctx context.Context, m Model, entries []history.Entry, overflow int64
 		// Half the budget at most for the whole partition: the rest is
 		// for its prefixes (which show a violation sooner) and the
 		// witness.
-		res, in := porcupine.CheckOperationsVerbose(porcupineModel(m, p.key), operations(p.ops, pending), max(left-opts.timeout()/2, left/2))
+		res, in := porcupine.CheckOperationsVerbose(porcupineModel(m, p.key), operations(m, p.ops, pending), max(left-opts.timeout()/2, left/2))
 		switch res {
 		case porcupine.Illegal:
 			if len(illegal) == 0 || len(p.ops) < len(illegal[0].ops) {
@@ -201,7 +208,7 @@ func Check(ctx context.Context, m Model, entries []history.Entry, overflow int64
 			if time.Until(deadline) <= 0 || ctx.Err() != nil {
 				break
 			}
-			if w = smallestIllegal(ctx, porcupineModel(m, p.key), p.ops, deadline); w != nil {
+			if w = smallestIllegal(ctx, m, porcupineModel(m, p.key), p.ops, deadline); w != nil {
 				illegal = append(illegal, p)
 				break
 			}
@@ -235,13 +242,13 @@ func Check(ctx context.Context, m Model, entries []history.Entry, overflow int64
 		if w == nil {
 			// Look for the shortest failing prefix, with what is left of
 			// the budget, or at least a quarter of it.
-			w = smallestIllegal(ctx, pm, f.ops, time.Now().Add(max(time.Until(deadline), opts.timeout()/4)))
+			w = smallestIllegal(ctx, m, pm, f.ops, time.Now().Add(max(time.Until(deadline), opts.timeout()/4)))
 		}
 		if w == nil {
 			w = culprit(f.ops, info)
 		}
 		explain(m, h, w)
-		h.Page = visualize(pm, w)
+		h.Page = visualize(m, pm, w)
 	case len(unknown) > 0:
 		h.Result = result.HistoryUnknown
 		h.Reason = fmt.Sprintf("not decided within the check's time budget (--history-timeout %s): %d of %d partitions undecided, the largest %d operations",
@@ -326,12 +333,16 @@ func partition(entries []history.Entry, reduce func([]history.Entry) []history.E
 }
 
 // operations turns entries into porcupine operations; an unknown outcome
-// returns at ret (later than everything).
-func operations(entries []history.Entry, ret int64) []porcupine.Operation {
+// returns at ret (later than everything), or right after its call when the
+// model keeps its later effect in its state (Model.PendingAtCall).
+func operations(m Model, entries []history.Entry, ret int64) []porcupine.Operation {
 	ops := make([]porcupine.Operation, len(entries))
 	for i, e := range entries {
 		r := e.Return
-		if e.Unknown {
+		switch {
+		case e.Unknown && m.PendingAtCall:
+			r = e.Call + 1
+		case e.Unknown:
 			r = ret
 		}
 		ops[i] = porcupine.Operation{ClientId: int(e.Client), Input: e, Call: e.Call, Return: r}
@@ -429,7 +440,7 @@ const prefixBudget = 250 * time.Millisecond
 // the shortest prefix of ops that is not linearizable (linearizability is closed under
 // prefixes whose unfinished operations are pending), within deadline. It
 // returns nil when no prefix could be shown illegal in time.
-func smallestIllegal(ctx context.Context, pm porcupine.Model, ops []history.Entry, deadline time.Time) *witness {
+func smallestIllegal(ctx context.Context, m Model, pm porcupine.Model, ops []history.Entry, deadline time.Time) *witness {
 	var rets []int64
 	for _, e := range ops {
 		if !e.Unknown {
@@ -449,7 +460,7 @@ func smallestIllegal(ctx context.Context, pm porcupine.Model, ops []history.Entr
 		if left <= 0 || ctx.Err() != nil {
 			return false
 		}
-		return porcupine.CheckOperationsTimeout(pm, operations(prefix(ops, rets[i]), pending), min(left, prefixBudget)) == porcupine.Illegal
+		return porcupine.CheckOperationsTimeout(pm, operations(m, prefix(ops, rets[i]), pending), min(left, prefixBudget)) == porcupine.Illegal
 	}
 	// Prefixes of doubling length first (a violation often shows early,
 	// and a short prefix is quick to check), then bisection.
@@ -550,12 +561,12 @@ const visualizeBudget = 2 * time.Second
 
 // visualize renders porcupine's page of the witness prefix (nil when it
 // cannot).
-func visualize(pm porcupine.Model, w *witness) []byte {
+func visualize(m Model, pm porcupine.Model, w *witness) []byte {
 	ops := w.ops
 	if w.vis != nil {
 		ops = w.vis
 	}
-	res, info := porcupine.CheckOperationsVerbose(pm, operations(ops, maxCall(ops)+1), visualizeBudget)
+	res, info := porcupine.CheckOperationsVerbose(pm, operations(m, ops, maxCall(ops)+1), visualizeBudget)
 	if res == porcupine.Ok {
 		return nil
 	}

@@ -105,9 +105,8 @@ func TestStockReduction(t *testing.T) {
 			}
 			ops = append(ops, e)
 		}
-		pm := porcupineModel(m, 0)
-		whole := porcupineCheck(pm, ops)
-		reduced := porcupineCheck(pm, reduceStock(ops))
+		whole := porcupineCheck(m, ops)
+		reduced := porcupineCheck(m, reduceStock(ops))
 		if whole != reduced {
 			t.Fatalf("whole history %v, reduced %v: %+v", whole, reduced, ops)
 		}
@@ -151,9 +150,9 @@ func TestDedupeModel(t *testing.T) {
 	}
 }
 
-// porcupineCheck checks ops against pm with no time limit.
-func porcupineCheck(pm porcupine.Model, ops []history.Entry) bool {
-	return porcupine.CheckOperations(pm, operations(ops, pending))
+// porcupineCheck checks ops against m with no time limit, as Check does.
+func porcupineCheck(m Model, ops []history.Entry) bool {
+	return porcupine.CheckOperations(porcupineModel(m, 0), operations(m, ops, pending))
 }
 
 func lostSub(e history.Entry) history.Entry { e.Unknown, e.OK = true, false; return e }
@@ -187,5 +186,72 @@ func TestOptions(t *testing.T) {
 	}
 	if _, err := ParseMode("yes"); err == nil {
 		t.Error("ParseMode(yes) accepted")
+	}
+}
+
+// plainStockStep is the stock model written the obvious way: a lost
+// purchase happens (or not) where porcupine places it.
+func plainStockStep(state any, e history.Entry) []any {
+	s := state.(int64)
+	switch e.Kind {
+	case StockRead:
+		if e.Unknown || e.Out == s {
+			return []any{s}
+		}
+	case StockPurchase:
+		q := e.In
+		switch {
+		case e.Unknown && s >= q:
+			return []any{s, s - q}
+		case e.Unknown:
+			return []any{s}
+		case e.OK && e.Flag && s >= q:
+			return []any{s - q}
+		case e.OK && !e.Flag && s >= q && e.Out == s-q:
+			return []any{s - q}
+		case !e.OK && s < q && e.Out == s:
+			return []any{s}
+		}
+	}
+	return nil
+}
+
+// TestStockPendingClaims checks, on random small histories with lost
+// replies, that the model's pending claims decide exactly as the plain
+// nondeterministic model does.
+func TestStockPendingClaims(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	plain := Model{Init: func(int64) any { return int64(5) }, Step: plainStockStep, Describe: describeStock}
+	claimsModel := stockModel(5)
+	legal, illegal := 0, 0
+	for range 400 {
+		var ops []history.Entry
+		for i := range 3 + r.IntN(7) {
+			call := r.Int64N(20)
+			e := history.Entry{Call: call, Return: call + 1 + r.Int64N(6), Client: int32(i), In2: int64(i), In: 1 + r.Int64N(2), Out: r.Int64N(6)}
+			switch r.IntN(5) {
+			case 0:
+				e.Kind = StockRead
+			case 1, 2:
+				e.Kind, e.OK = StockPurchase, true
+			case 3:
+				e.Kind = StockPurchase
+			default:
+				e.Kind, e.Unknown = StockPurchase, true
+			}
+			ops = append(ops, e)
+		}
+		want := porcupineCheck(plain, ops)
+		if got := porcupineCheck(claimsModel, ops); got != want {
+			t.Fatalf("pending claims say %v, the plain model %v: %+v", got, want, ops)
+		}
+		if want {
+			legal++
+		} else {
+			illegal++
+		}
+	}
+	if legal == 0 || illegal == 0 {
+		t.Fatalf("%d linearizable and %d not: the cases do not cover both", legal, illegal)
 	}
 }

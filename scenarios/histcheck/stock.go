@@ -2,7 +2,10 @@ package histcheck
 
 import (
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/paybench/paybench/bench/history"
 )
@@ -24,44 +27,160 @@ const (
 // initial(key). A purchase of q is taken when the counter covers it, and
 // the reply reports what is left; it is refused, reporting the counter,
 // when the counter is below q. A read returns the counter. A purchase
-// whose reply was lost may or may not have been taken. A purchase answered
+// whose reply was lost may or may not have been taken, at any time after its
+// call (a pending claim: stockState). A purchase answered
 // from its record was taken once, within its own call (an earlier send of
 // the same purchase), and its reply's stock is not checked.
 func Stock(initial func(key int64) int64, item func(key int64) string) Model {
 	return Model{
 		Name:      "stock counter",
-		Init:      func(key int64) any { return initial(key) },
+		Init:      func(key int64) any { return stockState{stock: initial(key)} },
 		Step:      stockStep,
 		Describe:  describeStock,
 		Partition: func(key int64) string { return "item " + item(key) },
 		Explain:   explainStock,
-		Reduce:    reduceStock,
+		DescribeState: func(state any) string {
+			s := state.(stockState)
+			if s.pending == "" {
+				return strconv.FormatInt(s.stock, 10)
+			}
+			return fmt.Sprintf("%d (lost purchases that may still apply: %s)", s.stock, s.pending)
+		},
+		Reduce: reduceStock,
 	}
 }
 
+// stockState is a counter and the lost purchases that may still take
+// their units: a purchase whose reply was lost is linearized at its call
+// as a pending claim, which any later answer may find applied (before it)
+// or not. This keeps the choice of when a lost purchase happened in the
+// state instead of in the checker's search, which would try every place
+// for it.
+type stockState struct {
+	stock int64
+	// pending lists the quantities of the pending claims, as "q×n;"
+	// groups in increasing q (comparable, so states compare with ==).
+	pending string
+}
+
 func stockStep(state any, e history.Entry) []any {
-	s := state.(int64)
+	s := state.(stockState)
+	// settle returns the states in which the counter shows v (>= 0) to an
+	// operation, after some pending claims applied.
+	settle := func(v int64) []any {
+		if v < 0 || v > s.stock {
+			return nil
+		}
+		var out []any
+		for _, rest := range spend(s.pending, s.stock-v) {
+			out = append(out, stockState{stock: v, pending: rest})
+		}
+		return out
+	}
 	switch e.Kind {
 	case StockRead:
-		if e.Unknown || e.Out == s {
+		if e.Unknown {
 			return []any{s}
 		}
+		return settle(e.Out)
 	case StockPurchase:
 		q := e.In
 		switch {
-		case e.Unknown && s >= q:
-			return []any{s, s - q}
 		case e.Unknown:
-			return []any{s}
-		case e.OK && e.Flag && s >= q:
-			return []any{s - q}
-		case e.OK && !e.Flag && s >= q && e.Out == s-q:
-			return []any{s - q}
-		case !e.OK && s < q && e.Out == s:
-			return []any{s}
+			return []any{stockState{stock: s.stock, pending: addPending(s.pending, q)}}
+		case e.OK && e.Flag && s.stock >= q:
+			// Taken once within its call; its reply's stock is not checked.
+			return []any{stockState{stock: s.stock - q, pending: s.pending}}
+		case e.OK && !e.Flag && e.Out >= 0:
+			var out []any
+			for _, st := range settle(e.Out + q) {
+				st := st.(stockState)
+				out = append(out, stockState{stock: e.Out, pending: st.pending})
+			}
+			return out
+		case !e.OK && e.Out < q:
+			return settle(e.Out)
 		}
 	}
 	return nil
+}
+
+// claims is a multiset of pending quantities.
+type claims []struct{ q, n int64 }
+
+func parseClaims(p string) claims {
+	var c claims
+	for _, g := range strings.Split(p, ";") {
+		if g == "" {
+			continue
+		}
+		a, b, _ := strings.Cut(g, "x")
+		q, _ := strconv.ParseInt(a, 10, 64)
+		n, _ := strconv.ParseInt(b, 10, 64)
+		c = append(c, struct{ q, n int64 }{q, n})
+	}
+	return c
+}
+
+func (c claims) String() string {
+	var b strings.Builder
+	for _, g := range c {
+		if g.n > 0 {
+			fmt.Fprintf(&b, "%dx%d;", g.q, g.n)
+		}
+	}
+	return b.String()
+}
+
+// addPending adds a claim of q to p.
+func addPending(p string, q int64) string {
+	c := parseClaims(p)
+	for i := range c {
+		if c[i].q == q {
+			c[i].n++
+			return c.String()
+		}
+	}
+	c = append(c, struct{ q, n int64 }{q, 1})
+	sort.Slice(c, func(i, j int) bool { return c[i].q < c[j].q })
+	return c.String()
+}
+
+// maxSpends bounds the ways of applying claims one step considers.
+const maxSpends = 64
+
+// spend returns every p left after claims adding up to exactly d applied
+// (none when no choice of them does).
+func spend(p string, d int64) []string {
+	if d == 0 {
+		return []string{p}
+	}
+	if p == "" || d < 0 {
+		return nil
+	}
+	c := parseClaims(p)
+	var out []string
+	var walk func(i int, left int64)
+	walk = func(i int, left int64) {
+		if len(out) >= maxSpends {
+			return
+		}
+		if left == 0 {
+			out = append(out, c.String())
+			return
+		}
+		if i == len(c) {
+			return
+		}
+		n := c[i].n
+		for k := int64(0); k <= n && k*c[i].q <= left; k++ {
+			c[i].n = n - k
+			walk(i+1, left-k*c[i].q)
+		}
+		c[i].n = n
+	}
+	walk(0, d)
+	return out
 }
 
 func describeStock(e history.Entry) string {
@@ -145,8 +264,10 @@ func explainStock(ops []history.Entry) (string, []history.Entry) {
 // returned first and the one called last bound the stretch most tightly:
 // when both fit, every other fits too (it returned later than the first
 // and was called earlier than the last). The others are dropped, as are
-// reads whose reply was lost (they tell nothing). The result is
-// linearizable if and only if the whole history is.
+// reads whose reply was lost (they tell nothing) and lost purchases called
+// after an answer showed less stock than they ask for (they cannot have
+// taken anything). The result is linearizable if and only if the whole
+// history is.
 func reduceStock(ops []history.Entry) []history.Entry {
 	type pair struct{ first, last int } // indices: earliest return, latest call
 	byValue := map[int64]*pair{}
@@ -180,11 +301,107 @@ func reduceStock(ops []history.Entry) []history.Entry {
 	for _, p := range byValue {
 		keep[p.first], keep[p.last] = true, true
 	}
+	// A purchase whose reply was lost, called after some answer showed
+	// the stock below its quantity, cannot have taken anything (the
+	// counter never goes back up): it changes nothing and tells nothing.
+	type seen struct{ ret, low int64 } // by return time: the lowest stock shown so far
+	var shown []seen
+	for _, e := range ops {
+		if !e.Unknown && !(e.Kind == StockPurchase && e.OK && e.Flag) {
+			shown = append(shown, seen{e.Return, e.Out})
+		}
+	}
+	sort.Slice(shown, func(i, j int) bool { return shown[i].ret < shown[j].ret })
+	for i := 1; i < len(shown); i++ {
+		shown[i].low = min(shown[i].low, shown[i-1].low)
+	}
+	for i, e := range ops {
+		if !(e.Unknown && e.Kind == StockPurchase) {
+			continue
+		}
+		// The answers complete before the call.
+		n := sort.Search(len(shown), func(j int) bool { return shown[j].ret >= e.Call })
+		if n > 0 && shown[n-1].low < e.In {
+			keep[i] = false
+		}
+	}
 	out := make([]history.Entry, 0, len(ops))
 	for i, e := range ops {
 		if keep[i] {
 			out = append(out, e)
 		}
 	}
+	tightenStock(out)
 	return out
+}
+
+// tightenStock narrows the span of every answer to where a serial order
+// can place it: the counter only goes down, so an answer showing v comes
+// after every answer showing more (after their calls), and a purchase
+// leaving v comes before every answer showing v or less (before their
+// returns); a read or refusal showing v comes after a purchase that left
+// v. Every serial order of the history satisfies these, so the narrowed
+// history is linearizable exactly when the whole one is; the checker,
+// which tries operations in the order of their calls, no longer tries an
+// answer long before the answers it must follow. A span the constraints
+// empty is left as it was (the history is not linearizable; the checker
+// finds it).
+func tightenStock(ops []history.Entry) {
+	type bound struct {
+		maxCallOK, maxCallAll int64 // latest call of the answers showing v
+		minRetObs, minRetAll  int64 // earliest return of the reads and refusals, of all
+	}
+	const inf = math.MaxInt64
+	shows := func(e history.Entry) bool { return !e.Unknown && !(e.Kind == StockPurchase && e.OK && e.Flag) }
+	byValue := map[int64]*bound{}
+	for _, e := range ops {
+		if !shows(e) {
+			continue
+		}
+		b := byValue[e.Out]
+		if b == nil {
+			b = &bound{maxCallOK: -inf, maxCallAll: -inf, minRetObs: inf, minRetAll: inf}
+			byValue[e.Out] = b
+		}
+		b.maxCallAll = max(b.maxCallAll, e.Call)
+		b.minRetAll = min(b.minRetAll, e.Return)
+		if e.Kind == StockPurchase && e.OK {
+			b.maxCallOK = max(b.maxCallOK, e.Call)
+		} else {
+			b.minRetObs = min(b.minRetObs, e.Return)
+		}
+	}
+	values := make([]int64, 0, len(byValue))
+	for v := range byValue {
+		values = append(values, v)
+	}
+	sort.Slice(values, func(i, j int) bool { return values[i] < values[j] })
+	// above[v]: the latest call of an answer showing more than v; below[v]:
+	// the earliest return of one showing less.
+	above, below := map[int64]int64{}, map[int64]int64{}
+	acc := int64(-inf)
+	for i := len(values) - 1; i >= 0; i-- {
+		above[values[i]] = acc
+		acc = max(acc, byValue[values[i]].maxCallAll)
+	}
+	acc = inf
+	for _, v := range values {
+		below[v] = acc
+		acc = min(acc, byValue[v].minRetAll)
+	}
+	for i, e := range ops {
+		if !shows(e) {
+			continue
+		}
+		b := byValue[e.Out]
+		call, ret := max(e.Call, above[e.Out]), min(e.Return, below[e.Out])
+		if e.Kind == StockPurchase && e.OK {
+			ret = min(ret, b.minRetObs)
+		} else {
+			call = max(call, b.maxCallOK)
+		}
+		if call < ret {
+			ops[i].Call, ops[i].Return = call, ret
+		}
+	}
 }
