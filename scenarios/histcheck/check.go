@@ -178,11 +178,22 @@ func Check(ctx context.Context, m Model, entries []history.Entry, overflow int64
 	deadline := start.Add(opts.timeout())
 	var illegal, unknown []part
 	var info porcupine.LinearizationInfo
+	var w *witness
 	for _, p := range parts {
 		left := time.Until(deadline)
 		if left <= 0 || ctx.Err() != nil {
 			unknown = append(unknown, p)
 			continue
+		}
+		// An anomaly the model knows proves a violation by itself, without
+		// a search (porcupine then only draws it).
+		if m.Explain != nil && w == nil {
+			if text, involved := m.Explain(p.ops); text != "" {
+				w = anomaly(p.ops, involved)
+				w.text = text
+				illegal = append([]part{p}, illegal...)
+				continue
+			}
 		}
 		// Half the budget at most for the whole partition: the rest is
 		// for its prefixes (which show a violation sooner) and the
@@ -190,7 +201,7 @@ func Check(ctx context.Context, m Model, entries []history.Entry, overflow int64
 		res, in := porcupine.CheckOperationsVerbose(porcupineModel(m, p.key), operations(m, p.ops, pending), max(left-opts.timeout()/2, left/2))
 		switch res {
 		case porcupine.Illegal:
-			if len(illegal) == 0 || len(p.ops) < len(illegal[0].ops) {
+			if w == nil && (len(illegal) == 0 || len(p.ops) < len(illegal[0].ops)) {
 				info = in
 				illegal = append([]part{p}, illegal...)
 			} else {
@@ -200,7 +211,6 @@ func Check(ctx context.Context, m Model, entries []history.Entry, overflow int64
 			unknown = append(unknown, p)
 		}
 	}
-	var w *witness
 	if len(illegal) == 0 {
 		// A partition the whole check could not decide may still show a
 		// violation early on: its prefixes are checked with what is left.
