@@ -110,7 +110,10 @@ func (r *run) checkServer(ctx context.Context, m serverMark, restarted bool) str
 //   - otherwise the invariants judge it (Cell.Judge), and then its
 //     history (judgeHistory): a history that is not linearizable FAILs a
 //     strategy expected to hold and is evidence of a REPRODUCED one; a
-//     history the check could not decide never lets a PASS stand.
+//     history the check could not decide never lets a PASS stand. A
+//     strategy expected to break whose history is not linearizable with
+//     its failed operations' outcomes unknown is REPRODUCED although
+//     operations failed (the break does not depend on them).
 //
 // The throughput headline counts the operations that did not fail. The
 // returned error is err, for the caller to see connection failures.
@@ -168,6 +171,13 @@ func (r *run) judge(ctx context.Context, c result.Cell, m serverMark, err error)
 		// A load under faults measures what the faults did; it judges
 		// nothing, so its failures are figures, not a reason to withhold
 		// a verdict.
+		return c, nil
+	}
+	if blocking > 0 && c.Verdict == result.Reproduced && c.History != nil && c.History.Result == result.HistoryNotLinearizable {
+		// The history models the failed operations' outcomes as unknown
+		// (each may or may not have happened) and is still not
+		// linearizable: the break does not depend on what the failures did.
+		c.Summary += fmt.Sprintf("; %d of %d operations failed (%s), and the history is not linearizable whatever they did", blocking, c.Ops, fails.detail)
 		return c, nil
 	}
 	if blocking > 0 && c.Verdict != result.Unsupported && c.Verdict != result.Error {
