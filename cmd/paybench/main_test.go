@@ -72,6 +72,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"bad redis source", []string{"run", "oversell", "--redis", "cloud"}},
 		{"bad prefix", []string{"run", "oversell", "--prefix", "a{b}"}},
 		{"extra argument", []string{"run", "oversell", "extra"}},
+		{"bad history mode", []string{"run", "oversell", "--history", "yes"}},
+		{"zero history timeout", []string{"run", "oversell", "--history-timeout", "0s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCLI(t, context.Background(), tc.args...)
