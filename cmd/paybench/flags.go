@@ -125,7 +125,7 @@ func (c *commonFlags) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.readTimeout, "read-timeout", 0, "how long the clients under test wait for a reply (default: the URL's, else 3s)")
 	fs.DurationVar(&c.dialTimeout, "dial-timeout", 0, "how long the clients under test wait for a connection (default: the URL's, else 3s)")
 	c.outputFlags.bind(fs)
-	fs.StringVar(&c.history, "history", "auto", "record what every client was told and check it for linearizability: off, on, or auto (scenario cells of at most 20000 operations); see README \"Histories\"")
+	fs.StringVar(&c.history, "history", "auto", "record what every client was told and check it for linearizability: off, on, or auto (scenario cells of at most 5000 operations); see README \"Histories\"")
 	fs.DurationVar(&c.historyTimeout, "history-timeout", histcheck.DefaultTimeout, "time budget of one cell's history check; beyond it the result is unknown (never a PASS)")
 }
 

@@ -52,7 +52,7 @@ func ParseMode(s string) (Mode, error) {
 }
 
 // DefaultBound is the largest operation count auto mode records.
-const DefaultBound = 20_000
+const DefaultBound = 5_000
 
 // DefaultTimeout is the default budget of one cell's check.
 const DefaultTimeout = 10 * time.Second
