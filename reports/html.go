@@ -39,6 +39,15 @@ var htmlPage = template.Must(template.New("page").Funcs(template.FuncMap{
 	"gate":    DescribeGate,
 	"join":    strings.Join,
 	"fault":   FaultLine,
+	"historyClass": func(r string) string {
+		switch r {
+		case result.HistoryLinearizable:
+			return "held"
+		case result.HistoryNotLinearizable:
+			return "broken"
+		}
+		return "inconclusive"
+	},
 }).Parse(htmlTemplate))
 
 // htmlRow is one matrix row with its plots.

@@ -89,6 +89,7 @@ func writeNotes(w io.Writer, c result.Cell) {
 			notes = append(notes, fmt.Sprintf("✗ %s: %s", inv.Name, inv.Detail))
 		}
 	}
+	notes = append(notes, HistoryNotes(c.History)...)
 	for _, f := range c.Faults {
 		notes = append(notes, "fault: "+FaultLine(f))
 	}
@@ -159,4 +160,46 @@ func FaultLine(f result.Fault) string {
 		b.WriteString(" [failed: " + f.Error + "]")
 	}
 	return b.String()
+}
+
+// HistoryNotes describes a cell's history check in a few lines: the
+// result with its counts, and for a violation the witness and the
+// operations involved, such as
+//
+//	history: not linearizable (stock counter: 1243 operations, 1 partition, checked in 0.05s)
+//	✗ history, item sku-1: buyers 17 and 42 were both told 7 remained
+//	    buyer 17: buy 1 → OK, 7 left [1.204ms–1.913ms]
+func HistoryNotes(h *result.History) []string {
+	if h == nil {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("history: " + strings.ReplaceAll(h.Result, "-", " "))
+	if h.Result == result.HistoryNotChecked {
+		fmt.Fprintf(&b, " (%s: %s)", h.Model, h.Reason)
+		return []string{b.String()}
+	}
+	fmt.Fprintf(&b, " (%s: %d operations", h.Model, h.Ops)
+	if h.UnknownOutcomes > 0 {
+		fmt.Fprintf(&b, ", %d with unknown outcome", h.UnknownOutcomes)
+	}
+	fmt.Fprintf(&b, ", %d partitions, checked in %.2fs)", h.Partitions, h.CheckSec)
+	notes := []string{b.String()}
+	switch h.Result {
+	case result.HistoryUnknown:
+		notes = append(notes, "? history: "+h.Reason)
+	case result.HistoryNotLinearizable:
+		w := "✗ history"
+		if h.Partition != "" {
+			w += ", " + h.Partition
+		}
+		notes = append(notes, w+": "+h.Witness)
+		for _, op := range h.WitnessOps {
+			notes = append(notes, "    "+op)
+		}
+		if h.Visualization != "" {
+			notes = append(notes, "    visualization: "+h.Visualization)
+		}
+	}
+	return notes
 }

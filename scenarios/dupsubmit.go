@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,8 +13,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/bench/history"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 func init() { Register(func() Scenario { return newDupSubmit() }) }
@@ -113,7 +116,10 @@ const dupSubmitExpirySlack = 100 * time.Millisecond
 // dupSubmitWorker is one worker's records, on its own cache line.
 type dupSubmitWorker struct {
 	records []dupSubmitRecord
-	_       [64]byte
+	// calls and rets are the copies' call and return times of the
+	// request under way (history on), each copy writing its own slot.
+	calls, rets []int64
+	_           [64]byte
 }
 
 // Run implements Scenario.
@@ -145,6 +151,16 @@ func (d *DupSubmit) Run(ctx context.Context, env *Env, strategy string) (result.
 
 	workers := make([]dupSubmitWorker, conc)
 	copies := d.Copies
+	// What every submission was told, for the linearizability check: a
+	// log per worker, and per worker room for one request's copies' times.
+	var rec *history.Recorder
+	hopts := env.Common.History
+	if env.Common.Duration == 0 && hopts.Records(int64(d.Requests)*int64(copies)) {
+		rec = history.New(history.Options{Clients: conc, PerClient: (d.Requests/conc + 1) * copies})
+		for i := range workers {
+			workers[i].calls, workers[i].rets = make([]int64, copies), make([]int64, copies)
+		}
+	}
 	stats, runErr := env.Drive(ctx, cfg, func(ctx context.Context, w *bench.Worker) error {
 		req := "r" + strconv.FormatInt(w.Seq, 10)
 		// The request's identity: who pays what for which order; the same
@@ -155,16 +171,38 @@ func (d *DupSubmit) Run(ctx context.Context, env *Env, strategy string) (result.
 		took := make([]time.Duration, copies)
 		start := make(chan struct{})
 		var wg sync.WaitGroup
+		hl := rec.Log(w.ID)
+		wk := &workers[w.ID]
 		for i := range copies {
 			wg.Go(func() {
 				<-start
+				if hl != nil {
+					wk.calls[i] = hl.Now()
+				}
 				begin := time.Now()
 				subs[i], errs[i] = guard.Submit(ctx, fp, dupSubmitID(req, i))
 				took[i] = time.Since(begin)
+				if hl != nil {
+					wk.rets[i] = hl.Now()
+				}
 			})
 		}
 		close(start)
 		wg.Wait()
+		if hl != nil {
+			for i := range copies {
+				e := history.Entry{Kind: histcheck.DedupeSubmit, Key: w.Seq, In: int64(i), Call: wk.calls[i], Return: wk.rets[i]}
+				switch {
+				case errs[i] != nil && impl.MayHaveApplied(env.Backend.Classify(errs[i])):
+					e.Unknown = true
+				case errs[i] != nil:
+					continue // surely not applied: no operation of the history
+				default:
+					e.OK, e.Out = subs[i].Accepted, dupSubmitCopy(req, subs[i].OriginalID)
+				}
+				hl.Add(e)
+			}
+		}
 		rec := dupSubmitRecord{fp: fp}
 		for i := range copies {
 			w.Observe(0, took[i])
@@ -184,6 +222,13 @@ func (d *DupSubmit) Run(ctx context.Context, env *Env, strategy string) (result.
 		return cell, runErr
 	}
 	stats.Fill(&cell)
+	switch {
+	case rec != nil:
+		cell.History = histcheck.Check(ctx, histcheck.Dedupe(int64(d.Window), func(k int64) string { return "r" + strconv.FormatInt(k, 10) }),
+			rec.Entries(), rec.Overflow(), hopts)
+	case env.Common.Duration == 0:
+		cell.History = hopts.NotChecked("dedupe guard", int64(d.Requests)*int64(copies))
+	}
 
 	var recs []dupSubmitRecord
 	for _, w := range workers {
@@ -230,6 +275,20 @@ func (d *DupSubmit) Run(ctx context.Context, env *Env, strategy string) (result.
 
 // dupSubmitID is the id of copy i of request req.
 func dupSubmitID(req string, i int) string { return req + "#" + strconv.Itoa(i) }
+
+// dupSubmitCopy is the copy number of id when it is a copy of req
+// (dupSubmitID), else -1.
+func dupSubmitCopy(req, id string) int64 {
+	rest, ok := strings.CutPrefix(id, req+"#")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
+}
 
 // dupSubmitServer is what the server holds for one request after the run.
 type dupSubmitServer struct {

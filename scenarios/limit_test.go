@@ -69,6 +69,15 @@ func TestDupSubmitVerdicts(t *testing.T) {
 				if cell.Verdict != tc.want {
 					t.Fatalf("verdict %s, want %s: %s %+v", cell.Verdict, tc.want, cell.Summary, cell.Invariants)
 				}
+				// The history agrees: every submission's answer, per request.
+				wantHist := result.HistoryLinearizable
+				if tc.want == result.Reproduced {
+					wantHist = result.HistoryNotLinearizable
+				}
+				if h := cell.History; h == nil || h.Result != wantHist || h.Ops != 240 || h.Partitions != 60 ||
+					wantHist == result.HistoryNotLinearizable && !strings.Contains(h.Witness, "were all accepted") {
+					t.Fatalf("history %+v, want %s of 240 submissions in 60 partitions", h, wantHist)
+				}
 				f := cell.Figures
 				if f["requests"] != 60 || f["submissions"] != 240 || f["accepted"]+f["refused"] != 240 {
 					t.Errorf("figures do not add up: %s", fmtFigures(f))

@@ -13,8 +13,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/bench/history"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 func init() { Register(func() Scenario { return newOversell() }) }
@@ -180,6 +182,10 @@ const (
 
 const item = "sku-1"
 
+// maxSampledReads bounds the sampler's reads a history keeps (the first
+// ones: a long sale's later reads are not checked).
+const maxSampledReads = 1 << 15
+
 // Run implements Scenario.
 func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.Cell, error) {
 	var cell result.Cell
@@ -218,9 +224,18 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 		ids[i] = strconv.Itoa(i)
 	}
 
+	// What every buyer was told, and every sampled read, for the
+	// linearizability check: a log per worker, and one for the sampler.
+	var rec *history.Recorder
+	hopts := env.Common.History
+	if hopts.Records(o.Buyers) {
+		rec = history.New(history.Options{Clients: conc, PerClient: int(perWorker) + 1, Observers: 1, PerObserver: maxSampledReads})
+	}
+
 	// The sampler reads the stock while the sale goes on.
 	samplerCtx, stopSampler := context.WithCancel(ctx)
 	sampled := newStockSampler(o.Stock, len(sr.keys))
+	sampled.hist = rec.Log(conc)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -245,15 +260,22 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 		} else {
 			id = strconv.FormatInt(w.Seq, 10)
 		}
+		hl := rec.Log(w.ID)
+		call := hl.Now()
 		d, err := stock.Purchase(ctx, item, id, q)
+		ret := hl.Now()
 		t.retries += int64(d.Retries)
 		t.maxRetries = max(t.maxRetries, int64(d.Retries))
 		if err != nil {
 			if class := classify(err); impl.MayHaveApplied(class) {
 				t.lost = append(t.lost, purchaseNote{buyer: w.Seq, qty: q, canceled: class == impl.ClassCanceled})
+				hl.Add(history.Entry{Kind: histcheck.StockPurchase, Call: call, Return: ret, In: q, In2: w.Seq, Unknown: true})
 			}
+			// A failure that surely did not apply told the buyer nothing
+			// about the stock: it is no operation of the history.
 			return err
 		}
+		hl.Add(history.Entry{Kind: histcheck.StockPurchase, Call: call, Return: ret, In: q, In2: w.Seq, OK: d.OK, Out: d.Remaining, Flag: d.Replayed})
 		t.minReply = min(t.minReply, d.Remaining)
 		if !d.OK {
 			t.refused++
@@ -276,6 +298,13 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 		return cell, runErr
 	}
 	stats.Fill(&cell)
+	switch {
+	case rec != nil:
+		cell.History = histcheck.Check(ctx, histcheck.Stock(func(int64) int64 { return o.Stock }, func(int64) string { return item }),
+			rec.Entries(), rec.Overflow(), hopts)
+	default:
+		cell.History = hopts.NotChecked("stock counter", o.Buyers)
+	}
 
 	j := oversellJudgement{o: o, strategy: strategy, sampled: sampled, errors: stats.ErrorCount(), retries: clientRetries(env.Backend)}
 	j.tally(tallies)

@@ -10,8 +10,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/paybench/paybench/bench/history"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 // stockReader reads an oversell cell's stock keys with the admin client:
@@ -68,6 +70,9 @@ type stockSampler struct {
 	minKey    int64 // lowest value one key showed (math.MaxInt64: none)
 	minKeyAt  int   // which key
 	vals      []int64
+	// hist records every read for the history check (nil: none); reads
+	// beyond its room are not recorded.
+	hist *history.Log
 }
 
 func newStockSampler(initial int64, keys int) *stockSampler {
@@ -79,7 +84,11 @@ func (s *stockSampler) run(ctx context.Context, r *stockReader, every time.Durat
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		call := s.hist.Now()
 		sum, err := r.read(ctx, s.vals)
+		if err == nil && s.hist.Room() > 0 {
+			s.hist.Add(history.Entry{Kind: histcheck.StockRead, Call: call, Return: s.hist.Now(), Out: sum, In2: -1})
+		}
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return // the sale is over: a read cut short is no failure

@@ -96,6 +96,22 @@ func TestOversellVerdicts(t *testing.T) {
 				if cell.Ops != o.Buyers || cell.Latency.Corrected.Count != o.Buyers {
 					t.Fatalf("ops %d, latency count %d, want %d", cell.Ops, cell.Latency.Corrected.Count, o.Buyers)
 				}
+				// Both judges agree: the history (what every buyer and read was
+				// told) is linearizable exactly when the invariants held.
+				wantHist := result.HistoryLinearizable
+				if tc.want == result.Reproduced {
+					wantHist = result.HistoryNotLinearizable
+				}
+				h := cell.History
+				if h == nil || h.Result != wantHist {
+					t.Fatalf("history %+v, want %s", h, wantHist)
+				}
+				if h.Ops < o.Buyers {
+					t.Fatalf("history of %d operations, want at least the %d purchases", h.Ops, o.Buyers)
+				}
+				if wantHist == result.HistoryNotLinearizable && (h.Witness == "" || len(h.WitnessOps) == 0 || len(h.Page) == 0) {
+					t.Fatalf("a violation without its witness or visualization: %+v", h)
+				}
 			})
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 // Strategy is one strategy a scenario runs, with what it is expected to do.
@@ -43,6 +44,10 @@ type Common struct {
 	// expected-to-break cells still reproduce and its expected-to-hold
 	// cells still pass. False: the scenario's defaults.
 	Quick bool
+	// History says whether a cell records what its clients were told and
+	// checks it for linearizability (--history, --history-timeout); the
+	// zero value is auto.
+	History histcheck.Options
 }
 
 // Env is what a scenario cell runs against.

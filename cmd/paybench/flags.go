@@ -18,6 +18,7 @@ import (
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports"
 	"github.com/paybench/paybench/reports/errext"
+	"github.com/paybench/paybench/scenarios/histcheck"
 	"github.com/paybench/paybench/scenarios/runner"
 )
 
@@ -127,6 +128,8 @@ type commonFlags struct {
 	metricsAddr string
 	config      string
 	outputFlags
+	history        string
+	historyTimeout time.Duration
 }
 
 func (c *commonFlags) bind(fs *pflag.FlagSet) {
@@ -146,6 +149,8 @@ func (c *commonFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve live Prometheus metrics (paybench_*) at http://HOST:PORT/metrics while the run goes (port 0: a free one, printed on stderr)")
 	c.outputFlags.bind(fs)
 	fs.StringVar(&c.config, configFlag, "", "read flags from this YAML or JSON file (keys: flag names without dashes; flags on the command line win; see README \"Config file\")")
+	fs.StringVar(&c.history, "history", "auto", "record what every client was told and check it for linearizability: off, on, or auto (scenario cells of at most 5000 operations); see README \"Histories\"")
+	fs.DurationVar(&c.historyTimeout, "history-timeout", histcheck.DefaultTimeout, "time budget of one cell's history check; beyond it the result is unknown (never a PASS)")
 }
 
 // plan checks the shared flags and returns the part of the plan they
@@ -169,6 +174,13 @@ func (c *commonFlags) plan(kind string) (*runner.Plan, error) {
 	}
 	if _, err := c.conn.serverArgs(); err != nil {
 		return nil, err
+	}
+	hmode, err := histcheck.ParseMode(c.history)
+	if err != nil {
+		return nil, usageErrorf("--history: %w", err)
+	}
+	if c.historyTimeout <= 0 {
+		return nil, usageErrorf("--history-timeout must be > 0, got %s", c.historyTimeout)
 	}
 	client := impl.ConnConfig{Retries: c.retries, ReadTimeout: c.readTimeout, DialTimeout: c.dialTimeout}
 	if err := client.Validate(); err != nil {
@@ -195,7 +207,7 @@ func (c *commonFlags) plan(kind string) (*runner.Plan, error) {
 		Kind:        kind,
 		Command:     redactArgs(os.Args),
 		Backends:    backends,
-		Settings:    runner.Settings{Concurrency: c.concurrency, Duration: c.duration, Seed: c.seed, Client: client},
+		Settings:    runner.Settings{Concurrency: c.concurrency, Duration: c.duration, Seed: c.seed, Client: client, History: histcheck.Options{Mode: hmode, Timeout: c.historyTimeout}},
 		Keys:        ks,
 		CheckPrefix: c.prefix != "",
 		SharePrefix: c.sharePrefix,

@@ -75,6 +75,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"--cluster without a URL's cluster", []string{"run", "oversell", "--redis", "spawn", "--cluster"}},
 		{"--cluster without a URL", []string{"run", "oversell", "--cluster"}},
 		{"cluster seeds without --cluster", []string{"run", "oversell", "--redis-url", "redis://:hunter2@127.0.0.1:1?addr=127.0.0.1:2"}},
+		{"bad history mode", []string{"run", "oversell", "--history", "yes"}},
+		{"zero history timeout", []string{"run", "oversell", "--history-timeout", "0s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCLI(t, context.Background(), tc.args...)

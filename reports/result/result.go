@@ -222,6 +222,9 @@ type Cell struct {
 	// do the cell's setup and paybench's own reads), by master address:
 	// how the load spread over the masters.
 	ClusterCommands map[string]int64 `json:"cluster_commands,omitempty"`
+	// History is the cell's history checked for linearizability
+	// (--history); absent when it was not recorded.
+	History *History `json:"history,omitempty"`
 }
 
 // Stage is one stage of a `load --stages` cell: the rate ramps linearly
@@ -447,4 +450,59 @@ func (v Verdict) Judged() bool {
 // cells carried their own flag cannot say which one a Ctrl-C cut short.
 func CellInterrupted(doc *Document, c *Cell) bool {
 	return c.Interrupted || doc != nil && doc.Interrupted
+}
+
+// Results of History.Result.
+const (
+	// HistoryLinearizable: some serial order of the operations explains
+	// every answer the clients were told.
+	HistoryLinearizable = "linearizable"
+	// HistoryNotLinearizable: none does; History.Witness says which
+	// answers conflict.
+	HistoryNotLinearizable = "not-linearizable"
+	// HistoryUnknown: the check could not decide (its time budget ran out,
+	// the history is incomplete); History.Reason says why. It never turns
+	// into a PASS.
+	HistoryUnknown = "unknown"
+	// HistoryNotChecked: the cell has a model but did not record its
+	// history (--history auto above its bound); it does not change the
+	// verdict.
+	HistoryNotChecked = "not-checked"
+)
+
+// History is a cell's history — what every client was told — checked for
+// linearizability against a model of the operations (--history).
+type History struct {
+	// Model names the sequential specification ("stock counter").
+	Model string `json:"model"`
+	// Result is linearizable, not-linearizable, unknown or not-checked.
+	Result string `json:"result"`
+	// Reason says why the result is unknown or not-checked.
+	Reason string `json:"reason,omitempty"`
+	// Ops is the number of operations checked, of which UnknownOutcomes
+	// lost their replies (each may or may not have happened).
+	Ops             int64 `json:"ops"`
+	UnknownOutcomes int64 `json:"unknown_outcomes,omitempty"`
+	// Partitions is how many independent parts (items, orders, locks)
+	// were checked.
+	Partitions int `json:"partitions"`
+	// CheckSec is how long the check took, in seconds.
+	CheckSec float64 `json:"check_s"`
+	// Partition names the smallest partition that is not linearizable.
+	Partition string `json:"partition,omitempty"`
+	// Witness says in plain words what no serial order explains, such as
+	// "buyers 17 and 42 were both told 7 remained".
+	Witness string `json:"witness,omitempty"`
+	// WitnessOps lists the few operations involved, with their times in
+	// ms from the cell's start of recording.
+	WitnessOps []string `json:"witness_ops,omitempty"`
+	// WitnessSize is the number of operations of the smallest failing
+	// prefix of the partition (the visualization shows them).
+	WitnessSize int `json:"witness_size,omitempty"`
+	// Visualization is the file, next to the HTML report, holding
+	// porcupine's visualization of the failing prefix.
+	Visualization string `json:"visualization,omitempty"`
+	// Page is that visualization's HTML, kept in memory for the HTML
+	// report to write (not part of the JSON).
+	Page []byte `json:"-"`
 }

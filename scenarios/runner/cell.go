@@ -56,7 +56,7 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 		Admin:   r.plan.Server.Admin(),
 		Faulted: len(r.plan.Faults) > 0,
 		Keys:    ks,
-		Common:  scenarios.Common{Concurrency: r.plan.Settings.Concurrency, Duration: r.plan.Settings.Duration, Seed: r.plan.Settings.Seed, Quick: r.plan.Settings.Quick},
+		Common:  scenarios.Common{Concurrency: r.plan.Settings.Concurrency, Duration: r.plan.Settings.Duration, Seed: r.plan.Settings.Seed, Quick: r.plan.Settings.Quick, History: r.plan.Settings.History},
 		Log:     discard,
 	}
 	if r.monitor != nil {

@@ -111,7 +111,13 @@ func (r *run) checkServer(ctx context.Context, m serverMark, restarted bool) str
 //     verdict line instead of withholding it, a cell whose setup the fault
 //     broke is INCONCLUSIVE rather than ERROR, and a load cell stays
 //     MEASURED with its failures as figures;
-//   - otherwise the invariants judge it (Cell.Judge).
+//   - otherwise the invariants judge it (Cell.Judge), and then its
+//     history (judgeHistory): a history that is not linearizable FAILs a
+//     strategy expected to hold and is evidence of a REPRODUCED one; a
+//     history the check could not decide never lets a PASS stand. A
+//     strategy expected to break whose history is not linearizable with
+//     its failed operations' outcomes unknown is REPRODUCED although
+//     operations failed (the break does not depend on them).
 //
 // The throughput headline counts the operations that did not fail. The
 // returned error is err, for the caller to see connection failures.
@@ -161,6 +167,7 @@ func (r *run) judge(ctx context.Context, c result.Cell, m serverMark, err error)
 		return inconclusive(c, fmt.Sprintf("all %d operations failed (%s): nothing was tested", c.Ops, joinNonEmpty(fails.detail, fails.excusedD))), nil
 	}
 	c.Judge()
+	c = judgeHistory(c)
 	if fails.excused > 0 {
 		c.Summary += fmt.Sprintf("; %d operations refused while a fault held (%s), none applied", fails.excused, fails.excusedD)
 	}
@@ -169,6 +176,13 @@ func (r *run) judge(ctx context.Context, c result.Cell, m serverMark, err error)
 		// A load under faults measures what the faults did; it judges
 		// nothing, so its failures are figures, not a reason to withhold
 		// a verdict.
+		return c, nil
+	}
+	if blocking > 0 && c.Verdict == result.Reproduced && c.History != nil && c.History.Result == result.HistoryNotLinearizable {
+		// The history models the failed operations' outcomes as unknown
+		// (each may or may not have happened) and is still not
+		// linearizable: the break does not depend on what the failures did.
+		c.Summary += fmt.Sprintf("; %d of %d operations failed (%s), and the history is not linearizable whatever they did", blocking, c.Ops, fails.detail)
 		return c, nil
 	}
 	if blocking > 0 && c.Verdict != result.Unsupported && c.Verdict != result.Error {
@@ -354,4 +368,45 @@ func VerdictError(doc *result.Document) error {
 		msg += fmt.Sprintf(" (and %d more cells not as expected)", count-1)
 	}
 	return errext.New(code, msg)
+}
+
+// judgeHistory adds the cell's history check to the verdict its
+// invariants gave:
+//
+//   - not linearizable: a PASS becomes FAIL and a NOT-REPRODUCED becomes
+//     REPRODUCED (the clients were told what no serial order explains),
+//     and the witness joins the summary;
+//   - unknown (not decided within --history-timeout, or incomplete): a
+//     PASS becomes INCONCLUSIVE, saying why — an unknown result never
+//     turns into a PASS; other verdicts stand, the line says it;
+//   - linearizable or not checked: the verdict stands.
+func judgeHistory(c result.Cell) result.Cell {
+	h := c.History
+	if h == nil {
+		return c
+	}
+	switch h.Result {
+	case result.HistoryNotLinearizable:
+		switch c.Verdict {
+		case result.Pass:
+			c.Verdict = result.Fail
+		case result.NotReproduced:
+			c.Verdict = result.Reproduced
+		}
+		c.Summary = joinSemi(c.Summary, "history not linearizable: "+h.Witness)
+	case result.HistoryUnknown:
+		if c.Verdict == result.Pass {
+			return inconclusive(c, "the invariants held, but the history's linearizability is unknown: "+h.Reason)
+		}
+		c.Summary = joinSemi(c.Summary, "history not decided: "+h.Reason)
+	}
+	return c
+}
+
+// joinSemi joins two parts of a summary with "; " (either may be empty).
+func joinSemi(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "; " + b
 }

@@ -42,8 +42,19 @@ func checkOutputs(outs []Output) error {
 
 // writeOutputs writes every output, each atomically. It writes them all
 // even when one fails, and returns the errors joined.
+//
+// Next to an HTML report go porcupine's visualizations of the histories
+// that are not linearizable (reports.WriteHistoryPages), written first so
+// that every output names them.
 func writeOutputs(doc *result.Document, outs []Output) error {
 	var errs []error
+	for _, o := range outs {
+		if o.Format == reports.FormatHTML {
+			if err := reports.WriteHistoryPages(o.Path, doc); err != nil {
+				errs = append(errs, fmt.Errorf("--%s: %w", o.Format, err))
+			}
+		}
+	}
 	for _, o := range outs {
 		if err := reports.WriteFile(o.Path, doc, o.Format); err != nil {
 			errs = append(errs, fmt.Errorf("--%s: %w", o.Format, err))

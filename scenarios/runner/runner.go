@@ -26,6 +26,7 @@ import (
 	"github.com/paybench/paybench/reports/errext"
 	"github.com/paybench/paybench/reports/result"
 	"github.com/paybench/paybench/scenarios"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 // Settings are the parameters every cell shares.
@@ -42,6 +43,9 @@ type Settings struct {
 	Seed uint64
 	// Quick asks scenarios for their shortest reliable run.
 	Quick bool
+	// History says whether scenario cells record and check their
+	// histories for linearizability (--history, --history-timeout).
+	History histcheck.Options
 }
 
 // ScenarioCells asks for the cells of one scenario: every strategy listed,
