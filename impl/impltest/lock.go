@@ -619,8 +619,11 @@ func testLockWatchdog(t *testing.T, c lockCase) {
 	ctx := testContext(t)
 	ks := c.env.Keyspace(t)
 	// Short enough that an unrefreshed lease ends within the hold, long
-	// enough that a loaded test machine gets a refresh through in time.
-	const ttl = 250 * time.Millisecond
+	// enough that a loaded test machine gets a refresh through in time: a
+	// refresh is due every 200 ms, so only a stall of 800 ms fails it (250
+	// ms, with a refresh every 50 ms, failed 1 run in 6 on two cores
+	// shared by a dozen processes).
+	const ttl = time.Second
 	l := c.locker(t, ks, func(o *impl.LockOptions) {
 		o.TTL, o.Watchdog, o.WatchdogEvery = ttl, true, ttl/5
 	})
@@ -637,13 +640,13 @@ func testLockWatchdog(t *testing.T, c lockCase) {
 		},
 	} {
 		lease := acquire()
-		// Hold for several TTLs: the watchdog keeps the lease alive.
-		deadline := time.Now().Add(3 * ttl)
+		// Hold for two TTLs: the watchdog keeps the lease alive.
+		deadline := time.Now().Add(2 * ttl)
 		for time.Now().Before(deadline) {
 			if b, ok, err := other.TryAcquire(ctx, "l"); err != nil || ok {
 				t.Fatalf("TryAcquire while the watchdog holds the lease = %+v, %v, %v", b, ok, err)
 			}
-			time.Sleep(ttl / 3)
+			time.Sleep(ttl / 4)
 		}
 		wantLockHolds(t, ctx, c.env.Admin, key, lease.Token)
 		mustRelease(t, ctx, l, lease)
