@@ -158,8 +158,8 @@ func createCluster(ctx context.Context, cli string, addrs []string) error {
 }
 
 // waitClusterReady polls every node until it reports cluster_state:ok, all
-// 16384 slots assigned and want known nodes, and every replica reports its
-// master link up; bounded by clusterReadyTimeout.
+// 16384 slots assigned and want known nodes of which ClusterMasters are
+// masters, and every replica reports its master link up; bounded by clusterReadyTimeout.
 func waitClusterReady(ctx context.Context, addrs []string, want int) error {
 	ctx, cancel := context.WithTimeout(ctx, clusterReadyTimeout)
 	defer cancel()
@@ -209,6 +209,21 @@ func nodeNotReady(ctx context.Context, c *redis.Client, want int) string {
 	}
 	if n := infoField(info, "cluster_known_nodes"); n != strconv.Itoa(want) {
 		return "cluster_known_nodes:" + n
+	}
+	// A node that redis-cli has not made a replica yet shows as a master
+	// without slots: wait until every node sees ClusterMasters masters.
+	nodes, err := c.ClusterNodes(ctx).Result()
+	if err != nil {
+		return err.Error()
+	}
+	masters := 0
+	for _, n := range parseClusterNodes(nodes) {
+		if n.Role == "master" {
+			masters++
+		}
+	}
+	if masters != ClusterMasters {
+		return fmt.Sprintf("%d masters in CLUSTER NODES, want %d", masters, ClusterMasters)
 	}
 	repl, err := c.Info(ctx, "replication").Result()
 	if err != nil {
