@@ -157,6 +157,12 @@ type ConnConfig struct {
 	// dial_timeout, else 3 s). go-redis: DialTimeout; rueidis:
 	// Dialer.Timeout.
 	DialTimeout time.Duration
+	// RedlockURLs are the other independent servers of a Redlock
+	// deployment (--redis redlock:N), URL being the first. Only the
+	// redsync strategy uses them (one pool per server); every other
+	// strategy runs on URL alone. Each is opened with the same settings
+	// as URL.
+	RedlockURLs []string
 }
 
 // DefaultClientName is the connection name of a backend whose ConnConfig

@@ -85,11 +85,11 @@ func (s *LockRace) Description() string {
 
 // Strategies implements Scenario.
 func (s *LockRace) Strategies() []Strategy {
-	return []Strategy{
+	return append([]Strategy{
 		{Name: impl.LockNaive, Expect: result.Break, Note: "the seed's lock: SET locked NX EX, 100 ms poll, unconditional DEL"},
 		{Name: impl.LockToken, Expect: result.Hold, Note: "random token, compare-and-delete release, back-off with jitter"},
 		{Name: impl.LockFenced, Expect: result.Hold, Note: "token lock plus a fencing token"},
-	}
+	}, lockLibraryStrategies(false)...)
 }
 
 // Flags implements Scenario.
@@ -369,8 +369,9 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		stats:   env.Keys.Tagged("lockrace", lockRaceName, "stats"),
 		owner:   env.Keys.Tagged("lockrace", lockRaceName, "owner"),
 		counter: env.Keys.Tagged("lockrace", lockRaceName, "counter"),
-		lock:    impl.LockKey(env.Keys, lockRaceName),
+		lock:    impl.LockKeyOf(r.locker, env.Keys, lockRaceName),
 	}
+	libraryParams(&cell, r.locker)
 	sb, ok := env.Backend.(impl.ScriptBackend)
 	if !ok {
 		return cell, fmt.Errorf("%s: scripts: %w", env.Backend.Name(), impl.ErrNotSupported)
@@ -404,7 +405,12 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		}
 		acquired := time.Now()
 		id := strconv.Itoa(w.ID) + ":" + strconv.FormatInt(w.Seq, 10)
-		if _, err := probeEnter.Run(ctx, keys.probe(), id, lease.Token); err != nil {
+		mode, until := uniqueTokens, ""
+		if !lease.Until.IsZero() {
+			// Redlock: the lease is the client's validity time.
+			mode, until = "2", strconv.FormatInt(lease.Until.UnixMilli(), 10)
+		}
+		if _, err := probeEnter.Run(ctx, keys.probe(), id, lease.Token, until); err != nil {
 			return fail(lockStageEnter, id, false, fmt.Errorf("probe enter: %w", err))
 		}
 		// The critical section: an unguarded read-modify-write that only
@@ -422,7 +428,7 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		if _, err := counterSet.Run(ctx, []string{keys.counter}, strconv.FormatInt(v[0]+1, 10)); err != nil {
 			return fail(lockStageSection, id, false, fmt.Errorf("write counter: %w", err))
 		}
-		left, err := probeLeave.Run(ctx, keys.probe(), id, lease.Token, uniqueTokens)
+		left, err := probeLeave.Run(ctx, keys.probe(), id, lease.Token, mode)
 		if err != nil {
 			return fail(lockStageLeave, id, false, fmt.Errorf("probe leave: %w", err))
 		}

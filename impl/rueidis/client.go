@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	rd "github.com/redis/rueidis"
@@ -45,6 +46,10 @@ type Client struct {
 	// impl.RetriesFrom* value).
 	retries     impl.Retries
 	retriesFrom string
+	// closers end what strategies opened on clients of their own
+	// (rueidislock's Locker), when the Client closes.
+	closeMu sync.Mutex
+	closers []func()
 }
 
 // Compile-time checks: Client offers every family.
@@ -251,8 +256,22 @@ func singleMultiplex(m int) int {
 
 // Close closes every connection.
 func (c *Client) Close() error {
+	c.closeMu.Lock()
+	closers := c.closers
+	c.closers = nil
+	c.closeMu.Unlock()
+	for _, f := range closers {
+		f()
+	}
 	c.rc.Close()
 	return nil
+}
+
+// onClose registers f to run when the Client closes.
+func (c *Client) onClose(f func()) {
+	c.closeMu.Lock()
+	c.closers = append(c.closers, f)
+	c.closeMu.Unlock()
 }
 
 // Rueidis returns the underlying rueidis client, for operation families

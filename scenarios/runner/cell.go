@@ -38,7 +38,16 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 	st, _ := scenarios.FindStrategy(sc, strategy)
 	stamp := func(c *result.Cell) {
 		c.Scenario, c.Backend, c.Strategy, c.Expect = sc.Name(), be.Name(), strategy, st.Expect
+		own := c.Params // the cell's own (a library's settings), under the scenario's
 		c.Params = sc.Params()
+		for k, v := range own {
+			if _, ok := c.Params[k]; !ok {
+				if c.Params == nil {
+					c.Params = map[string]string{}
+				}
+				c.Params[k] = v
+			}
+		}
 	}
 	ks, err := r.cellKeyspace(sc.Name(), be.Name(), strategy)
 	if err != nil {
