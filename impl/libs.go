@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
-	"strconv"
 	"slices"
+	"strconv"
 )
 
 // Library strategies: the lock and limiter libraries applications take
