@@ -3,6 +3,7 @@ package impl
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -156,9 +157,9 @@ func LibraryVersions() map[string]string {
 // the deadline into a socket deadline may report the time-out first).
 func ContextEnded(ctx context.Context) error { return ctxEnded(ctx) }
 
-// redisRateEpoch is the library's time origin, 2017-01-01 UTC: its
+// RedisRateEpoch is the library's time origin, 2017-01-01 UTC: its
 // theoretical arrival times are seconds since then.
-const redisRateEpoch = 1483228800
+const RedisRateEpoch = 1483228800
 
 // RedisRateTAT converts the value redis_rate stores (seconds since
 // 2017-01-01 UTC, a float) to Unix microseconds.
@@ -167,7 +168,7 @@ func RedisRateTAT(v string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("redis_rate state %q: %w", v, err)
 	}
-	return int64((f + redisRateEpoch) * 1e6), nil
+	return int64(math.Round(f*1e6)) + RedisRateEpoch*1_000_000, nil
 }
 
 // LibrarySettings passes the wrapped locker's library settings on (nil

@@ -44,3 +44,13 @@ func libraryParams(cell *result.Cell, v any) {
 		cell.Params["lib."+k] = v
 	}
 }
+
+// limitJudgedAs returns the strategy whose documented promise the
+// rate-limit judge holds strategy to: a library's algorithm (redis_rate
+// documents GCRA: burst + rate·t), else the strategy itself.
+func limitJudgedAs(strategy string) string {
+	if strategy == impl.LimitRedisRate {
+		return impl.LimitGCRA
+	}
+	return strategy
+}

@@ -3,6 +3,8 @@ package goredis
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,22 +45,50 @@ func newRedisRate(rdb *redis.Client, opts impl.LimitOptions) (impl.Limiter, erro
 	}, nil
 }
 
-// decisionTime is where rateRediser puts the server time a decision was
-// taken at.
-type decisionTime struct{}
+// decisionState is where rateRediser puts the key's value read right
+// after the library's script, in the same MULTI: the theoretical arrival
+// time the decision left.
+type decisionState struct{}
+
+// rateState is what rateRediser saw of one decision: the key's value
+// right after the script (the theoretical arrival time the decision
+// left) and the script's reset_after, both as the server wrote them.
+type rateState struct{ tat, resetAfter string }
+
+// redisRateNow recovers the server time the library's script decided at:
+// it returns reset_after = TAT - now, and the key holds the TAT (the new
+// one after an admission, the unchanged one after a refusal), so now =
+// TAT - reset_after, in the script's own frame (seconds since
+// 2017-01-01), rounded to the microsecond the script read from TIME.
+func redisRateNow(tat, resetAfter string) (time.Time, error) {
+	t, err := strconv.ParseFloat(tat, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("decision time: state %q: %w", tat, err)
+	}
+	r, err := strconv.ParseFloat(resetAfter, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("decision time: reset_after %q: %w", resetAfter, err)
+	}
+	us := int64(math.Round((t - r) * 1e6))
+	return time.UnixMicro(us + impl.RedisRateEpoch*1_000_000), nil
+}
 
 // Allow runs Limiter.AllowN(ctx, key, limit, n).
 func (l *redisRate) Allow(ctx context.Context, key string, n int64) (impl.Decision, error) {
 	if err := impl.ValidateCost(n); err != nil {
 		return impl.Decision{}, limitErr(impl.LimitRedisRate, key, err)
 	}
-	at := new(time.Time)
-	ctx = context.WithValue(ctx, decisionTime{}, at)
+	st := new(rateState)
+	ctx = context.WithValue(ctx, decisionState{}, st)
 	res, err := l.lim.AllowN(ctx, impl.LimitKey(l.opts.Keys, impl.LimitRedisRate, key), l.limit, int(n))
 	if err != nil {
 		return impl.Decision{}, limitErr(impl.LimitRedisRate, key, err)
 	}
-	d := impl.Decision{Allowed: res.Allowed > 0, Remaining: max(int64(res.Remaining), 0), At: *at}
+	at, err := redisRateNow(st.tat, st.resetAfter)
+	if err != nil {
+		return impl.Decision{}, limitErr(impl.LimitRedisRate, key, err)
+	}
+	d := impl.Decision{Allowed: res.Allowed > 0, Remaining: max(int64(res.Remaining), 0), At: at}
 	switch {
 	case d.Allowed:
 	case n > l.opts.Burst:
@@ -83,9 +113,9 @@ func (l *redisRate) LibrarySettings() map[string]string {
 // rdb unchanged but for two things: the key loses the library's fixed
 // "rate:" prefix (it must stay under the run's prefix: paybench touches
 // no other key), and a script that decides (EVAL, EVALSHA) runs in a
-// MULTI with a TIME after it, so that the harness knows the server time
-// the decision was taken at (the library does not return it) without
-// another round trip.
+// MULTI with a GET of its key after it, so that the harness knows the
+// server time the decision was taken at (redisRateNow; the library does
+// not return it) without another round trip.
 type rateRediser struct {
 	rdb  *redis.Client
 	keys impl.Keyspace
@@ -120,17 +150,22 @@ func (r *rateRediser) timed(ctx context.Context, keys []string, call func(p redi
 		return errCmd(ctx, err)
 	}
 	var cmd *redis.Cmd
-	var clock *redis.TimeCmd
+	var state *redis.StringCmd
 	_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		cmd = call(p, keys)
-		clock = p.Time(ctx)
+		if len(keys) > 0 {
+			state = p.Get(ctx, keys[0])
+		}
 		return nil
 	})
 	if cmd == nil {
 		return errCmd(ctx, err)
 	}
-	if at, ok := ctx.Value(decisionTime{}).(*time.Time); ok && clock.Err() == nil && cmd.Err() == nil {
-		*at = clock.Val()
+	if st, ok := ctx.Value(decisionState{}).(*rateState); ok && state != nil && state.Err() == nil && cmd.Err() == nil {
+		st.tat = state.Val()
+		if vs, ok := cmd.Val().([]any); ok && len(vs) == 4 {
+			st.resetAfter, _ = vs[3].(string)
+		}
 	}
 	return cmd
 }
