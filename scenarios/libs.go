@@ -29,20 +29,32 @@ func lockLibraryStrategies(expiry bool) []Strategy {
 // libraryParams adds a library strategy's settings (impl.LibrarySettings)
 // to the cell's params, each under "lib.<name>".
 func libraryParams(cell *result.Cell, v any) {
-	ls, ok := v.(impl.LibrarySettings)
-	if !ok {
-		return
-	}
-	m := ls.LibrarySettings()
+	m := librarySettings(v)
 	if len(m) == 0 {
 		return
 	}
 	if cell.Params == nil {
 		cell.Params = make(map[string]string, len(m))
 	}
-	for k, v := range maps.All(m) {
-		cell.Params["lib."+k] = v
+	maps.Copy(cell.Params, m)
+}
+
+// librarySettings returns a library strategy's settings, each under
+// "lib.<name>"; nil for any other strategy.
+func librarySettings(v any) map[string]string {
+	ls, ok := v.(impl.LibrarySettings)
+	if !ok {
+		return nil
 	}
+	m := ls.LibrarySettings()
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out["lib."+k] = v
+	}
+	return out
 }
 
 // limitJudgedAs returns the strategy whose documented promise the

@@ -110,6 +110,9 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 	if load.Close != nil {
 		defer load.Close()
 	}
+	for k, v := range load.Params {
+		c.Params[k] = v
+	}
 	op := load.Op
 	if shape.Pipeline > 1 {
 		if load.Batch == nil {
