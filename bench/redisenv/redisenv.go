@@ -56,12 +56,15 @@ const (
 // Kinds lists every Kind in the order the auto chain tries them, KindAuto
 // first.
 func Kinds() []Kind {
-	return []Kind{KindAuto, KindURL, KindSpawn, KindContainer, KindEmbedded}
+	return []Kind{KindAuto, KindURL, KindSpawn, KindContainer, KindEmbedded, KindRedlock}
 }
 
 // ParseKind parses a kind name; "" is KindAuto. An unknown name yields an
 // error wrapping ErrBadKind (a usage error).
 func ParseKind(s string) (Kind, error) {
+	if _, ok, err := ParseRedlock(s); ok {
+		return KindRedlock, err
+	}
 	if s == "" {
 		return KindAuto, nil
 	}
@@ -123,6 +126,8 @@ type Options struct {
 	// DialTimeout bounds the dial, the handshake and the connection check
 	// (PING and INFO server), each kind alike (default DefaultDialTimeout).
 	DialTimeout time.Duration
+	// RedlockServers is N of the redlock kind (0: DefaultRedlockServers).
+	RedlockServers int
 }
 
 func (o Options) withDefaults() Options {
@@ -167,6 +172,9 @@ type Server struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// redlock are the other servers of the redlock kind (RedlockPeers).
+	redlock []*Server
 }
 
 // Redacted returns URL with its password replaced by "xxxxx" (the user
@@ -244,6 +252,8 @@ func Provide(ctx context.Context, opts Options) (*Server, error) {
 		return provideContainer(ctx, o)
 	case KindEmbedded:
 		return provideEmbedded(ctx, o)
+	case KindRedlock:
+		return provideRedlock(ctx, o)
 	}
 
 	if raw := o.url(); raw != "" {

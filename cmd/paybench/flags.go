@@ -35,7 +35,7 @@ type connFlags struct {
 
 func (c *connFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.url, "redis-url", "", "Redis to use: redis://, rediss:// or unix:// (default $REDIS_URL; password from the URL or $REDIS_PASSWORD)")
-	fs.StringVar(&c.source, "redis", "auto", "where Redis comes from: auto, url, spawn, container or embedded")
+	fs.StringVar(&c.source, "redis", "auto", "where Redis comes from: auto, url, spawn, container, embedded, or redlock[:N] (N independent spawned servers, default 5)")
 	fs.StringVar(&c.persistence, "persistence", "none", "a spawned server's persistence: none, or aof (appendonly, fsync always: its data survives a restart fault)")
 }
 
@@ -70,12 +70,14 @@ func (c *connFlags) provide(ctx context.Context, stderr io.Writer) (*redisenv.Se
 	if args != nil {
 		kind = redisenv.KindSpawn
 	}
+	redlockN, _, _ := redisenv.ParseRedlock(c.source)
 	srv, err := redisenv.Provide(ctx, redisenv.Options{
-		URL:        c.url,
-		Password:   os.Getenv("REDIS_PASSWORD"),
-		Force:      kind,
-		Warn:       stderr,
-		ServerArgs: args,
+		URL:            c.url,
+		Password:       os.Getenv("REDIS_PASSWORD"),
+		Force:          kind,
+		Warn:           stderr,
+		ServerArgs:     args,
+		RedlockServers: redlockN,
 	})
 	switch {
 	case err == nil:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/bench/faults"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/impl/backends"
@@ -61,6 +62,7 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 			return r.openInstance(ctx, be.Name(), conn)
 		},
 		Admin:   r.plan.Server.Admin(),
+		Redlock: redlockPeers(r.plan.Server),
 		Faulted: len(r.plan.Faults) > 0,
 		Keys:    ks,
 		Common:  scenarios.Common{Concurrency: r.plan.Settings.Concurrency, Duration: r.plan.Settings.Duration, Seed: r.plan.Settings.Seed, Quick: r.plan.Settings.Quick},
@@ -268,4 +270,14 @@ func oneLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// redlockPeers returns the other servers of a redlock kind as the
+// scenarios see them (nil for any other kind).
+func redlockPeers(srv *redisenv.Server) []scenarios.RedlockPeer {
+	var out []scenarios.RedlockPeer
+	for _, p := range srv.RedlockPeers() {
+		out = append(out, p)
+	}
+	return out
 }

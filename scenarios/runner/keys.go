@@ -90,6 +90,12 @@ func (r *run) cleanup(ctx context.Context) error {
 				errs = append(errs, err)
 				left = append(left, ks.Pattern())
 			}
+			// The other servers of a redlock kind hold redsync's keys.
+			for _, p := range r.plan.Server.RedlockPeers() {
+				if _, err := redisenv.DeletePrefix(cctx, p.Admin(), ks); err != nil {
+					errs = append(errs, fmt.Errorf("redlock server %s: %w", p.Redacted(), err))
+				}
+			}
 		}
 	}
 	if r.marked {

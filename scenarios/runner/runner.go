@@ -376,6 +376,9 @@ func (r *run) conn(pool int) impl.ConnConfig {
 	}
 	c := r.plan.Settings.Client
 	c.URL, c.Password, c.PoolSize = url, srv.Password, pool
+	for _, p := range srv.RedlockPeers() {
+		c.RedlockURLs = append(c.RedlockURLs, p.URL)
+	}
 	return c
 }
 
