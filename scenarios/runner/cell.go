@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/paybench/paybench/bench"
-	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/bench/faults"
+	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/impl/backends"
 	"github.com/paybench/paybench/reports"
