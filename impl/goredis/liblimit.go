@@ -84,9 +84,13 @@ func (l *redisRate) Allow(ctx context.Context, key string, n int64) (impl.Decisi
 	if err != nil {
 		return impl.Decision{}, limitErr(impl.LimitRedisRate, key, err)
 	}
-	at, err := redisRateNow(st.tat, st.resetAfter)
-	if err != nil {
-		return impl.Decision{}, limitErr(impl.LimitRedisRate, key, err)
+	// A refusal on a key that holds no state (more units than the burst)
+	// leaves nothing to recover the decision's time from: At stays zero.
+	var at time.Time
+	if st.tat != "" {
+		if at, err = redisRateNow(st.tat, st.resetAfter); err != nil {
+			return impl.Decision{}, limitErr(impl.LimitRedisRate, key, err)
+		}
 	}
 	d := impl.Decision{Allowed: res.Allowed > 0, Remaining: max(int64(res.Remaining), 0), At: at}
 	switch {
