@@ -385,7 +385,7 @@ func (r *RateLimit) Run(ctx context.Context, env *Env, strategy string) (result.
 			refusedAt = append(refusedAt, t.refusedAt[ui]...)
 		}
 		slices.Sort(refusedAt)
-		out.agg.add(analyzeLimit(judged, opts, times, refusedAt, spanStart, spanEnd))
+		out.agg.add(analyzeLimit(strategy, opts, times, refusedAt, spanStart, spanEnd))
 	}
 	if r.Steady {
 		admitted, err := limitReadLog(vctx, env.Admin, logKey(limitSteadyUser))
@@ -436,6 +436,10 @@ func (o rateLimitOutcome) figures(f map[string]float64) {
 	f["max_per_fixed_window"] = float64(o.agg.maxFixed)
 	f["over_admitted"] = float64(o.agg.violations)
 	f["over_admission_max"] = float64(o.agg.excessMax)
+	if o.agg.slackUsed > 0 {
+		f["early_within_precision"] = float64(o.agg.slackUsed)
+		f["early_within_precision_max_us"] = float64(o.agg.slackMax)
+	}
 	f["admitted_vs_nominal"] = o.agg.sumNominal / n
 	if o.strategy != impl.LimitNaive {
 		f["admitted_vs_rule_min"] = limitFinite(o.agg.minVsRule)
