@@ -56,20 +56,20 @@ var (
 	_ impl.LibrarySettings = (*redisLock)(nil)
 )
 
-// libraryLock returns a library lock strategy, or nil when strategy is
-// not one of go-redis's.
-func (c *Client) libraryLock(strategy string, base lockBase) (impl.Locker, error) {
+// libraryLock returns the library lock strategy built on go-redis
+// (impl.LockRedsync or impl.LockRedislock); nil for any other name.
+func (c *Client) libraryLock(strategy string, base lockBase) impl.Locker {
 	switch strategy {
 	case impl.LockRedsync:
 		pools := []redsyncredis.Pool{redsyncgoredis.NewPool(c.rdb)}
 		for _, p := range c.peers {
 			pools = append(pools, redsyncgoredis.NewPool(p))
 		}
-		return &redsyncLock{lockBase: base, rs: redsync.New(pools...), servers: len(pools)}, nil
+		return &redsyncLock{lockBase: base, rs: redsync.New(pools...), servers: len(pools)}
 	case impl.LockRedislock:
-		return &redisLock{lockBase: base, client: redislock.New(c.rdb), held: map[string]*redislock.Lock{}}, nil
+		return &redisLock{lockBase: base, client: redislock.New(c.rdb), held: map[string]*redislock.Lock{}}
 	}
-	return nil, nil
+	return nil
 }
 
 // The defaults redsync documents (redsync.NewMutex), printed in the cell.

@@ -53,7 +53,7 @@ func (c *Client) Lock(strategy string, opts impl.LockOptions) (impl.Locker, erro
 	case impl.LockFenced:
 		l = &fencedLock{tokenLock{base}}
 	case impl.LockRedsync, impl.LockRedislock:
-		l, _ = c.libraryLock(strategy, base)
+		l = c.libraryLock(strategy, base)
 	default:
 		if err := impl.LibraryError("lock", impl.GoRedis, strategy); err != nil {
 			return nil, err
