@@ -101,7 +101,7 @@ func (s *LockRace) Flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.TTL, "ttl", s.TTL, "lease length of the lock")
 	fs.StringVar(&s.work, "work", s.work, "work time inside the lock: D, or MIN-MAX drawn per acquisition (around the TTL makes leases expire)")
 	fs.DurationVar(&s.AcquireTimeout, "acquire-timeout", s.AcquireTimeout, "longest wait for the lock before an attempt is counted as timed out")
-	fs.BoolVar(&s.Watchdog, "watchdog", s.Watchdog, "token and fenced only: refresh leases in the background while holders work")
+	fs.BoolVar(&s.Watchdog, "watchdog", s.Watchdog, "token, fenced, redsync and redislock: refresh leases in the background while holders work (rueidislock always extends its own)")
 	fs.BoolVar(&s.RedlockRestart, "redlock-restart", s.RedlockRestart, "with --redis redlock:N: restart (without persistence) a server holding a bare majority of the lock, whenever one is seen")
 }
 
