@@ -142,16 +142,6 @@ func ModuleVersion(path string) string {
 	return "(unknown)"
 }
 
-// LibraryVersions returns "module version" of every library strategy's
-// module, keyed by strategy, for the fairness block.
-func LibraryVersions() map[string]string {
-	out := make(map[string]string, len(Libraries()))
-	for _, l := range Libraries() {
-		out[l.Strategy] = l.Module + " " + ModuleVersion(l.Module)
-	}
-	return out
-}
-
 // ContextEnded returns ctx's error, or context.DeadlineExceeded when ctx's
 // deadline has passed but ctx has not noticed yet (a library that turns
 // the deadline into a socket deadline may report the time-out first).
