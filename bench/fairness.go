@@ -14,6 +14,10 @@ var trackedModules = []string{
 	"github.com/redis/go-redis/v9",
 	"github.com/redis/rueidis",
 	"github.com/HdrHistogram/hdrhistogram-go",
+	// The library strategies' modules (rueidislock is in rueidis's).
+	"github.com/go-redsync/redsync/v4",
+	"github.com/bsm/redislock",
+	"github.com/go-redis/redis_rate/v10",
 }
 
 // Fairness describes this process and the server: what a reader needs to

@@ -171,6 +171,12 @@ type ConnConfig struct {
 	// discovers the masters and routes every command to its key's master
 	// (go-redis: a ClusterClient; rueidis: its cluster client).
 	Cluster bool
+	// RedlockURLs are the other independent servers of a Redlock
+	// deployment (--redis redlock:N), URL being the first. Only the
+	// redsync strategy uses them (one pool per server); every other
+	// strategy runs on URL alone. Each is opened with the same settings
+	// as URL.
+	RedlockURLs []string
 }
 
 // DefaultClientName is the connection name of a backend whose ConnConfig

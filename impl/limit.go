@@ -169,6 +169,10 @@ type LimitBackend interface {
 //   - sliding-window: prefix + "limit:{<key>}:sw", a hash {w, cur, prev}
 //   - gcra:           prefix + "limit:{<key>}:gcra", a string holding the
 //     theoretical arrival time in microseconds
+//   - redis_rate:     prefix + "limit:{<key>}:redis_rate", the library's
+//     string holding the theoretical arrival time in seconds since
+//     2017-01-01 UTC, a float (the library's "rate:" key prefix is
+//     dropped, so that the key stays under the run's prefix)
 //
 // Every key of one limited key shares its hash tag. An unknown strategy
 // yields "".
@@ -184,6 +188,8 @@ func LimitKey(k Keyspace, strategy, key string) string {
 		return k.Tagged("limit", key, "sw")
 	case LimitGCRA:
 		return k.Tagged("limit", key, "gcra")
+	case LimitRedisRate:
+		return k.Tagged("limit", key, "redis_rate")
 	}
 	return ""
 }

@@ -86,6 +86,12 @@ type Lease struct {
 	// Retries counts the failed attempts before the lock was taken (after
 	// an Acquire that gave up: the attempts it made).
 	Retries int
+	// Until is when the lease stops being valid as the client computed it
+	// on acquisition, for locks whose validity is not one key's expiry on
+	// one server (redsync over several servers: the Redlock validity
+	// time, TTL minus the time the acquisition took minus the clock-drift
+	// allowance). Zero for the others: the lock key's expiry is the lease.
+	Until time.Time
 }
 
 // Locker is the distributed-lock family: a lease-based lock per name and

@@ -18,7 +18,7 @@ func init() {
 	RegisterOperation(Operation{
 		Name:        "limit.allow",
 		Description: "one rate-limit decision for a user (100 per second each); most are refused under load",
-		Strategies:  []string{impl.LimitGCRA, impl.LimitNaive, impl.LimitFixedWindow, impl.LimitSlidingLog, impl.LimitSlidingWindow},
+		Strategies:  []string{impl.LimitGCRA, impl.LimitNaive, impl.LimitFixedWindow, impl.LimitSlidingLog, impl.LimitSlidingWindow, impl.LimitRedisRate},
 		Setup:       setupLimitAllow,
 	})
 	RegisterOperation(Operation{
@@ -68,6 +68,7 @@ func setupLimitAllow(ctx context.Context, env *LoadEnv, strategy string) (*Load,
 	}
 	tallies := newWorkerSlots(env.Workers, func() *limitLoadTally { return new(limitLoadTally) })
 	return &Load{
+		Params: librarySettings(lim),
 		Op: func(ctx context.Context, w *bench.Worker) error {
 			d, err := lim.Allow(ctx, users[env.Pick(w)], 1)
 			if err != nil || !w.Measuring() {

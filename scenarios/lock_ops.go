@@ -15,7 +15,7 @@ func init() {
 	RegisterOperation(Operation{
 		Name:        "lock.acquire-release",
 		Description: "take a lock (waiting for it) and release it at once; contention set by the number of distinct locks",
-		Strategies:  []string{impl.LockToken, impl.LockFenced, impl.LockNaive},
+		Strategies:  []string{impl.LockToken, impl.LockFenced, impl.LockNaive, impl.LockRedsync, impl.LockRedislock, impl.LockRueidislock},
 		Setup:       setupLockAcquireRelease,
 	})
 }
@@ -49,6 +49,7 @@ func setupLockAcquireRelease(ctx context.Context, env *LoadEnv, strategy string)
 	}
 	tallies := newWorkerSlots(env.Workers, func() *lockLoadTally { return new(lockLoadTally) })
 	return &Load{
+		Params: librarySettings(locker),
 		Op: func(ctx context.Context, w *bench.Worker) error {
 			t := tallies.get(w.ID)
 			if !w.Measuring() {

@@ -2,8 +2,10 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,7 +172,7 @@ func TestLockAcquireReleaseOperation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if op.Strategies[0] != impl.LockToken || !slices.Equal(slices.Sorted(slices.Values(op.Strategies)), slices.Sorted(slices.Values(impl.LockStrategies()))) {
+	if op.Strategies[0] != impl.LockToken || !slices.Equal(slices.Sorted(slices.Values(op.Strategies)), slices.Sorted(slices.Values(impl.AllLockStrategies()))) {
 		t.Errorf("strategies %v", op.Strategies)
 	}
 	for _, backend := range impl.Backends() {
@@ -188,28 +190,46 @@ func TestLockAcquireReleaseOperation(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 					defer cancel()
 					load, err := op.Setup(ctx, lenv, strategy)
+					if lib, ok := impl.LibraryOf(strategy); ok && lib.Backend != backend {
+						if !errors.Is(err, impl.ErrNotSupported) {
+							t.Fatalf("%s on %s: error %v, want ErrNotSupported", strategy, backend, err)
+						}
+						return
+					}
 					if err != nil {
 						t.Fatal(err)
+					}
+					if lib, ok := impl.LibraryOf(strategy); ok && !strings.HasPrefix(load.Params["lib.library"], lib.Package) {
+						t.Errorf("params %v: no library setting", load.Params)
 					}
 					const requests = 60
 					stats, err := bench.Run(ctx, bench.Config{Concurrency: 4, Requests: requests, Seed: 1}, load.Op)
 					if err != nil {
 						t.Fatal(err)
 					}
-					if stats.Ops != requests || stats.ErrorCount() != 0 {
+					// rueidislock's waiters sometimes wait out their whole
+					// deadline although nobody holds the lock (README,
+					// "Lock and limiter libraries"): its acquisitions may
+					// time out, and nothing else may fail.
+					timeouts := int64(0)
+					if strategy == impl.LockRueidislock {
+						timeouts = stats.Errors[impl.ClassTimeout]
+					}
+					if stats.Ops != requests || stats.ErrorCount() != timeouts {
 						t.Fatalf("ops %d, errors %v", stats.Ops, stats.Errors)
 					}
 					f, err := load.Figures(ctx)
 					if err != nil {
 						t.Fatal(err)
 					}
-					if f["acquisitions"] != requests || f["releases_refused"] != 0 || f["locks"] != float64(keys) {
+					if f["acquisitions"] != float64(requests-timeouts) || f["acquire_timeouts"] != float64(timeouts) || f["releases_refused"] != 0 || f["locks"] != float64(keys) {
 						t.Errorf("figures %v", f)
 					}
-					// Every lock was released: none is left under the prefix.
-					for i := range keys {
-						if n := env.Admin.Exists(ctx, impl.LockKey(env.Keys, "lock-"+strconv.Itoa(i))).Val(); n != 0 {
-							t.Errorf("lock-%d still held", i)
+					// Every lock was released: none is left under the prefix
+					// (fenced's counters stay).
+					for _, k := range env.Admin.Keys(ctx, env.Keys.Pattern()).Val() {
+						if !strings.HasSuffix(k, ":fence") {
+							t.Errorf("%s still held", k)
 						}
 					}
 				})

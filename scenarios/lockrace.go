@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -67,12 +68,15 @@ type LockRace struct {
 	AcquireTimeout time.Duration
 	// Watchdog refreshes token and fenced leases while their holders work.
 	Watchdog bool
+	// RedlockRestart applies, on a Redlock deployment (--redis
+	// redlock:N), the restart fault (redlockFault).
+	RedlockRestart bool
 
 	work string
 }
 
 func newLockRace() *LockRace {
-	return &LockRace{TTL: 100 * time.Millisecond, AcquireTimeout: time.Second, work: "50ms-150ms"}
+	return &LockRace{TTL: 100 * time.Millisecond, AcquireTimeout: time.Second, RedlockRestart: true, work: "50ms-150ms"}
 }
 
 // Name implements Scenario.
@@ -85,11 +89,11 @@ func (s *LockRace) Description() string {
 
 // Strategies implements Scenario.
 func (s *LockRace) Strategies() []Strategy {
-	return []Strategy{
+	return append([]Strategy{
 		{Name: impl.LockNaive, Expect: result.Break, Note: "the seed's lock: SET locked NX EX, 100 ms poll, unconditional DEL"},
 		{Name: impl.LockToken, Expect: result.Hold, Note: "random token, compare-and-delete release, back-off with jitter"},
 		{Name: impl.LockFenced, Expect: result.Hold, Note: "token lock plus a fencing token"},
-	}
+	}, lockLibraryStrategies(false)...)
 }
 
 // Flags implements Scenario.
@@ -97,7 +101,8 @@ func (s *LockRace) Flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.TTL, "ttl", s.TTL, "lease length of the lock")
 	fs.StringVar(&s.work, "work", s.work, "work time inside the lock: D, or MIN-MAX drawn per acquisition (around the TTL makes leases expire)")
 	fs.DurationVar(&s.AcquireTimeout, "acquire-timeout", s.AcquireTimeout, "longest wait for the lock before an attempt is counted as timed out")
-	fs.BoolVar(&s.Watchdog, "watchdog", s.Watchdog, "token and fenced only: refresh leases in the background while holders work")
+	fs.BoolVar(&s.Watchdog, "watchdog", s.Watchdog, "token, fenced, redsync and redislock: refresh leases in the background while holders work (rueidislock always extends its own)")
+	fs.BoolVar(&s.RedlockRestart, "redlock-restart", s.RedlockRestart, "with --redis redlock:N: restart (without persistence) a server holding a bare majority of the lock, whenever one is seen")
 }
 
 // Validate implements Scenario.
@@ -117,6 +122,7 @@ func (s *LockRace) Params() map[string]string {
 		"work":            s.work,
 		"acquire_timeout": s.AcquireTimeout.String(),
 		"watchdog":        strconv.FormatBool(s.Watchdog),
+		"redlock_restart": strconv.FormatBool(s.RedlockRestart),
 	}
 }
 
@@ -181,7 +187,9 @@ type lockRun struct {
 	locker         impl.Locker
 	name           string
 	acquireTimeout time.Duration
-	end            time.Time
+	run            time.Duration // the run's length (start)
+	endOnce        sync.Once
+	end            time.Time // set by the first acquisition (endOnce)
 	tallies        []lockTally
 }
 
@@ -218,9 +226,13 @@ const lockStagger = impl.DefaultNaivePoll
 // through instant, cut-short acquisitions until it fires.
 const lockEndGrace = 50 * time.Millisecond
 
-// start notes when the run will end; call it right before bench.Run, so
-// that no acquisition waits much past the end of the run.
-func (r *lockRun) start(cfg bench.Config) { r.end = time.Now().Add(cfg.Duration + lockEndGrace) }
+// start notes how long the run lasts; call it before bench.Run. The end
+// is fixed by the first acquisition, which comes right after the engine
+// starts its clock: the engine builds its workers before, which can take
+// long enough on a busy machine that an end fixed here would come before
+// the engine's, and the workers would spin through instant, cut-short
+// acquisitions until the engine stops.
+func (r *lockRun) start(cfg bench.Config) { r.run = cfg.Duration }
 
 // acquire takes the lock within the acquire time-out and the run's end.
 // ok is false (and err nil) when the wait timed out: under contention that
@@ -237,6 +249,7 @@ func (r *lockRun) acquire(ctx context.Context, w *bench.Worker) (lease impl.Leas
 		}
 	}
 	start := time.Now()
+	r.endOnce.Do(func() { r.end = start.Add(r.run + lockEndGrace) })
 	deadline, cut := start.Add(r.acquireTimeout), false
 	if r.end.Before(deadline) {
 		deadline, cut = r.end, true
@@ -369,8 +382,9 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		stats:   env.Keys.Tagged("lockrace", lockRaceName, "stats"),
 		owner:   env.Keys.Tagged("lockrace", lockRaceName, "owner"),
 		counter: env.Keys.Tagged("lockrace", lockRaceName, "counter"),
-		lock:    impl.LockKey(env.Keys, lockRaceName),
+		lock:    impl.LockKeyOf(r.locker, env.Keys, lockRaceName),
 	}
+	libraryParams(&cell, r.locker)
 	sb, ok := env.Backend.(impl.ScriptBackend)
 	if !ok {
 		return cell, fmt.Errorf("%s: scripts: %w", env.Backend.Name(), impl.ErrNotSupported)
@@ -389,6 +403,10 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 	// Each worker notes its failed cycles (where, and the holder's id), to
 	// settle them against the probe after the run.
 	fails := make([][]lockRaceFailure, len(r.tallies))
+	var fault *redlockFault
+	if s.RedlockRestart {
+		fault = startRedlockFault(ctx, env, keys.lock)
+	}
 	r.start(cfg)
 	stats, runErr := env.Drive(ctx, cfg, func(ctx context.Context, w *bench.Worker) error {
 		fail := func(stage, id string, foreign bool, err error) error {
@@ -404,7 +422,12 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		}
 		acquired := time.Now()
 		id := strconv.Itoa(w.ID) + ":" + strconv.FormatInt(w.Seq, 10)
-		if _, err := probeEnter.Run(ctx, keys.probe(), id, lease.Token); err != nil {
+		mode, until := uniqueTokens, ""
+		if !lease.Until.IsZero() {
+			// Redlock: the lease is the client's validity time.
+			mode, until = "2", strconv.FormatInt(lease.Until.UnixMilli(), 10)
+		}
+		if _, err := probeEnter.Run(ctx, keys.probe(), id, lease.Token, until); err != nil {
 			return fail(lockStageEnter, id, false, fmt.Errorf("probe enter: %w", err))
 		}
 		// The critical section: an unguarded read-modify-write that only
@@ -422,7 +445,7 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		if _, err := counterSet.Run(ctx, []string{keys.counter}, strconv.FormatInt(v[0]+1, 10)); err != nil {
 			return fail(lockStageSection, id, false, fmt.Errorf("write counter: %w", err))
 		}
-		left, err := probeLeave.Run(ctx, keys.probe(), id, lease.Token, uniqueTokens)
+		left, err := probeLeave.Run(ctx, keys.probe(), id, lease.Token, mode)
 		if err != nil {
 			return fail(lockStageLeave, id, false, fmt.Errorf("probe leave: %w", err))
 		}
@@ -438,6 +461,7 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		}
 		return nil
 	})
+	fault.Stop()
 	if runErr != nil {
 		return cell, runErr
 	}
@@ -445,6 +469,9 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 	sum := lockTallies(r.tallies)
 	f := lockFigures(stats, sum, s.TTL)
 	f["work_min_ms"], f["work_max_ms"] = ms(s.WorkMin), ms(s.WorkMax)
+	if fault != nil {
+		fault.fill(f)
+	}
 	cell.Figures = f
 
 	// From here on paybench reads the probe back: a failure of its own is
@@ -493,6 +520,11 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 	cell.Settled = out.settledOps
 	cell.Invariants = out.invariants()
 	cell.Summary = out.summary()
+	if fault != nil {
+		cell.Summary += fault.summary(strategy == impl.LockRedsync)
+	} else if len(env.Redlock) > 0 && strategy != impl.LockRedsync {
+		cell.Summary += fmt.Sprintf("; runs on the first of %d redlock servers only", len(env.Redlock)+1)
+	}
 	return cell, nil
 }
 

@@ -62,6 +62,9 @@ type Load struct {
 	// Close releases what Setup opened (a dedicated client, ...), after
 	// Figures. May be nil.
 	Close func() error
+	// Params are settings of the strategy under load to record in the
+	// cell's params (a library's, under "lib."). May be nil.
+	Params map[string]string
 }
 
 var operations = map[string]Operation{}

@@ -175,6 +175,8 @@ func limitKeyShape(key string) (strategy string, window int64, ok bool) {
 		return impl.LimitSlidingWindow, 0, true
 	case ":gcra":
 		return impl.LimitGCRA, 0, true
+	case ":redis_rate":
+		return impl.LimitRedisRate, 0, true
 	default:
 		w, found := strings.CutPrefix(suffix, ":fw:")
 		if !found {
@@ -207,7 +209,7 @@ func limitExpiryBounds(strategy string, o impl.LimitOptions, w, state, now, slac
 		end = state + p
 	case impl.LimitSlidingWindow:
 		end = (state + 2) * p
-	case impl.LimitGCRA:
+	case impl.LimitGCRA, impl.LimitRedisRate:
 		end = state
 	}
 	return end - slack, end + margin + slack + limitExpiryPreemption.Microseconds()
@@ -246,7 +248,7 @@ func readLimitExpiries(ctx context.Context, admin redis.UniversalClient, o impl.
 					states[i] = p.ZRangeWithScores(ctx, k, -1, -1)
 				case impl.LimitSlidingWindow:
 					states[i] = p.HGet(ctx, k, "w")
-				case impl.LimitGCRA:
+				case impl.LimitGCRA, impl.LimitRedisRate:
 					states[i] = p.Get(ctx, k)
 				}
 			}
@@ -297,7 +299,12 @@ func (c *limitExpiryCheck) judge(o impl.LimitOptions, r *expiryReader, key strin
 		}
 		st = int64(zs[0].Score)
 	case *redis.StringCmd:
-		if st, err = s.Int64(); err != nil {
+		if strategy == impl.LimitRedisRate {
+			// The library's float seconds since 2017-01-01.
+			if st, err = impl.RedisRateTAT(s.Val()); err != nil {
+				return fmt.Errorf("state of %s: %w", key, err)
+			}
+		} else if st, err = s.Int64(); err != nil {
 			return fmt.Errorf("state of %s: %w", key, err)
 		}
 	}
@@ -324,6 +331,8 @@ func limitExpiryBoundName(strategy string) string {
 		return "at the end of the window after the stored one + 1s"
 	case impl.LimitGCRA:
 		return "at the theoretical arrival time + 1s"
+	case impl.LimitRedisRate:
+		return "at the theoretical arrival time + 1s (redis_rate sets EX ceil(reset_after))"
 	}
 	return "as documented"
 }

@@ -78,6 +78,22 @@ type Env struct {
 	// Monitor, when set, hears the live figures of every engine run of
 	// the cell (--metrics-addr); Drive hands it to the engine.
 	Monitor bench.Monitor
+	// Redlock are the other independent servers of a Redlock deployment
+	// (--redis redlock:N), Admin's server being the first; nil otherwise.
+	Redlock []RedlockPeer
+}
+
+// RedlockPeer is one of the other servers of a Redlock deployment, as a
+// scenario uses it: to read it and to restart it.
+type RedlockPeer interface {
+	// Admin is a neutral client of the server.
+	Admin() redis.UniversalClient
+	// Restart kills the server (as a crash would) and starts it again on
+	// the same port, with what it persisted (nothing, without
+	// persistence).
+	Restart(ctx context.Context) error
+	// Redacted is its address, safe to print.
+	Redacted() string
 }
 
 // Drive runs op through the engine with cfg, classifying the errors of

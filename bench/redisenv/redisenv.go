@@ -60,12 +60,15 @@ const (
 // Kinds lists every Kind in the order the auto chain tries them, KindAuto
 // first.
 func Kinds() []Kind {
-	return []Kind{KindAuto, KindURL, KindSpawn, KindContainer, KindEmbedded, KindCluster}
+	return []Kind{KindAuto, KindURL, KindSpawn, KindContainer, KindEmbedded, KindCluster, KindRedlock}
 }
 
 // ParseKind parses a kind name; "" is KindAuto. An unknown name yields an
 // error wrapping ErrBadKind (a usage error).
 func ParseKind(s string) (Kind, error) {
+	if _, ok, err := ParseRedlock(s); ok {
+		return KindRedlock, err
+	}
 	if s == "" {
 		return KindAuto, nil
 	}
@@ -136,6 +139,8 @@ type Options struct {
 	// any addr= query parameters are seed addresses (--cluster). Without
 	// it, a URL whose server is a cluster node is refused (ErrBadURL).
 	Cluster bool
+	// RedlockServers is N of the redlock kind (0: DefaultRedlockServers).
+	RedlockServers int
 }
 
 func (o Options) withDefaults() Options {
@@ -192,6 +197,8 @@ type Server struct {
 	Cluster bool
 	// nodes are a spawned cluster's processes.
 	nodes []*process
+	// redlock are the other servers of the redlock kind (RedlockPeers).
+	redlock []*Server
 }
 
 // Redacted returns URL with its password replaced by "xxxxx" (the user
@@ -285,6 +292,8 @@ func Provide(ctx context.Context, opts Options) (*Server, error) {
 		return provideContainer(ctx, o)
 	case KindEmbedded:
 		return provideEmbedded(ctx, o)
+	case KindRedlock:
+		return provideRedlock(ctx, o)
 	}
 
 	if raw := o.url(); raw != "" {

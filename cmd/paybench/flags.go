@@ -38,7 +38,7 @@ type connFlags struct {
 
 func (c *connFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.url, "redis-url", "", "Redis to use: redis://, rediss:// or unix:// (default $REDIS_URL; password from the URL or $REDIS_PASSWORD)")
-	fs.StringVar(&c.source, "redis", "auto", "where Redis comes from: auto, url, spawn, container, embedded or cluster (a spawned 3-master Redis Cluster; auto never picks it)")
+	fs.StringVar(&c.source, "redis", "auto", "where Redis comes from: auto, url, spawn, container, embedded, redlock[:N] (N independent spawned servers, default 5) or cluster (a spawned 3-master Redis Cluster; auto never picks it)")
 	fs.BoolVar(&c.cluster, "cluster", false, "the --redis-url server is a Redis Cluster: the URL's host and any addr=HOST:PORT query parameters are seed addresses")
 	fs.StringVar(&c.persistence, "persistence", "none", "a spawned server's persistence: none, or aof (appendonly, fsync always: its data survives a restart fault)")
 	fs.StringVar(&c.tls.CA, "tls-ca", "", "rediss://: PEM file of the CA certificates the server's certificate must chain to (default: the system's)")
@@ -85,18 +85,20 @@ func (c *connFlags) provide(ctx context.Context, stderr io.Writer) (*redisenv.Se
 	if args != nil {
 		kind = redisenv.KindSpawn
 	}
+	redlockN, _, _ := redisenv.ParseRedlock(c.source)
 	tlsConfig, err := c.tls.Config()
 	if err != nil {
 		return nil, usageErrorf("--tls-*: %w", err)
 	}
 	srv, err := redisenv.Provide(ctx, redisenv.Options{
-		URL:        c.url,
-		Password:   os.Getenv("REDIS_PASSWORD"),
-		Force:      kind,
-		Warn:       stderr,
-		ServerArgs: args,
-		TLS:        tlsConfig,
-		Cluster:    c.cluster,
+		URL:            c.url,
+		Password:       os.Getenv("REDIS_PASSWORD"),
+		Force:          kind,
+		Warn:           stderr,
+		ServerArgs:     args,
+		TLS:            tlsConfig,
+		Cluster:        c.cluster,
+		RedlockServers: redlockN,
 	})
 	switch {
 	case err == nil:

@@ -39,6 +39,9 @@ type Client struct {
 	// impl.RetriesFrom* value).
 	retries     impl.Retries
 	retriesFrom string
+	// peers are the other servers of a Redlock deployment
+	// (impl.ConnConfig.RedlockURLs), for redsync's pools.
+	peers []*redis.Client
 }
 
 // Compile-time checks: Client offers every family.
@@ -146,7 +149,12 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("goredis: connect to %s: %w", opt.Addr, err)
 	}
-	return &Client{rdb: rdb, retries: retries, retriesFrom: from}, nil
+	peers, err := openPeers(ctx, opt, cfg.RedlockURLs)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	return &Client{rdb: rdb, retries: retries, retriesFrom: from, peers: peers}, nil
 }
 
 // urlParams reports which query parameters rawURL sets to a value that is
@@ -203,6 +211,9 @@ func (c *Client) Settings() map[string]string {
 
 // Close closes every connection of the pool.
 func (c *Client) Close() error {
+	for _, p := range c.peers {
+		_ = p.Close()
+	}
 	if err := c.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 		return fmt.Errorf("goredis: close: %w", err)
 	}

@@ -47,8 +47,10 @@ func (c *Client) Limiter(strategy string, opts impl.LimitOptions) (impl.Limiter,
 		script = limitSlidingWindowScript
 	case impl.LimitGCRA:
 		script = limitGCRAScript
+	case impl.LimitRedisRate:
+		return newRedisRate(c.rdb, opts)
 	default:
-		return nil, impl.StrategyError("limit", strategy, impl.LimitStrategies())
+		return nil, impl.StrategyError("limit", strategy, impl.AllLimitStrategies())
 	}
 	return &scriptLimiter{rdb: c.rdb, opts: opts, name: strategy, script: script}, nil
 }

@@ -28,7 +28,9 @@ var (
 	_ impl.Locker      = (*fencedLock)(nil)
 )
 
-// Lock returns the named lock strategy (one of impl.LockStrategies).
+// Lock returns the named lock strategy (one of impl.LockStrategies, or
+// the library strategies built on go-redis: impl.LockRedsync and
+// impl.LockRedislock; rueidislock is refused with impl.ErrNotSupported).
 // Zero options take their defaults (impl.LockOptions.WithDefaults);
 // opts.Keys is required. With opts.Watchdog the locker is wrapped by
 // impl.WithWatchdog; the naive lock, which cannot refresh, refuses it with
@@ -50,8 +52,13 @@ func (c *Client) Lock(strategy string, opts impl.LockOptions) (impl.Locker, erro
 		l = &tokenLock{base}
 	case impl.LockFenced:
 		l = &fencedLock{tokenLock{base}}
+	case impl.LockRedsync, impl.LockRedislock:
+		l = c.libraryLock(strategy, base)
 	default:
-		return nil, impl.StrategyError("lock", strategy, impl.LockStrategies())
+		if err := impl.LibraryError("lock", impl.GoRedis, strategy); err != nil {
+			return nil, err
+		}
+		return nil, impl.StrategyError("lock", strategy, impl.AllLockStrategies())
 	}
 	if opts.Watchdog {
 		l = impl.WithWatchdog(l, opts.WatchdogEvery)

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	rd "github.com/redis/rueidis"
@@ -45,6 +46,10 @@ type Client struct {
 	// impl.RetriesFrom* value).
 	retries     impl.Retries
 	retriesFrom string
+	// closers end what strategies opened on clients of their own
+	// (rueidislock's Locker), when the Client closes.
+	closeMu sync.Mutex
+	closers []func()
 }
 
 // Compile-time checks: Client offers every family.
@@ -282,6 +287,13 @@ func singleMultiplex(m int) int {
 // Close therefore waits (at most closeWait) until the client refuses a
 // PING.
 func (c *Client) Close() error {
+	c.closeMu.Lock()
+	closers := c.closers
+	c.closers = nil
+	c.closeMu.Unlock()
+	for _, f := range closers {
+		f()
+	}
 	c.rc.Close()
 	if c.rc.Mode() != rd.ClientModeCluster {
 		return nil
@@ -301,6 +313,13 @@ func (c *Client) Close() error {
 // closeWait bounds Close's wait for a cluster client's connections to
 // close.
 const closeWait = 2 * time.Second
+
+// onClose registers f to run when the Client closes.
+func (c *Client) onClose(f func()) {
+	c.closeMu.Lock()
+	c.closers = append(c.closers, f)
+	c.closeMu.Unlock()
+}
 
 // Rueidis returns the underlying rueidis client, for operation families
 // and tests that need more than the contracts offer.

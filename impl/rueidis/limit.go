@@ -47,7 +47,10 @@ func (c *Client) Limiter(strategy string, opts impl.LimitOptions) (impl.Limiter,
 	case impl.LimitGCRA:
 		script = limitGCRAScript
 	default:
-		return nil, impl.StrategyError("limit", strategy, impl.LimitStrategies())
+		if err := impl.LibraryError("limit", impl.Rueidis, strategy); err != nil {
+			return nil, err
+		}
+		return nil, impl.StrategyError("limit", strategy, impl.AllLimitStrategies())
 	}
 	return &scriptLimiter{rc: c.rc, opts: opts, name: strategy, script: script}, nil
 }

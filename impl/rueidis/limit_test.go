@@ -9,3 +9,5 @@ import (
 func TestLimit(t *testing.T) { impltest.RunLimit(t, impltest.Redis(t), open) }
 
 func TestLimitEmbedded(t *testing.T) { impltest.RunLimit(t, impltest.Embedded(t), open) }
+
+func TestLimitLibraries(t *testing.T) { impltest.RunLimitLibraries(t, impltest.Redis(t), open) }

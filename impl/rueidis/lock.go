@@ -29,7 +29,9 @@ var (
 	_ impl.Locker      = (*fencedLock)(nil)
 )
 
-// Lock returns the named lock strategy (one of impl.LockStrategies).
+// Lock returns the named lock strategy (one of impl.LockStrategies, or
+// impl.LockRueidislock, the library built on rueidis; redsync and
+// redislock are refused with impl.ErrNotSupported).
 // Zero options take their defaults (impl.LockOptions.WithDefaults);
 // opts.Keys is required. With opts.Watchdog the locker is wrapped by
 // impl.WithWatchdog; the naive lock, which cannot refresh, refuses it with
@@ -51,8 +53,19 @@ func (c *Client) Lock(strategy string, opts impl.LockOptions) (impl.Locker, erro
 		l = &tokenLock{base}
 	case impl.LockFenced:
 		l = &fencedLock{tokenLock{base}}
+	case impl.LockRueidislock:
+		// The library extends its keys itself, always: opts.Watchdog
+		// changes nothing.
+		rl, err := c.newRueidisLock(base)
+		if err != nil {
+			return nil, err
+		}
+		return rl, nil
 	default:
-		return nil, impl.StrategyError("lock", strategy, impl.LockStrategies())
+		if err := impl.LibraryError("lock", impl.Rueidis, strategy); err != nil {
+			return nil, err
+		}
+		return nil, impl.StrategyError("lock", strategy, impl.AllLockStrategies())
 	}
 	if opts.Watchdog {
 		l = impl.WithWatchdog(l, opts.WatchdogEvery)

@@ -7,3 +7,5 @@ import (
 )
 
 func TestLock(t *testing.T) { impltest.RunLock(t, impltest.Redis(t), open) }
+
+func TestLockLibraries(t *testing.T) { impltest.RunLockLibraries(t, impltest.Redis(t), open) }

@@ -3,7 +3,9 @@
 -- KEYS[1] the "inside" sorted set (member: holder id, score: the server
 -- time in ms its lease ends), KEYS[2] the stats hash, KEYS[3] the "owner"
 -- string (id of the last holder to enter), KEYS[4] the lock key.
--- ARGV[1] the holder id, ARGV[2] its lock token.
+-- ARGV[1] the holder id, ARGV[2] its lock token, ARGV[3] (optional) the
+-- lease's end in Unix ms as the lock's client computed it, for a lock
+-- whose lease is not one key's expiry on this server (Redlock).
 -- The lease end is the lock's PEXPIRETIME when the lock holds the token
 -- (the very instant the server will let another holder in), else now (the
 -- lease is already gone). Counts 'entered', 'overlaps' (someone else was
@@ -13,7 +15,14 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local deadline = now
-if redis.call('GET', KEYS[4]) == ARGV[2] then
+if ARGV[3] and ARGV[3] ~= '' then
+  -- The lease's validity as the client computed it (redsync over several
+  -- servers: no one key's expiry is the lease), in ms on the same clock.
+  local at = tonumber(ARGV[3])
+  if at > now then
+    deadline = at
+  end
+elseif redis.call('GET', KEYS[4]) == ARGV[2] then
   local at = redis.call('PEXPIRETIME', KEYS[4])
   if at > now then
     deadline = at

@@ -2,7 +2,9 @@
 -- holder leaving its critical section, just before it releases the lock.
 -- KEYS as lock_probe_enter.lua; ARGV[1] the holder id, ARGV[2] its lock
 -- token, ARGV[3] "1" when tokens are unique per acquisition, "0" when
--- every holder writes the same token (the naive lock).
+-- every holder writes the same token (the naive lock), "2" when tokens
+-- are unique and the lease is the client-computed end the holder entered
+-- with (Redlock: the lease spans several servers).
 -- With unique tokens the lock itself says whose it is: the lease is live
 -- (refreshed or not) exactly when the lock holds the holder's token, and
 -- the lock belongs to another holder when it holds another token. With a
@@ -21,6 +23,9 @@ local v = redis.call('GET', KEYS[4])
 local expired, foreign
 if ARGV[3] == '1' then
   expired = v ~= ARGV[2]
+  foreign = v and v ~= ARGV[2]
+elseif ARGV[3] == '2' then
+  expired = deadline <= now
   foreign = v and v ~= ARGV[2]
 else
   expired = deadline <= now

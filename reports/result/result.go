@@ -118,7 +118,7 @@ type Fairness struct {
 
 // Server describes the Redis that served the run.
 type Server struct {
-	Kind    string `json:"kind"` // url, spawn, container or embedded
+	Kind    string `json:"kind"` // url, spawn, container, embedded or redlock
 	Version string `json:"version"`
 	Address string `json:"address"` // password redacted
 	Mode    string `json:"mode,omitempty"`

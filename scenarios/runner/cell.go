@@ -11,6 +11,7 @@ import (
 
 	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/bench/faults"
+	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/impl/backends"
 	"github.com/paybench/paybench/reports"
@@ -40,7 +41,16 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 	st, _ := scenarios.FindStrategy(sc, strategy)
 	stamp := func(c *result.Cell) {
 		c.Scenario, c.Backend, c.Strategy, c.Expect = sc.Name(), be.Name(), strategy, st.Expect
+		own := c.Params // the cell's own (a library's settings), under the scenario's
 		c.Params = sc.Params()
+		for k, v := range own {
+			if _, ok := c.Params[k]; !ok {
+				if c.Params == nil {
+					c.Params = map[string]string{}
+				}
+				c.Params[k] = v
+			}
+		}
 	}
 	ks, err := r.cellKeyspace(sc.Name(), be.Name(), strategy)
 	if err != nil {
@@ -54,6 +64,7 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 			return r.openInstance(ctx, be.Name(), conn)
 		},
 		Admin:   r.plan.Server.Admin(),
+		Redlock: redlockPeers(r.plan.Server),
 		Faulted: len(r.plan.Faults) > 0,
 		Keys:    ks,
 		Common:  scenarios.Common{Concurrency: r.plan.Settings.Concurrency, Duration: r.plan.Settings.Duration, Seed: r.plan.Settings.Seed, Quick: r.plan.Settings.Quick, History: r.plan.Settings.History},
@@ -118,6 +129,9 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 	}
 	if load.Close != nil {
 		defer load.Close()
+	}
+	for k, v := range load.Params {
+		c.Params[k] = v
 	}
 	op := load.Op
 	if shape.Pipeline > 1 {
@@ -383,4 +397,14 @@ func oneLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// redlockPeers returns the other servers of a redlock kind as the
+// scenarios see them (nil for any other kind).
+func redlockPeers(srv *redisenv.Server) []scenarios.RedlockPeer {
+	var out []scenarios.RedlockPeer
+	for _, p := range srv.RedlockPeers() {
+		out = append(out, p)
+	}
+	return out
 }

@@ -108,6 +108,12 @@ func (r *run) dropCells(ctx context.Context) []error {
 			errs = append(errs, err)
 			left = append(left, ks)
 		}
+		// The other servers of a redlock kind hold redsync's keys.
+		for _, p := range r.plan.Server.RedlockPeers() {
+			if _, err := redisenv.DeletePrefix(cctx, p.Admin(), ks); err != nil {
+				errs = append(errs, fmt.Errorf("redlock server %s: %w", p.Redacted(), err))
+			}
+		}
 		cancel()
 	}
 	r.pending = left

@@ -458,6 +458,9 @@ func (r *run) conn(pool int) impl.ConnConfig {
 	// server's URL: it still verifies through the fault proxy's address.
 	c.TLS = srv.TLS
 	c.Cluster = srv.Cluster
+	for _, p := range srv.RedlockPeers() {
+		c.RedlockURLs = append(c.RedlockURLs, p.URL)
+	}
 	return c
 }
 
