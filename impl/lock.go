@@ -60,6 +60,12 @@ var (
 	// before the lock could be taken; the error also wraps the context's
 	// error (context.DeadlineExceeded or context.Canceled).
 	ErrLockNotAcquired = errors.New("lock not acquired")
+	// ErrLockBusy is wrapped, with ErrLockNotAcquired, when the wait ended
+	// while the lock was another's and no attempt of the caller's was in
+	// flight: every attempt was answered "taken". It is the lock's own
+	// "no" (a refusal, like ErrContention), where an attempt cut off by the
+	// deadline mid-command — which may have taken the lock — is not.
+	ErrLockBusy = errors.New("the lock stayed busy")
 	// ErrLockNotHeld is returned by Release and Refresh when the lock no
 	// longer holds the lease's token: the lease expired, and the lock may
 	// now belong to another holder, whose lease was left untouched.
@@ -266,6 +272,9 @@ func AcquireLoop(ctx context.Context, name string, try func(ctx context.Context)
 	}()
 	for n := 0; ; n++ {
 		if err := ctx.Err(); err != nil {
+			if n > 0 {
+				return Lease{Name: name, Retries: n}, busy(name, n, err)
+			}
 			return Lease{Name: name, Retries: n}, notAcquired(name, n, err)
 		}
 		lease, ok, err := try(ctx)
@@ -287,7 +296,7 @@ func AcquireLoop(ctx context.Context, name string, try func(ctx context.Context)
 		}
 		select {
 		case <-ctx.Done():
-			return Lease{Name: name, Retries: n + 1}, notAcquired(name, n+1, ctx.Err())
+			return Lease{Name: name, Retries: n + 1}, busy(name, n+1, ctx.Err())
 		case <-timer.C:
 		}
 	}
@@ -309,6 +318,23 @@ func ctxEnded(ctx context.Context) error {
 
 func notAcquired(name string, attempts int, err error) error {
 	return fmt.Errorf("%w %q after %d attempts: %w", ErrLockNotAcquired, name, attempts, err)
+}
+
+// busy is notAcquired for a wait that ended between attempts, each of
+// which found the lock taken: it wraps ErrLockBusy too.
+func busy(name string, attempts int, err error) error {
+	return fmt.Errorf("%w %q after %d attempts (%w): %w", ErrLockNotAcquired, name, attempts, ErrLockBusy, err)
+}
+
+// LockBusy returns err (an Acquire's ErrLockNotAcquired whose every
+// attempt found the lock taken) wrapped so that it is classified as the
+// lock's own "no", ClassContention, and whether it was one. Other errors
+// are returned unchanged.
+func LockBusy(err error) (error, bool) {
+	if !errors.Is(err, ErrLockBusy) {
+		return err, false
+	}
+	return fmt.Errorf("%w: %w", ErrContention, err), true
 }
 
 // WithWatchdog wraps l so that every lease it hands out is refreshed every

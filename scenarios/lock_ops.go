@@ -62,6 +62,10 @@ func setupLockAcquireRelease(ctx context.Context, env *LoadEnv, strategy string)
 				if errors.Is(err, impl.ErrLockNotAcquired) {
 					t.timeouts++
 				}
+				// A wait that ended with every attempt answered "taken"
+				// is the lock's own no, a refusal; one cut off mid-command
+				// stays a failure.
+				err, _ = impl.LockBusy(err)
 				return err
 			}
 			t.acquired++

@@ -137,6 +137,10 @@ func (l *redsyncLock) Acquire(ctx context.Context, name string) (impl.Lease, err
 	err := m.LockContext(ctx)
 	if err != nil {
 		if cerr := impl.ContextEnded(ctx); cerr != nil {
+			if !redsyncUnreachable(err) {
+				// Every try was answered: the lock stayed another's.
+				return impl.Lease{Name: name, Retries: tries}, fmt.Errorf("%w %q after %d attempts (%w): %w (%w)", impl.ErrLockNotAcquired, name, tries+1, impl.ErrLockBusy, cerr, err)
+			}
 			return impl.Lease{Name: name, Retries: tries}, fmt.Errorf("%w %q after %d attempts: %w (%w)", impl.ErrLockNotAcquired, name, tries+1, cerr, err)
 		}
 		return impl.Lease{Name: name, Retries: tries}, fmt.Errorf("%w %q: redsync gave up after %d tries: %w", impl.ErrLockNotAcquired, name, tries+1, err)
@@ -229,14 +233,24 @@ type redisLock struct {
 	held   map[string]*redislock.Lock
 }
 
-// countingRetry is redislock.LinearBackoff(d), counting its uses.
+// countingRetry is redislock.LinearBackoff(d), counting its uses and
+// noting when the last pause began (Obtain calls it, then sleeps, on the
+// caller's goroutine).
 type countingRetry struct {
-	d time.Duration
-	n int
+	d    time.Duration
+	n    int
+	last time.Time
 }
 
 // NextBackoff implements redislock.RetryStrategy.
-func (r *countingRetry) NextBackoff() time.Duration { r.n++; return r.d }
+func (r *countingRetry) NextBackoff() time.Duration { r.n++; r.last = time.Now(); return r.d }
+
+// pausing reports whether a deadline at dl fell inside the last pause:
+// Obtain then ended between tries (it returns ctx's error either way, so
+// only the time tells it from a try cut off mid-command).
+func (r *countingRetry) pausing(dl time.Time) bool {
+	return r.n > 0 && !dl.After(r.last.Add(r.d))
+}
 
 func (l *redisLock) keep(lk *redislock.Lock) impl.Lease {
 	l.mu.Lock()
@@ -264,6 +278,11 @@ func (l *redisLock) Acquire(ctx context.Context, name string) (impl.Lease, error
 	lk, err := l.client.Obtain(ctx, impl.LockKey(l.opts.Keys, name), l.opts.TTL, &redislock.Options{RetryStrategy: retry})
 	if err != nil {
 		if cerr := impl.ContextEnded(ctx); cerr != nil {
+			if dl, ok := ctx.Deadline(); errors.Is(err, redislock.ErrNotObtained) || ok && retry.pausing(dl) {
+				// Obtain gave up waiting between tries: the lock stayed
+				// another's.
+				return impl.Lease{Name: name, Retries: retry.n}, fmt.Errorf("%w %q after %d attempts (%w): %w (%w)", impl.ErrLockNotAcquired, name, retry.n+1, impl.ErrLockBusy, cerr, err)
+			}
 			return impl.Lease{Name: name, Retries: retry.n}, fmt.Errorf("%w %q after %d attempts: %w (%w)", impl.ErrLockNotAcquired, name, retry.n+1, cerr, err)
 		}
 		if errors.Is(err, redislock.ErrNotObtained) {

@@ -183,7 +183,9 @@ func (l *rueidisLock) Acquire(ctx context.Context, name string) (impl.Lease, err
 		n := slot.attempts
 		slot.mu.Unlock()
 		if cerr := impl.ContextEnded(ctx); cerr != nil {
-			return impl.Lease{Name: name, Retries: n}, fmt.Errorf("%w %q after %d attempts: %w", impl.ErrLockNotAcquired, name, n, cerr)
+			// rueidislock waits for the lock itself and withdraws its own
+			// attempts when ctx ends: the lock stayed another's.
+			return impl.Lease{Name: name, Retries: n}, fmt.Errorf("%w %q after %d attempts (%w): %w", impl.ErrLockNotAcquired, name, n, impl.ErrLockBusy, cerr)
 		}
 		return impl.Lease{Name: name, Retries: n}, l.errorf("acquire", name, err)
 	}
