@@ -55,6 +55,13 @@ type Env struct {
 	// impl.ErrNotSupported, and every other strategy must work. The
 	// suites hold no backend's name.
 	Lacks []string
+	// CloseIsAsync says the backend's Close returns before every
+	// connection is closed, so that a call right after it may still reach
+	// the server (rueidis's cluster client closes its node connections in
+	// goroutines and was seen answering after Close): tests that use a
+	// closed backend to prove a call never reached Redis make no valid
+	// call on it.
+	CloseIsAsync bool
 }
 
 // Lacking returns env with strategies added to Lacks.
