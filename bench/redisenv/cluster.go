@@ -276,12 +276,7 @@ func parseClusterURL(raw, password string) (*redis.ClusterOptions, string, error
 	}
 	co, err := redis.ParseClusterURL(raw)
 	if err != nil {
-		secrets := []string{password}
-		if u.User != nil {
-			p, _ := u.User.Password()
-			secrets = append(secrets, p, url.QueryEscape(p), url.PathEscape(p))
-		}
-		return nil, "", fmt.Errorf("%w %s: %s", ErrBadURL, Redact(raw), scrub(err.Error(), secrets...))
+		return nil, "", libraryURLError(raw, password, u, err)
 	}
 	if password == "" {
 		return co, raw, nil
@@ -337,19 +332,14 @@ func connectCluster(ctx context.Context, kind Kind, fullURL string, o Options, r
 	return s, nil
 }
 
-// adminClusterOptions are adminOptions for a cluster client.
+// adminClusterOptions are adminOptions for a cluster client: the same
+// settings, taken from adminOptions so that they cannot drift apart.
 func adminClusterOptions(co *redis.ClusterOptions, dialTimeout time.Duration) *redis.ClusterOptions {
+	a := adminOptions(&redis.Options{}, dialTimeout)
 	c := *co
-	c.DialTimeout = dialTimeout
-	c.ReadTimeout = max(dialTimeout, 5*time.Second)
-	c.WriteTimeout = c.ReadTimeout
-	c.ContextTimeoutEnabled = true
-	c.MaxRetries = -1
-	c.DialerRetries = 1
-	c.Protocol = 2
-	c.DisableIdentity = true
-	c.PoolSize = 8
-	c.ClientName = AdminClientName
+	c.DialTimeout, c.ReadTimeout, c.WriteTimeout = a.DialTimeout, a.ReadTimeout, a.WriteTimeout
+	c.ContextTimeoutEnabled, c.MaxRetries, c.DialerRetries = a.ContextTimeoutEnabled, a.MaxRetries, a.DialerRetries
+	c.Protocol, c.DisableIdentity, c.PoolSize, c.ClientName = a.Protocol, a.DisableIdentity, a.PoolSize, a.ClientName
 	return &c
 }
 

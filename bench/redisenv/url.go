@@ -34,12 +34,7 @@ func parseURL(raw, password string) (*redis.Options, string, error) {
 	}
 	ro, err := redis.ParseURL(raw)
 	if err != nil {
-		secrets := []string{password}
-		if u.User != nil {
-			p, _ := u.User.Password()
-			secrets = append(secrets, p, url.QueryEscape(p), url.PathEscape(p))
-		}
-		return nil, "", fmt.Errorf("%w %s: %s", ErrBadURL, Redact(raw), scrub(err.Error(), secrets...))
+		return nil, "", libraryURLError(raw, password, u, err)
 	}
 	if password == "" {
 		return ro, raw, nil
@@ -47,6 +42,17 @@ func parseURL(raw, password string) (*redis.Options, string, error) {
 	ro.Password = password
 	u.User = url.UserPassword(ro.Username, password)
 	return ro, u.String(), nil
+}
+
+// libraryURLError is ErrBadURL for raw (parsed as u) refused by go-redis's
+// URL parser with err, every form of the password scrubbed from err's text.
+func libraryURLError(raw, password string, u *url.URL, err error) error {
+	secrets := []string{password}
+	if u.User != nil {
+		p, _ := u.User.Password()
+		secrets = append(secrets, p, url.QueryEscape(p), url.PathEscape(p))
+	}
+	return fmt.Errorf("%w %s: %s", ErrBadURL, Redact(raw), scrub(err.Error(), secrets...))
 }
 
 var quoted = regexp.MustCompile(`"[^"]*"`)
