@@ -311,6 +311,9 @@ type Fault struct {
 	Hits int `json:"hits,omitempty"`
 	// Error says why it could not be applied, in the server's words.
 	Error string `json:"error,omitempty"`
+	// From names the input file a `paybench merge` took the fault from
+	// (its times are moved onto the merged cell's clock).
+	From string `json:"from,omitempty"`
 }
 
 // Histogram keys of Cell.Histograms.
@@ -420,6 +423,43 @@ func (c *Cell) Judge() {
 	default:
 		c.Verdict = Measured
 	}
+}
+
+// JudgeHistory applies the cell's checked history to its verdict, after
+// Judge: a history that is not linearizable turns PASS into FAIL and
+// NOT-REPRODUCED into REPRODUCED (the witness joins the summary); a
+// history whose check was undecided never lets a PASS stand — the cell
+// becomes INCONCLUSIVE saying why — and is noted on any other verdict.
+func (c *Cell) JudgeHistory() {
+	h := c.History
+	if h == nil {
+		return
+	}
+	switch h.Result {
+	case HistoryNotLinearizable:
+		switch c.Verdict {
+		case Pass:
+			c.Verdict = Fail
+		case NotReproduced:
+			c.Verdict = Reproduced
+		}
+		c.Summary = joinSemi(c.Summary, "history not linearizable: "+h.Witness)
+	case HistoryUnknown:
+		if c.Verdict == Pass {
+			c.Verdict = Inconclusive
+			c.Reason = "the invariants held, but the history's linearizability is unknown: " + h.Reason
+			return
+		}
+		c.Summary = joinSemi(c.Summary, "history not decided: "+h.Reason)
+	}
+}
+
+// joinSemi joins two parts of a summary with "; " (either may be empty).
+func joinSemi(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "; " + b
 }
 
 // AsExpected reports whether the verdict is what the cell's expectation

@@ -381,32 +381,6 @@ func VerdictError(doc *result.Document) error {
 //     turns into a PASS; other verdicts stand, the line says it;
 //   - linearizable or not checked: the verdict stands.
 func judgeHistory(c result.Cell) result.Cell {
-	h := c.History
-	if h == nil {
-		return c
-	}
-	switch h.Result {
-	case result.HistoryNotLinearizable:
-		switch c.Verdict {
-		case result.Pass:
-			c.Verdict = result.Fail
-		case result.NotReproduced:
-			c.Verdict = result.Reproduced
-		}
-		c.Summary = joinSemi(c.Summary, "history not linearizable: "+h.Witness)
-	case result.HistoryUnknown:
-		if c.Verdict == result.Pass {
-			return inconclusive(c, "the invariants held, but the history's linearizability is unknown: "+h.Reason)
-		}
-		c.Summary = joinSemi(c.Summary, "history not decided: "+h.Reason)
-	}
+	c.JudgeHistory()
 	return c
-}
-
-// joinSemi joins two parts of a summary with "; " (either may be empty).
-func joinSemi(a, b string) string {
-	if a == "" || b == "" {
-		return a + b
-	}
-	return a + "; " + b
 }
