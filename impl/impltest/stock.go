@@ -434,8 +434,9 @@ func testMultiUnit(t *testing.T, c stockCase) {
 			break
 		}
 		okCount++
-		if want := int64(multiUnits - okCount*multiQty); d.Remaining != want {
-			t.Errorf("deduction %d reported Remaining %d, want %d", okCount, d.Remaining, want)
+		want := impl.Deduction{OK: true, Remaining: int64(multiUnits - okCount*multiQty)}
+		if d.Retries = 0; !sameDeduction(s, d, want) {
+			t.Errorf("deduction %d reported Remaining %d, want %d", okCount, d.Remaining, want.Remaining)
 		}
 	}
 	if okCount != multiUnits/multiQty {
