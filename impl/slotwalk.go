@@ -26,59 +26,78 @@ type SlotStep struct {
 	Replayed bool
 }
 
-// SlotStepper runs the sharded-slots strategy's per-shard scripts; each
+// SlotStepper runs the sharded-slots strategy's per-shard commands; each
 // backend implements it with its library's script type. Every call
 // touches one shard, so one slot.
 type SlotStepper interface {
-	// Take runs scripts.StockSlotTake on sh: takes up to need units; when
-	// id is not empty, first looks the purchase up in the shard's record
-	// (Replayed) and records what it takes as "<taken>/<qty>"; when it
-	// takes less than need, holds what it took under token.
-	Take(ctx context.Context, sh SlotShard, token, id string, need, qty int64) (SlotStep, error)
+	// Take runs scripts.StockSlotTake on sh: takes up to need units (with
+	// whole, need units or nothing); when id is not empty, first looks the
+	// purchase up in the shard's record (Replayed) and records what it
+	// takes as "<taken>/<qty>"; unless it took the whole qty at once, it
+	// holds what it took under token.
+	Take(ctx context.Context, sh SlotShard, token, id string, need, qty int64, whole bool) (SlotStep, error)
 	// Release runs scripts.StockSlotRelease on each of shards, in one
 	// round trip: a commit (refund false) drops token's hold (the units
 	// stay taken); a refund gives the held units back to the shard, drops
 	// the hold and, when id is not empty, the purchase's record there. It
 	// returns the units given back.
 	Release(ctx context.Context, shards []SlotShard, token, id string, refund bool) (int64, error)
+	// Lock takes the item's walk lock (key, SET NX PX ttl) for token;
+	// false when another walk holds it.
+	Lock(ctx context.Context, key, token string, ttl time.Duration) (bool, error)
+	// Unlock drops the walk lock if token still holds it
+	// (scripts.LockRelease).
+	Unlock(ctx context.Context, key, token string) error
 }
 
 // SlotWalkOptions tunes a sharded-slots walk.
 type SlotWalkOptions struct {
 	// Start is the shard the walk begins with; it then visits Start+1, …,
-	// wrapping around, each shard at most once per attempt.
+	// wrapping around, each shard at most once per pass.
 	Start int
-	// Token names the walk's holds: the purchase id, or a random token for
-	// an anonymous deduction.
+	// Token names the walk's holds and its lock: the purchase id, or a
+	// random token for an anonymous deduction.
 	Token string
 	// ID is the purchase id ("" for a deduction: nothing is recorded).
 	ID string
-	// MaxRetries bounds the walks started again after one ran short while
-	// other walks held units.
+	// MaxRetries bounds the walks started again because other walks held
+	// units or the item's walk lock.
 	MaxRetries int
 }
 
-// releaseTimeout bounds a walk's commit or refund after its context ended:
-// skipping it would leave units held.
-const releaseTimeout = 3 * time.Second
+// Bounds of a sharded-slots walk.
+const (
+	// releaseTimeout bounds a walk's commit, refund or unlock after its
+	// context ended: skipping them would leave units held.
+	releaseTimeout = 3 * time.Second
+	// slotLockTTL is the walk lock's lease: a splitting walk takes a few
+	// round trips; a walk that dies holding it delays the others this long.
+	slotLockTTL = 2 * time.Second
+)
 
 // SlotWalk takes qty units of an item whose stock is split over shards in
 // different cluster slots (the sharded-slots strategy), one shard at a
 // time, each step one atomic script on one shard:
 //
-//   - it visits the shards from opts.Start on, taking what each can give
-//     until qty is reached; a shard that covers the rest alone ends the
-//     walk in one step (the usual case while stock lasts);
-//   - units taken from a shard before the walk is complete are held there
-//     (the shard's holds hash, under opts.Token) and, for a purchase,
-//     recorded there with the id; once complete, the holds are dropped
-//     (commit) and the units stay sold;
-//   - a walk that visited every shard without reaching qty gives back what
-//     it held (each shard's refund one script, which also deletes its
-//     record) and is refused — unless some shard showed units held by
-//     another walk that might come back, in which case it starts again
-//     (at most opts.MaxRetries times, then an error wrapping
-//     ErrContention).
+//  1. It visits the shards from opts.Start on and takes the whole
+//     quantity from the first shard that covers it: one step while stock
+//     lasts, nothing held, no lock. For a purchase, the step records
+//     id -> "<taken>/<qty>" on the shard in the same script.
+//  2. When no shard covered it but the shards showed enough in all (what
+//     they held, plus what other walks held there), it takes the item's
+//     walk lock (one key, in shard 0's slot) and walks again, taking what
+//     each shard can give: units taken before the walk is complete are
+//     held on their shard (its holds hash, under opts.Token) and recorded
+//     there; once complete, the holds are dropped (commit) and the units
+//     stay sold. A walk that still runs short gives back what it held
+//     (each shard's refund one script, which also deletes its record).
+//     The lock keeps splitting walks from grabbing pieces of each other's
+//     units for ever; correctness never rests on it.
+//  3. It is refused when the shards, as it passed them, held less than
+//     the quantity even counting what other walks held there; while other
+//     walks' holds or lock may still make it up, it waits (at random, up
+//     to 13 ms) and starts again, at most opts.MaxRetries times, then
+//     fails with an error wrapping ErrContention.
 //
 // A purchase recorded on a shard is answered from the record (Replayed):
 // its walk follows the same order (the start depends on the id only), so a
@@ -86,44 +105,79 @@ const releaseTimeout = 3 * time.Second
 // them again. Remaining is what the visited shards held after their step:
 // no one instant shows every shard when they live on different masters.
 //
-// A refusal therefore means that every shard was found short, one after
-// the other, with nothing held by another walk: since units never move
-// between shards, what is left then is less than qty for good (during a
-// sale, when nothing is restored).
-func SlotWalk(ctx context.Context, st SlotStepper, shards []SlotShard, qty int64, opts SlotWalkOptions) (Deduction, error) {
-	n := len(shards)
-	if n == 0 {
+// A refusal means that, shard after shard, what each held plus what other
+// walks held there added up to less than qty. Units never move between
+// shards, and a shard gains only what walks holding units there give
+// back, so what the shards hold afterwards is less than qty for good
+// (during a sale, when nothing is restored).
+func SlotWalk(ctx context.Context, st SlotStepper, shards []SlotShard, lock string, qty int64, opts SlotWalkOptions) (Deduction, error) {
+	if len(shards) == 0 {
 		return Deduction{}, errors.New("sharded-slots: no shards")
 	}
 	for retries := 0; ; retries++ {
-		d, contended, err := slotAttempt(ctx, st, shards, qty, opts)
+		d, again, err := slotTry(ctx, st, shards, lock, qty, opts)
 		d.Retries = retries
-		if err != nil || d.OK || !contended {
+		if err != nil || !again {
 			return d, err
 		}
 		if retries >= opts.MaxRetries {
-			return Deduction{Retries: retries}, fmt.Errorf("%w: the walk ran short %d times while other walks held units", ErrContention, retries+1)
+			return Deduction{Retries: retries}, fmt.Errorf("%w: %d walks ran short while other walks held units or the item's walk lock", ErrContention, retries+1)
 		}
-		// Another walk held units when this one ran short: let it finish
-		// (complete or give them back), then walk again.
-		if err := Sleep(ctx, time.Duration(50+rand.IntN(450))*time.Microsecond); err != nil {
+		// Let the other walks finish (complete or give their units back),
+		// then walk again, waiting longer each time, at random, so that
+		// walks that keep meeting stop meeting.
+		wait := 50*time.Microsecond + time.Duration(rand.Int64N(int64(200*time.Microsecond)<<min(retries, 6)))
+		if err := Sleep(ctx, wait); err != nil {
 			return Deduction{Retries: retries}, err
 		}
 	}
 }
 
-// slotAttempt is one walk over the shards. contended reports a short walk
-// that saw units held by other walks.
-func slotAttempt(ctx context.Context, st SlotStepper, shards []SlotShard, qty int64, opts SlotWalkOptions) (d Deduction, contended bool, err error) {
+// slotTry is one try: a pass taking the whole quantity from one shard,
+// then, when that found none but the shards may make it up together, a
+// splitting pass under the item's walk lock. again reports a short try
+// that other walks' holds or lock may still make up.
+func slotTry(ctx context.Context, st SlotStepper, shards []SlotShard, lock string, qty int64, opts SlotWalkOptions) (d Deduction, again bool, err error) {
+	d, short, err := slotPass(ctx, st, shards, qty, opts, true)
+	if err != nil || d.OK || !short {
+		return d, false, err
+	}
+	ok, err := st.Lock(ctx, lock, opts.Token, slotLockTTL)
+	if err != nil {
+		return Deduction{}, false, fmt.Errorf("take the item's walk lock: %w", err)
+	}
+	if !ok {
+		return d, true, nil
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer cancel()
+		if uerr := st.Unlock(uctx, lock, opts.Token); uerr != nil && err == nil {
+			err = fmt.Errorf("drop the item's walk lock: %w", uerr)
+		}
+	}()
+	d, short, err = slotPass(ctx, st, shards, qty, opts, false)
+	if err != nil || d.OK {
+		return d, false, err
+	}
+	return d, short, nil
+}
+
+// slotPass is one walk over the shards, taking the whole rest from one
+// shard (whole) or what each shard can give. When it ends short, it gives
+// back what it held and reports whether the shards and the holds of other
+// walks it saw could make the quantity up (short: worth trying again, or
+// splitting); when they could not, the deduction is refused.
+func slotPass(ctx context.Context, st SlotStepper, shards []SlotShard, qty int64, opts SlotWalkOptions, whole bool) (d Deduction, short bool, err error) {
 	n := len(shards)
 	start := ((opts.Start % n) + n) % n
 	target, got := qty, int64(0)
 	fresh, replayed := false, false
-	var left int64
+	var left, others, recorded int64
 	var held []SlotShard // shards where this walk (or its id) took units
 	for k := 0; k < n && got < target; k++ {
 		sh := shards[(start+k)%n]
-		step, err := st.Take(ctx, sh, opts.Token, opts.ID, target-got, target)
+		step, err := st.Take(ctx, sh, opts.Token, opts.ID, target-got, target, whole)
 		if err != nil {
 			// The step may have applied: give back whatever the walk holds,
 			// this shard's hold included.
@@ -134,12 +188,11 @@ func slotAttempt(ctx context.Context, st SlotStepper, shards []SlotShard, qty in
 			return Deduction{}, false, err
 		}
 		left += step.Left
-		if step.HeldByOthers > 0 {
-			contended = true
-		}
+		others += step.HeldByOthers
 		if step.Replayed {
 			// The recorded purchase's quantity is the one to complete.
 			target, replayed = step.Qty, true
+			recorded += step.Took
 		} else if step.Took > 0 {
 			fresh = true
 		}
@@ -164,7 +217,11 @@ func slotAttempt(ctx context.Context, st SlotStepper, shards []SlotShard, qty in
 	if err != nil {
 		return Deduction{}, false, fmt.Errorf("the walk ran short (%d of %d units), and giving back the units it held failed: %w", got, target, err)
 	}
-	return Deduction{Remaining: left + back}, contended, nil
+	// What the shards held as the walk passed (what it took included, now
+	// given back) and what other walks held there is all that can ever be
+	// on them: when that, with what the purchase's records already hold,
+	// does not make up the quantity, nothing will.
+	return Deduction{Remaining: left + back}, recorded+left+back+others >= target, nil
 }
 
 // release commits or refunds the walk's holds on shards, even after ctx

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
@@ -23,6 +24,9 @@ func TestOversellShardedSlots(t *testing.T) {
 				t.Logf("%s: %s", cell.Verdict, cell.Summary)
 				if cell.Verdict != result.Pass {
 					t.Fatalf("verdict %s, want PASS: %s %+v", cell.Verdict, cell.Summary, cell.Invariants)
+				}
+				if n := cell.Figures["errors"]; n != 0 {
+					t.Errorf("%v purchases failed (%v), want none", n, cell.Errors)
 				}
 				sold, final := cell.Figures["units_sold"], cell.Figures["stock_final"]
 				if sold+final != float64(o.Stock) || cell.Figures["units_held"] != 0 {
@@ -85,8 +89,8 @@ type noReleaseStock struct {
 	layout *impl.SlotShards
 }
 
-func (s *noReleaseStock) Take(ctx context.Context, sh impl.SlotShard, token, id string, need, qty int64) (impl.SlotStep, error) {
-	st, err := s.step.Take(ctx, sh, token, id, need, qty)
+func (s *noReleaseStock) Take(ctx context.Context, sh impl.SlotShard, token, id string, need, qty int64, whole bool) (impl.SlotStep, error) {
+	st, err := s.step.Take(ctx, sh, token, id, need, qty, whole)
 	st.HeldByOthers = 0
 	return st, err
 }
@@ -95,7 +99,13 @@ func (s *noReleaseStock) Release(context.Context, []impl.SlotShard, string, stri
 	return 0, nil
 }
 
+func (s *noReleaseStock) Lock(context.Context, string, string, time.Duration) (bool, error) {
+	return true, nil
+}
+
+func (s *noReleaseStock) Unlock(context.Context, string, string) error { return nil }
+
 // Purchase implements impl.Stock, wrongly.
 func (s *noReleaseStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
-	return impl.SlotWalk(ctx, s, s.layout.Shards(item), qty, impl.SlotWalkOptions{Start: impl.SlotShardStart(id, s.layout.N()), Token: id, ID: id})
+	return impl.SlotWalk(ctx, s, s.layout.Shards(item), s.layout.LockKey(item), qty, impl.SlotWalkOptions{Start: impl.SlotShardStart(id, s.layout.N()), Token: id, ID: id})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"time"
 
 	redis "github.com/redis/go-redis/v9"
 
@@ -108,7 +109,7 @@ func (s *slotStock) Deduct(ctx context.Context, item string, qty int64) (impl.De
 	if err := impl.ValidateQuantity(qty); err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
-	d, err := impl.SlotWalk(ctx, s, s.layout.Shards(item), qty, impl.SlotWalkOptions{
+	d, err := impl.SlotWalk(ctx, s, s.layout.Shards(item), s.layout.LockKey(item), qty, impl.SlotWalkOptions{
 		Start: rand.IntN(s.layout.N()), Token: "~" + strconv.FormatUint(rand.Uint64(), 36), MaxRetries: s.opts.MaxRetries})
 	if err != nil {
 		return d, s.errorf("deduct", item, err)
@@ -122,7 +123,7 @@ func (s *slotStock) Purchase(ctx context.Context, item, id string, qty int64) (i
 	if err := validatePurchase(qty, id); err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
-	d, err := impl.SlotWalk(ctx, s, s.layout.Shards(item), qty, impl.SlotWalkOptions{
+	d, err := impl.SlotWalk(ctx, s, s.layout.Shards(item), s.layout.LockKey(item), qty, impl.SlotWalkOptions{
 		Start: impl.SlotShardStart(id, s.layout.N()), Token: id, ID: id, MaxRetries: s.opts.MaxRetries})
 	if err != nil {
 		return d, s.errorf("purchase", item, err)
@@ -148,8 +149,12 @@ func (s *slotStock) Restore(ctx context.Context, item string, qty int64) (int64,
 }
 
 // Take implements impl.SlotStepper with scripts.StockSlotTake.
-func (s *slotStock) Take(ctx context.Context, sh impl.SlotShard, token, id string, need, qty int64) (impl.SlotStep, error) {
-	vals, err := stockSlotTakeScript.Run(ctx, s.rdb, []string{sh.Stock, sh.Holds, sh.Purchases}, need, token, id, qty).Int64Slice()
+func (s *slotStock) Take(ctx context.Context, sh impl.SlotShard, token, id string, need, qty int64, whole bool) (impl.SlotStep, error) {
+	mode := "0"
+	if whole {
+		mode = "1"
+	}
+	vals, err := stockSlotTakeScript.Run(ctx, s.rdb, []string{sh.Stock, sh.Holds, sh.Purchases}, need, token, id, qty, mode).Int64Slice()
 	if err != nil {
 		return impl.SlotStep{}, err
 	}
@@ -189,4 +194,14 @@ func (s *slotStock) Release(ctx context.Context, shards []impl.SlotShard, token,
 		back += n
 	}
 	return back, errors.Join(errs...)
+}
+
+// Lock implements impl.SlotStepper: SET key token NX PX ttl.
+func (s *slotStock) Lock(ctx context.Context, key, token string, ttl time.Duration) (bool, error) {
+	return s.rdb.SetNX(ctx, key, token, ttl).Result()
+}
+
+// Unlock implements impl.SlotStepper with scripts.LockRelease.
+func (s *slotStock) Unlock(ctx context.Context, key, token string) error {
+	return lockReleaseScript.Run(ctx, s.rdb, []string{key}, token).Err()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"time"
 
 	rd "github.com/redis/rueidis"
 
@@ -106,7 +107,7 @@ func (s *slotStock) Deduct(ctx context.Context, item string, qty int64) (impl.De
 	if err := impl.ValidateQuantity(qty); err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
-	d, err := impl.SlotWalk(ctx, s, s.layout.Shards(item), qty, impl.SlotWalkOptions{
+	d, err := impl.SlotWalk(ctx, s, s.layout.Shards(item), s.layout.LockKey(item), qty, impl.SlotWalkOptions{
 		Start: rand.IntN(s.layout.N()), Token: "~" + strconv.FormatUint(rand.Uint64(), 36), MaxRetries: s.opts.MaxRetries})
 	if err != nil {
 		return d, s.errorf("deduct", item, err)
@@ -120,7 +121,7 @@ func (s *slotStock) Purchase(ctx context.Context, item, id string, qty int64) (i
 	if err := validatePurchase(qty, id); err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
-	d, err := impl.SlotWalk(ctx, s, s.layout.Shards(item), qty, impl.SlotWalkOptions{
+	d, err := impl.SlotWalk(ctx, s, s.layout.Shards(item), s.layout.LockKey(item), qty, impl.SlotWalkOptions{
 		Start: impl.SlotShardStart(id, s.layout.N()), Token: id, ID: id, MaxRetries: s.opts.MaxRetries})
 	if err != nil {
 		return d, s.errorf("purchase", item, err)
@@ -147,9 +148,13 @@ func (s *slotStock) Restore(ctx context.Context, item string, qty int64) (int64,
 }
 
 // Take implements impl.SlotStepper with scripts.StockSlotTake.
-func (s *slotStock) Take(ctx context.Context, sh impl.SlotShard, token, id string, need, qty int64) (impl.SlotStep, error) {
+func (s *slotStock) Take(ctx context.Context, sh impl.SlotShard, token, id string, need, qty int64, whole bool) (impl.SlotStep, error) {
+	mode := "0"
+	if whole {
+		mode = "1"
+	}
 	vals, err := stockSlotTakeScript.Exec(ctx, s.rc, []string{sh.Stock, sh.Holds, sh.Purchases},
-		[]string{strconv.FormatInt(need, 10), token, id, strconv.FormatInt(qty, 10)}).AsIntSlice()
+		[]string{strconv.FormatInt(need, 10), token, id, strconv.FormatInt(qty, 10), mode}).AsIntSlice()
 	if err != nil {
 		return impl.SlotStep{}, err
 	}
@@ -181,4 +186,18 @@ func (s *slotStock) Release(ctx context.Context, shards []impl.SlotShard, token,
 		back += n
 	}
 	return back, errors.Join(errs...)
+}
+
+// Lock implements impl.SlotStepper: SET key token NX PX ttl.
+func (s *slotStock) Lock(ctx context.Context, key, token string, ttl time.Duration) (bool, error) {
+	err := s.rc.Do(ctx, s.rc.B().Set().Key(key).Value(token).Nx().PxMilliseconds(ttl.Milliseconds()).Build()).Error()
+	if rd.IsRedisNil(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Unlock implements impl.SlotStepper with scripts.LockRelease.
+func (s *slotStock) Unlock(ctx context.Context, key, token string) error {
+	return lockReleaseScript.Exec(ctx, s.rc, []string{key}, []string{token}).Error()
 }

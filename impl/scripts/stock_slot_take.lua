@@ -8,10 +8,12 @@
 -- ARGV[2]  the walk's token
 -- ARGV[3]  the purchase id, or '' for an anonymous deduction
 -- ARGV[4]  qty: the whole purchase's quantity, 1..MaxQuantity
+-- ARGV[5]  '1' to take need units or nothing (the walk's first pass), '0'
+--          to take what the shard has, up to need
 --
 -- When the id is recorded on this shard, takes nothing and returns
 -- {taken_before, stock, held_by_others, 1, recorded_qty}. Otherwise takes
--- t = min(need, stock) units; records id -> "t/qty" when t > 0 and an id
+-- t = min(need, stock) units (with ARGV[5] '1', none unless stock >= need); records id -> "t/qty" when t > 0 and an id
 -- is given; holds t under the token unless the step took the whole
 -- quantity at once (t == need == qty: nothing left to give back); and
 -- returns {t, stock - t, held_by_others, 0, qty}.
@@ -53,6 +55,9 @@ if id ~= '' then
   end
 end
 local t = math.min(need, stock)
+if ARGV[5] == '1' and t < need then
+  t = 0
+end
 if t > 0 then
   redis.call('DECRBY', KEYS[1], t)
   if id ~= '' then
