@@ -122,6 +122,10 @@ func (c *Client) clusterSettings(cc *redis.ClusterClient) map[string]string {
 		impl.SettingCluster:         "ClusterClient",
 		"cluster_max_redirects":     strconv.Itoa(o.MaxRedirects),
 		"cluster_routing":           clusterRouting(o),
+		// The routing options as built (ClusterOptions), one each.
+		"cluster_read_only":        strconv.FormatBool(o.ReadOnly),
+		"cluster_route_by_latency": strconv.FormatBool(o.RouteByLatency),
+		"cluster_route_randomly":   strconv.FormatBool(o.RouteRandomly),
 	}
 }
 

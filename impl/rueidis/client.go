@@ -268,6 +268,15 @@ func (c *Client) Settings() map[string]string {
 		if c.opt.SendToReplicas != nil {
 			set["cluster_routing"] = "read-only commands may go to replicas"
 		}
+		// The routing options as built (ClientOption), one each.
+		set["cluster_replica_only"] = strconv.FormatBool(c.opt.ReplicaOnly)
+		set["cluster_send_to_replicas"] = strconv.FormatBool(c.opt.SendToReplicas != nil)
+		set["cluster_replica_selector"] = strconv.FormatBool(c.opt.ReplicaSelector != nil || c.opt.ReadNodeSelector != nil)
+		set["cluster_shards_refresh"] = c.opt.ClusterOption.ShardsRefreshInterval.String()
+		set["cluster_max_moved_redirections"] = strconv.Itoa(c.opt.ClusterOption.MaxMovedRedirections)
+		if c.opt.ClusterOption.MaxMovedRedirections == 0 {
+			set["cluster_max_moved_redirections"] = "0 (until the context ends)"
+		}
 	}
 	return set
 }
