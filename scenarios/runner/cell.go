@@ -74,6 +74,7 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 		env.Monitor = r.monitor
 	}
 	watch := r.watchServer(ctx)
+	watch.redirects, watch.redirectsAt = conn.Redirects, conn.Redirects.Read()
 	fr := r.startFaults(ctx, be)
 	env.Origin = fr.Started()
 	c, err := sc.Run(ctx, env, strategy)
@@ -175,6 +176,7 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		cfg.Monitor = r.monitor
 	}
 	watch := r.watchServer(ctx)
+	watch.redirects, watch.redirectsAt = conn.Redirects, conn.Redirects.Read()
 	fr := r.startFaults(ctx, be)
 	cfg.Origin = fr.Started()
 	var st *bench.Stats
@@ -253,6 +255,7 @@ func (r *run) startFaults(ctx context.Context, be impl.Backend) *faults.Run {
 		Server:  r.plan.Server,
 		Clients: []string{impl.DefaultClientName(be.Name())},
 		Proxy:   r.proxy,
+		Keys:    r.newestKeys(),
 	}, r.plan.Faults)
 }
 
