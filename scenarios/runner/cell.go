@@ -38,6 +38,7 @@ func (r *run) cellKeyspace(parts ...string) (impl.Keyspace, error) {
 // scenarioCell runs one scenario cell under its own keyspace, then
 // completes and judges it.
 func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.Backend, conn impl.ConnConfig, strategy string) (result.Cell, error) {
+	conn.Redirects = r.redirectCounter(be.Name())
 	st, _ := scenarios.FindStrategy(sc, strategy)
 	stamp := func(c *result.Cell) {
 		c.Scenario, c.Backend, c.Strategy, c.Expect = sc.Name(), be.Name(), strategy, st.Expect
@@ -86,6 +87,7 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 // loadCell sets up and drives one load cell under its own keyspace, then
 // completes it.
 func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn impl.ConnConfig, strategy string) (result.Cell, error) {
+	conn.Redirects = r.redirectCounter(be.Name())
 	shape := l.Shape
 	if shape.Keys == nil {
 		shape.Keys, _ = bench.ParseKeyDist(bench.KeyUniform, 1)

@@ -30,6 +30,7 @@ func reshardSpec(t *testing.T, at string) faults.Spec {
 func checkResharded(t *testing.T, c result.Cell) {
 	t.Helper()
 	name := c.Scenario + c.Operation + "/" + c.Backend + "/" + c.Strategy
+	t.Logf("%s %s: %s", name, c.Verdict, c.Summary)
 	if len(c.Faults) != 1 || c.Faults[0].Count != 1 || c.Faults[0].Error != "" {
 		t.Errorf("%s: faults %+v, want one reshard, fired once, without error", name, c.Faults)
 		return
