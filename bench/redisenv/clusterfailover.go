@@ -64,6 +64,7 @@ func (s *Server) FailOver(ctx context.Context, forced bool, patterns ...string) 
 	var fo Failover
 	fo.Forced = forced
 	h, err := s.hotMaster(ctx, patterns)
+	defer h.close()
 	if err != nil {
 		return fo, fmt.Errorf("failover: %w", err)
 	}
@@ -97,9 +98,14 @@ func (s *Server) FailOver(ctx context.Context, forced bool, patterns ...string) 
 		if err := rc.Do(ctx, "CLUSTER", "FAILOVER").Err(); err != nil {
 			return fo, fmt.Errorf("failover: CLUSTER FAILOVER on %s: %w", replica.Addr, err)
 		}
-		err := waitPromoted(ctx, watch, replica.ID, "")
+		if err := waitPromoted(ctx, watch, replica.ID, ""); err != nil {
+			fo.Promoted = time.Since(start)
+			return fo, err
+		}
 		fo.Promoted = time.Since(start)
-		return fo, err
+		// The old master is now the new one's replica: wait until it is
+		// in sync, so that the cluster is whole for what comes next.
+		return fo, waitPromoted(ctx, []*redis.Client{h.clients[master.Addr]}, replica.ID, master.Addr)
 	}
 	p := s.nodeProcess(master.Addr)
 	if p == nil {

@@ -71,6 +71,7 @@ func (m SlotMove) String() string {
 func (s *Server) MoveSlots(ctx context.Context, patterns ...string) (SlotMove, error) {
 	var mv SlotMove
 	h, err := s.hotMaster(ctx, patterns)
+	defer h.close()
 	if err != nil {
 		return mv, fmt.Errorf("move slots: %w", err)
 	}
@@ -111,6 +112,25 @@ type hot struct {
 	clients map[string]*redis.Client
 	// topo is the cluster's topology.
 	topo []Node
+	// own are the clients of clients that hotMaster made.
+	own []*redis.Client
+}
+
+// close closes the clients hotMaster made.
+func (h hot) close() {
+	for _, c := range h.own {
+		_ = c.Close()
+	}
+}
+
+// directClient returns a new client of one node with the admin client's
+// settings and credentials; the caller closes it.
+func (s *Server) directClient(addr string) *redis.Client {
+	o := &redis.Options{Addr: addr}
+	if co, _, err := parseClusterURL(s.URL, ""); err == nil {
+		o.Username, o.Password, o.TLSConfig = co.Username, co.Password, co.TLSConfig
+	}
+	return redis.NewClient(adminOptions(o, DefaultDialTimeout))
 }
 
 // hotMaster finds the master holding most keys matching the first of
@@ -132,6 +152,15 @@ func (s *Server) hotMaster(ctx context.Context, patterns []string) (hot, error) 
 	}
 	if h.clients, err = s.nodeClients(ctx); err != nil {
 		return h, err
+	}
+	// The cluster client knows its masters only (no ReadOnly): a client
+	// of paybench's own for each other node, closed by hot.close.
+	for _, n := range topo {
+		if h.clients[n.Addr] == nil {
+			c := s.directClient(n.Addr)
+			h.clients[n.Addr] = c
+			h.own = append(h.own, c)
+		}
 	}
 	for _, m := range h.masters {
 		if h.clients[m.Addr] == nil {

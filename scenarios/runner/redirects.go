@@ -143,7 +143,7 @@ func judgeFailover(c result.Cell) result.Cell {
 	c.FigureMerge[figAckLost] = result.MergeSum
 	line := fmt.Sprintf("acknowledged writes lost in the failover: %.0f", lost)
 	if lost > 0 && judged {
-		return inconclusive(c, fmt.Sprintf("the failover lost %.0f writes the client had been told succeeded (Redis replicates asynchronously: the promoted replica lacked them); a server-side durability loss, so the strategy is not judged (it %s: %s)", lost, verdictWord(c.Verdict), c.Summary))
+		return inconclusive(c, fmt.Sprintf("the failover lost %.0f writes the client had been told succeeded (Redis replicates asynchronously: the promoted replica lacked them); a server-side durability loss, so the strategy is not judged (it %s: see the summary)", lost, verdictWord(c.Verdict)))
 	}
 	c.Summary = joinSemi(c.Summary, line)
 	return c
