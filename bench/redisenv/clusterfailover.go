@@ -13,6 +13,13 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// An agreed failover is asked for at most agreedAttempts times, each
+// given agreedWait to complete (Redis aborts one after 5 s).
+const (
+	agreedAttempts = 3
+	agreedWait     = 12 * time.Second
+)
+
 // failoverSettleTimeout bounds the wait for a cluster to agree on a
 // promoted replica, and for a stopped master to come back as a replica.
 const failoverSettleTimeout = 45 * time.Second
@@ -29,6 +36,9 @@ type Failover struct {
 	// Promoted is how long the promotion took, from the command to every
 	// reachable node seeing the replica as a master.
 	Promoted time.Duration
+	// Attempts counts the CLUSTER FAILOVER commands an agreed failover
+	// took (Redis aborts one whose replica does not catch up in time).
+	Attempts int
 }
 
 // String describes the failover for a fault log.
@@ -39,6 +49,9 @@ func (f Failover) String() string {
 	}
 	if f.Replica == "" {
 		return how
+	}
+	if f.Attempts > 1 {
+		how += fmt.Sprintf(" (%d attempts)", f.Attempts)
 	}
 	return fmt.Sprintf("%s: replica %s promoted in place of %s in %s", how, f.Replica, f.Master, f.Promoted.Round(time.Millisecond))
 }
@@ -70,15 +83,9 @@ func (s *Server) FailOver(ctx context.Context, forced bool, patterns ...string) 
 	}
 	master := h.masters[h.src]
 	fo.Master = master.Addr
-	var replica *Node
-	for i, n := range h.topo {
-		if n.Role == "replica" && n.MasterID == master.ID && !n.Failed {
-			replica = &h.topo[i]
-			break
-		}
-	}
-	if replica == nil {
-		return fo, fmt.Errorf("failover: master %s has no healthy replica", master.Addr)
+	replica, err := s.replicaOf(ctx, h, master)
+	if err != nil {
+		return fo, fmt.Errorf("failover: %w", err)
 	}
 	fo.Replica = replica.Addr
 	rc := h.clients[replica.Addr]
@@ -95,17 +102,30 @@ func (s *Server) FailOver(ctx context.Context, forced bool, patterns ...string) 
 	}
 	start := time.Now()
 	if !forced {
-		if err := rc.Do(ctx, "CLUSTER", "FAILOVER").Err(); err != nil {
-			return fo, fmt.Errorf("failover: CLUSTER FAILOVER on %s: %w", replica.Addr, err)
+		// Redis aborts a manual failover whose replica does not catch up
+		// within 5 s (a loaded machine): ask again, a few times.
+		var err error
+		for fo.Attempts = 1; fo.Attempts <= agreedAttempts; fo.Attempts++ {
+			if err = rc.Do(ctx, "CLUSTER", "FAILOVER").Err(); err != nil {
+				return fo, fmt.Errorf("failover: CLUSTER FAILOVER on %s: %w", replica.Addr, err)
+			}
+			wctx, cancel := context.WithTimeout(ctx, agreedWait)
+			err = waitPromoted(wctx, watch, replica.ID, "")
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				break
+			}
 		}
-		if err := waitPromoted(ctx, watch, replica.ID, ""); err != nil {
+		fo.Attempts = min(fo.Attempts, agreedAttempts)
+		if err != nil {
 			fo.Promoted = time.Since(start)
-			return fo, err
+			return fo, fmt.Errorf("failover: %d CLUSTER FAILOVER attempts: %w", fo.Attempts, err)
 		}
 		fo.Promoted = time.Since(start)
-		// The old master is now the new one's replica: wait until it is
-		// in sync, so that the cluster is whole for what comes next.
-		return fo, waitPromoted(ctx, []*redis.Client{h.clients[master.Addr]}, replica.ID, master.Addr)
+		// The old master is now the new one's replica: wait until every
+		// node says so and it is in sync, so that the cluster is whole
+		// for what comes next.
+		return fo, waitRejoined(ctx, h, replica.ID, master)
 	}
 	p := s.nodeProcess(master.Addr)
 	if p == nil {
@@ -138,7 +158,97 @@ func (s *Server) FailOver(ctx context.Context, forced bool, patterns ...string) 
 		return fo, err
 	}
 	// The old master rejoins as the new master's replica.
-	return fo, waitPromoted(ctx, []*redis.Client{h.clients[master.Addr]}, replica.ID, master.Addr)
+	return fo, waitRejoined(ctx, h, replica.ID, master)
+}
+
+// replicaOf returns a healthy replica of master, as master itself and
+// every other node see it, waiting (at most failoverSettleTimeout) for one
+// to be in sync: a replica that just rejoined after an earlier failover
+// may still be loading its copy.
+func (s *Server) replicaOf(ctx context.Context, h hot, master Node) (Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, failoverSettleTimeout)
+	defer cancel()
+	why := ""
+	for {
+		topo, err := s.Topology(ctx)
+		if err != nil {
+			why = err.Error()
+		} else {
+			why = "no replica of " + master.Addr + " in CLUSTER NODES"
+			for _, n := range topo {
+				if n.Role != "replica" || n.MasterID != master.ID || n.Failed {
+					continue
+				}
+				c := h.clients[n.Addr]
+				if c == nil {
+					why = "no client for replica " + n.Addr
+					continue
+				}
+				if why = replicaInSync(ctx, c, master.ID); why == "" {
+					return n, nil
+				}
+				why = n.Addr + ": " + why
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return Node{}, fmt.Errorf("master %s has no healthy replica within %s (%s)", master.Addr, failoverSettleTimeout, why)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// replicaInSync says why the node c is not an in-sync replica of the
+// master masterID ("": it is).
+func replicaInSync(ctx context.Context, c *redis.Client, masterID string) string {
+	repl, err := c.Info(ctx, "replication").Result()
+	if err != nil {
+		return err.Error()
+	}
+	if infoField(repl, "role") != "slave" || infoField(repl, "master_link_status") != "up" || infoField(repl, "master_sync_in_progress") == "1" {
+		return "not an in-sync replica yet (role:" + infoField(repl, "role") + ", master_link_status:" + infoField(repl, "master_link_status") + ")"
+	}
+	raw, err := c.ClusterNodes(ctx).Result()
+	if err != nil {
+		return err.Error()
+	}
+	for line := range strings.SplitSeq(raw, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.Contains(f[2], "myself") {
+			continue
+		}
+		if f[3] == masterID {
+			return ""
+		}
+		return "lists itself as a replica of " + shortID(f[3]) + ", not of " + shortID(masterID)
+	}
+	return "has no myself line in CLUSTER NODES"
+}
+
+// waitRejoined waits, at most failoverSettleTimeout, until every node
+// sees the node newID as a master with slots and the old master as its
+// replica, cluster_state:ok everywhere, and the old master in sync.
+func waitRejoined(ctx context.Context, h hot, newID string, old Node) error {
+	var all []*redis.Client
+	for _, c := range h.clients {
+		all = append(all, c)
+	}
+	if err := waitPromoted(ctx, all, newID, old.ID); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, failoverSettleTimeout)
+	defer cancel()
+	for {
+		why := replicaInSync(ctx, h.clients[old.Addr], newID)
+		if why == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("failover: the old master %s did not rejoin as a replica within %s (%s)", old.Addr, failoverSettleTimeout, why)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // nodeProcess returns the spawned process listening on addr (nil: none).
@@ -156,16 +266,16 @@ func (s *Server) nodeProcess(addr string) *process {
 }
 
 // waitPromoted polls nodes until each reports cluster_state:ok and lists
-// the node newID as a master in CLUSTER NODES; with replicaAddr, until the
-// node at replicaAddr is also a replica whose master link is up. Bounded
-// by failoverSettleTimeout.
-func waitPromoted(ctx context.Context, nodes []*redis.Client, newID, replicaAddr string) error {
+// the node newID as a master with slots in CLUSTER NODES; with oldID, also
+// the node oldID as newID's replica, not flagged failing. Bounded by
+// failoverSettleTimeout.
+func waitPromoted(ctx context.Context, nodes []*redis.Client, newID, oldID string) error {
 	ctx, cancel := context.WithTimeout(ctx, failoverSettleTimeout)
 	defer cancel()
 	for {
 		why := ""
 		for _, c := range nodes {
-			if why = promotedOn(ctx, c, newID, replicaAddr); why != "" {
+			if why = promotedOn(ctx, c, newID, oldID); why != "" {
 				why = c.Options().Addr + ": " + why
 				break
 			}
@@ -183,7 +293,7 @@ func waitPromoted(ctx context.Context, nodes []*redis.Client, newID, replicaAddr
 
 // promotedOn says why one node does not see the failover done yet ("":
 // it does).
-func promotedOn(ctx context.Context, c *redis.Client, newID, replicaAddr string) string {
+func promotedOn(ctx context.Context, c *redis.Client, newID, oldID string) string {
 	info, err := c.ClusterInfo(ctx).Result()
 	if err != nil {
 		return err.Error()
@@ -195,24 +305,20 @@ func promotedOn(ctx context.Context, c *redis.Client, newID, replicaAddr string)
 	if err != nil {
 		return err.Error()
 	}
-	promoted := false
+	promoted, demoted := false, oldID == ""
 	for _, n := range parseClusterNodes(raw) {
-		if n.ID == newID && n.Role == "master" && len(n.Slots) > 0 {
+		switch {
+		case n.ID == newID && n.Role == "master" && len(n.Slots) > 0:
 			promoted = true
+		case n.ID == oldID && n.Role == "replica" && n.MasterID == newID && !n.Failed:
+			demoted = true
 		}
 	}
-	if !promoted {
+	switch {
+	case !promoted:
 		return "does not list " + shortID(newID) + " as a master with slots yet"
-	}
-	if replicaAddr == "" {
-		return ""
-	}
-	repl, err := c.Info(ctx, "replication").Result()
-	if err != nil {
-		return err.Error()
-	}
-	if infoField(repl, "role") != "slave" || infoField(repl, "master_link_status") != "up" {
-		return "not yet a replica in sync (role:" + infoField(repl, "role") + ", master_link_status:" + infoField(repl, "master_link_status") + ")"
+	case !demoted:
+		return "does not list " + shortID(oldID) + " as its replica yet"
 	}
 	return ""
 }

@@ -111,7 +111,8 @@ func failedOver(log []result.Fault) bool {
 //     the failover's loss;
 //   - where the scenario does not measure it, a FAIL becomes INCONCLUSIVE
 //     (the loss may explain it) and a PASS stands, its line saying that
-//     lost writes were not measured.
+//     lost writes were not measured;
+//   - a failover fault that failed makes a judged verdict INCONCLUSIVE.
 func judgeFailover(c result.Cell) result.Cell {
 	if !failedOver(c.Faults) {
 		return c
@@ -124,6 +125,12 @@ func judgeFailover(c result.Cell) result.Cell {
 		}
 	}
 	judged := c.Verdict == result.Pass || c.Verdict == result.Fail || c.Verdict == result.Reproduced || c.Verdict == result.NotReproduced
+	for _, f := range c.Faults {
+		if f.Kind == faults.Failover && f.Error != "" && judged {
+			// Whether the replica took over, and when, is not known.
+			return inconclusive(c, "the failover fault failed ("+f.Error+"): what it did to the cell's data is not known")
+		}
+	}
 	if !measured {
 		switch {
 		case c.Verdict == result.Fail:
