@@ -204,12 +204,14 @@ func Spawn(t testing.TB, args ...string) *redisenv.Server {
 }
 
 // libraryTimers are goroutines a client library leaves behind on purpose,
-// bounded in time, which goleak must not count: rueidis's cluster client,
-// after a topology refresh that dropped a node's connections (a slot moved
-// away, a failover), closes them 5 s later in a goroutine of its own,
-// which may outlive the client's Close.
+// bounded in time, which goleak must not count. rueidis's cluster client,
+// after a MOVED (a slot moved, a failover), schedules a topology refresh
+// after a random delay of up to a few seconds (DelayDo), and after a
+// refresh that dropped a node's connections closes them 5 s later; both
+// goroutines may outlive the client's Close.
 var libraryTimers = []goleak.Option{
 	goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2"),
+	goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1"),
 }
 
 // MainNoLeaks is Main, then a goroutine-leak check: when the tests passed
