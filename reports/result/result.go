@@ -296,7 +296,7 @@ type Fault struct {
 	// Spec is the fault as given, such as "pause:1s@2s".
 	Spec string `json:"spec"`
 	// Kind is the fault's kind (pause, kill-conns, restart, oom, latency,
-	// reset).
+	// reset, reshard, failover).
 	Kind string `json:"kind"`
 	// Method says how it was done: SIGSTOP/SIGCONT, CLIENT PAUSE, CLIENT
 	// KILL, SIGKILL and restart, CONFIG SET maxmemory, proxy.

@@ -38,6 +38,7 @@ func (r *run) cellKeyspace(parts ...string) (impl.Keyspace, error) {
 // scenarioCell runs one scenario cell under its own keyspace, then
 // completes and judges it.
 func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.Backend, conn impl.ConnConfig, strategy string) (result.Cell, error) {
+	conn.Redirects = r.redirectCounter(be.Name())
 	st, _ := scenarios.FindStrategy(sc, strategy)
 	stamp := func(c *result.Cell) {
 		c.Scenario, c.Backend, c.Strategy, c.Expect = sc.Name(), be.Name(), strategy, st.Expect
@@ -74,6 +75,7 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 		env.Monitor = r.monitor
 	}
 	watch := r.watchServer(ctx)
+	watch.redirects, watch.redirectsAt = conn.Redirects, conn.Redirects.Read()
 	fr := r.startFaults(ctx, be)
 	env.Origin = fr.Started()
 	c, err := sc.Run(ctx, env, strategy)
@@ -85,6 +87,7 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 // loadCell sets up and drives one load cell under its own keyspace, then
 // completes it.
 func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn impl.ConnConfig, strategy string) (result.Cell, error) {
+	conn.Redirects = r.redirectCounter(be.Name())
 	shape := l.Shape
 	if shape.Keys == nil {
 		shape.Keys, _ = bench.ParseKeyDist(bench.KeyUniform, 1)
@@ -175,6 +178,7 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		cfg.Monitor = r.monitor
 	}
 	watch := r.watchServer(ctx)
+	watch.redirects, watch.redirectsAt = conn.Redirects, conn.Redirects.Read()
 	fr := r.startFaults(ctx, be)
 	cfg.Origin = fr.Started()
 	var st *bench.Stats
@@ -253,6 +257,7 @@ func (r *run) startFaults(ctx context.Context, be impl.Backend) *faults.Run {
 		Server:  r.plan.Server,
 		Clients: []string{impl.DefaultClientName(be.Name())},
 		Proxy:   r.proxy,
+		Keys:    r.newestKeys(),
 	}, r.plan.Faults)
 }
 

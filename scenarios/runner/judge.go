@@ -10,6 +10,7 @@ import (
 	"github.com/paybench/paybench/bench/faults"
 	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/wiretap"
 	"github.com/paybench/paybench/reports/errext"
 	"github.com/paybench/paybench/reports/result"
 	"github.com/paybench/paybench/scenarios"
@@ -30,6 +31,10 @@ type serverMark struct {
 	// commands is each master's total_commands_processed at the cell's
 	// start, on a cluster (nil on one server).
 	commands map[string]int64
+	// redirects is the backend's redirection counter (nil off a
+	// cluster), redirectsAt its reading at the cell's start.
+	redirects   *wiretap.Counter
+	redirectsAt wiretap.Counts
 }
 
 // watchServer records the server's identity and plants a sentinel key in
@@ -125,6 +130,8 @@ func (r *run) complete(ctx context.Context, c result.Cell, m serverMark, err err
 	c = r.faultFigures(ctx, c, m)
 	c = r.clusterKeys(ctx, c, m)
 	c, err = r.judge(ctx, c, m, err)
+	c = clusterRedirects(c, m)
+	c = judgeFailover(c)
 	if len(c.Faults) > 0 {
 		c.Summary = underFaults(c.Summary, c.Faults)
 	}
@@ -221,10 +228,12 @@ func joinNonEmpty(ss ...string) string {
 	return strings.Join(out, ", ")
 }
 
-// restartedBy reports whether the cell's faults restarted the server.
+// restartedBy reports whether the cell's faults restarted the server, or
+// replaced a master of a cluster by its replica (a failover): either
+// changes the server's identity on purpose.
 func restartedBy(log []result.Fault) bool {
 	for _, f := range log {
-		if f.Kind == faults.Restart && f.Count > 0 {
+		if (f.Kind == faults.Restart || f.Kind == faults.Failover) && f.Count > 0 {
 			return true
 		}
 	}
@@ -269,7 +278,14 @@ func inconclusive(c result.Cell, why string) result.Cell {
 // and that a fault explains: a server down or restarting (refused,
 // loading), stalled (busy) or made full (oom). Under a fault that fired,
 // they do not stop a verdict; the line counts them.
-var faultRefusals = map[string]bool{impl.ClassRefused: true, impl.ClassLoading: true, impl.ClassBusy: true, impl.ClassOOM: true}
+//
+// On a Redis Cluster under a reshard, MOVED, ASK, TRYAGAIN and CLUSTERDOWN
+// are such refusals too: a node that answers them did not run the
+// command.
+var faultRefusals = map[string]bool{
+	impl.ClassRefused: true, impl.ClassLoading: true, impl.ClassBusy: true, impl.ClassOOM: true,
+	impl.ClassMoved: true, impl.ClassAsk: true, impl.ClassTryAgain: true, impl.ClassClusterDown: true,
+}
 
 // faultFailures are the classes of errors a fault makes: a cell that
 // fails with one of them under a fault that fired is INCONCLUSIVE, not an
@@ -277,6 +293,7 @@ var faultRefusals = map[string]bool{impl.ClassRefused: true, impl.ClassLoading: 
 var faultFailures = map[string]bool{
 	impl.ClassConnection: true, impl.ClassRefused: true, impl.ClassLoading: true,
 	impl.ClassTimeout: true, impl.ClassBusy: true, impl.ClassOOM: true,
+	impl.ClassMoved: true, impl.ClassAsk: true, impl.ClassTryAgain: true, impl.ClassClusterDown: true,
 }
 
 // failures are a cell's failed operations, by what they mean for a
