@@ -222,7 +222,7 @@ const lockStagger = impl.DefaultNaivePoll
 
 // lockFailPause is the pause after an acquisition that failed (not one
 // that timed out waiting).
-const lockFailPause = 10 * time.Millisecond
+const lockFailPause = 25 * time.Millisecond
 
 // lockEndGrace is how long after the engine stops starting operations an
 // acquisition may still wait. The engine's stop comes from a timer started

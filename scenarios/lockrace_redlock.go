@@ -27,7 +27,7 @@ const (
 	redlockRestartTimeout = 10 * time.Second
 	// redlockFirstGap is the least time between two restarts of the first
 	// server: each holds the cycles' harness calls for its length.
-	redlockFirstGap = 300 * time.Millisecond
+	redlockFirstGap = 500 * time.Millisecond
 )
 
 // redlockFault is the fault that decides Redlock's argument: while
