@@ -355,7 +355,7 @@ func (f *redlockFault) faults(origin time.Time) []result.Fault {
 		}
 		return t.Sub(origin).Seconds()
 	}
-	fl := result.Fault{Spec: "redlock-restart", Kind: faults.Restart, Method: "SIGKILL and restart, no persistence (lock-race --redlock-restart)",
+	fl := result.Fault{Spec: "redlock-restart", Kind: faults.Restart, Method: "SIGKILL and restart, no persistence",
 		Start: at(f.first.start), End: at(f.first.end), Count: int(f.restarted)}
 	if len(f.errs) > 0 {
 		fl.Error = f.errs[0].Error()
