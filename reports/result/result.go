@@ -345,6 +345,12 @@ type Invariant struct {
 	// rule was evaluated on the combined figures) or "kept" (it holds only
 	// if it held in every input; Detail lists each input's).
 	Merged string `json:"merged,omitempty"`
+	// Proven, on a broken invariant, says the break does not depend on the
+	// cell's failed operations: whatever they did, it is broken (two lock
+	// holders on live leases, each of whose steps succeeded, under a lock
+	// whose failed operations cannot free another holder's lock). An
+	// expected break is then REPRODUCED although operations failed.
+	Proven bool `json:"proven,omitempty"`
 }
 
 // Values of Invariant.Merged.

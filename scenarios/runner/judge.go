@@ -122,7 +122,8 @@ func (r *run) checkServer(ctx context.Context, m serverMark, restarted bool) str
 //     history the check could not decide never lets a PASS stand. A
 //     strategy expected to break whose history is not linearizable with
 //     its failed operations' outcomes unknown is REPRODUCED although
-//     operations failed (the break does not depend on them).
+//     operations failed (the break does not depend on them), and so is
+//     one with a broken invariant the scenario marked Proven.
 //
 // The throughput headline counts the operations that did not fail. The
 // returned error is err, for the caller to see connection failures.
@@ -192,6 +193,12 @@ func (r *run) judge(ctx context.Context, c result.Cell, m serverMark, err error)
 		c.Summary += fmt.Sprintf("; %d of %d operations failed (%s), and the history is not linearizable whatever they did", blocking, c.Ops, fails.detail)
 		return c, nil
 	}
+	if blocking > 0 && c.Verdict == result.Reproduced && provenBreak(c.Invariants) {
+		// A broken invariant whose break the scenario proved independent
+		// of the failed operations: the break stands whatever they did.
+		c.Summary += fmt.Sprintf("; %d of %d operations failed (%s), and the broken invariants marked proven do not depend on them", blocking, c.Ops, fails.detail)
+		return c, nil
+	}
 	if blocking > 0 && c.Verdict != result.Unsupported && c.Verdict != result.Error {
 		what := "passed"
 		switch c.Verdict {
@@ -211,6 +218,17 @@ func (r *run) judge(ctx context.Context, c result.Cell, m serverMark, err error)
 func firedAny(log []result.Fault) bool {
 	for _, f := range log {
 		if f.Count > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// provenBreak reports whether some broken invariant is Proven: broken
+// whatever the cell's failed operations did.
+func provenBreak(invs []result.Invariant) bool {
+	for _, inv := range invs {
+		if !inv.Holds && inv.Proven {
 			return true
 		}
 	}
