@@ -121,6 +121,11 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		KeyCount: keys.N(),
 		Pick:     func(w *bench.Worker) int { return keys.Pick(w.Rand) },
 		Workers:  workers,
+		History:  r.plan.Settings.History,
+	}
+	if shape.Pacer == nil && shape.FindMax == nil && shape.Duration == 0 && shape.Warmup == 0 {
+		// A closed loop of a fixed count, without a warm-up.
+		env.HistoryOps = shape.Shard.Requests(shape.Requests)
 	}
 	load, err := l.Operation.Setup(ctx, env, strategy)
 	if err != nil {
@@ -220,6 +225,9 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		} else if len(figs) > 0 {
 			c.Figures = figs
 		}
+	}
+	if load.History != nil {
+		c.History = load.History(ctx)
 	}
 	return r.complete(ctx, c, watch, err)
 }
