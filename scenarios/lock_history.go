@@ -41,11 +41,11 @@ func lockHistoryOps(d, work time.Duration, perCycle int64) int64 {
 }
 
 // newLockHistory prepares the recording of a lock cell of the strategy
-// opened with opts (defaults filled in), of about ops operations, for
-// conc workers. It records nothing for a strategy that issues no token a
+// opened with opts (defaults filled in) on the lock name, of about ops
+// operations, for conc workers. It records nothing for a strategy that issues no token a
 // model can follow (the libraries), with history off, or in auto mode
 // above the bound.
-func newLockHistory(env *Env, strategy string, opts impl.LockOptions, conc int, ops int64) *lockHistory {
+func newLockHistory(env *Env, strategy string, opts impl.LockOptions, name string, conc int, ops int64) *lockHistory {
 	h := &lockHistory{classify: env.Backend.Classify, ops: ops}
 	switch strategy {
 	case impl.LockNaive:
@@ -58,7 +58,7 @@ func newLockHistory(env *Env, strategy string, opts impl.LockOptions, conc int, 
 	}
 	h.model = histcheck.Lock(histcheck.LockOptions{
 		TTL: opts.TTL, Fenced: strategy == impl.LockFenced, RefreshedUnseen: opts.Watchdog,
-		Name: func(int64) string { return "the scenario's lock" },
+		Name: func(int64) string { return name },
 	})
 	if env.Common.History.Records(ops) {
 		// Room for twice the estimate per worker (any one may do them

@@ -31,7 +31,7 @@ func wantLockHistory(t *testing.T, cell result.Cell, verdict result.Verdict) {
 		want = result.HistoryNotLinearizable
 	}
 	h := cell.History
-	if h == nil || h.Result != want || h.Model != lockModelName || h.Partitions != 1 || h.Ops < 2 {
+	if h == nil || h.Result != want || h.Model != lockModelName || h.Partitions != 1 || h.Ops < 2 || h.Partition != "" && !strings.HasPrefix(h.Partition, "lock ") {
 		t.Fatalf("history %+v, want %s", h, want)
 	}
 	if want == result.HistoryNotLinearizable && (h.Witness == "" || len(h.WitnessOps) == 0) {
@@ -359,7 +359,7 @@ func TestLockHistoryLibraries(t *testing.T) {
 	env := testEnv(t, impl.GoRedis)
 	opts := impl.LockOptions{TTL: time.Second}.WithDefaults()
 	for _, strategy := range []string{impl.LockRedsync, impl.LockRedislock, impl.LockRueidislock} {
-		h := newLockHistory(env, strategy, opts, 4, 10)
+		h := newLockHistory(env, strategy, opts, "race", 4, 10)
 		if got := h.result(t.Context(), env.Common.History); got == nil || got.Result != result.HistoryNotChecked || !strings.Contains(got.Reason, "gives no fencing token") {
 			t.Fatalf("%s: history %+v, want not-checked saying why", strategy, got)
 		}
@@ -368,7 +368,7 @@ func TestLockHistoryLibraries(t *testing.T) {
 		}
 	}
 	for _, strategy := range impl.LockStrategies() {
-		if h := newLockHistory(env, strategy, opts, 4, 10); h.rec == nil || h.pause == nil {
+		if h := newLockHistory(env, strategy, opts, "race", 4, 10); h.rec == nil || h.pause == nil {
 			t.Fatalf("%s records no history", strategy)
 		}
 	}

@@ -200,7 +200,7 @@ type lockRun struct {
 // recordHistory prepares the cell's history for the lock model: the
 // strategy opened with opts, about ops operations.
 func (r *lockRun) recordHistory(env *Env, strategy string, opts impl.LockOptions, ops int64) {
-	r.hist = newLockHistory(env, strategy, opts.WithDefaults(), len(r.tallies), ops)
+	r.hist = newLockHistory(env, strategy, opts.WithDefaults(), r.name, len(r.tallies), ops)
 }
 
 // newLockRun opens the strategy with opts and sizes the tallies.
