@@ -12,18 +12,10 @@ import (
 const loadHistoryEntries = 1 << 20
 
 // loadRecords reports whether a load cell records its history: with
-// --history on, or in auto mode when its operation count is known and
-// within the bound (a load driven by a duration or a rate is not).
+// --history on only (auto is for scenario cells; a load is as long as its
+// flags make it), and when its worker count is known.
 func loadRecords(env *LoadEnv) bool {
-	switch {
-	case env.Workers <= 0:
-		return false
-	case env.History.Mode == histcheck.ModeOn:
-		return true
-	case env.History.Mode == histcheck.ModeOff || env.HistoryOps <= 0:
-		return false
-	}
-	return env.History.Records(env.HistoryOps)
+	return env.History.Mode == histcheck.ModeOn && env.Workers > 0
 }
 
 // loadRecorder returns the recorder of a load cell (nil when it records
@@ -41,15 +33,11 @@ func loadRecorder(env *LoadEnv) *history.Recorder {
 }
 
 // loadNotRecorded is the history object of a load cell of an operation
-// with a model that recorded nothing: with --history on, why; in auto
-// mode, a count above the bound; nil otherwise (history off, or a load
-// of unbounded length, which auto mode never records).
+// with a model that recorded nothing: with --history on, why; nil
+// otherwise.
 func loadNotRecorded(env *LoadEnv, model string) *result.History {
-	switch {
-	case env.History.Mode == histcheck.ModeOn:
-		return &result.History{Model: model, Result: result.HistoryNotChecked, Reason: "the run's worker count is not known beforehand: nothing recorded"}
-	case env.History.Mode != histcheck.ModeOff && env.HistoryOps > 0:
-		return env.History.NotChecked(model, env.HistoryOps)
+	if env.History.Mode != histcheck.ModeOn {
+		return nil
 	}
-	return nil
+	return &result.History{Model: model, Result: result.HistoryNotChecked, Reason: "the run's worker count is not known beforehand: nothing recorded"}
 }

@@ -50,8 +50,9 @@ type LoadEnv struct {
 	// operation may size per-worker state with it. 0 when unknown.
 	Workers int
 	// History says whether the cell records what every client was told
-	// (--history), for an operation with a model; HistoryOps is the
-	// cell's operation count when known beforehand (--requests), else 0.
+	// (--history on), for an operation with a model; HistoryOps is the
+	// cell's operation count when known beforehand (--requests), else 0,
+	// to size the recorder.
 	History    histcheck.Options
 	HistoryOps int64
 }
