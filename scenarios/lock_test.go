@@ -14,6 +14,7 @@ import (
 	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 // lockTestDuration keeps each test cell short; the defaults (2 s, 50
@@ -21,6 +22,25 @@ import (
 // figures only for their bookkeeping (a loaded machine may take few locks
 // in a cell).
 const lockTestDuration = time.Second
+
+// wantLockHistory fails t unless the cell's history (the fenced lock
+// model) agrees with its verdict: not linearizable, with a witness,
+// exactly when it REPRODUCED.
+func wantLockHistory(t *testing.T, cell result.Cell, verdict result.Verdict) {
+	t.Helper()
+	want := result.HistoryLinearizable
+	if verdict == result.Reproduced {
+		want = result.HistoryNotLinearizable
+	}
+	h := cell.History
+	if h == nil || h.Result != want || h.Model != lockModelName || h.Partitions != 1 || h.Ops < 2 || h.Partition != "" && !strings.HasPrefix(h.Partition, "lock ") {
+		t.Fatalf("history %+v, want %s", h, want)
+	}
+	if want == result.HistoryNotLinearizable && (h.Witness == "" || len(h.WitnessOps) == 0) {
+		t.Fatalf("a violation without its witness: %+v", h)
+	}
+	t.Logf("history: %s (%d operations) %s", h.Result, h.Ops, h.Witness)
+}
 
 func TestLockRaceVerdicts(t *testing.T) {
 	for _, backend := range impl.Backends() {
@@ -48,6 +68,7 @@ func TestLockRaceVerdicts(t *testing.T) {
 				if cell.Verdict != tc.want {
 					t.Fatalf("verdict %s, want %s: %s %+v", cell.Verdict, tc.want, cell.Summary, cell.Invariants)
 				}
+				wantLockHistory(t, cell, tc.want)
 				f := cell.Figures
 				if f["acquisitions"] < 2 || f["acquisitions"] != f["entered"] || f["entered"] != f["left"] {
 					t.Errorf("acquisitions %v, entered %v, left %v", f["acquisitions"], f["entered"], f["left"])
@@ -89,6 +110,7 @@ func TestLockExpiryVerdicts(t *testing.T) {
 				if cell.Verdict != tc.want {
 					t.Fatalf("verdict %s, want %s: %s %+v", cell.Verdict, tc.want, cell.Summary, cell.Invariants)
 				}
+				wantLockHistory(t, cell, tc.want)
 				f := cell.Figures
 				if f["errors"] != 0 || len(cell.Errors) != 0 {
 					t.Errorf("errors: %v", cell.Errors)
@@ -437,5 +459,27 @@ func TestLockExpirySummaryAgrees(t *testing.T) {
 			tc.edit(&o)
 			checkSummaryMatches(t, o.invariants(), o.summary(), tc.broken, tc.say, "")
 		})
+	}
+}
+
+// TestLockHistoryLibraries: a library lock issues no fencing token and
+// takes the lock in its own retry loop: its cell says why no history was
+// checked (nothing with history off); naive, token and fenced record.
+func TestLockHistoryLibraries(t *testing.T) {
+	env := testEnv(t, impl.GoRedis)
+	opts := impl.LockOptions{TTL: time.Second}.WithDefaults()
+	for _, strategy := range []string{impl.LockRedsync, impl.LockRedislock, impl.LockRueidislock} {
+		h := newLockHistory(env, strategy, opts, "race", 4, 10)
+		if got := h.result(t.Context(), env.Common.History); got == nil || got.Result != result.HistoryNotChecked || !strings.Contains(got.Reason, "gives no fencing token") {
+			t.Fatalf("%s: history %+v, want not-checked saying why", strategy, got)
+		}
+		if got := h.result(t.Context(), histcheck.Options{Mode: histcheck.ModeOff}); got != nil {
+			t.Fatalf("%s with history off: %+v", strategy, got)
+		}
+	}
+	for _, strategy := range impl.LockStrategies() {
+		if h := newLockHistory(env, strategy, opts, "race", 4, 10); h.rec == nil || h.pause == nil {
+			t.Fatalf("%s records no history", strategy)
+		}
 	}
 }

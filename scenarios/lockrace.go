@@ -16,6 +16,7 @@ import (
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/impl/scripts"
 	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 func init() { Register(func() Scenario { return newLockRace() }) }
@@ -191,6 +192,15 @@ type lockRun struct {
 	endOnce        sync.Once
 	end            time.Time // set by the first acquisition (endOnce)
 	tallies        []lockTally
+	// hist, when set, prepares the cell's history (recordHistory); it
+	// records when its recorder is set.
+	hist *lockHistory
+}
+
+// recordHistory prepares the cell's history for the lock model: the
+// strategy opened with opts, about ops operations.
+func (r *lockRun) recordHistory(env *Env, strategy string, opts impl.LockOptions, ops int64) {
+	r.hist = newLockHistory(env, strategy, opts.WithDefaults(), r.name, len(r.tallies), ops)
 }
 
 // newLockRun opens the strategy with opts and sizes the tallies.
@@ -260,7 +270,11 @@ func (r *lockRun) acquire(ctx context.Context, w *bench.Worker) (lease impl.Leas
 	}
 	actx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	lease, err = r.locker.Acquire(actx, r.name)
+	if hl := r.hist.log(w); hl != nil {
+		lease, err = r.hist.acquire(actx, hl, r.locker, r.name, w.Seq)
+	} else {
+		lease, err = r.locker.Acquire(actx, r.name)
+	}
 	if err != nil {
 		if errors.Is(err, impl.ErrLockNotAcquired) && ctx.Err() == nil {
 			if !cut { // a wait cut short by the run's end is not a time-out
@@ -284,9 +298,12 @@ func (r *lockRun) acquire(ctx context.Context, w *bench.Worker) (lease impl.Leas
 // release releases lease, recording the release and the time held since
 // acquired; refused reports ErrLockNotHeld.
 func (r *lockRun) release(ctx context.Context, w *bench.Worker, lease impl.Lease, acquired time.Time) (refused bool, err error) {
+	hl := r.hist.log(w)
+	call := hl.Now()
 	start := time.Now()
 	err = r.locker.Release(ctx, lease)
 	end := time.Now()
+	r.hist.record(hl, histcheck.LockRelease, w.Seq, lease, call, hl.Now(), err, impl.ErrLockNotHeld)
 	w.Observe(stepRelease, end.Sub(start))
 	w.Observe(stepHold, end.Sub(acquired))
 	if errors.Is(err, impl.ErrLockNotHeld) {
@@ -393,6 +410,7 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		lock:    impl.LockKeyOf(r.locker, env.Keys, lockRaceName),
 	}
 	libraryParams(&cell, r.locker)
+	r.recordHistory(env, strategy, opts, lockHistoryOps(cfg.Duration, s.WorkMin, 2))
 	sb, ok := env.Backend.(impl.ScriptBackend)
 	if !ok {
 		return cell, fmt.Errorf("%s: scripts: %w", env.Backend.Name(), impl.ErrNotSupported)
@@ -509,6 +527,7 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		return cell, runErr
 	}
 	stats.Fill(&cell)
+	cell.History = r.hist.result(ctx, env.Common.History)
 	sum := lockTallies(r.tallies)
 	f := lockFigures(stats, sum, s.TTL)
 	f["work_min_ms"], f["work_max_ms"] = ms(s.WorkMin), ms(s.WorkMax)

@@ -132,6 +132,11 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		KeyCount: keys.N(),
 		Pick:     func(w *bench.Worker) int { return keys.Pick(w.Rand) },
 		Workers:  workers,
+		History:  r.plan.Settings.History,
+	}
+	if shape.Pacer == nil && shape.FindMax == nil && shape.Duration == 0 && shape.Warmup == 0 {
+		// A closed loop of a fixed count, without a warm-up.
+		env.HistoryOps = shape.Shard.Requests(shape.Requests)
 	}
 	load, err := l.Operation.Setup(ctx, env, strategy)
 	if err != nil {
@@ -235,6 +240,9 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		if ferr == nil && load.Settled != nil {
 			c.Settled = load.Settled()
 		}
+	}
+	if load.History != nil {
+		c.History = load.History(ctx)
 	}
 	return r.complete(ctx, c, watch, err)
 }
