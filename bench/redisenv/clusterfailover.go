@@ -60,9 +60,12 @@ func (f Failover) String() string {
 // matching the first of patterns that matches any, and waits until every
 // reachable node sees it as a master with cluster_state:ok.
 //
-// Not forced, it sends CLUSTER FAILOVER to the replica: the master stops
-// its clients, the replica catches up with its replication offset, and
-// only then takes over — no acknowledged write is lost by design.
+// The replica chosen is one in sync with its master (FailOver waits for
+// one). Not forced, it sends CLUSTER FAILOVER to the replica: the master
+// stops its clients, the replica catches up with its replication offset,
+// and only then takes over — no acknowledged write is lost by design;
+// Redis aborts such a failover when the replica does not catch up within
+// 5 s, and FailOver then asks again (agreedAttempts times in all).
 //
 // Forced (a spawned cluster only), it stops the master's process
 // (SIGSTOP), as a hung or partitioned master would be, has the replica
@@ -70,9 +73,9 @@ func (f Failover) String() string {
 // master or of the other masters), waits until the other nodes agree,
 // then resumes the old master (SIGCONT), which finds itself replaced and
 // rejoins as a replica of the new one, dropping whatever its replica had
-// not received: writes it had acknowledged are lost. FailOver returns
-// once the old master is a replica again with its link up, so that the
-// cluster is whole for what comes next.
+// not received: writes it had acknowledged are lost. Either way, FailOver
+// returns once every node sees the old master as the new one's replica
+// and it is in sync, so that the cluster is whole for what comes next.
 func (s *Server) FailOver(ctx context.Context, forced bool, patterns ...string) (Failover, error) {
 	var fo Failover
 	fo.Forced = forced

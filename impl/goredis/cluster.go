@@ -146,7 +146,10 @@ func (c *Client) clusterSettings(cc *redis.ClusterClient) map[string]string {
 		retried = impl.RetriedAll
 		resends = "after a network error or time-out, within cluster_max_redirects"
 	}
-	if !c.retries.Library() && !c.finalConns {
+	switch {
+	case c.finalConns:
+		retries = "0"
+	case !c.retries.Library():
 		retries = strconv.Itoa(o.MaxRedirects)
 	}
 	return map[string]string{
