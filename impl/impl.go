@@ -185,6 +185,15 @@ type ConnConfig struct {
 	// the wire (impl/wiretap). Every instance opened with the same
 	// ConnConfig adds to the same Counter.
 	Redirects *wiretap.Counter
+	// WaitReplicas, when more than 0, has the stock strategies of
+	// WaitStrategies send WAIT WaitReplicas <WaitTimeout> after each
+	// write (Deduct, Purchase), on the write's own connection, and set
+	// Deduction.Unconfirmed when fewer replicas acknowledged in time.
+	// Settings reports SettingWaitReplicas and SettingWaitTimeout.
+	WaitReplicas int
+	// WaitTimeout is WAIT's time-out (0: DefaultWaitTimeout); it must be
+	// shorter than the read time-out.
+	WaitTimeout time.Duration
 }
 
 // DefaultClientName is the connection name of a backend whose ConnConfig

@@ -167,7 +167,7 @@ func (c ConnConfig) Validate() error {
 			return fmt.Errorf("%w: %s %v: want 0 (the default) or more", ErrInvalidConnConfig, d.name, d.v)
 		}
 	}
-	return nil
+	return c.validateWait()
 }
 
 // Keys of Backend.Settings that every backend reports about its

@@ -24,6 +24,9 @@ type SlotStep struct {
 	// Replayed reports that the purchase was already recorded on the
 	// shard: nothing was taken by this step.
 	Replayed bool
+	// Unconfirmed reports that the step took units and the WAIT sent
+	// after it (ConnConfig.WaitReplicas) did not confirm them.
+	Unconfirmed bool
 }
 
 // SlotStepper runs the sharded-slots strategy's per-shard commands; each
@@ -172,7 +175,7 @@ func slotPass(ctx context.Context, st SlotStepper, shards []SlotShard, qty int64
 	n := len(shards)
 	start := ((opts.Start % n) + n) % n
 	target, got := qty, int64(0)
-	fresh, replayed := false, false
+	fresh, replayed, unconfirmed := false, false, false
 	var left, others, recorded int64
 	var held []SlotShard // shards where this walk (or its id) took units
 	for k := 0; k < n && got < target; k++ {
@@ -189,6 +192,7 @@ func slotPass(ctx context.Context, st SlotStepper, shards []SlotShard, qty int64
 		}
 		left += step.Left
 		others += step.HeldByOthers
+		unconfirmed = unconfirmed || step.Unconfirmed
 		if step.Replayed {
 			// The recorded purchase's quantity is the one to complete.
 			target, replayed = step.Qty, true
@@ -211,7 +215,7 @@ func slotPass(ctx context.Context, st SlotStepper, shards []SlotShard, qty int64
 				return Deduction{}, false, fmt.Errorf("%d units taken, but dropping the walk's holds failed: %w", got, err)
 			}
 		}
-		return Deduction{OK: true, Remaining: left, Replayed: !fresh}, false, nil
+		return Deduction{OK: true, Remaining: left, Replayed: !fresh, Unconfirmed: unconfirmed && fresh}, false, nil
 	}
 	back, err := release(ctx, st, held, opts, true)
 	if err != nil {

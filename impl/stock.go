@@ -70,6 +70,11 @@ type Deduction struct {
 	// Only the strategies whose purchases are idempotent (watch,
 	// idempotent, sharded, sharded-slots) ever set it.
 	Replayed bool
+	// Unconfirmed is true when the strategy sent WAIT after its write
+	// (ConnConfig.WaitReplicas) and fewer replicas than asked acknowledged
+	// it within the time-out: the write happened on the master, its
+	// copy on the replicas was not confirmed. Set on answers OK only.
+	Unconfirmed bool
 }
 
 // Stock is the stock (inventory) family: one counter of sellable units per

@@ -45,6 +45,10 @@ type Client struct {
 	// finalConns: a cluster client whose connection failures are final
 	// (no re-sends; see openCluster).
 	finalConns bool
+	// wait is the WAIT sent after the stock strategies' writes; nodes, a
+	// cluster client's node clients by address (for WAIT's redirections).
+	wait  impl.WaitSetting
+	nodes *nodeClients
 }
 
 // Compile-time checks: Client offers every family.
@@ -157,7 +161,7 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 		_ = rdb.Close()
 		return nil, err
 	}
-	return &Client{rdb: rdb, retries: retries, retriesFrom: from, peers: peers}, nil
+	return &Client{rdb: rdb, retries: retries, retriesFrom: from, peers: peers, wait: cfg.WaitSetting()}, nil
 }
 
 // urlParams reports which query parameters rawURL sets to a value that is
@@ -194,7 +198,7 @@ func (c *Client) Settings() map[string]string {
 	if o.MaxRetries > 0 {
 		retried = impl.RetriedAll
 	}
-	return map[string]string{
+	return c.wait.Settings(map[string]string{
 		"library":                   "github.com/redis/go-redis/v9 v" + redis.Version(),
 		"client_name":               o.ClientName,
 		"pool_size":                 strconv.Itoa(o.PoolSize),
@@ -209,7 +213,7 @@ func (c *Client) Settings() map[string]string {
 		"write_timeout":             o.WriteTimeout.String(),
 		"context_timeouts":          strconv.FormatBool(o.ContextTimeoutEnabled),
 		impl.SettingTLS:             impl.TLSSetting(o.TLSConfig),
-	}
+	})
 }
 
 // Close closes every connection of the pool.

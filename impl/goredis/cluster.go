@@ -89,9 +89,11 @@ func openCluster(ctx context.Context, cfg impl.ConnConfig, retries impl.Retries,
 		opt.MaxRedirects = retries.Count()
 	}
 	tap := wiretap.Options{Counter: cfg.Redirects, Final: final}
+	nodes := &nodeClients{}
 	opt.NewClient = func(o *redis.Options) *redis.Client {
 		c := redis.NewClient(o)
 		c.AddHook(tapHook(tap))
+		nodes.add(o.Addr, c)
 		return c
 	}
 	if opt.DialerRetries <= 0 {
@@ -105,7 +107,7 @@ func openCluster(ctx context.Context, cfg impl.ConnConfig, retries impl.Retries,
 		_ = rdb.Close()
 		return nil, fmt.Errorf("goredis: connect to cluster %v: %w", opt.Addrs, err)
 	}
-	return &Client{rdb: rdb, retries: retries, retriesFrom: from, finalConns: final}, nil
+	return &Client{rdb: rdb, retries: retries, retriesFrom: from, finalConns: final, wait: cfg.WaitSetting(), nodes: nodes}, nil
 }
 
 // clusterRedirects is how many MOVED, ASK, TRYAGAIN or CLUSTERDOWN replies
@@ -152,7 +154,7 @@ func (c *Client) clusterSettings(cc *redis.ClusterClient) map[string]string {
 	case !c.retries.Library():
 		retries = strconv.Itoa(o.MaxRedirects)
 	}
-	return map[string]string{
+	return c.wait.Settings(map[string]string{
 		"library":                   "github.com/redis/go-redis/v9 v" + redis.Version(),
 		"client_name":               o.ClientName,
 		"pool_size":                 strconv.Itoa(o.PoolSize) + " per node",
@@ -174,7 +176,7 @@ func (c *Client) clusterSettings(cc *redis.ClusterClient) map[string]string {
 		"cluster_read_only":        strconv.FormatBool(o.ReadOnly),
 		"cluster_route_by_latency": strconv.FormatBool(o.RouteByLatency),
 		"cluster_route_randomly":   strconv.FormatBool(o.RouteRandomly),
-	}
+	})
 }
 
 // clusterRouting names where a cluster client sends reads.

@@ -49,6 +49,9 @@ func (c *Client) Stock(strategy string, opts impl.StockOptions) (impl.Stock, err
 	}
 	opts = opts.WithDefaults()
 	base := plainStock{rdb: c.rdb, opts: opts, name: strategy}
+	if c.wait.Applies(strategy) {
+		base.w = &waiter{rdb: c.rdb, wait: c.wait, nodes: c.nodes}
+	}
 	switch strategy {
 	case impl.StockNaive:
 		return &naiveStock{base}, nil
@@ -61,9 +64,11 @@ func (c *Client) Stock(strategy string, opts impl.StockOptions) (impl.Stock, err
 	case impl.StockIdempotent:
 		return &luaStock{plainStock: base, purchase: stockPurchaseScript}, nil
 	case impl.StockSharded:
-		return &shardedStock{rdb: c.rdb, opts: opts}, nil
+		return &shardedStock{rdb: c.rdb, opts: opts, w: base.w}, nil
 	case impl.StockShardedSlots:
-		return newSlotStock(c.rdb, opts), nil
+		s := newSlotStock(c.rdb, opts)
+		s.w = base.w
+		return s, nil
 	}
 	return nil, impl.StrategyError("stock", strategy, impl.StockStrategies())
 }
@@ -74,6 +79,8 @@ type plainStock struct {
 	rdb  redis.UniversalClient
 	opts impl.StockOptions
 	name string
+	// w sends WAIT after each write (nil: none; see waiter).
+	w *waiter
 }
 
 func (s *plainStock) key(item string) string { return impl.StockKey(s.opts.Keys, item) }
@@ -333,6 +340,11 @@ func (s *watchStock) run(ctx context.Context, item, id string, qty int64) (impl.
 			return err
 		}
 		d.OK, d.Remaining = true, decr.Val()
+		if s.w.on() {
+			// The transaction's connection is the Tx's own: WAIT on it.
+			acked, err := tx.Wait(ctx, s.w.wait.Replicas, s.w.wait.Timeout).Result()
+			d.Unconfirmed = err != nil || !s.w.wait.Confirmed(acked)
+		}
 		return nil
 	}
 	for {
@@ -375,7 +387,7 @@ func (s *luaStock) Deduct(ctx context.Context, item string, qty int64) (impl.Ded
 	if err := impl.ValidateQuantity(qty); err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
-	d, err := runDeduct(ctx, s.rdb, stockDeductScript, []string{s.key(item)}, qty)
+	d, err := s.w.deduct(ctx, s.rdb, stockDeductScript, []string{s.key(item)}, qty)
 	if err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
@@ -388,7 +400,7 @@ func (s *luaStock) Purchase(ctx context.Context, item, id string, qty int64) (im
 	if err := validatePurchase(qty, id); err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
-	d, err := runDeduct(ctx, s.rdb, s.purchase, []string{s.key(item), s.purchasesKey(item)}, qty, id)
+	d, err := s.w.deduct(ctx, s.rdb, s.purchase, []string{s.key(item), s.purchasesKey(item)}, qty, id)
 	if err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
@@ -413,6 +425,7 @@ func runDeduct(ctx context.Context, rdb redis.UniversalClient, script *redis.Scr
 type shardedStock struct {
 	rdb  redis.UniversalClient
 	opts impl.StockOptions
+	w    *waiter
 }
 
 func (s *shardedStock) errorf(op, item string, err error) error {
@@ -489,14 +502,14 @@ func (s *shardedStock) Deduct(ctx context.Context, item string, qty int64) (impl
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
 	keys := s.keys(item, rand.IntN(s.opts.Shards))
-	d, err := runDeduct(ctx, s.rdb, stockShardDeductScript, keys, qty)
+	d, err := s.w.deduct(ctx, s.rdb, stockShardDeductScript, keys, qty)
 	if err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
 	if d.OK || d.Remaining < qty {
 		return d, nil
 	}
-	d, err = runDeduct(ctx, s.rdb, stockShardedDeductAllScript, keys, qty)
+	d, err = s.w.deduct(ctx, s.rdb, stockShardedDeductAllScript, keys, qty)
 	if err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
@@ -512,7 +525,7 @@ func (s *shardedStock) Purchase(ctx context.Context, item, id string, qty int64)
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
 	keys := append([]string{impl.PurchasesKey(s.opts.Keys, item)}, s.keys(item, rand.IntN(s.opts.Shards))...)
-	d, err := runDeduct(ctx, s.rdb, stockShardedPurchaseScript, keys, qty, id)
+	d, err := s.w.deduct(ctx, s.rdb, stockShardedPurchaseScript, keys, qty, id)
 	if err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}

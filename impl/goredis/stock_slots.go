@@ -34,6 +34,8 @@ type slotStock struct {
 	rdb    redis.UniversalClient
 	opts   impl.StockOptions
 	layout *impl.SlotShards
+	// w sends WAIT after each step's script (nil: none).
+	w *waiter
 }
 
 func newSlotStock(rdb redis.UniversalClient, opts impl.StockOptions) *slotStock {
@@ -154,14 +156,15 @@ func (s *slotStock) Take(ctx context.Context, sh impl.SlotShard, token, id strin
 	if whole {
 		mode = "1"
 	}
-	vals, err := stockSlotTakeScript.Run(ctx, s.rdb, []string{sh.Stock, sh.Holds, sh.Purchases}, need, token, id, qty, mode).Int64Slice()
+	vals, confirmed, err := s.w.script(ctx, s.rdb, stockSlotTakeScript, []string{sh.Stock, sh.Holds, sh.Purchases}, need, token, id, qty, mode)
 	if err != nil {
 		return impl.SlotStep{}, err
 	}
 	if len(vals) != 5 {
 		return impl.SlotStep{}, fmt.Errorf("stock_slot_take replied %v, want 5 integers", vals)
 	}
-	return impl.SlotStep{Took: vals[0], Left: vals[1], HeldByOthers: vals[2], Replayed: vals[3] == 1, Qty: vals[4]}, nil
+	return impl.SlotStep{Took: vals[0], Left: vals[1], HeldByOthers: vals[2], Replayed: vals[3] == 1, Qty: vals[4],
+		Unconfirmed: vals[0] > 0 && !confirmed}, nil
 }
 
 // Release implements impl.SlotStepper: scripts.StockSlotRelease on every

@@ -53,6 +53,8 @@ type Client struct {
 	// (rueidislock's Locker), when the Client closes.
 	closeMu sync.Mutex
 	closers []func()
+	// wait is the WAIT sent after the stock strategies' writes.
+	wait impl.WaitSetting
 }
 
 // Compile-time checks: Client offers every family.
@@ -187,7 +189,7 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 		rc.Close()
 		return nil, fmt.Errorf("rueidis: %v is not a Redis Cluster (client mode %s)", opt.InitAddress, rc.Mode())
 	}
-	return &Client{rc: rc, opt: opt, retries: retries, retriesFrom: from}, nil
+	return &Client{rc: rc, opt: opt, retries: retries, retriesFrom: from, wait: cfg.WaitSetting()}, nil
 }
 
 // tapDial returns a DialCtxFn that dials as dial does (rueidis's own way
@@ -293,6 +295,7 @@ func (c *Client) Settings() map[string]string {
 		"keepalive_ping":            keepalive.String(),
 		impl.SettingTLS:             impl.TLSSetting(c.opt.TLSConfig),
 	}
+	c.wait.Settings(set)
 	if c.rc.Mode() == rd.ClientModeCluster {
 		set[impl.SettingCluster] = "cluster client"
 		set["cluster_routing"] = "every command on its key's master"

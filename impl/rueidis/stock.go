@@ -50,6 +50,9 @@ func (c *Client) Stock(strategy string, opts impl.StockOptions) (impl.Stock, err
 	}
 	opts = opts.WithDefaults()
 	base := plainStock{rc: c.rc, opts: opts, name: strategy}
+	if c.wait.Applies(strategy) {
+		base.w = &waiter{rc: c.rc, wait: c.wait}
+	}
 	switch strategy {
 	case impl.StockNaive:
 		return &naiveStock{base}, nil
@@ -62,9 +65,11 @@ func (c *Client) Stock(strategy string, opts impl.StockOptions) (impl.Stock, err
 	case impl.StockIdempotent:
 		return &luaStock{plainStock: base, purchase: stockPurchaseScript}, nil
 	case impl.StockSharded:
-		return &shardedStock{rc: c.rc, opts: opts}, nil
+		return &shardedStock{rc: c.rc, opts: opts, w: base.w}, nil
 	case impl.StockShardedSlots:
-		return newSlotStock(c.rc, opts), nil
+		s := newSlotStock(c.rc, opts)
+		s.w = base.w
+		return s, nil
 	}
 	return nil, impl.StrategyError("stock", strategy, impl.StockStrategies())
 }
@@ -75,6 +80,8 @@ type plainStock struct {
 	rc   rd.Client
 	opts impl.StockOptions
 	name string
+	// w sends WAIT after each write (nil: none; see waiter).
+	w *waiter
 }
 
 func (s *plainStock) key(item string) string { return impl.StockKey(s.opts.Keys, item) }
@@ -361,7 +368,15 @@ func (s *watchStock) attempt(ctx context.Context, key, pkey, id string, qty int6
 			tx = append(tx, c.B().Hset().Key(pkey).FieldValue().FieldValue(id, strconv.FormatInt(qty, 10)).Build())
 		}
 		tx = append(tx, c.B().Exec().Build())
+		if s.w.on() {
+			// WAIT on the dedicated connection, right after EXEC.
+			tx = append(tx, c.B().Wait().Numreplicas(int64(s.w.wait.Replicas)).Timeout(s.w.wait.Millis()).Build())
+		}
 		resps = c.DoMulti(ctx, tx...)
+		var wait rd.RedisResult
+		if s.w.on() {
+			wait, resps = resps[len(resps)-1], resps[:len(resps)-1]
+		}
 		exec := resps[len(resps)-1]
 		execd = exec.NonRedisError() == nil
 		for _, r := range resps[:len(resps)-1] {
@@ -390,6 +405,10 @@ func (s *watchStock) attempt(ctx context.Context, key, pkey, id string, qty int6
 			return err
 		}
 		d = impl.Deduction{OK: true, Remaining: n}
+		if s.w.on() {
+			acked, err := wait.AsInt64()
+			d.Unconfirmed = err != nil || !s.w.wait.Confirmed(acked)
+		}
 		return nil
 	})
 	return d, aborted, err
@@ -418,7 +437,7 @@ func (s *luaStock) Deduct(ctx context.Context, item string, qty int64) (impl.Ded
 	if err := impl.ValidateQuantity(qty); err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
-	d, err := execDeduct(ctx, s.rc, stockDeductScript, []string{s.key(item)}, qty)
+	d, err := s.w.deduct(ctx, s.rc, stockDeductScript, []string{s.key(item)}, qty)
 	if err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
@@ -431,7 +450,7 @@ func (s *luaStock) Purchase(ctx context.Context, item, id string, qty int64) (im
 	if err := validatePurchase(qty, id); err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
-	d, err := execDeduct(ctx, s.rc, s.purchase, []string{s.key(item), s.purchasesKey(item)}, qty, id)
+	d, err := s.w.deduct(ctx, s.rc, s.purchase, []string{s.key(item), s.purchasesKey(item)}, qty, id)
 	if err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
@@ -456,6 +475,7 @@ func execDeduct(ctx context.Context, rc rd.Client, script *rd.Lua, keys []string
 type shardedStock struct {
 	rc   rd.Client
 	opts impl.StockOptions
+	w    *waiter
 }
 
 func (s *shardedStock) errorf(op, item string, err error) error {
@@ -551,14 +571,14 @@ func (s *shardedStock) Deduct(ctx context.Context, item string, qty int64) (impl
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
 	keys := s.keys(item, rand.IntN(s.opts.Shards))
-	d, err := execDeduct(ctx, s.rc, stockShardDeductScript, keys, qty)
+	d, err := s.w.deduct(ctx, s.rc, stockShardDeductScript, keys, qty)
 	if err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
 	if d.OK || d.Remaining < qty {
 		return d, nil
 	}
-	d, err = execDeduct(ctx, s.rc, stockShardedDeductAllScript, keys, qty)
+	d, err = s.w.deduct(ctx, s.rc, stockShardedDeductAllScript, keys, qty)
 	if err != nil {
 		return impl.Deduction{}, s.errorf("deduct", item, err)
 	}
@@ -574,7 +594,7 @@ func (s *shardedStock) Purchase(ctx context.Context, item, id string, qty int64)
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
 	keys := append([]string{impl.PurchasesKey(s.opts.Keys, item)}, s.keys(item, rand.IntN(s.opts.Shards))...)
-	d, err := execDeduct(ctx, s.rc, stockShardedPurchaseScript, keys, qty, id)
+	d, err := s.w.deduct(ctx, s.rc, stockShardedPurchaseScript, keys, qty, id)
 	if err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}

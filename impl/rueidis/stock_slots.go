@@ -37,6 +37,8 @@ type slotStock struct {
 	rc     rd.Client
 	opts   impl.StockOptions
 	layout *impl.SlotShards
+	// w sends WAIT after each step's script (nil: none).
+	w *waiter
 }
 
 func newSlotStock(rc rd.Client, opts impl.StockOptions) *slotStock {
@@ -153,15 +155,16 @@ func (s *slotStock) Take(ctx context.Context, sh impl.SlotShard, token, id strin
 	if whole {
 		mode = "1"
 	}
-	vals, err := stockSlotTakeScript.Exec(ctx, s.rc, []string{sh.Stock, sh.Holds, sh.Purchases},
-		[]string{strconv.FormatInt(need, 10), token, id, strconv.FormatInt(qty, 10), mode}).AsIntSlice()
+	vals, confirmed, err := s.w.script(ctx, s.rc, stockSlotTakeScript, []string{sh.Stock, sh.Holds, sh.Purchases},
+		[]string{strconv.FormatInt(need, 10), token, id, strconv.FormatInt(qty, 10), mode})
 	if err != nil {
 		return impl.SlotStep{}, err
 	}
 	if len(vals) != 5 {
 		return impl.SlotStep{}, fmt.Errorf("stock_slot_take replied %v, want 5 integers", vals)
 	}
-	return impl.SlotStep{Took: vals[0], Left: vals[1], HeldByOthers: vals[2], Replayed: vals[3] == 1, Qty: vals[4]}, nil
+	return impl.SlotStep{Took: vals[0], Left: vals[1], HeldByOthers: vals[2], Replayed: vals[3] == 1, Qty: vals[4],
+		Unconfirmed: vals[0] > 0 && !confirmed}, nil
 }
 
 // Release implements impl.SlotStepper: scripts.StockSlotRelease on every
