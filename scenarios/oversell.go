@@ -165,6 +165,9 @@ type purchaseNote struct {
 	// canceled: the reply was lost because the run itself was stopped
 	// (lost replies only), which the runner does not count as a failure.
 	canceled bool
+	// unconfirmed: the WAIT after the purchase (--wait-replicas) did not
+	// confirm it (answered OK only).
+	unconfirmed bool
 }
 
 // orderWriteChunk is how many order records one pipeline writes.
@@ -292,7 +295,7 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 		if d.Replayed {
 			t.replayed++
 		}
-		t.told = append(t.told, purchaseNote{buyer: w.Seq, qty: q, seen: d.Remaining})
+		t.told = append(t.told, purchaseNote{buyer: w.Seq, qty: q, seen: d.Remaining, unconfirmed: d.Unconfirmed})
 		return nil
 	})
 	stopSampler()
@@ -312,7 +315,7 @@ func (o *Oversell) Run(ctx context.Context, env *Env, strategy string) (result.C
 		cell.History = hopts.NotChecked("stock counter", o.Buyers)
 	}
 
-	j := oversellJudgement{o: o, strategy: strategy, sampled: sampled, errors: stats.ErrorCount(), retries: clientRetries(env.Backend)}
+	j := oversellJudgement{o: o, strategy: strategy, sampled: sampled, errors: stats.ErrorCount(), retries: clientRetries(env.Backend), wait: waitSetting(env.Backend, strategy)}
 	j.tally(tallies)
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()

@@ -149,6 +149,7 @@ type oversellJudgement struct {
 	sampled  *stockSampler
 	errors   int64  // failed operations, every class
 	retries  string // the client's write re-sends (clientRetries), "" for none
+	wait     string // the WAIT after each purchase (waitSetting), "" for none
 
 	// What the buyers were told.
 	bought, refused, clientUnits, replayed int64
@@ -350,12 +351,18 @@ func (j *oversellJudgement) judge(cell *result.Cell) {
 
 	// What buyers were told against the record.
 	told := make(map[int64]bool, len(j.told))
-	var toldMissing, toldOtherQty int64
+	var toldMissing, toldOtherQty, unconfirmed, missingConfirmed int64
 	for _, n := range j.told {
 		told[n.buyer] = true
+		if n.unconfirmed {
+			unconfirmed++
+		}
 		switch rec, ok := j.recorded[n.buyer]; {
 		case !ok:
 			toldMissing++
+			if !n.unconfirmed {
+				missingConfirmed++
+			}
 		case rec != n.qty:
 			toldOtherQty++
 		}
@@ -548,6 +555,17 @@ func (j *oversellJudgement) judge(cell *result.Cell) {
 	}
 	if j.held > 0 {
 		cell.Summary += fmt.Sprintf("; %d units held by unfinished walks", j.held)
+	}
+	if j.wait != "" {
+		// The writes WAIT did not confirm happened on the master: the
+		// verdict reads the masters, so they do not change it; whether
+		// they survive a failover is what acknowledged_writes_lost says.
+		cell.Figures[figWritesUnconfirmed] = float64(unconfirmed)
+		cell.Figures[figLostWaitConfirmed] = float64(missingConfirmed)
+		cell.Summary += fmt.Sprintf("; %s: %d of %d purchases answered OK unconfirmed (fewer replicas acknowledged in time)", j.wait, unconfirmed, len(j.told))
+		if toldMissing > 0 {
+			cell.Summary += fmt.Sprintf(", %d of the %d missing from the record had been confirmed", missingConfirmed, toldMissing)
+		}
 	}
 	if n := int64(len(j.lost)); n > 0 {
 		cell.Summary += fmt.Sprintf("; %d replies lost, %d of those purchases had happened", n, lostApplied)

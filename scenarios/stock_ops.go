@@ -43,7 +43,10 @@ type stockLoadTally struct {
 	// unrecorded counts deductions a recording run could not record (a
 	// worker beyond the recorder's logs): the history is incomplete.
 	unrecorded int64
-	_          [64]byte
+	// unconfirmed counts the deductions answered OK (the whole run) that
+	// the WAIT after them did not confirm (--wait-replicas).
+	unconfirmed int64
+	_           [64]byte
 }
 
 // count tallies n deductions that ended alike: ok of them taken, the
@@ -105,6 +108,9 @@ func setupStockDeduct(ctx context.Context, env *LoadEnv, strategy string) (*Load
 			var ok int64
 			if d.OK {
 				ok = 1
+			}
+			if d.Unconfirmed {
+				t.unconfirmed++
 			}
 			t.count(w.Measuring(), 1, ok, err, classify)
 			return err
@@ -211,12 +217,17 @@ func stockDeductFigures(ctx context.Context, env *LoadEnv, strategy string, opts
 		sum.failed += t.failed
 		sum.runOK += t.runOK
 		sum.runUnknown += t.runUnknown
+		sum.unconfirmed += t.unconfirmed
 	})
 	f := map[string]float64{
 		"purchases_ok":      float64(sum.ok),
 		"purchases_refused": float64(sum.refused),
 		"purchases_unknown": float64(sum.unknown),
 		"purchases_failed":  float64(sum.failed),
+	}
+	if waitSetting(env.Backend, strategy) != "" {
+		// Of the run's units answered OK (warm-up included).
+		f[figWritesUnconfirmed] = float64(sum.unconfirmed)
 	}
 	if len(items) > maxFigureItems {
 		return f, nil

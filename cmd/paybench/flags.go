@@ -132,6 +132,8 @@ type commonFlags struct {
 	outputFlags
 	history        string
 	historyTimeout time.Duration
+	waitReplicas   int
+	waitTimeout    time.Duration
 }
 
 func (c *commonFlags) bind(fs *pflag.FlagSet) {
@@ -153,6 +155,8 @@ func (c *commonFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.config, configFlag, "", "read flags from this YAML or JSON file (keys: flag names without dashes; flags on the command line win; see README \"Config file\")")
 	fs.StringVar(&c.history, "history", "auto", "record what every client was told and check it for linearizability: off, on, or auto (scenario cells of at most 5000 operations); see README \"Histories\"")
 	fs.DurationVar(&c.historyTimeout, "history-timeout", histcheck.DefaultTimeout, "time budget of one cell's history check; beyond it the result is unknown (never a PASS)")
+	fs.IntVar(&c.waitReplicas, "wait-replicas", 0, fmt.Sprintf("send WAIT N after each write of the stock strategies %v, on the write's connection (0: none); writes fewer replicas confirmed are counted (writes_unconfirmed); see README \"A failover under load\"", impl.WaitStrategies()))
+	fs.DurationVar(&c.waitTimeout, "wait-timeout", impl.DefaultWaitTimeout, "the time-out of --wait-replicas' WAIT (shorter than --read-timeout)")
 }
 
 // plan checks the shared flags and returns the part of the plan they
@@ -184,9 +188,12 @@ func (c *commonFlags) plan(kind string) (*runner.Plan, error) {
 	if c.historyTimeout <= 0 {
 		return nil, usageErrorf("--history-timeout must be > 0, got %s", c.historyTimeout)
 	}
-	client := impl.ConnConfig{Retries: c.retries, ReadTimeout: c.readTimeout, DialTimeout: c.dialTimeout}
+	if c.waitTimeout <= 0 {
+		return nil, usageErrorf("--wait-timeout must be > 0, got %s", c.waitTimeout)
+	}
+	client := impl.ConnConfig{Retries: c.retries, ReadTimeout: c.readTimeout, DialTimeout: c.dialTimeout, WaitReplicas: c.waitReplicas, WaitTimeout: c.waitTimeout}
 	if err := client.Validate(); err != nil {
-		return nil, usageErrorf("--client-retries/--read-timeout/--dial-timeout: %w", err)
+		return nil, usageErrorf("--client-retries/--read-timeout/--dial-timeout/--wait-replicas/--wait-timeout: %w", err)
 	}
 	backends := splitList(c.backends)
 	if len(backends) == 0 {

@@ -140,6 +140,10 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // shape turns the load flags into the cells' shape.
 func (l *loadFlags) shape(cf *commonFlags, durationSet bool) (runner.LoadShape, error) {
 	s := runner.LoadShape{Requests: l.requests, Duration: cf.duration, Warmup: l.warmup, Pipeline: l.pipeline, MaxWorkers: l.maxWorkers}
+	if cf.waitReplicas > 0 && l.pipeline > 1 {
+		// A batch's deductions share round trips; no WAIT follows them.
+		return s, usageErrorf("--wait-replicas works with one operation per call: drop --pipeline %d", l.pipeline)
+	}
 	if s.Duration == 0 && s.Requests == 0 && !durationSet {
 		s.Duration = defaultLoadDuration
 	}
