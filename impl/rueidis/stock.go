@@ -368,11 +368,12 @@ func (s *watchStock) attempt(ctx context.Context, key, pkey, id string, qty int6
 			tx = append(tx, c.B().Hset().Key(pkey).FieldValue().FieldValue(id, strconv.FormatInt(qty, 10)).Build())
 		}
 		tx = append(tx, c.B().Exec().Build())
+		send := tx
 		if s.w.on() {
 			// WAIT on the dedicated connection, right after EXEC.
-			tx = append(tx, c.B().Wait().Numreplicas(int64(s.w.wait.Replicas)).Timeout(s.w.wait.Millis()).Build())
+			send = append(send[:len(tx):len(tx)], c.B().Wait().Numreplicas(int64(s.w.wait.Replicas)).Timeout(s.w.wait.Millis()).Build())
 		}
-		resps = c.DoMulti(ctx, tx...)
+		resps = c.DoMulti(ctx, send...)
 		var wait rd.RedisResult
 		if s.w.on() {
 			wait, resps = resps[len(resps)-1], resps[:len(resps)-1]
