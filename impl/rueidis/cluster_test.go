@@ -54,3 +54,9 @@ func TestClusterModeRefusesASingleServer(t *testing.T) {
 // TestClusterRedirects: rueidis's cluster client follows ASK and MOVED
 // and never re-sends a write after a lost reply.
 func TestClusterRedirects(t *testing.T) { impltest.RunClusterRedirects(t, impltest.Cluster(t), open) }
+
+// TestClusterWait: --wait-replicas on the cluster (one replica a master).
+func TestClusterWait(t *testing.T) { impltest.RunWaitCluster(t, impltest.Cluster(t), open) }
+
+// TestWaitConnection: the WAIT after a write runs on the write's connection.
+func TestWaitConnection(t *testing.T) { impltest.RunWaitConnection(t, open) }
