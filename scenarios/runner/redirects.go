@@ -149,8 +149,14 @@ func judgeFailover(c result.Cell) result.Cell {
 	}
 	c.FigureMerge[figAckLost] = result.MergeSum
 	line := fmt.Sprintf("acknowledged writes lost in the failover: %.0f", lost)
+	waited := ""
+	if v, ok := c.Figures["lost_writes_wait_confirmed"]; ok && lost > 0 {
+		// --wait-replicas: how many of the lost writes WAIT had confirmed.
+		waited = fmt.Sprintf(", %.0f of them confirmed by WAIT", v)
+		line += waited
+	}
 	if lost > 0 && judged {
-		return inconclusive(c, fmt.Sprintf("the failover lost %.0f writes the client had been told succeeded (Redis replicates asynchronously: the promoted replica lacked them); a server-side durability loss, so the strategy is not judged (it %s: see the summary)", lost, verdictWord(c.Verdict)))
+		return inconclusive(c, fmt.Sprintf("the failover lost %.0f writes the client had been told succeeded%s (Redis replicates asynchronously: the promoted replica lacked them); a server-side durability loss, so the strategy is not judged (it %s: see the summary)", lost, waited, verdictWord(c.Verdict)))
 	}
 	c.Summary = joinSemi(c.Summary, line)
 	return c
