@@ -92,8 +92,11 @@ func (w *waiter) script(ctx context.Context, rdb redis.Scripter, script *redis.S
 				continue
 			}
 			addr, moved := redis.IsMovedError(err)
-			if !moved || w.nodes == nil || redirects >= clusterRedirects {
+			if !moved || w.nodes == nil {
 				return nil, false, err
+			}
+			if redirects >= clusterRedirects {
+				return nil, false, fmt.Errorf("%d redirections followed, and then: %w", redirects, err)
 			}
 			// The script did not run: its slot has moved to addr.
 			redirects++

@@ -100,8 +100,11 @@ func (w *waiter) script(ctx context.Context, rc rd.Client, lua *rd.Lua, keys, ar
 				continue
 			}
 			addr, moved := rerr.IsMoved()
-			if !moved || redirects >= clusterRedirects {
+			if !moved {
 				return nil, false, err
+			}
+			if redirects >= clusterRedirects {
+				return nil, false, fmt.Errorf("%d redirections followed, and then: %w", redirects, err)
 			}
 			// The script did not run: its slot has moved to addr.
 			redirects++
