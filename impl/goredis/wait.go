@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	redis "github.com/redis/go-redis/v9"
 
@@ -100,11 +101,8 @@ func (w *waiter) script(ctx context.Context, rdb redis.Scripter, script *redis.S
 			}
 			// The script did not run: its slot has moved to addr.
 			redirects++
-			if cc, ok := w.rdb.(*redis.ClusterClient); ok {
-				cc.ReloadState(ctx)
-			}
-			if node = w.nodes.get(addr); node == nil {
-				return nil, false, fmt.Errorf("MOVED to %s, a node the cluster client has no connection to: %w", addr, err)
+			if node = w.nodeAt(ctx, addr); node == nil {
+				return nil, false, fmt.Errorf("MOVED to %s, a node the cluster client did not learn of in %v: %w", addr, movedWait, err)
 			}
 			continue
 		}
@@ -114,6 +112,28 @@ func (w *waiter) script(ctx context.Context, rdb redis.Scripter, script *redis.S
 			return res, false, nil
 		}
 		return res, w.wait.Confirmed(acked), nil
+	}
+}
+
+// movedWait bounds how long a MOVED to a node the cluster client has no
+// client for yet waits for its slot map to be reloaded.
+const movedWait = time.Second
+
+// nodeAt returns the node client of addr, the node a MOVED named. The
+// cluster client makes a node's client when its slot map names the node
+// (a replica just promoted may not be there yet): until it does, the map
+// is reloaded, at most movedWait; nil if it never does.
+func (w *waiter) nodeAt(ctx context.Context, addr string) *redis.Client {
+	cc, _ := w.rdb.(*redis.ClusterClient)
+	deadline := time.Now().Add(movedWait)
+	for {
+		if n := w.nodes.get(addr); n != nil {
+			return n
+		}
+		if cc == nil || time.Now().After(deadline) || impl.Sleep(ctx, 20*time.Millisecond) != nil {
+			return nil
+		}
+		cc.ReloadState(ctx)
 	}
 }
 
