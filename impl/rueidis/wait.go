@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"time"
 
 	rd "github.com/redis/rueidis"
 
@@ -108,8 +109,8 @@ func (w *waiter) script(ctx context.Context, rc rd.Client, lua *rd.Lua, keys, ar
 			}
 			// The script did not run: its slot has moved to addr.
 			redirects++
-			if node = rc.Nodes()[addr]; node == nil {
-				return nil, false, fmt.Errorf("MOVED to %s, a node the cluster client has no connection to: %w", addr, err)
+			if node = nodeAt(ctx, rc, addr); node == nil {
+				return nil, false, fmt.Errorf("MOVED to %s, a node the cluster client did not learn of in %v: %w", addr, movedWait, err)
 			}
 			continue
 		}
@@ -119,6 +120,26 @@ func (w *waiter) script(ctx context.Context, rc rd.Client, lua *rd.Lua, keys, ar
 			return res, false, nil
 		}
 		return res, w.wait.Confirmed(acked), nil
+	}
+}
+
+// movedWait bounds how long a MOVED to a node the cluster client has no
+// connection to yet waits for its topology refresh.
+const movedWait = time.Second
+
+// nodeAt returns the client of the node at addr, which a MOVED named.
+// rueidis's cluster client learns of a node (a replica just promoted) at
+// its next topology refresh, which the MOVED set off: until then, it is
+// asked again every 20 ms, at most movedWait; nil if it never learns.
+func nodeAt(ctx context.Context, rc rd.Client, addr string) rd.Client {
+	deadline := time.Now().Add(movedWait)
+	for {
+		if n := rc.Nodes()[addr]; n != nil {
+			return n
+		}
+		if time.Now().After(deadline) || impl.Sleep(ctx, 20*time.Millisecond) != nil {
+			return nil
+		}
 	}
 }
 
