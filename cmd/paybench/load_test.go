@@ -42,6 +42,7 @@ func TestLoadUsageErrorsExit2(t *testing.T) {
 		{"zero concurrency", []string{"load", "stock.deduct", "-c", "0"}},
 		{"bad duration", []string{"load", "stock.deduct", "--duration", "later"}},
 		{"bad URL", []string{"load", "stock.deduct", "--redis-url", "http://u:hunter2@example.com"}},
+		{"wait with a pipeline", []string{"load", "stock.deduct", "--wait-replicas", "1", "--pipeline", "4"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCLI(t, context.Background(), tc.args...)

@@ -77,6 +77,9 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"cluster seeds without --cluster", []string{"run", "oversell", "--redis-url", "redis://:hunter2@127.0.0.1:1?addr=127.0.0.1:2"}},
 		{"bad history mode", []string{"run", "oversell", "--history", "yes"}},
 		{"zero history timeout", []string{"run", "oversell", "--history-timeout", "0s"}},
+		{"negative wait replicas", []string{"run", "oversell", "--wait-replicas", "-1"}},
+		{"zero wait timeout", []string{"run", "oversell", "--wait-replicas", "1", "--wait-timeout", "0s"}},
+		{"wait timeout past the read timeout", []string{"run", "oversell", "--wait-replicas", "1", "--wait-timeout", "3s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCLI(t, context.Background(), tc.args...)
