@@ -1,0 +1,38 @@
+package runner
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/paybench/paybench/bench/faults"
+	"github.com/paybench/paybench/reports/result"
+)
+
+// TestJudgeFailoverWaitConfirmed: a cell under a failover that fired says
+// how many of its lost writes WAIT had confirmed, when it sent WAIT.
+func TestJudgeFailoverWaitConfirmed(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		figures map[string]float64
+		verdict result.Verdict
+		want    string
+		absent  string
+	}{
+		{name: "lost, WAIT confirmed none", figures: map[string]float64{"purchases_ok_not_recorded": 3, "lost_writes_wait_confirmed": 0},
+			verdict: result.Inconclusive, want: "lost 3 writes the client had been told succeeded, 0 of them confirmed by WAIT"},
+		{name: "lost, no WAIT", figures: map[string]float64{"purchases_ok_not_recorded": 3},
+			verdict: result.Inconclusive, want: "lost 3 writes", absent: "WAIT"},
+		{name: "none lost", figures: map[string]float64{"purchases_ok_not_recorded": 0, "lost_writes_wait_confirmed": 0},
+			verdict: result.Pass, want: "acknowledged writes lost in the failover: 0", absent: "confirmed by WAIT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := result.Cell{Verdict: result.Pass, Summary: "sold", Figures: tc.figures,
+				Faults: []result.Fault{{Kind: faults.Failover, Count: 1}}}
+			got := judgeFailover(c)
+			text := got.Reason + " | " + got.Summary
+			if got.Verdict != tc.verdict || !strings.Contains(text, tc.want) || (tc.absent != "" && strings.Contains(text, tc.absent)) {
+				t.Fatalf("verdict %s, %q; want %s with %q and without %q", got.Verdict, text, tc.verdict, tc.want, tc.absent)
+			}
+		})
+	}
+}
