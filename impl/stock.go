@@ -25,11 +25,16 @@ const (
 	StockIdempotent = "idempotent"
 	// StockSharded splits the stock over several hash-tagged sub-keys.
 	StockSharded = "sharded"
+	// StockShardedSlots splits the stock over shards that each have a hash
+	// tag, and so a cluster slot, of their own (impl.SlotShards): on a
+	// Redis Cluster they live on different masters. No script can touch
+	// two of them, so a deduction walks them one at a time (impl.SlotWalk).
+	StockShardedSlots = "sharded-slots"
 )
 
 // StockStrategies lists the stock strategies in display order.
 func StockStrategies() []string {
-	return []string{StockNaive, StockDecr, StockWatch, StockLua, StockIdempotent, StockSharded}
+	return []string{StockNaive, StockDecr, StockWatch, StockLua, StockIdempotent, StockSharded, StockShardedSlots}
 }
 
 // MaxQuantity is the largest quantity one deduction or restore may ask for.
@@ -51,15 +56,19 @@ type Deduction struct {
 	// Remaining is the stock the server reported after the attempt (the
 	// unchanged stock when refused). For the decr strategy it is the value
 	// DECRBY returned, which is negative when refused; for the sharded
-	// strategy it is the total over all shards.
+	// strategy it is the total over all shards; for sharded-slots it is
+	// what the shards the deduction visited held after their step (the
+	// other shards are not read: no one instant shows shards that live in
+	// different slots).
 	Remaining int64
-	// Retries counts optimistic retries (watch) taken by this deduction.
+	// Retries counts optimistic retries (watch), or walks started again
+	// (sharded-slots), taken by this deduction.
 	Retries int
 	// Replayed is true when a Purchase found its id already recorded: the
 	// answer is the recorded outcome (OK, the recorded units taken once)
 	// and nothing was deducted by this call; Remaining is the stock now.
 	// Only the strategies whose purchases are idempotent (watch,
-	// idempotent, sharded) ever set it.
+	// idempotent, sharded, sharded-slots) ever set it.
 	Replayed bool
 }
 
@@ -94,6 +103,15 @@ type Stock interface {
 	// for the id first: a record proves the units were taken, but units
 	// may be taken without a record (the reply of the deduction or the
 	// record was lost), and a re-sent purchase deducts again.
+	//
+	// sharded-slots records on each shard the units it took there, in the
+	// same script as the take (the shard's purchases hash,
+	// SlotShard.Purchases: id -> "<taken here>/<qty>"), so the records of
+	// all shards add up to what the stock lost; a walk that runs short
+	// gives its units back and deletes its records. It is idempotent on id
+	// as long as a re-send follows its first send: the walk's order depends
+	// on the id alone, and a shard where the id is recorded is answered
+	// from its record.
 	Purchase(ctx context.Context, item, id string, qty int64) (Deduction, error)
 	// Get returns the current stock of item (0 when it was never set).
 	Get(ctx context.Context, item string) (int64, error)
@@ -110,9 +128,12 @@ type StockOptions struct {
 	// Think is a pause between the read and the write of the naive
 	// strategy, widening its race window. Zero by default.
 	Think time.Duration
-	// MaxRetries bounds the watch strategy's optimistic retries (default 64).
+	// MaxRetries bounds the watch strategy's optimistic retries, and the
+	// walks sharded-slots starts again after one ran short while other
+	// walks held units (default 64).
 	MaxRetries int
-	// Shards is the number of sub-keys of the sharded strategy (default 8).
+	// Shards is the number of sub-keys of the sharded and sharded-slots
+	// strategies (default 8).
 	Shards int
 }
 

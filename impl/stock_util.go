@@ -1,6 +1,9 @@
 package impl
 
-import "fmt"
+import (
+	"fmt"
+	"hash/fnv"
+)
 
 // ValidateUnits returns an error wrapping ErrInvalidQuantity unless units
 // is a stock a Set may seed: zero or more (not bounded by MaxQuantity).
@@ -47,4 +50,13 @@ func DecodeDeduction(vals []int64) (Deduction, error) {
 		return Deduction{OK: vals[0] == 1, Remaining: vals[1], Replayed: vals[2] == 1}, nil
 	}
 	return Deduction{}, fmt.Errorf("script replied %v, want {ok, remaining} or {ok, remaining, replayed}", vals)
+}
+
+// SlotShardStart is the shard a sharded-slots purchase's walk starts at:
+// a hash (FNV-1a) of its id, so every send of one purchase walks the
+// shards in the same order.
+func SlotShardStart(id string, n int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id)) // a hash.Hash never fails to write
+	return int(h.Sum32() % uint32(max(n, 1)))
 }

@@ -39,6 +39,7 @@ var htmlPage = template.Must(template.New("page").Funcs(template.FuncMap{
 	"gate":    DescribeGate,
 	"join":    strings.Join,
 	"fault":   FaultLine,
+	"cluster": ClusterNotes,
 	"historyClass": func(r string) string {
 		switch r {
 		case result.HistoryLinearizable:

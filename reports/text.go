@@ -95,6 +95,7 @@ func writeNotes(w io.Writer, c result.Cell) {
 	}
 	notes = append(notes, errorNotes(c)...)
 	notes = append(notes, shapeNotes(c)...)
+	notes = append(notes, ClusterNotes(c)...)
 	if c.Summary == "" && len(notes) == 0 {
 		return
 	}
@@ -158,6 +159,9 @@ func FaultLine(f result.Fault) string {
 	}
 	if f.Error != "" {
 		b.WriteString(" [failed: " + f.Error + "]")
+	}
+	if f.From != "" {
+		b.WriteString(" (from " + f.From + ")")
 	}
 	return b.String()
 }

@@ -87,7 +87,7 @@ func (d *DuplicateOrder) Validate() error {
 		return fmt.Errorf("--quantity: %w", err)
 	}
 	for _, s := range impl.StockStrategies() {
-		if s == d.NaiveStock && s != impl.StockSharded {
+		if s == d.NaiveStock && s != impl.StockSharded && s != impl.StockShardedSlots {
 			return nil
 		}
 	}

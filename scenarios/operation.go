@@ -73,6 +73,11 @@ type Load struct {
 	// Params are settings of the strategy under load to record in the
 	// cell's params (a library's, under "lib."). May be nil.
 	Params map[string]string
+	// Settled returns, after Figures, how many measured operations failed
+	// with their outcome unknown and were settled against the server
+	// (result.Cell.Settled): the operation found out whether each had
+	// happened. May be nil.
+	Settled func() int64
 	// History checks what the clients were told, after Figures, for an
 	// operation with a model (the cell's history object; nil when it
 	// recorded nothing). May be nil.

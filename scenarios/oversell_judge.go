@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -17,18 +18,34 @@ import (
 )
 
 // stockReader reads an oversell cell's stock keys with the admin client:
-// the one counter, or every shard of the sharded strategy.
+// the one counter, or every shard of the sharded and sharded-slots
+// strategies (sharded-slots' shards live in different slots: mget reads
+// them with one GET each, on each shard's master).
 type stockReader struct {
 	admin redis.UniversalClient
 	keys  []string
+	// purchases are the hashes the purchases are recorded in: the item's
+	// one hash, or every shard's (sharded-slots).
+	purchases []string
+	// holds are sharded-slots' holds hashes (units taken by walks that
+	// have not finished); nil for the other strategies.
+	holds []string
 }
 
 func newStockReader(env *Env, strategy string, shards int) *stockReader {
-	r := &stockReader{admin: env.Admin, keys: []string{impl.StockKey(env.Keys, item)}}
-	if strategy == impl.StockSharded {
+	r := &stockReader{admin: env.Admin, keys: []string{impl.StockKey(env.Keys, item)}, purchases: []string{impl.PurchasesKey(env.Keys, item)}}
+	switch strategy {
+	case impl.StockSharded:
 		r.keys = make([]string, shards)
 		for i := range r.keys {
 			r.keys[i] = impl.StockShardKey(env.Keys, item, i)
+		}
+	case impl.StockShardedSlots:
+		r.keys, r.purchases = nil, nil
+		for _, sh := range impl.NewSlotShards(env.Keys, shards).Shards(item) {
+			r.keys = append(r.keys, sh.Stock)
+			r.purchases = append(r.purchases, sh.Purchases)
+			r.holds = append(r.holds, sh.Holds)
 		}
 	}
 	return r
@@ -146,6 +163,7 @@ type oversellJudgement struct {
 	records   int64           // recorded purchases, foreign ones included
 	sold      int64           // units they hold
 	foreign   int64           // recorded purchases whose id is no buyer's
+	held      int64           // sharded-slots: units held by walks not finished
 }
 
 // tally adds up the workers' tallies.
@@ -180,41 +198,81 @@ func (j *oversellJudgement) readBack(ctx context.Context, env *Env, sr *stockRea
 	}
 	j.final = final
 	j.recorded = map[int64]int64{}
-	foreign := map[string]bool{}
-	key := impl.PurchasesKey(env.Keys, item)
-	var cursor uint64
-	for {
-		kv, next, err := env.Admin.HScan(ctx, key, cursor, "", 1000).Result()
-		if err != nil {
-			return fmt.Errorf("read purchases (HSCAN %s): %w", key, err)
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			id, raw := kv[i], kv[i+1]
-			qty, err := strconv.ParseInt(raw, 10, 64)
+	foreign := map[string]int64{}
+	slots := j.strategy == impl.StockShardedSlots
+	for _, key := range sr.purchases {
+		// HSCAN may return a field twice: seen keeps this hash's fields.
+		seen := map[string]bool{}
+		var cursor uint64
+		for {
+			kv, next, err := env.Admin.HScan(ctx, key, cursor, "", 1000).Result()
 			if err != nil {
-				return fmt.Errorf("purchase %q holds %q, not a quantity: %w", id, raw, err)
+				return fmt.Errorf("read purchases (HSCAN %s): %w", key, err)
 			}
-			b, err := strconv.ParseInt(id, 10, 64)
-			if err != nil || !j.buyer(b) || strconv.FormatInt(b, 10) != id {
-				if !foreign[id] { // HSCAN may return a field twice
-					foreign[id] = true
-					j.foreign++
-					j.records++
-					j.sold += qty
+			for i := 0; i+1 < len(kv); i += 2 {
+				id, raw := kv[i], kv[i+1]
+				if seen[id] {
+					continue
 				}
-				continue
-			}
-			if _, dup := j.recorded[b]; !dup { // HSCAN may return a field twice
-				j.records++
+				seen[id] = true
+				qty, err := parseRecord(raw, slots)
+				if err != nil {
+					return fmt.Errorf("purchase %q holds %q: %w", id, raw, err)
+				}
+				// sharded-slots: a purchase taken from several shards has a
+				// record on each; its units add up.
 				j.sold += qty
-				j.recorded[b] = qty
+				b, err := strconv.ParseInt(id, 10, 64)
+				if err != nil || !j.buyer(b) || strconv.FormatInt(b, 10) != id {
+					if _, dup := foreign[id]; !dup {
+						j.foreign++
+						j.records++
+					}
+					foreign[id] += qty
+					continue
+				}
+				if _, dup := j.recorded[b]; !dup {
+					j.records++
+				}
+				j.recorded[b] += qty
 			}
+			if next == 0 {
+				break
+			}
+			cursor = next
 		}
-		if next == 0 {
-			return nil
-		}
-		cursor = next
 	}
+	for _, key := range sr.holds {
+		vals, err := env.Admin.HVals(ctx, key).Result()
+		if err != nil {
+			return fmt.Errorf("read holds (HVALS %s): %w", key, err)
+		}
+		for _, v := range vals {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("hold in %s holds %q: %w", key, v, err)
+			}
+			j.held += n
+		}
+	}
+	return nil
+}
+
+// parseRecord parses a purchase record's units: an integer, or for
+// sharded-slots "<units taken on this shard>/<quantity>".
+func parseRecord(raw string, slots bool) (int64, error) {
+	if slots {
+		taken, _, ok := impl.ParseSlotRecord(raw)
+		if !ok {
+			return 0, errors.New("not <taken>/<quantity>")
+		}
+		return taken, nil
+	}
+	qty, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("not a quantity: %w", err)
+	}
+	return qty, nil
 }
 
 // clientFigures are the figures known without the server's word.
@@ -247,22 +305,31 @@ func (j *oversellJudgement) clientSummary() string {
 }
 
 // atomicRecord reports whether the strategy records a purchase in the same
-// atomic step as its deduction (watch, lua, idempotent, sharded): a record
-// exists if and only if some send of the purchase took the units.
+// atomic step as its deduction (watch, lua, idempotent, sharded; and
+// sharded-slots, each shard's take with its record): a record exists if
+// and only if some send of the purchase took the units.
 func atomicRecord(strategy string) bool {
 	switch strategy {
-	case impl.StockWatch, impl.StockLua, impl.StockIdempotent, impl.StockSharded:
+	case impl.StockWatch, impl.StockLua, impl.StockIdempotent, impl.StockSharded, impl.StockShardedSlots:
 		return true
 	}
 	return false
 }
 
 // idempotentRecord reports whether the strategy also looks a purchase's id
-// up before taking anything (watch, idempotent, sharded), so a re-sent
+// up before taking anything (watch, idempotent, sharded, sharded-slots), so a re-sent
 // purchase cannot take its units twice. lua records atomically but does
 // not look the id up.
 func idempotentRecord(strategy string) bool {
 	return atomicRecord(strategy) && strategy != impl.StockLua
+}
+
+// partial reports whether a purchase whose reply was lost is recorded
+// with fewer units than it asked: a sharded-slots walk cut off after
+// taking some of its units on some shards.
+func (j *oversellJudgement) partial(n purchaseNote) bool {
+	rec, ok := j.recorded[n.buyer]
+	return ok && j.strategy == impl.StockShardedSlots && rec != n.qty
 }
 
 // resentTwice reports whether units the stock lost beyond the records
@@ -295,9 +362,13 @@ func (j *oversellJudgement) judge(cell *result.Cell) {
 	}
 	// Each lost reply, looked up by its id.
 	lost := make(map[int64]bool, len(j.lost))
-	var lostApplied, lostUnrecorded, lostUnrecordedUnits int64
+	var lostApplied, lostUnrecorded, lostUnrecordedUnits, lostPartial int64
 	for _, n := range j.lost {
 		lost[n.buyer] = true
+		if j.partial(n) {
+			lostPartial++ // sharded-slots: a walk cut off with units held
+			continue
+		}
 		if _, ok := j.recorded[n.buyer]; ok {
 			lostApplied++
 			continue
@@ -334,6 +405,9 @@ func (j *oversellJudgement) judge(cell *result.Cell) {
 		switch {
 		case n.canceled:
 			// The run's own stop: the runner does not count it as a failure.
+		case j.partial(n):
+			// Some of its units taken, not all: neither happened nor not.
+			unsettled++
 		case applied || settleAbsent:
 			settled++
 		default:
@@ -374,12 +448,19 @@ func (j *oversellJudgement) judge(cell *result.Cell) {
 		"lost_replies_applied":   float64(lostApplied),
 		"lost_replies_settled":   float64(settled),
 		"unsold_with_demand":     0,
+		// Acknowledged purchases the server has no record of: what a
+		// failover loses (the runner's acknowledged_writes_lost).
+		"purchases_ok_not_recorded": float64(toldMissing),
 	} {
 		cell.Figures[k] = v
 	}
-	sharded := j.strategy == impl.StockSharded
+	sharded := j.strategy == impl.StockSharded || j.strategy == impl.StockShardedSlots
 	if sharded {
 		cell.Figures["shard_min_observed"] = float64(minKey)
+	}
+	if j.strategy == impl.StockShardedSlots {
+		cell.Figures["units_held"] = float64(j.held)
+		cell.Figures["lost_replies_partial"] = float64(lostPartial)
 	}
 
 	cause := j.unrecordedCause(unrecorded, lostUnrecorded, lostUnrecordedUnits)
@@ -392,6 +473,10 @@ func (j *oversellJudgement) judge(cell *result.Cell) {
 		cell.Invariants = append(cell.Invariants, Check("no shard ever negative", minKey >= 0,
 			"lowest shard seen %d (shard %d; %d samples of all %d shards while the sale ran, and the final read)",
 			minKey, minKeyAt, j.sampled.n, len(j.finalVals)))
+	}
+	if j.strategy == impl.StockShardedSlots {
+		cell.Invariants = append(cell.Invariants, Check("no units held by an unfinished walk", j.held == 0,
+			"%d units held on the shards by walks that neither completed nor gave them back (%d lost replies with part of their units recorded)", j.held, lostPartial))
 	}
 	detail := fmt.Sprintf("purchases record %d units; stock went from %d to %d (%d taken)", sold, o.Stock, j.final, taken)
 	if cause != "" {
@@ -455,7 +540,14 @@ func (j *oversellJudgement) judge(cell *result.Cell) {
 	}
 	cell.Summary = strings.Join(findings, "; ")
 	if j.watchRetries > 0 {
-		cell.Summary += fmt.Sprintf("; %d watch retries (max %d per purchase)", j.watchRetries, j.watchRetriesMax)
+		what := "watch retries"
+		if j.strategy == impl.StockShardedSlots {
+			what = "walks started again"
+		}
+		cell.Summary += fmt.Sprintf("; %d %s (max %d per purchase)", j.watchRetries, what, j.watchRetriesMax)
+	}
+	if j.held > 0 {
+		cell.Summary += fmt.Sprintf("; %d units held by unfinished walks", j.held)
 	}
 	if n := int64(len(j.lost)); n > 0 {
 		cell.Summary += fmt.Sprintf("; %d replies lost, %d of those purchases had happened", n, lostApplied)
@@ -506,6 +598,9 @@ func (j *oversellJudgement) unsettledWhy(unrecorded int64) string {
 		why = append(why, fmt.Sprintf("the stock lost %d units the records do not account for", unrecorded))
 	case j.retries != "":
 		why = append(why, "the client re-sends writes ("+j.retries+"), so the stock's count cannot vouch for them")
+	}
+	if j.held > 0 {
+		why = append(why, fmt.Sprintf("sharded-slots walks cut off with %d units taken and held, not all their quantity", j.held))
 	}
 	return strings.Join(why, "; ")
 }

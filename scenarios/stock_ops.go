@@ -17,7 +17,7 @@ func init() {
 	RegisterOperation(Operation{
 		Name:        "stock.deduct",
 		Description: "deduct one unit of stock from an item (seeded so no run empties it)",
-		Strategies:  []string{impl.StockLua, impl.StockIdempotent, impl.StockNaive, impl.StockDecr, impl.StockWatch, impl.StockSharded},
+		Strategies:  []string{impl.StockLua, impl.StockIdempotent, impl.StockNaive, impl.StockDecr, impl.StockWatch, impl.StockSharded, impl.StockShardedSlots},
 		Setup:       setupStockDeduct,
 	})
 }
@@ -224,14 +224,21 @@ func stockDeductFigures(ctx context.Context, env *LoadEnv, strategy string, opts
 
 	// Every key the items' stock lives in, item by item.
 	perItem := 1
-	if strategy == impl.StockSharded {
+	if strategy == impl.StockSharded || strategy == impl.StockShardedSlots {
 		perItem = opts.Shards
+	}
+	var slots *impl.SlotShards
+	if strategy == impl.StockShardedSlots {
+		slots = impl.NewSlotShards(opts.Keys, opts.Shards)
 	}
 	keys := make([]string, 0, len(items)*perItem)
 	for _, it := range items {
-		if strategy == impl.StockSharded {
+		switch strategy {
+		case impl.StockSharded:
 			keys = append(keys, impl.StockShardKeys(opts.Keys, it, 0, opts.Shards)...)
-		} else {
+		case impl.StockShardedSlots:
+			keys = append(keys, slots.StockKeys(it)...)
+		default:
 			keys = append(keys, impl.StockKey(opts.Keys, it))
 		}
 	}

@@ -89,7 +89,7 @@ func TestStockDeductCountsOutcomesApart(t *testing.T) {
 						func(ctx context.Context, w *bench.Worker) error {
 							if tc.lose && w.Seq >= requests/2 {
 								once.Do(func() { // a stand-in for a restarted server
-									keys, _ := env.Admin.Keys(context.WithoutCancel(ctx), env.Keys.Prefix()+"stock:{item-0}*").Result()
+									keys, _ := env.Admin.Keys(context.WithoutCancel(ctx), env.Keys.Prefix()+"stock:{item-0*").Result() // every layout: stock:{item-0}…, sharded-slots' stock:{item-0:<i>:<salt>}
 									env.Admin.Del(context.WithoutCancel(ctx), keys...)
 								})
 							}

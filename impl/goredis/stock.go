@@ -62,6 +62,8 @@ func (c *Client) Stock(strategy string, opts impl.StockOptions) (impl.Stock, err
 		return &luaStock{plainStock: base, purchase: stockPurchaseScript}, nil
 	case impl.StockSharded:
 		return &shardedStock{rdb: c.rdb, opts: opts}, nil
+	case impl.StockShardedSlots:
+		return newSlotStock(c.rdb, opts), nil
 	}
 	return nil, impl.StrategyError("stock", strategy, impl.StockStrategies())
 }

@@ -63,6 +63,8 @@ func (c *Client) Stock(strategy string, opts impl.StockOptions) (impl.Stock, err
 		return &luaStock{plainStock: base, purchase: stockPurchaseScript}, nil
 	case impl.StockSharded:
 		return &shardedStock{rc: c.rc, opts: opts}, nil
+	case impl.StockShardedSlots:
+		return newSlotStock(c.rc, opts), nil
 	}
 	return nil, impl.StrategyError("stock", strategy, impl.StockStrategies())
 }

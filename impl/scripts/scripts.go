@@ -69,3 +69,19 @@ var StockPurchasePlain string
 //
 //go:embed stock_sharded_purchase.lua
 var StockShardedPurchase string
+
+// StockSlotTake is one step of the sharded-slots stock strategy's walk, on
+// one shard (its stock, holds and purchases keys share the shard's hash
+// tag): it takes up to ARGV[1] units, records and holds them as the
+// purchase requires, and answers {taken, left, held_by_others, replayed,
+// qty} (see impl.SlotWalk).
+//
+//go:embed stock_slot_take.lua
+var StockSlotTake string
+
+// StockSlotRelease ends a sharded-slots walk on one shard: a commit drops
+// the walk's hold, a refund gives the held units back and drops the
+// purchase's record there; it answers the units given back.
+//
+//go:embed stock_slot_release.lua
+var StockSlotRelease string

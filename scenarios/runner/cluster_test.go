@@ -14,11 +14,13 @@ import (
 	"github.com/paybench/paybench/scenarios"
 )
 
-// TestRunOnACluster runs oversell (the seed's naive code and the lua and
-// sharded strategies) and a stock.deduct load over 100 items on the shared spawned
-// cluster, both backends in cluster mode: the verdicts are those of one
-// server, the result names the 6 nodes, and each cell says which master
-// held its stock; the run's keys are gone from every master afterwards.
+// TestRunOnACluster runs oversell (the seed's naive code and the lua,
+// sharded and sharded-slots strategies) and a stock.deduct load over 100
+// items on the shared spawned cluster, both backends in cluster mode: the
+// verdicts are those of one server, the result names the 6 nodes, and
+// each cell says which master held its stock (sharded-slots: every
+// master); the fairness block names each client's routing options; the
+// run's keys are gone from every master afterwards.
 func TestRunOnACluster(t *testing.T) {
 	srv := redistest.Cluster(t)
 	p := &Plan{
@@ -28,7 +30,7 @@ func TestRunOnACluster(t *testing.T) {
 		Settings: Settings{Concurrency: 50, Seed: 1},
 		Keys:     redistest.ClusterKeyspace(t),
 	}
-	p.Scenarios = []ScenarioCells{{Scenario: oversell(t), Strategies: []string{impl.StockNaive, impl.StockLua, impl.StockSharded}}}
+	p.Scenarios = []ScenarioCells{{Scenario: oversell(t), Strategies: []string{impl.StockNaive, impl.StockLua, impl.StockSharded, impl.StockShardedSlots}}}
 	stock, err := scenarios.LookupOperation("stock.deduct")
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +49,8 @@ func TestRunOnACluster(t *testing.T) {
 		impl.StockNaive:   result.Reproduced,
 		impl.StockLua:     result.Pass,
 		impl.StockSharded: result.Pass,
+		// The item's 8 shards in 8 slots, spread over the 3 masters.
+		impl.StockShardedSlots: result.Pass,
 	}
 	for _, c := range doc.Cells {
 		if c.Operation != "" {
@@ -57,6 +61,9 @@ func TestRunOnACluster(t *testing.T) {
 			t.Errorf("%s/%s/%s: %s (%s%s), want %s", c.Scenario, c.Backend, c.Strategy, c.Verdict, c.Summary, c.Reason, want[c.Strategy])
 		}
 		switch {
+		case c.Strategy == impl.StockShardedSlots && len(c.ClusterStockKeys) != redisenv.ClusterMasters:
+			t.Errorf("%s/%s: stock keys on %v, want every master", c.Backend, c.Strategy, c.ClusterStockKeys)
+		case c.Strategy == impl.StockShardedSlots:
 		case c.Operation == "" && len(c.ClusterStockKeys) != 1:
 			t.Errorf("%s/%s: stock keys on %v, want one master (the item's)", c.Backend, c.Strategy, c.ClusterStockKeys)
 		case c.Operation != "" && len(c.ClusterStockKeys) != redisenv.ClusterMasters:
@@ -86,6 +93,16 @@ func TestRunOnACluster(t *testing.T) {
 	for name, set := range doc.Fairness.Clients {
 		if set[impl.SettingCluster] == "" {
 			t.Errorf("client %s: settings do not name its cluster client: %v", name, set)
+		}
+		// The routing options as the client was built.
+		routing := map[string][]string{
+			impl.GoRedis: {"cluster_read_only", "cluster_route_by_latency", "cluster_route_randomly", "cluster_max_redirects"},
+			impl.Rueidis: {"cluster_replica_only", "cluster_send_to_replicas", "cluster_max_redirects"},
+		}
+		for _, k := range routing[name] {
+			if set[k] == "" {
+				t.Errorf("client %s: no %s in its settings: %v", name, k, set)
+			}
 		}
 	}
 	left, err := srv.KeysPerMaster(t.Context(), p.Keys.Pattern())
