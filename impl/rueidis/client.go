@@ -273,6 +273,9 @@ func (c *Client) Settings() map[string]string {
 		set["cluster_send_to_replicas"] = strconv.FormatBool(c.opt.SendToReplicas != nil)
 		set["cluster_replica_selector"] = strconv.FormatBool(c.opt.ReplicaSelector != nil || c.opt.ReadNodeSelector != nil)
 		set["cluster_shards_refresh"] = c.opt.ClusterOption.ShardsRefreshInterval.String()
+		if c.opt.ClusterOption.ShardsRefreshInterval == 0 {
+			set["cluster_shards_refresh"] = "0s (no periodic refresh: on redirections and connection errors only)"
+		}
 		set["cluster_max_moved_redirections"] = strconv.Itoa(c.opt.ClusterOption.MaxMovedRedirections)
 		if c.opt.ClusterOption.MaxMovedRedirections == 0 {
 			set["cluster_max_moved_redirections"] = "0 (until the context ends)"
