@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/paybench/paybench/impl/wiretap"
 )
 
 // Error classes: what an operation's error is reported as. Each backend's
@@ -338,6 +340,8 @@ func Classify(err error) string {
 	if err == nil {
 		return ""
 	}
+	// A connection failure made final (wiretap) is classified as itself.
+	err = wiretap.Reveal(err)
 	switch {
 	case errors.Is(err, ErrContention):
 		return ClassContention

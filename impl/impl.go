@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/paybench/paybench/impl/wiretap"
 )
 
 // Backend names, as the command line spells them.
@@ -177,6 +179,12 @@ type ConnConfig struct {
 	// strategy runs on URL alone. Each is opened with the same settings
 	// as URL.
 	RedlockURLs []string
+	// Redirects, when not nil, counts the MOVED and ASK replies the
+	// backend's connections receive from a Redis Cluster (Cluster only),
+	// whether the library follows them or surfaces them: it is read on
+	// the wire (impl/wiretap). Every instance opened with the same
+	// ConnConfig adds to the same Counter.
+	Redirects *wiretap.Counter
 }
 
 // DefaultClientName is the connection name of a backend whose ConnConfig

@@ -98,6 +98,12 @@ type Lease struct {
 	// time, TTL minus the time the acquisition took minus the clock-drift
 	// allowance). Zero for the others: the lock key's expiry is the lease.
 	Until time.Time
+	// Sent is when the attempt that sent Token began: a lower bound on
+	// when the lock could have taken it, so the key holding Token cannot
+	// have expired before Sent+TTL. Set by Acquire on a taken lease (by
+	// TryAcquire too, for the locks with tokens of their own) and, when
+	// the lock knows it, on a failed Acquire's (see Locker.Acquire).
+	Sent time.Time
 }
 
 // Locker is the distributed-lock family: a lease-based lock per name and
@@ -107,9 +113,15 @@ type Locker interface {
 	// it is free or ctx ends; then it returns an error wrapping
 	// ErrLockNotAcquired and ctx's error, promptly, with the lease's
 	// Retries set. A SET that timed out in flight may still have taken the
-	// lock for a token nobody knows: it expires after the TTL.
+	// lock: the failed lease then carries the token its last attempt sent
+	// (Token, Sent, TTL) when the lock has tokens of its own, so that the
+	// caller can settle it (LockSettler); left alone, it expires after the
+	// TTL.
 	Acquire(ctx context.Context, name string) (Lease, error)
 	// TryAcquire makes one attempt; ok reports whether it took the lock.
+	// When the attempt fails (err), lease carries the token it sent (and
+	// Sent), when the lock has tokens of its own, as a failed Acquire's
+	// does.
 	TryAcquire(ctx context.Context, name string) (lease Lease, ok bool, err error)
 	// Release ends the lease. The token and fenced locks delete the lock
 	// only if it still holds lease.Token and otherwise return an error
@@ -277,15 +289,19 @@ func AcquireLoop(ctx context.Context, name string, try func(ctx context.Context)
 			}
 			return Lease{Name: name, Retries: n}, notAcquired(name, n, err)
 		}
+		sent := time.Now()
 		lease, ok, err := try(ctx)
 		if err != nil {
+			// The attempt's token, for a caller settling it: it may have
+			// taken the lock.
+			lease.Name, lease.Retries, lease.Sent = name, n, sent
 			if cerr := ctxEnded(ctx); cerr != nil {
-				return Lease{Name: name, Retries: n}, notAcquired(name, n, fmt.Errorf("%w (%w)", cerr, err))
+				return lease, notAcquired(name, n, fmt.Errorf("%w (%w)", cerr, err))
 			}
-			return Lease{Name: name, Retries: n}, err
+			return lease, err
 		}
 		if ok {
-			lease.Retries = n
+			lease.Retries, lease.Sent = n, sent
 			return lease, nil
 		}
 		d := pause(n)
@@ -335,6 +351,74 @@ func LockBusy(err error) (error, bool) {
 		return err, false
 	}
 	return fmt.Errorf("%w: %w", ErrContention, err), true
+}
+
+// LockSettler is implemented by lockers whose every lease holds a token of
+// its own (not the naive lock, whose value is everyone's): an acquisition
+// or a release whose reply was lost can then be settled against the
+// server.
+type LockSettler interface {
+	// Settle deletes lease's lock if it holds lease.Token (a
+	// compare-and-delete; on a Redlock deployment on every server) and
+	// reports whether it did: held is true when the lock held the token (on
+	// a quorum of servers). lease.Token must not be empty.
+	Settle(ctx context.Context, lease Lease) (held bool, err error)
+}
+
+// LeaseState is what SettleLease found out.
+type LeaseState int
+
+// LeaseStates.
+const (
+	// LeaseUnknown: the lease could not be settled (the lock has no
+	// tokens of its own, the read failed, or came too late to tell).
+	LeaseUnknown LeaseState = iota
+	// LeaseHeld: the lock held the lease's token (the acquisition had
+	// taken it, the release had not applied); SettleLease released it.
+	LeaseHeld
+	// LeaseGone: the lock did not hold the token, before Sent+TTL, when it
+	// would still have held it had the lease's attempt taken it and no
+	// release of it applied: the acquisition did not take the lock (or
+	// the lock's own clean-up already gave it back), the release applied.
+	LeaseGone
+)
+
+// String names the state.
+func (s LeaseState) String() string {
+	switch s {
+	case LeaseHeld:
+		return "held"
+	case LeaseGone:
+		return "gone"
+	}
+	return "unknown"
+}
+
+// SettleLease finds out, on the server, what became of a lease whose
+// acquisition or release lost its reply: the lock is asked to delete
+// itself if it holds lease.Token (LockSettler). Only the lease's own
+// holder writes that token, so the lock holds it exactly when the attempt
+// took it and no release of it applied, until the key's expiry, which
+// cannot come before lease.Sent+lease.TTL: a settle that ends before then
+// is exact, a later one that finds nothing is LeaseUnknown. A lost attempt
+// still on its way to the server after the settle's own command could
+// land unseen: on one host the server reads it first, since it was sent
+// first.
+func SettleLease(ctx context.Context, l Locker, lease Lease) (LeaseState, error) {
+	s, ok := l.(LockSettler)
+	if !ok || lease.Token == "" || lease.Sent.IsZero() || lease.TTL <= 0 {
+		return LeaseUnknown, nil
+	}
+	held, err := s.Settle(ctx, lease)
+	switch {
+	case err != nil:
+		return LeaseUnknown, err
+	case held:
+		return LeaseHeld, nil
+	case time.Since(lease.Sent) < lease.TTL:
+		return LeaseGone, nil
+	}
+	return LeaseUnknown, nil
 }
 
 // WithWatchdog wraps l so that every lease it hands out is refreshed every
@@ -423,6 +507,18 @@ func (w *watchdogLocker) watch(lease Lease) {
 			}
 		}
 	}()
+}
+
+// Settle stops the lease's watchdog and settles the lease with the
+// wrapped locker (LockSettler); a locker that cannot settle reports an
+// error wrapping ErrNotSupported.
+func (w *watchdogLocker) Settle(ctx context.Context, lease Lease) (bool, error) {
+	s, ok := w.Locker.(LockSettler)
+	if !ok {
+		return false, fmt.Errorf("settle %q: %w", lease.Name, ErrNotSupported)
+	}
+	w.stop(leaseID{lease.Name, lease.Token})
+	return s.Settle(ctx, lease)
 }
 
 func (w *watchdogLocker) stop(id leaseID) {

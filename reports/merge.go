@@ -351,6 +351,7 @@ func mergeCells(cells []*result.Cell, from []string) (result.Cell, []string, err
 	warnings = append(warnings, fw...)
 	out.Figures = figs
 	out.Invariants = mergeInvariants(cells, from, figs, agreed)
+	mergeExtras(&out, cells, from)
 
 	switch {
 	case anyError:
@@ -361,6 +362,7 @@ func mergeCells(cells []*result.Cell, from []string) (result.Cell, []string, err
 		out.Verdict = result.Unsupported
 	default:
 		out.Judge()
+		out.JudgeHistory()
 	}
 	return out, warnings, nil
 }

@@ -160,6 +160,9 @@ func FaultLine(f result.Fault) string {
 	if f.Error != "" {
 		b.WriteString(" [failed: " + f.Error + "]")
 	}
+	if f.From != "" {
+		b.WriteString(" (from " + f.From + ")")
+	}
 	return b.String()
 }
 

@@ -12,8 +12,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/bench/history"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 func init() { Register(func() Scenario { return newDuplicateOrder() }) }
@@ -122,12 +124,16 @@ type dupSubmission struct {
 	noStock         bool
 	err             error
 	step            impl.OrderMove // the move whose call failed with err
+	// The two calls as the history records them (times from the
+	// worker's history log; zero without one).
+	createCall, reserveCall orderCall
 }
 
 // Run implements Scenario.
 func (d *DuplicateOrder) Run(ctx context.Context, env *Env, strategy string) (result.Cell, error) {
 	var cell result.Cell
-	orders, err := openOrders(env.Backend, strategy, impl.OrderOptions{Keys: env.Keys, NaiveStock: d.NaiveStock})
+	oopts := impl.OrderOptions{Keys: env.Keys, NaiveStock: d.NaiveStock}
+	orders, err := openOrders(env.Backend, strategy, oopts)
 	if err != nil {
 		return cell, err
 	}
@@ -140,6 +146,15 @@ func (d *DuplicateOrder) Run(ctx context.Context, env *Env, strategy string) (re
 	notes := newOrderNotes(conc)
 	settles := strategy == impl.OrderSafe
 	requests, duration := orderRunSize(env, d.Orders)
+	// What every copy was told, for the order model: a log per worker,
+	// each copy's create and reservation.
+	var rec *history.Recorder
+	hopts := env.Common.History
+	histOps := d.Orders * int64(d.Copies) * 2
+	if duration == 0 && hopts.Records(histOps) {
+		rec = history.New(history.Options{Clients: conc, PerClient: int(d.Orders/int64(conc)+1) * d.Copies * 2})
+	}
+	classify := env.Backend.Classify
 
 	stats, err := env.Drive(ctx, bench.Config{
 		Concurrency: conc,
@@ -157,16 +172,29 @@ func (d *DuplicateOrder) Run(ctx context.Context, env *Env, strategy string) (re
 		subs := make([]dupSubmission, d.Copies)
 		start := make(chan struct{})
 		var wg sync.WaitGroup
+		hl := rec.Log(w.ID)
 		for i := range subs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				<-start
-				subs[i] = submitOrder(ctx, orders, n)
+				subs[i] = submitOrder(ctx, orders, n, hl)
 			}()
 		}
 		close(start) // every copy goes at once: a double click, a retry storm
 		wg.Wait()
+		if hl != nil {
+			for i, s := range subs {
+				if e, ok := orderCreateEntry(w.Seq, int64(i), s.createCall, classify); ok {
+					hl.Add(e)
+				}
+				if s.createCall.err == nil {
+					if e, ok := orderMoveEntry(w.Seq, int64(i), impl.StatusProcessing, s.reserveCall, classify); ok {
+						hl.Add(e)
+					}
+				}
+			}
+		}
 		t := &tallies[w.ID]
 		t.orders++
 		f := newOpFailure(env.Backend.Classify, &notes[w.ID])
@@ -214,6 +242,14 @@ func (d *DuplicateOrder) Run(ctx context.Context, env *Env, strategy string) (re
 		return cell, err
 	}
 	stats.Fill(&cell)
+	switch {
+	case rec != nil:
+		cell.History = histcheck.Check(ctx, orderHistoryModel(oopts), rec.Entries(), rec.Overflow(), hopts)
+	case duration == 0:
+		cell.History = hopts.NotChecked(orderModelName, histOps)
+	default:
+		cell.History = orderHistoryNotRecorded(env)
+	}
 
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -241,18 +277,27 @@ func (d *DuplicateOrder) Run(ctx context.Context, env *Env, strategy string) (re
 	return cell, nil
 }
 
-// submitOrder is one copy of a submission: create, then reserve.
-func submitOrder(ctx context.Context, orders impl.Orders, n impl.NewOrder) (s dupSubmission) {
+// submitOrder is one copy of a submission: create, then reserve. hl (nil:
+// none) times the calls for the history.
+func submitOrder(ctx context.Context, orders impl.Orders, n impl.NewOrder, hl *history.Log) (s dupSubmission) {
+	c := &s.createCall
+	c.call = hl.Now()
 	t0 := time.Now()
-	_, s.created, s.err = orders.Create(ctx, n)
+	c.order, c.ok, c.err = orders.Create(ctx, n)
 	s.create = time.Since(t0)
+	c.ret = hl.Now()
+	s.created, s.err = c.ok, c.err
 	if s.err != nil {
 		s.step = impl.MoveCreate
 		return s
 	}
+	r := &s.reserveCall
+	r.call = hl.Now()
 	t1 := time.Now()
-	_, s.applied, s.err = orders.Transition(ctx, n.Ref(), impl.StatusProcessing)
+	r.order, r.ok, r.err = orders.Transition(ctx, n.Ref(), impl.StatusProcessing)
 	s.reserve = time.Since(t1)
+	r.ret = hl.Now()
+	s.applied, s.err = r.ok, r.err
 	s.already = s.err == nil && !s.applied
 	switch {
 	case errors.Is(s.err, impl.ErrOutOfStock):

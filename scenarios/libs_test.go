@@ -1,9 +1,15 @@
 package scenarios
 
 import (
+	"context"
 	"testing"
+	"time"
 
+	"github.com/paybench/paybench/bench/faults"
+	"github.com/paybench/paybench/bench/redisenv/redistest"
 	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/backends"
+	"github.com/paybench/paybench/reports/result"
 )
 
 func TestRedlockBareMajority(t *testing.T) {
@@ -60,5 +66,81 @@ func TestLimitFloatSlack(t *testing.T) {
 	a.checkGCRA([]int64{0, 0, 0}, 25_000, 2, 2)
 	if a.violations != 1 {
 		t.Errorf("three at once with burst 2: %+v, want one violation", a)
+	}
+}
+
+// TestLockRaceFirstServerRestart: on a Redlock deployment, a lock that
+// lives on the first server only has that server restarted without
+// persistence while a holder is inside. The lock's keys are lost; the
+// probe's books, the counter, the resource and every other key of the
+// cell survive (restored), so the books still add up; the cell records
+// the restarts as faults of its own and expects the break.
+func TestLockRaceFirstServerRestart(t *testing.T) {
+	first, peer := redistest.Spawn(t), redistest.Spawn(t)
+	for _, strategy := range []string{impl.LockToken, impl.LockFenced} {
+		t.Run(strategy, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			be, err := backends.Open(ctx, impl.GoRedis, impl.ConnConfig{URL: first.URL, Password: first.Password})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer be.Close()
+			ks, err := impl.NewKeyspace("restart-test:" + strategy + ":")
+			if err != nil {
+				t.Fatal(err)
+			}
+			other := ks.Key("other")
+			if err := first.Admin().Set(ctx, other, "kept", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			env := &Env{
+				Backend: be, Admin: first.Admin(), Keys: ks,
+				Common:  Common{Concurrency: 20, Duration: 1500 * time.Millisecond, Seed: 1},
+				Redlock: []RedlockPeer{peer}, RedlockFirst: first,
+			}
+			s := newLockRace()
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			cell, err := s.Run(ctx, env, strategy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %s", strategy, cell.Summary)
+			if cell.Figures["redlock_restarts"] < 1 || cell.Figures["redlock_restart_errors"] != 0 {
+				t.Fatalf("figures %v: want the first server restarted, without errors", cell.Figures)
+			}
+			if len(cell.Faults) != 1 || cell.Faults[0].Kind != faults.Restart || cell.Faults[0].Count != int(cell.Figures["redlock_restarts"]) {
+				t.Errorf("faults %+v, want the restarts", cell.Faults)
+			}
+			if cell.Expect != result.Break {
+				t.Errorf("expect %q, want break under the restart", cell.Expect)
+			}
+			for _, inv := range cell.Invariants {
+				if inv.Name == "every critical section was counted" && !inv.Holds {
+					t.Errorf("the probe's books did not survive the restart: %s", inv.Detail)
+				}
+			}
+			if v, err := first.Admin().Get(ctx, other).Result(); err != nil || v != "kept" {
+				t.Errorf("the cell's other key after the restarts: %q, %v; want it restored", v, err)
+			}
+			if _, ok := cell.Figures["resource_rejected"]; !ok {
+				t.Errorf("figures %v: no resource writes", cell.Figures)
+			}
+		})
+	}
+}
+
+func TestGlobEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"paybench:run1:": "paybench:run1:",
+		"a*b?c[d]e\\f":   "a\\*b\\?c\\[d\\]e\\\\f",
+		"lock:{race}:x":  "lock:{race}:x",
+		"":               "",
+	} {
+		if got := globEscape(in); got != want {
+			t.Errorf("globEscape(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -28,10 +28,132 @@ const (
 	loadLockAcquireTimeout = 5 * time.Second
 )
 
+// loadSettleTimeout bounds the settle of one lost reply.
+const loadSettleTimeout = time.Second
+
 // lockLoadTally is one worker's tally in a load run, on its own cache line.
 type lockLoadTally struct {
 	acquired, retries, maxRetries, timeouts, refused int64
-	_                                                [64]byte
+	// Lost replies (impl.SettleLease): acquisitions and releases that
+	// failed with their outcome unknown, busy waits checked, and what the
+	// server said of them.
+	acquireLost, acquireLostHeld int64
+	busyChecked, busyHeld        int64
+	releaseLost, releaseLostHeld int64
+	settled, unsettled           int64
+	_                            [64]byte
+}
+
+func (t *lockLoadTally) add(o *lockLoadTally) {
+	t.acquired += o.acquired
+	t.retries += o.retries
+	t.maxRetries = max(t.maxRetries, o.maxRetries)
+	t.timeouts += o.timeouts
+	t.refused += o.refused
+	t.acquireLost += o.acquireLost
+	t.acquireLostHeld += o.acquireLostHeld
+	t.busyChecked += o.busyChecked
+	t.busyHeld += o.busyHeld
+	t.releaseLost += o.releaseLost
+	t.releaseLostHeld += o.releaseLostHeld
+	t.settled += o.settled
+	t.unsettled += o.unsettled
+}
+
+// lockLoadSettler settles, against the server, the lock operations of a
+// load cell whose outcome is unknown (impl.SettleLease), right after they
+// fail: the lock's key keeps the lease's token only until its TTL.
+type lockLoadSettler struct {
+	locker   impl.Locker
+	classify func(error) string
+}
+
+// settleCtx is the context of a settle: it outlives the run's end (a
+// lease left held would outlive it too) but not loadSettleTimeout.
+func settleCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), loadSettleTimeout)
+}
+
+// acquireFailed returns what the engine is to count for a failed
+// Acquire. A wait the lock reported "busy" is a refusal (impl.LockBusy)
+// unless its lease's token is found on the lock — redsync reports a try
+// cut off by the deadline as busy — and then it is a failure, settled. An
+// acquisition whose reply was lost is settled: either it had taken the
+// lock (held; paybench releases it) or it had not (gone). A failure that
+// surely did not apply (refused by the server) or that cannot be settled
+// (the naive lock's shared value, a read-back that failed or came too
+// late) stays a failure the cell does not settle.
+func (s lockLoadSettler) acquireFailed(ctx context.Context, t *lockLoadTally, lease impl.Lease, err error) error {
+	busyErr, busy := impl.LockBusy(err)
+	if ctx.Err() != nil {
+		return busyErr // the run is over: the engine does not count it
+	}
+	unknown := !busy && unknownOutcome(s.classify(err))
+	if !busy && !unknown {
+		return err
+	}
+	sctx, cancel := settleCtx(ctx)
+	state, _ := impl.SettleLease(sctx, s.locker, lease)
+	cancel()
+	if busy {
+		if state == impl.LeaseUnknown {
+			return busyErr // as the lock said: every attempt answered "taken"
+		}
+		t.busyChecked++
+		if state == impl.LeaseGone {
+			return busyErr
+		}
+		// The lock held this acquisition's token: not the lock's no.
+		t.busyHeld++
+		return s.count(ctx, t, err)
+	}
+	t.acquireLost++
+	switch state {
+	case impl.LeaseHeld:
+		t.acquireLostHeld++
+		return s.count(ctx, t, err)
+	case impl.LeaseGone:
+		return s.count(ctx, t, err)
+	}
+	t.unsettled++
+	return err
+}
+
+// releaseFailed returns what the engine is to count for a failed
+// Release: a refusal (impl.ErrLockNotHeld) as it is; a release whose
+// reply was lost, settled — the lock still held the token (the release
+// had not applied; paybench releases it) or not (it had).
+func (s lockLoadSettler) releaseFailed(ctx context.Context, t *lockLoadTally, lease impl.Lease, err error) error {
+	if errors.Is(err, impl.ErrLockNotHeld) {
+		t.refused++
+		return err
+	}
+	if ctx.Err() != nil || !unknownOutcome(s.classify(err)) {
+		return err
+	}
+	t.releaseLost++
+	sctx, cancel := settleCtx(ctx)
+	state, _ := impl.SettleLease(sctx, s.locker, lease)
+	cancel()
+	switch state {
+	case impl.LeaseHeld:
+		t.releaseLostHeld++
+		return s.count(ctx, t, err)
+	case impl.LeaseGone:
+		return s.count(ctx, t, err)
+	}
+	t.unsettled++
+	return err
+}
+
+// count tallies err, a failure of unknown outcome now settled, as
+// settled — unless the run ended meanwhile, when the engine will not
+// count the failure either.
+func (s lockLoadSettler) count(ctx context.Context, t *lockLoadTally, err error) error {
+	if ctx.Err() == nil && unknownOutcome(s.classify(err)) {
+		t.settled++
+	}
+	return err
 }
 
 func setupLockAcquireRelease(ctx context.Context, env *LoadEnv, strategy string) (*Load, error) {
@@ -48,6 +170,8 @@ func setupLockAcquireRelease(ctx context.Context, env *LoadEnv, strategy string)
 		names[i] = "lock-" + strconv.Itoa(i)
 	}
 	tallies := newWorkerSlots(env.Workers, func() *lockLoadTally { return new(lockLoadTally) })
+	settler := lockLoadSettler{locker: locker, classify: env.Backend.Classify}
+	var sum lockLoadTally // the tallies' sum, once Figures has run
 	return &Load{
 		Params: librarySettings(locker),
 		Op: func(ctx context.Context, w *bench.Worker) error {
@@ -62,32 +186,19 @@ func setupLockAcquireRelease(ctx context.Context, env *LoadEnv, strategy string)
 				if errors.Is(err, impl.ErrLockNotAcquired) {
 					t.timeouts++
 				}
-				// A wait that ended with every attempt answered "taken"
-				// is the lock's own no, a refusal; one cut off mid-command
-				// stays a failure.
-				err, _ = impl.LockBusy(err)
-				return err
+				return settler.acquireFailed(ctx, t, lease, err)
 			}
 			t.acquired++
 			t.retries += int64(lease.Retries)
 			t.maxRetries = max(t.maxRetries, int64(lease.Retries))
 			if err := locker.Release(ctx, lease); err != nil {
-				if errors.Is(err, impl.ErrLockNotHeld) {
-					t.refused++
-				}
-				return err
+				return settler.releaseFailed(ctx, t, lease, err)
 			}
 			return nil
 		},
 		Figures: func(context.Context) (map[string]float64, error) {
-			var sum lockLoadTally
-			tallies.each(func(t *lockLoadTally) {
-				sum.acquired += t.acquired
-				sum.retries += t.retries
-				sum.maxRetries = max(sum.maxRetries, t.maxRetries)
-				sum.timeouts += t.timeouts
-				sum.refused += t.refused
-			})
+			sum = lockLoadTally{}
+			tallies.each(sum.add)
 			f := map[string]float64{
 				"locks":                   float64(len(names)),
 				"ttl_ms":                  ms(loadLockTTL),
@@ -96,11 +207,19 @@ func setupLockAcquireRelease(ctx context.Context, env *LoadEnv, strategy string)
 				"retries_max":             float64(sum.maxRetries),
 				"acquire_timeouts":        float64(sum.timeouts),
 				"releases_refused":        float64(sum.refused),
+				"acquire_replies_lost":    float64(sum.acquireLost),
+				"acquire_lost_held":       float64(sum.acquireLostHeld),
+				"busy_checked":            float64(sum.busyChecked),
+				"busy_held":               float64(sum.busyHeld),
+				"release_replies_lost":    float64(sum.releaseLost),
+				"release_lost_held":       float64(sum.releaseLostHeld),
+				"lost_unsettled":          float64(sum.unsettled),
 			}
 			if sum.acquired > 0 {
 				f["retries_per_acquisition"] = float64(sum.retries) / float64(sum.acquired)
 			}
 			return f, nil
 		},
+		Settled: func() int64 { return sum.settled },
 	}, nil
 }

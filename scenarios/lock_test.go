@@ -3,15 +3,18 @@ package scenarios
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 // lockTestDuration keeps each test cell short; the defaults (2 s, 50
@@ -19,6 +22,25 @@ import (
 // figures only for their bookkeeping (a loaded machine may take few locks
 // in a cell).
 const lockTestDuration = time.Second
+
+// wantLockHistory fails t unless the cell's history (the fenced lock
+// model) agrees with its verdict: not linearizable, with a witness,
+// exactly when it REPRODUCED.
+func wantLockHistory(t *testing.T, cell result.Cell, verdict result.Verdict) {
+	t.Helper()
+	want := result.HistoryLinearizable
+	if verdict == result.Reproduced {
+		want = result.HistoryNotLinearizable
+	}
+	h := cell.History
+	if h == nil || h.Result != want || h.Model != lockModelName || h.Partitions != 1 || h.Ops < 2 || h.Partition != "" && !strings.HasPrefix(h.Partition, "lock ") {
+		t.Fatalf("history %+v, want %s", h, want)
+	}
+	if want == result.HistoryNotLinearizable && (h.Witness == "" || len(h.WitnessOps) == 0) {
+		t.Fatalf("a violation without its witness: %+v", h)
+	}
+	t.Logf("history: %s (%d operations) %s", h.Result, h.Ops, h.Witness)
+}
 
 func TestLockRaceVerdicts(t *testing.T) {
 	for _, backend := range impl.Backends() {
@@ -46,6 +68,7 @@ func TestLockRaceVerdicts(t *testing.T) {
 				if cell.Verdict != tc.want {
 					t.Fatalf("verdict %s, want %s: %s %+v", cell.Verdict, tc.want, cell.Summary, cell.Invariants)
 				}
+				wantLockHistory(t, cell, tc.want)
 				f := cell.Figures
 				if f["acquisitions"] < 2 || f["acquisitions"] != f["entered"] || f["entered"] != f["left"] {
 					t.Errorf("acquisitions %v, entered %v, left %v", f["acquisitions"], f["entered"], f["left"])
@@ -87,6 +110,7 @@ func TestLockExpiryVerdicts(t *testing.T) {
 				if cell.Verdict != tc.want {
 					t.Fatalf("verdict %s, want %s: %s %+v", cell.Verdict, tc.want, cell.Summary, cell.Invariants)
 				}
+				wantLockHistory(t, cell, tc.want)
 				f := cell.Figures
 				if f["errors"] != 0 || len(cell.Errors) != 0 {
 					t.Errorf("errors: %v", cell.Errors)
@@ -286,6 +310,8 @@ func TestLockRaceSettle(t *testing.T) {
 			func(o *lockRaceOutcome) { o.foreignDeletes, o.releasesRefused = 3, 0 }, []string{"no release deleted another holder's lock"}, 1, "3 foreign deletes"},
 		{"a live overlap", impl.LockToken, lockRaceFailure{stage: lockStageAcquire, err: errLost}, false,
 			func(o *lockRaceOutcome) { o.live = 1 }, []string{"never two holders inside on live leases"}, 1, "(1 on live leases"},
+		{"a release refused by a restarting server", impl.LockRedsync, lockRaceFailure{stage: lockStageRelease, id: "1:7", err: errRefused}, false,
+			func(o *lockRaceOutcome) { o.acquired, o.entered, o.left = 21, 21, 21 }, nil, 0, "1 calls refused by a server"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := healthyLockRace(tc.strategy)
@@ -297,6 +323,112 @@ func TestLockRaceSettle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// errRefused is a call refused by a server that is down: surely not
+// applied there.
+var errRefused = fmt.Errorf("goredis lock redsync: release %q: %w", "race", syscall.ECONNREFUSED)
+
+// TestLockRaceLiveProven: a live overlap is proven independent of the
+// failed operations for every lock that releases by compare-and-delete,
+// not for the naive lock, whose lost DEL may have freed another's lock.
+func TestLockRaceLiveProven(t *testing.T) {
+	for _, tc := range []struct {
+		strategy string
+		live     int64
+		proven   bool
+	}{
+		{impl.LockRedsync, 4, true},
+		{impl.LockToken, 1, true},
+		{impl.LockNaive, 3, false},
+		{impl.LockRedsync, 0, false}, // holds: nothing to prove
+	} {
+		o := healthyLockRace(tc.strategy)
+		o.live = tc.live
+		i := slices.IndexFunc(o.invariants(), func(inv result.Invariant) bool { return inv.Name == "never two holders inside on live leases" })
+		if inv := o.invariants()[i]; inv.Proven != tc.proven || inv.Holds != (tc.live == 0) {
+			t.Errorf("%s with %d live overlaps: %+v, want proven %v", tc.strategy, tc.live, inv, tc.proven)
+		}
+	}
+}
+
+// settleLocker is a lock whose settles answer what the test says.
+type settleLocker struct {
+	impl.Locker
+	held bool
+	err  error
+	n    int
+}
+
+func (l *settleLocker) Settle(context.Context, impl.Lease) (bool, error) {
+	l.n++
+	return l.held, l.err
+}
+
+// TestLockLoadSettle: the load operation settles what failed with its
+// outcome unknown, checks busy waits whose lease carries a token, and
+// leaves alone what surely did not apply.
+func TestLockLoadSettle(t *testing.T) {
+	ctx := context.Background()
+	fresh := impl.Lease{Name: "lock-0", Token: "t1", TTL: time.Second, Sent: time.Now()}
+	stale := fresh
+	stale.Sent = time.Now().Add(-2 * time.Second)
+	lost := fmt.Errorf("%w %q after 3 attempts: %w (%w)", impl.ErrLockNotAcquired, "lock-0", context.DeadlineExceeded, errors.New("read tcp: i/o timeout"))
+	busy := fmt.Errorf("%w %q after 3 attempts (%w): %w", impl.ErrLockNotAcquired, "lock-0", impl.ErrLockBusy, context.DeadlineExceeded)
+	for _, tc := range []struct {
+		name      string
+		lease     impl.Lease
+		err       error
+		held      bool
+		settleErr error
+		class     string // of the error returned
+		settles   int
+		want      lockLoadTally
+	}{
+		{"lost, had taken the lock", fresh, lost, true, nil, impl.ClassTimeout, 1, lockLoadTally{acquireLost: 1, acquireLostHeld: 1, settled: 1}},
+		{"lost, had not", fresh, lost, false, nil, impl.ClassTimeout, 1, lockLoadTally{acquireLost: 1, settled: 1}},
+		{"lost, read too late to tell", stale, lost, false, nil, impl.ClassTimeout, 1, lockLoadTally{acquireLost: 1, unsettled: 1}},
+		{"lost, the read failed", fresh, lost, false, errors.New("i/o timeout"), impl.ClassTimeout, 1, lockLoadTally{acquireLost: 1, unsettled: 1}},
+		{"lost, no token (naive)", impl.Lease{Name: "lock-0"}, lost, false, nil, impl.ClassTimeout, 0, lockLoadTally{acquireLost: 1, unsettled: 1}},
+		{"busy, checked", fresh, busy, false, nil, impl.ClassContention, 1, lockLoadTally{busyChecked: 1}},
+		{"busy, but it held the token", fresh, busy, true, nil, impl.ClassTimeout, 1, lockLoadTally{busyChecked: 1, busyHeld: 1, settled: 1}},
+		{"busy, no token", impl.Lease{Name: "lock-0"}, busy, false, nil, impl.ClassContention, 0, lockLoadTally{}},
+		{"refused: not applied, not settled", fresh, errRefused, false, nil, impl.ClassRefused, 0, lockLoadTally{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &settleLocker{held: tc.held, err: tc.settleErr}
+			s := lockLoadSettler{locker: l, classify: impl.Classify}
+			var got lockLoadTally
+			err := s.acquireFailed(ctx, &got, tc.lease, tc.err)
+			if c := impl.Classify(err); c != tc.class {
+				t.Errorf("error %v classed %s, want %s", err, c, tc.class)
+			}
+			if got != tc.want || l.n != tc.settles {
+				t.Errorf("tally %+v after %d settles, want %+v after %d", got, l.n, tc.want, tc.settles)
+			}
+		})
+	}
+	t.Run("release lost", func(t *testing.T) {
+		for _, held := range []bool{true, false} {
+			l := &settleLocker{held: held}
+			var got lockLoadTally
+			_ = lockLoadSettler{locker: l, classify: impl.Classify}.releaseFailed(ctx, &got, fresh, errLost)
+			want := lockLoadTally{releaseLost: 1, settled: 1}
+			if held {
+				want.releaseLostHeld = 1
+			}
+			if got != want {
+				t.Errorf("held %v: tally %+v, want %+v", held, got, want)
+			}
+		}
+	})
+	t.Run("release refused by the lock", func(t *testing.T) {
+		var got lockLoadTally
+		err := lockLoadSettler{locker: &settleLocker{}, classify: impl.Classify}.releaseFailed(ctx, &got, fresh, impl.ErrLockNotHeld)
+		if !errors.Is(err, impl.ErrLockNotHeld) || got != (lockLoadTally{refused: 1}) {
+			t.Errorf("error %v, tally %+v", err, got)
+		}
+	})
 }
 
 // TestLockExpirySummaryAgrees breaks one figure of a healthy lock-expiry
@@ -327,5 +459,27 @@ func TestLockExpirySummaryAgrees(t *testing.T) {
 			tc.edit(&o)
 			checkSummaryMatches(t, o.invariants(), o.summary(), tc.broken, tc.say, "")
 		})
+	}
+}
+
+// TestLockHistoryLibraries: a library lock issues no fencing token and
+// takes the lock in its own retry loop: its cell says why no history was
+// checked (nothing with history off); naive, token and fenced record.
+func TestLockHistoryLibraries(t *testing.T) {
+	env := testEnv(t, impl.GoRedis)
+	opts := impl.LockOptions{TTL: time.Second}.WithDefaults()
+	for _, strategy := range []string{impl.LockRedsync, impl.LockRedislock, impl.LockRueidislock} {
+		h := newLockHistory(env, strategy, opts, "race", 4, 10)
+		if got := h.result(t.Context(), env.Common.History); got == nil || got.Result != result.HistoryNotChecked || !strings.Contains(got.Reason, "gives no fencing token") {
+			t.Fatalf("%s: history %+v, want not-checked saying why", strategy, got)
+		}
+		if got := h.result(t.Context(), histcheck.Options{Mode: histcheck.ModeOff}); got != nil {
+			t.Fatalf("%s with history off: %+v", strategy, got)
+		}
+	}
+	for _, strategy := range impl.LockStrategies() {
+		if h := newLockHistory(env, strategy, opts, "race", 4, 10); h.rec == nil || h.pause == nil {
+			t.Fatalf("%s records no history", strategy)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 func init() { Register(func() Scenario { return newLockExpiry() }) }
@@ -118,11 +119,13 @@ func (s *LockExpiry) Run(ctx context.Context, env *Env, strategy string) (result
 		// write would then land.)
 		return cell, fmt.Errorf("%s: lock %s: %w: it extends its lease from a background goroutine that a simulated pause cannot stop, and it issues no fencing token", env.Backend.Name(), strategy, impl.ErrNotSupported)
 	}
-	r, cfg, err := newLockRun(env, strategy, impl.LockOptions{TTL: s.TTL}, lockExpiryName, s.AcquireTimeout)
+	lopts := impl.LockOptions{TTL: s.TTL}
+	r, cfg, err := newLockRun(env, strategy, lopts, lockExpiryName, s.AcquireTimeout)
 	if err != nil {
 		return cell, err
 	}
 	libraryParams(&cell, r.locker)
+	r.recordHistory(env, strategy, lopts, lockHistoryOps(cfg.Duration, s.Work, 3))
 	// The holders' acquisition order, for locks that issue no fencing
 	// token: a server-side counter each holder increments as soon as it
 	// holds the lock.
@@ -170,7 +173,10 @@ func (s *LockExpiry) Run(ctx context.Context, env *Env, strategy string) (result
 				t.overtaken++ // another holder took the lock during the pause
 			}
 		}
+		hl := r.hist.log(w)
+		call := hl.Now()
 		err = r.locker.Write(ctx, lockExpiryResource, lease, strconv.FormatInt(epoch, 10))
+		r.hist.record(hl, histcheck.LockWrite, w.Seq, lease, call, hl.Now(), err, impl.ErrStaleFence)
 		switch {
 		case errors.Is(err, impl.ErrStaleFence):
 			t.staleRejected++
@@ -184,6 +190,7 @@ func (s *LockExpiry) Run(ctx context.Context, env *Env, strategy string) (result
 		return cell, runErr
 	}
 	stats.Fill(&cell)
+	cell.History = r.hist.result(ctx, env.Common.History)
 	sum := lockTallies(r.tallies)
 	f := lockFigures(stats, sum, s.TTL)
 	f["pause_ms"], f["pause_rate"], f["work_ms"] = ms(s.Pause), s.PauseRate, ms(s.Work)

@@ -16,6 +16,7 @@ import (
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/impl/scripts"
 	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 func init() { Register(func() Scenario { return newLockRace() }) }
@@ -191,6 +192,15 @@ type lockRun struct {
 	endOnce        sync.Once
 	end            time.Time // set by the first acquisition (endOnce)
 	tallies        []lockTally
+	// hist, when set, prepares the cell's history (recordHistory); it
+	// records when its recorder is set.
+	hist *lockHistory
+}
+
+// recordHistory prepares the cell's history for the lock model: the
+// strategy opened with opts, about ops operations.
+func (r *lockRun) recordHistory(env *Env, strategy string, opts impl.LockOptions, ops int64) {
+	r.hist = newLockHistory(env, strategy, opts.WithDefaults(), r.name, len(r.tallies), ops)
 }
 
 // newLockRun opens the strategy with opts and sizes the tallies.
@@ -219,6 +229,10 @@ func newLockRun(env *Env, strategy string, opts impl.LockOptions, name string, a
 // lockStagger spreads the workers' first acquisitions (the naive lock's
 // poll period).
 const lockStagger = impl.DefaultNaivePoll
+
+// lockFailPause is the pause after an acquisition that failed (not one
+// that timed out waiting).
+const lockFailPause = 25 * time.Millisecond
 
 // lockEndGrace is how long after the engine stops starting operations an
 // acquisition may still wait. The engine's stop comes from a timer started
@@ -256,7 +270,11 @@ func (r *lockRun) acquire(ctx context.Context, w *bench.Worker) (lease impl.Leas
 	}
 	actx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	lease, err = r.locker.Acquire(actx, r.name)
+	if hl := r.hist.log(w); hl != nil {
+		lease, err = r.hist.acquire(actx, hl, r.locker, r.name, w.Seq)
+	} else {
+		lease, err = r.locker.Acquire(actx, r.name)
+	}
 	if err != nil {
 		if errors.Is(err, impl.ErrLockNotAcquired) && ctx.Err() == nil {
 			if !cut { // a wait cut short by the run's end is not a time-out
@@ -264,6 +282,10 @@ func (r *lockRun) acquire(ctx context.Context, w *bench.Worker) (lease impl.Leas
 			}
 			return lease, false, nil
 		}
+		// A server that refuses connections (restarting) fails an
+		// acquisition at once: pause, as an application would, rather
+		// than spin through failed cycles.
+		_ = impl.Sleep(ctx, lockFailPause)
 		return lease, false, err
 	}
 	w.Observe(stepAcquire, time.Since(start))
@@ -276,9 +298,12 @@ func (r *lockRun) acquire(ctx context.Context, w *bench.Worker) (lease impl.Leas
 // release releases lease, recording the release and the time held since
 // acquired; refused reports ErrLockNotHeld.
 func (r *lockRun) release(ctx context.Context, w *bench.Worker, lease impl.Lease, acquired time.Time) (refused bool, err error) {
+	hl := r.hist.log(w)
+	call := hl.Now()
 	start := time.Now()
 	err = r.locker.Release(ctx, lease)
 	end := time.Now()
+	r.hist.record(hl, histcheck.LockRelease, w.Seq, lease, call, hl.Now(), err, impl.ErrLockNotHeld)
 	w.Observe(stepRelease, end.Sub(start))
 	w.Observe(stepHold, end.Sub(acquired))
 	if errors.Is(err, impl.ErrLockNotHeld) {
@@ -385,6 +410,7 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		lock:    impl.LockKeyOf(r.locker, env.Keys, lockRaceName),
 	}
 	libraryParams(&cell, r.locker)
+	r.recordHistory(env, strategy, opts, lockHistoryOps(cfg.Duration, s.WorkMin, 2))
 	sb, ok := env.Backend.(impl.ScriptBackend)
 	if !ok {
 		return cell, fmt.Errorf("%s: scripts: %w", env.Backend.Name(), impl.ErrNotSupported)
@@ -404,9 +430,35 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 	// settle them against the probe after the run.
 	fails := make([][]lockRaceFailure, len(r.tallies))
 	var fault *redlockFault
+	var gate *sync.RWMutex // held shared by the harness's calls while the first server may restart
 	if s.RedlockRestart {
-		fault = startRedlockFault(ctx, env, keys.lock)
+		var first *firstRestart
+		if strategy != impl.LockRedsync {
+			// The lock lives on the first server only: restart that one.
+			gate = &sync.RWMutex{}
+			first = &firstRestart{gate: gate, keys: env.Keys, inside: keys.inside, lockKeys: map[string]bool{
+				keys.lock: true, impl.LockFenceKey(env.Keys, lockRaceName): true,
+			}}
+		}
+		fault = startRedlockFault(ctx, env, keys.lock, first)
+		if fault == nil || fault.first == nil {
+			gate = nil
+		}
 	}
+	// harness runs one of the cycle's calls on the probe, the counter or
+	// the resource — state that stands for what lives elsewhere — held
+	// back while the first server restarts.
+	harness := func(call func() error) error {
+		if gate != nil {
+			gate.RLock()
+			defer gate.RUnlock()
+		}
+		return call()
+	}
+	// With the first server restarting, each holder also writes the
+	// protected resource through the lock (Locker.Write: fenced for the
+	// fenced lock), to show what fencing does across the restart.
+	writeResource := gate != nil
 	r.start(cfg)
 	stats, runErr := env.Drive(ctx, cfg, func(ctx context.Context, w *bench.Worker) error {
 		fail := func(stage, id string, foreign bool, err error) error {
@@ -427,13 +479,13 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 			// Redlock: the lease is the client's validity time.
 			mode, until = "2", strconv.FormatInt(lease.Until.UnixMilli(), 10)
 		}
-		if _, err := probeEnter.Run(ctx, keys.probe(), id, lease.Token, until); err != nil {
+		if err := harness(func() error { _, err := probeEnter.Run(ctx, keys.probe(), id, lease.Token, until); return err }); err != nil {
 			return fail(lockStageEnter, id, false, fmt.Errorf("probe enter: %w", err))
 		}
 		// The critical section: an unguarded read-modify-write that only
 		// the lock keeps from losing updates.
-		v, err := counterGet.Run(ctx, []string{keys.counter})
-		if err != nil {
+		var v []int64
+		if err := harness(func() (err error) { v, err = counterGet.Run(ctx, []string{keys.counter}); return err }); err != nil {
 			return fail(lockStageSection, id, false, fmt.Errorf("read counter: %w", err))
 		}
 		if len(v) != 1 {
@@ -442,11 +494,20 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		if err := impl.Sleep(ctx, drawDuration(w, s.WorkMin, s.WorkMax)); err != nil {
 			return fail(lockStageSection, id, false, err)
 		}
-		if _, err := counterSet.Run(ctx, []string{keys.counter}, strconv.FormatInt(v[0]+1, 10)); err != nil {
+		if err := harness(func() error {
+			_, err := counterSet.Run(ctx, []string{keys.counter}, strconv.FormatInt(v[0]+1, 10))
+			return err
+		}); err != nil {
 			return fail(lockStageSection, id, false, fmt.Errorf("write counter: %w", err))
 		}
-		left, err := probeLeave.Run(ctx, keys.probe(), id, lease.Token, mode)
-		if err != nil {
+		if writeResource {
+			err := harness(func() error { return r.locker.Write(ctx, lockRaceName, lease, id) })
+			if err != nil && !errors.Is(err, impl.ErrStaleFence) {
+				return fail(lockStageSection, id, false, fmt.Errorf("write resource: %w", err))
+			}
+		}
+		var left []int64
+		if err := harness(func() (err error) { left, err = probeLeave.Run(ctx, keys.probe(), id, lease.Token, mode); return err }); err != nil {
 			return fail(lockStageLeave, id, false, fmt.Errorf("probe leave: %w", err))
 		}
 		foreign := len(left) > 0 && left[0] == 1
@@ -466,6 +527,7 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 		return cell, runErr
 	}
 	stats.Fill(&cell)
+	cell.History = r.hist.result(ctx, env.Common.History)
 	sum := lockTallies(r.tallies)
 	f := lockFigures(stats, sum, s.TTL)
 	f["work_min_ms"], f["work_max_ms"] = ms(s.WorkMin), ms(s.WorkMax)
@@ -520,8 +582,33 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 	cell.Settled = out.settledOps
 	cell.Invariants = out.invariants()
 	cell.Summary = out.summary()
+	if writeResource {
+		vals, err := admin.HMGet(vctx, impl.ResourceKey(env.Keys, lockRaceName), impl.ResourceWrites, impl.ResourceRejected).Result()
+		if err != nil {
+			return cell, JudgementError(fmt.Errorf("read resource: %w", err))
+		}
+		var res [2]int64
+		for i, v := range vals {
+			if v == nil {
+				continue
+			}
+			if res[i], err = strconv.ParseInt(fmt.Sprint(v), 10, 64); err != nil {
+				return cell, JudgementError(fmt.Errorf("read resource: %w", err))
+			}
+		}
+		f["resource_writes"], f["resource_rejected"] = float64(res[0]), float64(res[1])
+		cell.Summary += fmt.Sprintf("; resource: %d writes accepted, %d rejected by the fence", res[0], res[1])
+	}
 	if fault != nil {
-		cell.Summary += fault.summary(strategy == impl.LockRedsync)
+		cell.Summary += fault.summary(out.live)
+		cell.Faults = fault.faults(env.Origin)
+		if fault.restarted > 0 {
+			// Redlock's argument: a server restarted without persistence
+			// (against what Redis asks of a Redlock deployment) lets a
+			// second holder in while the first holds a lease it believes
+			// valid. Expected to break; the lock is not to blame.
+			cell.Expect = result.Break
+		}
 	} else if len(env.Redlock) > 0 && strategy != impl.LockRedsync {
 		cell.Summary += fmt.Sprintf("; runs on the first of %d redlock servers only", len(env.Redlock)+1)
 	}
@@ -571,6 +658,7 @@ type lockRaceOutcome struct {
 	releasesRefused, foreignDeletes          int64
 	failed, stuck, acquiredNotEntered        int64
 	lostReplies, lostStuck, unsettled        int64
+	refusedCalls                             int64
 	settledOps                               int64
 }
 
@@ -605,6 +693,11 @@ func (o *lockRaceOutcome) settle(failed []lockRaceFailure, inside []bool, classi
 			}
 		case known && class == impl.ClassCanceled:
 			// The caller's own cancellation: a refusal to the runner.
+		case known && class == impl.ClassRefused:
+			// A connection refused by a server (down, restarting): known
+			// not to have applied there. Not settled for the runner,
+			// which excuses it only under a fault it knows of.
+			o.refusedCalls++
 		default:
 			o.unsettled++
 		}
@@ -653,13 +746,26 @@ func (o lockRaceOutcome) invariants() []result.Invariant {
 		Check("no release deleted another holder's lock", o.foreignDeletes == 0,
 			"%d releases found the lock held by another holder: %d deleted it, %d were refused",
 			o.releasesForeign, o.foreignDeletes, o.releasesRefused),
-		Check("never two holders inside on live leases", o.live == 0,
+		o.liveProven(Check("never two holders inside on live leases", o.live == 0,
 			"at most %d inside at once; %d overlaps: %d while both leases were live, %d after a lease expired under its holder",
-			o.maxInside, o.overlaps, o.live, o.overlaps-o.live),
+			o.maxInside, o.overlaps, o.live, o.overlaps-o.live)),
 		Check("every critical section was counted", o.counted(),
 			"%d acquisitions, %d entered, %d left, %d still inside; %d cycles failed: %d left their holder inside, %d failed before entering",
 			o.acquired, o.entered, o.left, o.stillInside, o.failed, o.stuck, o.acquiredNotEntered),
 	}
+}
+
+// liveProven marks the live-overlap invariant, when broken, as proven
+// (result.Invariant.Proven): the probe counted each overlap at the entry
+// of a holder whose acquisition and entry succeeded, while another holder
+// that had entered the same way was inside on a live lease. Failed
+// operations cannot have made it: every lock but the naive one releases
+// by compare-and-delete, so no failed call (an acquisition, a release,
+// the probe's) frees another holder's lock; the naive lock's lost DEL may
+// have.
+func (o lockRaceOutcome) liveProven(inv result.Invariant) result.Invariant {
+	inv.Proven = !inv.Holds && o.strategy != impl.LockNaive
+	return inv
 }
 
 // summary is the cell's line, from the same figures as its invariants.
@@ -674,6 +780,9 @@ func (o lockRaceOutcome) summary() string {
 		s += fmt.Sprintf("; the probe's books do not add up: %d acquisitions, %d entered, %d left, %d still inside", o.acquired, o.entered, o.left, o.stillInside)
 	}
 	s += lostRepliesClause(o.lostReplies, o.lostStuck, "left their holder inside")
+	if o.refusedCalls > 0 {
+		s += fmt.Sprintf("; %d calls refused by a server", o.refusedCalls)
+	}
 	if o.unsettled > 0 {
 		s += fmt.Sprintf("; %d failed cycles not settled", o.unsettled)
 	}

@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/paybench/paybench/bench/faults"
+	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/reports/result"
 )
 
 // Timings of the Redlock restart fault.
@@ -20,6 +25,9 @@ const (
 	redlockReadTimeout = 20 * time.Millisecond
 	// redlockRestartTimeout bounds one restart.
 	redlockRestartTimeout = 10 * time.Second
+	// redlockFirstGap is the least time between two restarts of the first
+	// server: each holds the cycles' harness calls for its length.
+	redlockFirstGap = 500 * time.Millisecond
 )
 
 // redlockFault is the fault that decides Redlock's argument: while
@@ -34,14 +42,15 @@ const (
 // live (both within their Redlock validity time).
 //
 // A lock that lives on the first server only (every strategy but redsync)
-// never has a bare majority of the N servers, so the fault never fires in
-// its cells: restarting the one server that holds its lock would wipe the
-// lock and the probe alike.
+// is never on a majority of the N servers; for it the fault restarts the
+// first server itself, without persistence, whenever the lock is held and
+// a holder is inside (firstRestart).
 type redlockFault struct {
 	servers []redis.UniversalClient // every server's admin client, the first first
 	peers   []RedlockPeer           // servers[1:]'s restart handles
 	key     string
 	quorum  int
+	first   *firstRestart // the lock lives on the first server only
 
 	wg                  sync.WaitGroup
 	stop                context.CancelFunc
@@ -49,9 +58,29 @@ type redlockFault struct {
 	errs                []error
 }
 
+// firstRestart is the fault for a lock on the first server only: the
+// server is restarted (SIGKILL, start again, no persistence) while a
+// holder is inside. The restart loses the lock's keys — the lock key and
+// its fencing counter — as a crash of that server would. The probe's
+// books, the shared counter and the protected resource stand for state
+// that lives elsewhere (a database): they are snapshot before the restart
+// and restored after it, while the cycles' calls on them wait on gate.
+type firstRestart struct {
+	peer     RedlockPeer
+	gate     *sync.RWMutex   // the cycles' harness calls hold it shared
+	keys     impl.Keyspace   // the cell's keys: snapshot and restored
+	lockKeys map[string]bool // the lock's own keys: lost
+	inside   string          // the probe's inside set
+
+	last       time.Time // the last restart's end
+	start, end time.Time // the first restart's start, the last's end
+}
+
 // startRedlockFault starts the fault on env's Redlock deployment for the
-// lock key; nil when env has no Redlock peers.
-func startRedlockFault(ctx context.Context, env *Env, key string) *redlockFault {
+// lock key; nil when env has no Redlock peers. With first set (a lock on
+// the first server only) and the first server known, it restarts that
+// server instead.
+func startRedlockFault(ctx context.Context, env *Env, key string, first *firstRestart) *redlockFault {
 	if len(env.Redlock) == 0 {
 		return nil
 	}
@@ -60,6 +89,10 @@ func startRedlockFault(ctx context.Context, env *Env, key string) *redlockFault 
 		f.servers = append(f.servers, p.Admin())
 	}
 	f.quorum = len(f.servers)/2 + 1
+	if first != nil && env.RedlockFirst != nil {
+		first.peer = env.RedlockFirst
+		f.first = first
+	}
 	ctx, f.stop = context.WithCancel(ctx)
 	f.wg.Go(func() { f.run(ctx) })
 	return f
@@ -83,6 +116,10 @@ func (f *redlockFault) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if f.first != nil {
+			f.tickFirst(ctx)
+			continue
+		}
 		holders, ok := f.read(ctx)
 		if !ok {
 			continue
@@ -101,6 +138,139 @@ func (f *redlockFault) run(ctx context.Context) {
 		}
 		f.restarted++
 	}
+}
+
+// tickFirst restarts the first server when the lock is held and a holder
+// is inside, at most once every redlockFirstGap.
+func (f *redlockFault) tickFirst(ctx context.Context) {
+	r := f.first
+	if time.Since(r.last) < redlockFirstGap {
+		return
+	}
+	if !f.heldInside(ctx) {
+		return
+	}
+	f.bareSeen++
+	if err := f.restartFirst(ctx); err != nil {
+		f.errs = append(f.errs, err)
+	}
+	r.last = time.Now()
+}
+
+// heldInside reports whether the lock key exists on the first server and
+// the probe has a holder inside.
+func (f *redlockFault) heldInside(ctx context.Context) bool {
+	rctx, cancel := context.WithTimeout(ctx, redlockReadTimeout)
+	defer cancel()
+	var held *redis.IntCmd
+	var inside *redis.IntCmd
+	_, err := f.servers[0].Pipelined(rctx, func(p redis.Pipeliner) error {
+		held = p.Exists(rctx, f.key)
+		inside = p.ZCard(rctx, f.first.inside)
+		return nil
+	})
+	return err == nil && held.Val() > 0 && inside.Val() > 0
+}
+
+// restartFirst restarts the first server: with the cycles' harness calls
+// held back (gate), it snapshots every key of the cell but the lock's,
+// restarts the server without persistence, and restores the snapshot.
+func (f *redlockFault) restartFirst(ctx context.Context) error {
+	r := f.first
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redlockRestartTimeout)
+	defer cancel()
+	admin := f.servers[0]
+	if !f.heldInside(rctx) {
+		return nil // the holder left meanwhile
+	}
+	snap, err := snapshotKeys(rctx, admin, r.keys.Prefix(), r.lockKeys)
+	if err != nil {
+		return fmt.Errorf("snapshot before restarting %s: %w", r.peer.Redacted(), err)
+	}
+	start := time.Now()
+	if err := r.peer.Restart(rctx); err != nil {
+		return fmt.Errorf("restart %s: %w", r.peer.Redacted(), err)
+	}
+	if err := restoreKeys(rctx, admin, snap); err != nil {
+		return fmt.Errorf("restore after restarting %s: %w", r.peer.Redacted(), err)
+	}
+	if r.start.IsZero() {
+		r.start = start
+	}
+	r.end = time.Now()
+	f.restarted++
+	return nil
+}
+
+// keySnapshot is one key as DUMP gave it, with its time to live (0: none).
+type keySnapshot struct {
+	key  string
+	dump string
+	ttl  time.Duration
+}
+
+// snapshotKeys dumps every key under prefix but those in skip.
+func snapshotKeys(ctx context.Context, admin redis.UniversalClient, prefix string, skip map[string]bool) ([]keySnapshot, error) {
+	var keys []string
+	iter := admin.Scan(ctx, 0, globEscape(prefix)+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		if k := iter.Val(); !skip[k] {
+			keys = append(keys, k)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return nil, err
+	}
+	dumps := make([]*redis.StringCmd, len(keys))
+	ttls := make([]*redis.DurationCmd, len(keys))
+	if _, err := admin.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			dumps[i], ttls[i] = p.Dump(ctx, k), p.PTTL(ctx, k)
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([]keySnapshot, 0, len(keys))
+	for i, k := range keys {
+		if errors.Is(dumps[i].Err(), redis.Nil) {
+			continue // gone meanwhile (expired)
+		}
+		ttl := ttls[i].Val()
+		if ttl < 0 {
+			ttl = 0
+		}
+		out = append(out, keySnapshot{key: k, dump: dumps[i].Val(), ttl: ttl})
+	}
+	return out, nil
+}
+
+// restoreKeys restores a snapshot, replacing what is there.
+func restoreKeys(ctx context.Context, admin redis.UniversalClient, snap []keySnapshot) error {
+	if len(snap) == 0 {
+		return nil
+	}
+	_, err := admin.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range snap {
+			p.RestoreReplace(ctx, k.key, k.ttl, k.dump)
+		}
+		return nil
+	})
+	return err
+}
+
+// globEscape escapes the glob characters of a SCAN MATCH pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[]\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // read returns the lock key's value on every server ("" where it is
@@ -147,21 +317,48 @@ func (f *redlockFault) bareMajority(holders []string) int {
 func (f *redlockFault) fill(figs map[string]float64) {
 	figs["redlock_servers"] = float64(len(f.servers))
 	figs["redlock_quorum"] = float64(f.quorum)
-	figs["redlock_bare_majorities"] = float64(f.bareSeen)
+	if f.first != nil {
+		figs["redlock_first_held_seen"] = float64(f.bareSeen)
+	} else {
+		figs["redlock_bare_majorities"] = float64(f.bareSeen)
+	}
 	figs["redlock_restarts"] = float64(f.restarted)
 	figs["redlock_restart_errors"] = float64(len(f.errs))
 }
 
-// summary is the cell's clause about the fault.
-func (f *redlockFault) summary(redlock bool) string {
+// summary is the cell's clause about the fault; live is how many times
+// two holders were inside at once on live leases.
+func (f *redlockFault) summary(live int64) string {
 	s := fmt.Sprintf("; redlock: %d servers (quorum %d), ", len(f.servers), f.quorum)
-	if !redlock {
-		s += "this lock runs on the first server only: it is never on a majority of them, so the restart fault never fired"
+	if f.first != nil {
+		s += fmt.Sprintf("this lock runs on the first server only, restarted %d times without persistence while a holder was inside (the probe's books, the counter and the resource restored, the lock's keys lost)", f.restarted)
 	} else {
 		s += fmt.Sprintf("%d restarts without persistence of a server holding a bare majority", f.restarted)
 	}
+	s += fmt.Sprintf(": two holders held the lock at once (both leases live) %d times", live)
 	if len(f.errs) > 0 {
 		s += fmt.Sprintf(" (%d restarts failed: %v)", len(f.errs), f.errs[0])
 	}
 	return s
+}
+
+// faults is the cell's record of the first server's restarts
+// (result.Cell.Faults), so that the runner knows the server restarted on
+// purpose; nil when it never restarted it.
+func (f *redlockFault) faults(origin time.Time) []result.Fault {
+	if f == nil || f.first == nil || f.restarted == 0 {
+		return nil
+	}
+	at := func(t time.Time) float64 {
+		if origin.IsZero() {
+			return 0
+		}
+		return t.Sub(origin).Seconds()
+	}
+	fl := result.Fault{Spec: "redlock-restart", Kind: faults.Restart, Method: "SIGKILL and restart, no persistence",
+		Start: at(f.first.start), End: at(f.first.end), Count: int(f.restarted)}
+	if len(f.errs) > 0 {
+		fl.Error = f.errs[0].Error()
+	}
+	return []result.Fault{fl}
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/paybench/paybench/bench"
 	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 // Operation is one raw operation for `paybench load`, outside any
@@ -47,6 +49,12 @@ type LoadEnv struct {
 	// MaxWorkers, or its Concurrency), so worker IDs are 0..Workers-1; an
 	// operation may size per-worker state with it. 0 when unknown.
 	Workers int
+	// History says whether the cell records what every client was told
+	// (--history on), for an operation with a model; HistoryOps is the
+	// cell's operation count when known beforehand (--requests), else 0,
+	// to size the recorder.
+	History    histcheck.Options
+	HistoryOps int64
 }
 
 // Load is a prepared operation.
@@ -65,6 +73,15 @@ type Load struct {
 	// Params are settings of the strategy under load to record in the
 	// cell's params (a library's, under "lib."). May be nil.
 	Params map[string]string
+	// Settled returns, after Figures, how many measured operations failed
+	// with their outcome unknown and were settled against the server
+	// (result.Cell.Settled): the operation found out whether each had
+	// happened. May be nil.
+	Settled func() int64
+	// History checks what the clients were told, after Figures, for an
+	// operation with a model (the cell's history object; nil when it
+	// recorded nothing). May be nil.
+	History func(ctx context.Context) *result.History
 }
 
 var operations = map[string]Operation{}

@@ -32,6 +32,25 @@ func broken(cell result.Cell) []string {
 	return out
 }
 
+// wantOrderHistory fails t unless the cell's history agrees with its
+// verdict — not linearizable, with a witness, exactly when it REPRODUCED —
+// over one partition per order and at least minOps operations.
+func wantOrderHistory(t *testing.T, cell result.Cell, verdict result.Verdict, orders, minOps int64) {
+	t.Helper()
+	want := result.HistoryLinearizable
+	if verdict == result.Reproduced {
+		want = result.HistoryNotLinearizable
+	}
+	h := cell.History
+	if h == nil || h.Result != want || h.Model != orderModelName || int64(h.Partitions) != orders || h.Ops < minOps {
+		t.Fatalf("history %+v, want %s over %d orders, at least %d operations", h, want, orders, minOps)
+	}
+	if want == result.HistoryNotLinearizable && (h.Witness == "" || !strings.HasPrefix(h.Partition, "order o-") || len(h.WitnessOps) == 0) {
+		t.Fatalf("a violation without its witness: %+v", h)
+	}
+	t.Logf("history: %s %s", h.Result, h.Witness)
+}
+
 func TestDuplicateOrderVerdicts(t *testing.T) {
 	for _, backend := range impl.Backends() {
 		for _, tc := range []struct {
@@ -54,6 +73,7 @@ func TestDuplicateOrderVerdicts(t *testing.T) {
 				}
 				cell := runJudged(t, d, testEnvC(t, backend, 16), tc.strategy)
 				wantVerdict(t, cell, tc.want)
+				wantOrderHistory(t, cell, tc.want, 60, 480)
 				for _, name := range tc.breaks {
 					if !strings.Contains(strings.Join(broken(cell), "|"), name) {
 						t.Errorf("invariant %q held: %+v", name, cell.Invariants)
@@ -94,6 +114,7 @@ func TestPayCancelVerdicts(t *testing.T) {
 				p.Orders, p.Items = 80, 2
 				cell := runJudged(t, p, testEnvC(t, backend, 16), tc.strategy)
 				wantVerdict(t, cell, tc.want)
+				wantOrderHistory(t, cell, tc.want, 80, 80*4)
 				f := cell.Figures
 				if f["orders"] != 80 || f["orders_paid"]+f["orders_cancelled"]+f["orders_refunded"] != 80 {
 					t.Errorf("orders %v: %v paid + %v cancelled + %v refunded; want 80 settled", f["orders"], f["orders_paid"], f["orders_cancelled"], f["orders_refunded"])

@@ -448,6 +448,9 @@ func (j *oversellJudgement) judge(cell *result.Cell) {
 		"lost_replies_applied":   float64(lostApplied),
 		"lost_replies_settled":   float64(settled),
 		"unsold_with_demand":     0,
+		// Acknowledged purchases the server has no record of: what a
+		// failover loses (the runner's acknowledged_writes_lost).
+		"purchases_ok_not_recorded": float64(toldMissing),
 	} {
 		cell.Figures[k] = v
 	}

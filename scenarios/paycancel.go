@@ -12,8 +12,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/bench/history"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 func init() { Register(func() Scenario { return newPayCancel() }) }
@@ -107,6 +109,10 @@ var payCancelSteps = []string{"place", "pay", "cancel"}
 // payCancelRefundStep is the refund's step, after payCancelSteps.
 const payCancelRefundStep = "refund"
 
+// payCancelCalls is the most order calls one order of pay-cancel makes:
+// create, reserve, pay, cancel, refund.
+const payCancelCalls = 5
+
 // payCancelTally is one worker's client-side tally, on its own cache line.
 type payCancelTally struct {
 	orders, placed, noStock, paid, cancelled, refused, both int64
@@ -119,7 +125,8 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 	var cell result.Cell
 	// The naive strategy takes its stock with the atomic lua deduction, so
 	// that placing the orders is exact and the race below is the only bug.
-	orders, err := openOrders(env.Backend, strategy, impl.OrderOptions{Keys: env.Keys, NaiveStock: impl.StockLua})
+	oopts := impl.OrderOptions{Keys: env.Keys, NaiveStock: impl.StockLua}
+	orders, err := openOrders(env.Backend, strategy, oopts)
 	if err != nil {
 		return cell, err
 	}
@@ -132,6 +139,15 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 	notes := newOrderNotes(conc)
 	settles := strategy == impl.OrderSafe
 	requests, duration := orderRunSize(env, p.Orders)
+	// What every call was told, for the order model: a log per worker,
+	// at most five calls per order (create, reserve, pay, cancel, refund).
+	var rec *history.Recorder
+	hopts := env.Common.History
+	histOps := p.Orders * payCancelCalls
+	if duration == 0 && hopts.Records(histOps) {
+		rec = history.New(history.Options{Clients: conc, PerClient: int(p.Orders/int64(conc)+1) * payCancelCalls})
+	}
+	classify := env.Backend.Classify
 
 	stats, err := env.Drive(ctx, bench.Config{
 		Concurrency: conc,
@@ -144,12 +160,33 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 		t.orders++
 		f := newOpFailure(env.Backend.Classify, &notes[w.ID])
 		ref := impl.OrderRef{Item: items[w.Seq%int64(len(items))], ID: "o-" + strconv.FormatInt(w.Seq, 10)}
+		hl := rec.Log(w.ID)
+		// record adds a call's entry to the history (when it tells
+		// something).
+		record := func(e history.Entry, ok bool) {
+			if ok {
+				hl.Add(e)
+			}
+		}
 		t0 := time.Now()
-		if _, _, err := orders.Create(ctx, impl.NewOrder{Item: ref.Item, ID: ref.ID, Quantity: p.Quantity, Amount: p.Quantity * orderUnitPrice}); err != nil {
+		var c orderCall
+		c.call = hl.Now()
+		c.order, c.ok, c.err = orders.Create(ctx, impl.NewOrder{Item: ref.Item, ID: ref.ID, Quantity: p.Quantity, Amount: p.Quantity * orderUnitPrice})
+		c.ret = hl.Now()
+		if hl != nil {
+			record(orderCreateEntry(w.Seq, -1, c, classify))
+		}
+		if err := c.err; err != nil {
 			f.fail(err, ref, impl.MoveCreate)
 			return f.end(ref, false, settles)
 		}
-		_, _, err := orders.Transition(ctx, ref, impl.StatusProcessing)
+		c = orderCall{call: hl.Now()}
+		c.order, c.ok, c.err = orders.Transition(ctx, ref, impl.StatusProcessing)
+		c.ret = hl.Now()
+		if hl != nil {
+			record(orderMoveEntry(w.Seq, -1, impl.StatusProcessing, c, classify))
+		}
+		err := c.err
 		if errors.Is(err, impl.ErrOutOfStock) {
 			t.noStock++
 			return nil
@@ -167,6 +204,7 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 		var took [2]time.Duration
 		var applied [2]bool
 		var errs [2]error
+		var calls [2]orderCall
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		first := w.Rand.IntN(2) // which goroutine the scheduler sees last varies
@@ -178,13 +216,21 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 			go func() {
 				defer wg.Done()
 				<-start
+				calls[i].call = hl.Now()
 				s := time.Now()
-				_, applied[i], errs[i] = orders.Transition(ctx, ref, to)
+				calls[i].order, applied[i], errs[i] = orders.Transition(ctx, ref, to)
 				took[i] = time.Since(s)
+				calls[i].ret = hl.Now()
 			}()
 		}
 		close(start)
 		wg.Wait()
+		if hl != nil {
+			for i, to := range moves {
+				calls[i].ok, calls[i].err = applied[i], errs[i]
+				record(orderMoveEntry(w.Seq, -1, to, calls[i], classify))
+			}
+		}
 		for i, to := range moves {
 			w.Observe(1+i, took[i])
 			switch {
@@ -206,9 +252,15 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 		// A share of the orders whose payment went through are refunded.
 		if applied[0] && refund && f.err == nil {
 			t.refundsAsked++
+			c = orderCall{call: hl.Now()}
 			s := time.Now()
-			_, ok, err := orders.Transition(ctx, ref, impl.StatusRefunded)
+			c.order, c.ok, c.err = orders.Transition(ctx, ref, impl.StatusRefunded)
 			w.Observe(3, time.Since(s))
+			c.ret = hl.Now()
+			if hl != nil {
+				record(orderMoveEntry(w.Seq, -1, impl.StatusRefunded, c, classify))
+			}
+			ok, err := c.ok, c.err
 			switch {
 			case err == nil && ok:
 				t.refunds++
@@ -224,6 +276,14 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 		return cell, err
 	}
 	stats.Fill(&cell)
+	switch {
+	case rec != nil:
+		cell.History = histcheck.Check(ctx, orderHistoryModel(oopts), rec.Entries(), rec.Overflow(), hopts)
+	case duration == 0:
+		cell.History = hopts.NotChecked(orderModelName, histOps)
+	default:
+		cell.History = orderHistoryNotRecorded(env)
+	}
 
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()

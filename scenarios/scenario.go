@@ -81,6 +81,9 @@ type Env struct {
 	// Redlock are the other independent servers of a Redlock deployment
 	// (--redis redlock:N), Admin's server being the first; nil otherwise.
 	Redlock []RedlockPeer
+	// RedlockFirst is the first server of a Redlock deployment (Admin's),
+	// to restart it; nil otherwise.
+	RedlockFirst RedlockPeer
 }
 
 // RedlockPeer is one of the other servers of a Redlock deployment, as a

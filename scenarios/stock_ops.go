@@ -7,7 +7,10 @@ import (
 	"strconv"
 
 	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/bench/history"
 	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 func init() {
@@ -37,7 +40,10 @@ const figureReadChunk = 1000
 type stockLoadTally struct {
 	ok, refused, unknown, failed int64
 	runOK, runUnknown            int64
-	_                            [64]byte
+	// unrecorded counts deductions a recording run could not record (a
+	// worker beyond the recorder's logs): the history is incomplete.
+	unrecorded int64
+	_          [64]byte
 }
 
 // count tallies n deductions that ended alike: ok of them taken, the
@@ -83,18 +89,33 @@ func setupStockDeduct(ctx context.Context, env *LoadEnv, strategy string) (*Load
 	}
 	classify := env.Backend.Classify
 	tallies := newWorkerSlots(env.Workers, func() *stockLoadTally { return new(stockLoadTally) })
+	rec := loadRecorder(env)
 	load := &Load{
 		Op: func(ctx context.Context, w *bench.Worker) error {
-			d, err := stock.Deduct(ctx, items[env.Pick(w)], 1)
+			k := env.Pick(w)
+			hl := rec.Log(w.ID)
+			call := hl.Now()
+			d, err := stock.Deduct(ctx, items[k], 1)
+			t := tallies.get(w.ID)
+			if hl != nil {
+				recordDeduction(hl, int64(k), w.Seq, call, hl.Now(), d, err, classify)
+			} else if rec != nil {
+				t.unrecorded++
+			}
 			var ok int64
 			if d.OK {
 				ok = 1
 			}
-			tallies.get(w.ID).count(w.Measuring(), 1, ok, err, classify)
+			t.count(w.Measuring(), 1, ok, err, classify)
 			return err
 		},
 		Figures: func(ctx context.Context) (map[string]float64, error) {
 			return stockDeductFigures(ctx, env, strategy, opts, items, tallies)
+		},
+		History: func(ctx context.Context) *result.History {
+			var unrecorded int64
+			tallies.each(func(t *stockLoadTally) { unrecorded += t.unrecorded })
+			return loadStockHistory(ctx, env, rec, unrecorded, items)
 		},
 	}
 	if b, ok := stock.(impl.StockBatcher); ok {
@@ -103,21 +124,49 @@ func setupStockDeduct(ctx context.Context, env *LoadEnv, strategy string) (*Load
 		// beyond env.Workers (unknown worker count) gets a fresh buffer per
 		// batch.
 		bufs := make([][]string, env.Workers)
+		// The batch's item indices, per worker, for the history.
+		picks := make([][]int64, env.Workers)
 		load.Batch = func(ctx context.Context, w *bench.Worker, n int) error {
 			var batch []string
+			var pick []int64
 			if w.ID < len(bufs) {
 				if cap(bufs[w.ID]) < n {
 					bufs[w.ID] = make([]string, n)
+					picks[w.ID] = make([]int64, n)
 				}
-				batch = bufs[w.ID][:n]
+				batch, pick = bufs[w.ID][:n], picks[w.ID][:n]
 			} else {
-				batch = make([]string, n)
+				batch, pick = make([]string, n), make([]int64, n)
 			}
 			for i := range batch {
-				batch[i] = items[env.Pick(w)]
+				k := env.Pick(w)
+				batch[i], pick[i] = items[k], int64(k)
 			}
+			hl := rec.Log(w.ID)
+			call := hl.Now()
 			ds, err := b.DeductBatch(ctx, batch, 1)
 			t := tallies.get(w.ID)
+			if hl != nil {
+				// Each deduction of the batch spans the batch's round
+				// trip. When some failed, the failed ones are those left
+				// zero (a unit taken or refused from a 2^40 stock reports
+				// no zero); they are recorded as unknown, which is true of
+				// any failure.
+				ret := hl.Now()
+				for i := range batch {
+					var d impl.Deduction
+					var derr error
+					switch {
+					case err == nil || ds != nil && ds[i] != (impl.Deduction{}):
+						d = ds[i]
+					default:
+						derr = errUnknownOutcome
+					}
+					recordDeduction(hl, pick[i], w.Seq+int64(i), call, ret, d, derr, unknownClass)
+				}
+			} else if rec != nil {
+				t.unrecorded += int64(n)
+			}
 			var ok int64
 			for _, d := range ds {
 				if d.OK {
@@ -245,4 +294,37 @@ func stockDeductFigures(ctx context.Context, env *LoadEnv, strategy string, opts
 	f["units_deducted_beyond_possible"] = float64(max(0, taken-(sum.runOK+sum.runUnknown)))
 	f["units_answered_ok_not_deducted"] = float64(max(0, sum.runOK-taken))
 	return f, nil
+}
+
+// recordDeduction adds one deduction of a unit of item k to the worker's
+// history (the stock counter model): answered, or of unknown outcome when
+// its failure may have applied; a failure that surely did not apply is no
+// operation of the history.
+func recordDeduction(hl *history.Log, k, seq, call, ret int64, d impl.Deduction, err error, classify func(error) string) {
+	e := history.Entry{Kind: histcheck.StockPurchase, Key: k, In: 1, In2: seq, Call: call, Return: ret}
+	switch {
+	case err == nil:
+		e.OK, e.Out = d.OK, d.Remaining
+	case impl.MayHaveApplied(classify(err)):
+		e.Unknown = true
+	default:
+		return
+	}
+	hl.Add(e)
+}
+
+// errUnknownOutcome and unknownClass mark a batched deduction whose
+// failure is not known to be its own: its outcome is unknown.
+var errUnknownOutcome = errors.New("a deduction of a failed batch")
+
+func unknownClass(error) string { return impl.ClassTimeout }
+
+// loadStockHistory checks a stock.deduct load cell's history against the
+// stock counter model, per item (nil when the cell recorded none).
+func loadStockHistory(ctx context.Context, env *LoadEnv, rec *history.Recorder, unrecorded int64, items []string) *result.History {
+	if rec == nil {
+		return loadNotRecorded(env, "stock counter")
+	}
+	m := histcheck.Stock(func(int64) int64 { return loadStockUnits }, func(k int64) string { return items[k] })
+	return histcheck.Check(ctx, m, rec.Entries(), rec.Overflow()+unrecorded, env.History)
 }

@@ -2,11 +2,15 @@ package scenarios
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/paybench/paybench/bench"
+	"github.com/paybench/paybench/bench/history"
 	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 // TestStockDeductBatch drives stock.deduct's pipelined form with and
@@ -125,5 +129,103 @@ func TestStockDeductCountsOutcomesApart(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestStockDeductHistory: a stock.deduct load with --history on records
+// every deduction, single and pipelined, and checks it against the stock
+// counter model: lua is linearizable, the seed's naive read-then-write
+// tells several buyers the same remainder; a worker beyond the recorder's
+// logs leaves the history incomplete, which says so (never linearizable);
+// with history off nothing is recorded.
+func TestStockDeductHistory(t *testing.T) {
+	op, err := LookupOperation("stock.deduct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const conc, requests = 8, 400
+	for _, backend := range impl.Backends() {
+		for _, tc := range []struct {
+			name     string
+			strategy string
+			batch    int
+			workers  int
+			mode     histcheck.Mode
+			want     string
+		}{
+			{"lua", impl.StockLua, 1, conc, histcheck.ModeOn, result.HistoryLinearizable},
+			{"lua pipelined", impl.StockLua, 8, conc, histcheck.ModeOn, result.HistoryLinearizable},
+			{"naive", impl.StockNaive, 1, conc, histcheck.ModeOn, result.HistoryNotLinearizable},
+			{"fewer logs than workers", impl.StockLua, 1, conc / 2, histcheck.ModeOn, result.HistoryUnknown},
+			{"off", impl.StockLua, 1, conc, histcheck.ModeOff, ""},
+		} {
+			t.Run(backend+"/"+tc.name, func(t *testing.T) {
+				env := testEnvC(t, backend, conc)
+				lenv := &LoadEnv{Backend: env.Backend, Admin: env.Admin, Open: env.Open, Keys: env.Keys, KeyCount: 1,
+					Pick: func(*bench.Worker) int { return 0 }, Workers: tc.workers, History: histcheck.Options{Mode: tc.mode}, HistoryOps: requests}
+				load, err := op.Setup(t.Context(), lenv, tc.strategy)
+				if err != nil {
+					t.Fatal(err)
+				}
+				run := load.Op
+				if tc.batch > 1 {
+					run = func(ctx context.Context, w *bench.Worker) error { return load.Batch(ctx, w, w.N) }
+				}
+				if _, err := bench.Run(t.Context(), bench.Config{Concurrency: conc, Requests: requests, Batch: tc.batch, Seed: 1}, run); err != nil {
+					t.Fatal(err)
+				}
+				h := load.History(t.Context())
+				if tc.want == "" {
+					if h != nil {
+						t.Fatalf("history off recorded %+v", h)
+					}
+					return
+				}
+				if h == nil || h.Result != tc.want {
+					t.Fatalf("history %+v, want %s", h, tc.want)
+				}
+				if tc.want == result.HistoryUnknown {
+					if !strings.Contains(h.Reason, "did not fit") {
+						t.Fatalf("an incomplete history must say so: %+v", h)
+					}
+					return
+				}
+				if h.Ops != requests || h.Partitions != 1 {
+					t.Fatalf("history of %d operations in %d partitions, want %d in 1", h.Ops, h.Partitions, requests)
+				}
+				if tc.want == result.HistoryNotLinearizable && !strings.Contains(h.Witness, "told") {
+					t.Fatalf("witness %q", h.Witness)
+				}
+			})
+		}
+	}
+}
+
+// TestRecordDeductionDoesNotAllocate: recording a deduction, the hot path
+// stock.deduct adds with --history on, allocates nothing.
+func TestRecordDeductionDoesNotAllocate(t *testing.T) {
+	rec := history.New(history.Options{Clients: 1, PerClient: 1000})
+	hl := rec.Log(0)
+	classify := func(error) string { return impl.ClassTimeout }
+	if n := testing.AllocsPerRun(500, func() {
+		call := hl.Now()
+		recordDeduction(hl, 0, 1, call, hl.Now(), impl.Deduction{OK: true, Remaining: 7}, nil, classify)
+	}); n != 0 {
+		t.Fatalf("%v allocations per recorded deduction", n)
+	}
+}
+
+// BenchmarkRecordDeduction measures what --history adds to one
+// stock.deduct operation of a load: two monotonic clock reads and the
+// entry appended to the worker's log (the Redis call itself excluded).
+func BenchmarkRecordDeduction(b *testing.B) {
+	rec := history.New(history.Options{Clients: 1, PerClient: b.N + 1})
+	hl := rec.Log(0)
+	d := impl.Deduction{OK: true, Remaining: 7}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		call := hl.Now()
+		recordDeduction(hl, 0, int64(i), call, hl.Now(), d, nil, nil)
 	}
 }

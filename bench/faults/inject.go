@@ -34,6 +34,9 @@ type Target struct {
 	Clients []string
 	// Proxy carries latency and reset faults (nil when none is asked for).
 	Proxy Proxy
+	// Keys are SCAN patterns of the cell's keys, its hot keys first: a
+	// reshard moves the slots of the first that matches any key.
+	Keys []string
 }
 
 // Check says, before any work, whether every spec can be applied to a
@@ -43,10 +46,27 @@ func Check(specs []Spec, kind redisenv.Kind, proxied bool) error {
 		switch {
 		case s.Kind == Restart && kind != redisenv.KindSpawn:
 			return fmt.Errorf("fault %s: only a server paybench spawns can be restarted (this one is %s); use --redis spawn", s, kind)
+		case s.Kind == Failover && s.Mode == ForceMode && kind != redisenv.KindCluster:
+			return fmt.Errorf("fault %s stops a master's process: only a cluster paybench spawns (--redis cluster) can take it; failover@AT works on any cluster", s)
 		case kind == redisenv.KindEmbedded && s.Kind != Latency && s.Kind != Reset:
 			return fmt.Errorf("fault %s: the embedded server cannot be paused, killed or filled; use --redis spawn", s)
 		case s.NeedsProxy() && !proxied:
 			return fmt.Errorf("fault %s needs the in-process proxy, which needs a TCP server (not unix://)", s)
+		}
+	}
+	return nil
+}
+
+// CheckCluster says, before any work, whether every spec can be applied
+// to the server: on a Redis Cluster only the cluster kinds, elsewhere
+// none of them.
+func CheckCluster(specs []Spec, cluster bool) error {
+	for _, s := range specs {
+		switch {
+		case cluster && !s.IsCluster():
+			return fmt.Errorf("fault %s acts on one server and is not supported on a Redis Cluster (on a cluster: %s)", s, strings.Join(ClusterKinds(), ", "))
+		case !cluster && s.IsCluster():
+			return fmt.Errorf("fault %s needs a Redis Cluster (--redis cluster, or --cluster with its URL)", s)
 		}
 	}
 	return nil
@@ -167,6 +187,20 @@ func (r *Run) apply(ctx context.Context, t Target, i int, s Spec) {
 			r.note(i, "proxy", start, 0, nil)
 		case Reset:
 			r.note(i, "proxy (TCP RST)", start, t.Proxy.ResetAll(), nil)
+		case Reshard:
+			// A migration is finished even when the cell ends first: a
+			// slot left MIGRATING would trouble every cell after it.
+			mctx, cancel := context.WithTimeout(bg, clusterFaultTimeout)
+			mv, err := t.Server.MoveSlots(mctx, t.Keys...)
+			cancel()
+			r.note(i, "CLUSTER SETSLOT + MIGRATE: "+mv.String(), start, 0, err)
+		case Failover:
+			// Like a reshard, a failover is seen through to a settled
+			// cluster (a stopped master always resumed).
+			fctx, cancel := context.WithTimeout(bg, clusterFaultTimeout)
+			fo, err := t.Server.FailOver(fctx, s.Mode == ForceMode, t.Keys...)
+			cancel()
+			r.note(i, fo.String(), start, 0, err)
 		}
 		if s.Every <= 0 || !r.wait(ctx, s.At+time.Duration(n+1)*s.Every) {
 			return
@@ -248,6 +282,9 @@ func killConnsOn(ctx context.Context, admin *redis.Client, names []string) (int,
 	}
 	return killed, errors.Join(errs...)
 }
+
+// clusterFaultTimeout bounds one reshard or failover.
+const clusterFaultTimeout = 2 * time.Minute
 
 // oomHeadroom is how far above the memory in use maxmemory is set.
 const oomHeadroom = 256 << 10

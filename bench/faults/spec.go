@@ -34,10 +34,32 @@ const (
 	// Reset: the proxy resets every client connection, once or every
 	// Every.
 	Reset = "reset"
+	// Reshard: on a Redis Cluster, the slots holding the cell's keys are
+	// moved from the master holding most of them to another master
+	// (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE), while
+	// the cell runs; they stay there.
+	Reshard = "reshard"
+	// Failover: on a Redis Cluster, the replica of the master holding
+	// most of the cell's keys is promoted in its place (CLUSTER FAILOVER);
+	// with Mode "force" (a spawned cluster) the master is stopped first
+	// and the replica takes over without its agreement (CLUSTER FAILOVER
+	// TAKEOVER), then the old master is resumed and rejoins as a replica.
+	Failover = "failover"
+	// ForceMode is Failover's forced mode (failover:force@AT).
+	ForceMode = "force"
 )
 
 // Kinds lists the fault kinds.
-func Kinds() []string { return []string{Pause, KillConns, Restart, OOM, Latency, Reset} }
+func Kinds() []string {
+	return []string{Pause, KillConns, Restart, OOM, Latency, Reset, Reshard, Failover}
+}
+
+// ClusterKinds lists the fault kinds that act on a Redis Cluster, and
+// only there.
+func ClusterKinds() []string { return []string{Reshard, Failover} }
+
+// IsCluster reports whether the spec acts on a Redis Cluster.
+func (s Spec) IsCluster() bool { return s.Kind == Reshard || s.Kind == Failover }
 
 // Grammar is the --fault grammar, for help texts.
 const Grammar = `  pause:DUR@AT            the server stops answering for DUR from AT
@@ -46,6 +68,9 @@ const Grammar = `  pause:DUR@AT            the server stops answering for DUR fr
   oom@AT[+DUR]            maxmemory just above used memory (noeviction), for DUR or to the end
   latency:DELAY@AT[+DUR]  add DELAY to each reply (in-process proxy), for DUR or to the end
   reset@AT[/EVERY]        reset every client connection (in-process proxy), once or every EVERY
+  reshard@AT              Redis Cluster: move the slots of the cell's keys to another master
+  failover[:force]@AT     Redis Cluster: promote the replica of the master holding the cell's keys
+                          (force: stop that master first, TAKEOVER; a spawned cluster only)
 AT, DUR, DELAY and EVERY are Go durations (500ms, 2s) relative to the cell's start.`
 
 // Spec is one scheduled fault.
@@ -61,6 +86,8 @@ type Spec struct {
 	For time.Duration
 	// Every repeats a kill-conns or reset fault (0: once).
 	Every time.Duration
+	// Mode is a failover's mode: "" (agreed) or ForceMode.
+	Mode string
 }
 
 // minEvery bounds how often a fault may repeat.
@@ -72,6 +99,9 @@ func (s Spec) String() string {
 	b.WriteString(s.Kind)
 	if s.Kind == Pause || s.Kind == Latency {
 		b.WriteString(":" + s.Arg.String())
+	}
+	if s.Mode != "" {
+		b.WriteString(":" + s.Mode)
 	}
 	b.WriteString("@" + s.At.String())
 	if s.For > 0 {
@@ -105,7 +135,14 @@ func Parse(text string) (Spec, error) {
 			return s, fmt.Errorf("fault %q: %s needs a positive duration, got %q", text, kind, arg)
 		}
 		s.Arg = d
-	case KillConns, Restart, OOM, Reset:
+	case Failover:
+		if hasArg && arg != ForceMode {
+			return s, fmt.Errorf("fault %q: failover takes no argument but %q (failover@AT or failover:%s@AT)", text, ForceMode, ForceMode)
+		}
+		if hasArg {
+			s.Mode = ForceMode
+		}
+	case KillConns, Restart, OOM, Reset, Reshard:
 		if hasArg {
 			return s, fmt.Errorf("fault %q: %s takes no :ARG", text, kind)
 		}

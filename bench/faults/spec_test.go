@@ -34,6 +34,13 @@ func TestParse(t *testing.T) {
 		{in: "latency:1s@1s+", err: "positive duration"},
 		{in: "latency:48h@1s", err: "positive duration"},
 		{in: "", err: "no @AT"},
+		{in: "reshard@2s", want: Spec{Kind: Reshard, At: 2 * time.Second}},
+		{in: "failover@1s", want: Spec{Kind: Failover, At: time.Second}},
+		{in: "failover:force@1s", want: Spec{Kind: Failover, At: time.Second, Mode: ForceMode}},
+		{in: "failover:now@1s", err: "takes no argument but"},
+		{in: "reshard:1s@1s", err: "takes no :ARG"},
+		{in: "reshard@1s/1s", err: "does not repeat"},
+		{in: "failover@1s+1s", err: "takes no +DUR"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := Parse(tc.in)
@@ -56,7 +63,7 @@ func TestParse(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"pause:1s@2s", "kill-conns@500ms/300ms", "restart@1s", "oom@1s+2s", "latency:5ms@0s+1s", "reset@100ms/1s", "x@", "@@", "pause:1s@1s/+"} {
+	for _, s := range []string{"pause:1s@2s", "kill-conns@500ms/300ms", "restart@1s", "oom@1s+2s", "latency:5ms@0s+1s", "reset@100ms/1s", "reshard@2s", "failover:force@1s", "x@", "@@", "pause:1s@1s/+"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
@@ -81,4 +88,33 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("%q → %q → %+v, %v", in, s.String(), again, err)
 		}
 	})
+}
+
+func TestCheckCluster(t *testing.T) {
+	parse := func(s string) []Spec {
+		sp, err := Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []Spec{sp}
+	}
+	for _, tc := range []struct {
+		spec    string
+		cluster bool
+		err     string
+	}{
+		{"reshard@1s", true, ""},
+		{"failover@1s", true, ""},
+		{"failover:force@1s", true, ""},
+		{"pause:1s@1s", true, "not supported on a Redis Cluster"},
+		{"kill-conns@1s", true, "not supported on a Redis Cluster"},
+		{"reshard@1s", false, "needs a Redis Cluster"},
+		{"failover@1s", false, "needs a Redis Cluster"},
+		{"pause:1s@1s", false, ""},
+	} {
+		err := CheckCluster(parse(tc.spec), tc.cluster)
+		if (tc.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("CheckCluster(%s, cluster %v) = %v, want %q", tc.spec, tc.cluster, err, tc.err)
+		}
+	}
 }

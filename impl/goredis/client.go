@@ -42,6 +42,9 @@ type Client struct {
 	// peers are the other servers of a Redlock deployment
 	// (impl.ConnConfig.RedlockURLs), for redsync's pools.
 	peers []*redis.Client
+	// finalConns: a cluster client whose connection failures are final
+	// (no re-sends; see openCluster).
+	finalConns bool
 }
 
 // Compile-time checks: Client offers every family.

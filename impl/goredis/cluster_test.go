@@ -47,3 +47,7 @@ func TestClusterModeRefusesASingleServer(t *testing.T) {
 		t.Fatalf("open %s in cluster mode: no error", env.Name)
 	}
 }
+
+// TestClusterRedirects: go-redis's cluster client follows ASK and MOVED
+// and, by default, never re-sends a write after a lost reply.
+func TestClusterRedirects(t *testing.T) { impltest.RunClusterRedirects(t, impltest.Cluster(t), open) }

@@ -2,6 +2,8 @@ package goredis
 
 import (
 	"context"
+	cryptorand "crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -54,6 +56,8 @@ var (
 	_ impl.Locker          = (*redisLock)(nil)
 	_ impl.LibrarySettings = (*redsyncLock)(nil)
 	_ impl.LibrarySettings = (*redisLock)(nil)
+	_ impl.LockSettler     = (*redsyncLock)(nil)
+	_ impl.LockSettler     = (*redisLock)(nil)
 )
 
 // libraryLock returns the library lock strategy built on go-redis
@@ -61,9 +65,9 @@ var (
 func (c *Client) libraryLock(strategy string, base lockBase) impl.Locker {
 	switch strategy {
 	case impl.LockRedsync:
-		pools := []redsyncredis.Pool{redsyncgoredis.NewPool(c.rdb)}
+		pools := []redsyncredis.Pool{watchedPool{redsyncgoredis.NewPool(c.rdb)}}
 		for _, p := range c.peers {
-			pools = append(pools, redsyncgoredis.NewPool(p))
+			pools = append(pools, watchedPool{redsyncgoredis.NewPool(p)})
 		}
 		return &redsyncLock{lockBase: base, rs: redsync.New(pools...), servers: len(pools)}
 	case impl.LockRedislock:
@@ -95,19 +99,97 @@ type redsyncLock struct {
 // and, when value is not empty, the lease's value (redsync.WithValue,
 // which the library offers to release or extend a lock from elsewhere).
 // tries, when not nil, counts the retries: the delay function is the
-// library's default (uniform in [50 ms, 250 ms)), only counted.
+// library's default (uniform in [50 ms, 250 ms)), only counted; the mutex
+// then takes value as the one its acquisition sends
+// (redsync.WithGenValueFunc), so that paybench knows it even when the
+// acquisition fails.
 func (l *redsyncLock) mutex(name, value string, tries *int) *redsync.Mutex {
 	opts := []redsync.Option{redsync.WithExpiry(l.opts.TTL)}
-	if value != "" {
+	switch {
+	case tries != nil:
+		opts = append(opts, redsync.WithGenValueFunc(func() (string, error) { return value, nil }),
+			redsync.WithRetryDelayFunc(func(n int) time.Duration {
+				*tries = n
+				return redsyncDelayMin + rand.N(redsyncDelayMax-redsyncDelayMin)
+			}))
+	case value != "":
 		opts = append(opts, redsync.WithValue(value))
 	}
-	if tries != nil {
-		opts = append(opts, redsync.WithRetryDelayFunc(func(n int) time.Duration {
-			*tries = n
-			return redsyncDelayMin + rand.N(redsyncDelayMax-redsyncDelayMin)
-		}))
-	}
 	return l.rs.NewMutex(impl.LockKey(l.opts.Keys, name), opts...)
+}
+
+// redsyncValue draws a lock value as the library's own generator does:
+// 16 random bytes, standard base64.
+func redsyncValue() string {
+	var b [16]byte
+	_, _ = cryptorand.Read(b[:]) // never fails (crypto/rand)
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// redsyncSends notes, for one acquisition, when redsync's SET NX calls
+// began: the earliest that may have stored the value (answered yes, or
+// not answered) bounds when the value's key can expire.
+type redsyncSends struct {
+	mu          sync.Mutex
+	first, last time.Time // the earliest that may have stored it; the last sent
+}
+
+type sendsKey struct{}
+
+func (s *redsyncSends) note(start time.Time, stored bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if start.After(s.last) {
+		s.last = start
+	}
+	if (stored || err != nil) && (s.first.IsZero() || start.Before(s.first)) {
+		s.first = start
+	}
+}
+
+// sent returns the lower bound for a lease's Sent: the earliest SET NX
+// that may have stored the value, else (none did) the last one sent, else
+// start.
+func (s *redsyncSends) sent(start time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case !s.first.IsZero():
+		return s.first
+	case !s.last.IsZero():
+		return s.last
+	}
+	return start
+}
+
+// watchedPool is a redsync pool whose connections note their SET NX
+// calls in the acquisition's redsyncSends (found in the context redsync
+// passes on from Acquire's).
+type watchedPool struct{ redsyncredis.Pool }
+
+// Get implements redsync's redis.Pool.
+func (p watchedPool) Get(ctx context.Context) (redsyncredis.Conn, error) {
+	c, err := p.Pool.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s, ok := ctx.Value(sendsKey{}).(*redsyncSends); ok {
+		return watchedConn{Conn: c, sends: s}, nil
+	}
+	return c, nil
+}
+
+type watchedConn struct {
+	redsyncredis.Conn
+	sends *redsyncSends
+}
+
+// SetNX implements redsync's redis.Conn, noting the call.
+func (c watchedConn) SetNX(name, value string, expiry time.Duration) (bool, error) {
+	start := time.Now()
+	ok, err := c.Conn.SetNX(name, value, expiry)
+	c.sends.note(start, ok, err)
+	return ok, err
 }
 
 // until sets the lease's Until to redsync's validity time when the lock
@@ -131,37 +213,61 @@ func redsyncUnreachable(err error) bool {
 // a success needing a majority of servers within the validity time. When
 // the tries run out or ctx ends first, the error wraps
 // impl.ErrLockNotAcquired (and ctx's error, when it ended).
+//
+// Its value is drawn by paybench as the library draws it, so that a
+// failed lease carries it (Token, Sent) for a settle. "Busy" (every try
+// answered, the lock another's) is only what the library's error says: a
+// try cut off by ctx is followed by redsync's ErrFailed at the next pause,
+// so a caller that must know settles the lease (Settle).
 func (l *redsyncLock) Acquire(ctx context.Context, name string) (impl.Lease, error) {
 	tries := 0
-	m := l.mutex(name, "", &tries)
-	err := m.LockContext(ctx)
+	value, start, sends := redsyncValue(), time.Now(), &redsyncSends{}
+	m := l.mutex(name, value, &tries)
+	err := m.LockContext(context.WithValue(ctx, sendsKey{}, sends))
+	lease := l.lease(name, value)
+	lease.Retries, lease.Sent = tries, sends.sent(start)
 	if err != nil {
 		if cerr := impl.ContextEnded(ctx); cerr != nil {
 			if !redsyncUnreachable(err) {
 				// Every try was answered: the lock stayed another's.
-				return impl.Lease{Name: name, Retries: tries}, fmt.Errorf("%w %q after %d attempts (%w): %w (%w)", impl.ErrLockNotAcquired, name, tries+1, impl.ErrLockBusy, cerr, err)
+				return lease, fmt.Errorf("%w %q after %d attempts (%w): %w (%w)", impl.ErrLockNotAcquired, name, tries+1, impl.ErrLockBusy, cerr, err)
 			}
-			return impl.Lease{Name: name, Retries: tries}, fmt.Errorf("%w %q after %d attempts: %w (%w)", impl.ErrLockNotAcquired, name, tries+1, cerr, err)
+			return lease, fmt.Errorf("%w %q after %d attempts: %w (%w)", impl.ErrLockNotAcquired, name, tries+1, cerr, err)
 		}
-		return impl.Lease{Name: name, Retries: tries}, fmt.Errorf("%w %q: redsync gave up after %d tries: %w", impl.ErrLockNotAcquired, name, tries+1, err)
+		return lease, fmt.Errorf("%w %q: redsync gave up after %d tries: %w", impl.ErrLockNotAcquired, name, tries+1, err)
 	}
-	lease := l.lease(name, m.Value())
-	lease.Retries = tries
 	l.until(&lease, m)
 	return lease, nil
+}
+
+// Settle implements impl.LockSettler: Mutex.UnlockContext with the
+// lease's value, a compare-and-delete on every server; held when a quorum
+// deleted it. A server that could not be reached leaves it unsettled
+// (an error) unless a quorum deleted it anyway.
+func (l *redsyncLock) Settle(ctx context.Context, lease impl.Lease) (bool, error) {
+	ok, err := l.mutex(lease.Name, lease.Token, nil).UnlockContext(ctx)
+	if ok {
+		return true, nil
+	}
+	if redsyncUnreachable(err) {
+		return false, l.errorf("settle", lease.Name, err)
+	}
+	return false, nil
 }
 
 // TryAcquire runs Mutex.TryLockContext (one try). A lock taken elsewhere
 // is ok=false; servers that could not be reached are an error.
 func (l *redsyncLock) TryAcquire(ctx context.Context, name string) (impl.Lease, bool, error) {
-	m := l.mutex(name, "", nil)
+	value, start := redsyncValue(), time.Now()
+	m := l.mutex(name, value, new(int))
+	lease := l.lease(name, value)
+	lease.Sent = start
 	if err := m.TryLockContext(ctx); err != nil {
 		if redsyncUnreachable(err) {
-			return impl.Lease{}, false, l.errorf("acquire", name, err)
+			return lease, false, l.errorf("acquire", name, err)
 		}
 		return impl.Lease{}, false, nil
 	}
-	lease := l.lease(name, m.Value())
 	l.until(&lease, m)
 	return lease, true, nil
 }
@@ -252,6 +358,32 @@ func (r *countingRetry) pausing(dl time.Time) bool {
 	return r.n > 0 && !dl.After(r.last.Add(r.d))
 }
 
+// sent returns when the last try began, at the earliest: the end of the
+// last pause, or start when there was none; end when Obtain returned
+// before the pause ended (then every try was answered "taken", and none
+// stored the token).
+func (r *countingRetry) sent(start, end time.Time) time.Time {
+	if r.n == 0 {
+		return start
+	}
+	return minTime(r.last.Add(r.d), end)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// redislockToken draws a token as the library's own generator does: 16
+// random bytes, URL-safe base64 without padding.
+func redislockToken() string {
+	var b [16]byte
+	_, _ = cryptorand.Read(b[:]) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
 func (l *redisLock) keep(lk *redislock.Lock) impl.Lease {
 	l.mu.Lock()
 	l.held[lk.Token()] = lk
@@ -272,40 +404,63 @@ func (l *redisLock) forget(token string) {
 }
 
 // Acquire runs Client.Obtain with the README's retry, every 100 ms, until
-// ctx ends.
+// ctx ends. The token (Options.Token) is drawn by paybench as the library
+// draws it, so that a failed lease carries it (Token, Sent) for a settle.
 func (l *redisLock) Acquire(ctx context.Context, name string) (impl.Lease, error) {
 	retry := &countingRetry{d: redislockRetry}
-	lk, err := l.client.Obtain(ctx, impl.LockKey(l.opts.Keys, name), l.opts.TTL, &redislock.Options{RetryStrategy: retry})
+	token, start := redislockToken(), time.Now()
+	lk, err := l.client.Obtain(ctx, impl.LockKey(l.opts.Keys, name), l.opts.TTL, &redislock.Options{RetryStrategy: retry, Token: token})
 	if err != nil {
+		// Obtain returns at the first try that fails: only the last try
+		// may have stored the token.
+		lease := l.lease(name, token)
+		lease.Retries, lease.Sent = retry.n, retry.sent(start, time.Now())
 		if cerr := impl.ContextEnded(ctx); cerr != nil {
 			if dl, ok := ctx.Deadline(); errors.Is(err, redislock.ErrNotObtained) || ok && retry.pausing(dl) {
 				// Obtain gave up waiting between tries: the lock stayed
 				// another's.
-				return impl.Lease{Name: name, Retries: retry.n}, fmt.Errorf("%w %q after %d attempts (%w): %w (%w)", impl.ErrLockNotAcquired, name, retry.n+1, impl.ErrLockBusy, cerr, err)
+				return lease, fmt.Errorf("%w %q after %d attempts (%w): %w (%w)", impl.ErrLockNotAcquired, name, retry.n+1, impl.ErrLockBusy, cerr, err)
 			}
-			return impl.Lease{Name: name, Retries: retry.n}, fmt.Errorf("%w %q after %d attempts: %w (%w)", impl.ErrLockNotAcquired, name, retry.n+1, cerr, err)
+			return lease, fmt.Errorf("%w %q after %d attempts: %w (%w)", impl.ErrLockNotAcquired, name, retry.n+1, cerr, err)
 		}
 		if errors.Is(err, redislock.ErrNotObtained) {
-			return impl.Lease{Name: name, Retries: retry.n}, fmt.Errorf("%w %q: %w", impl.ErrLockNotAcquired, name, err)
+			return lease, fmt.Errorf("%w %q: %w", impl.ErrLockNotAcquired, name, err)
 		}
-		return impl.Lease{Name: name, Retries: retry.n}, l.errorf("acquire", name, err)
+		return lease, l.errorf("acquire", name, err)
 	}
 	lease := l.keep(lk)
-	lease.Name, lease.Retries = name, retry.n
+	lease.Name, lease.Retries, lease.Sent = name, retry.n, retry.sent(start, time.Now())
 	return lease, nil
 }
 
+// Settle implements impl.LockSettler: a compare-and-delete of the lock
+// key with the lease's token (what Lock.Release runs), forgetting the
+// lease's handle.
+func (l *redisLock) Settle(ctx context.Context, lease impl.Lease) (bool, error) {
+	held, err := l.settle(ctx, impl.LockKey(l.opts.Keys, lease.Name), lease)
+	if err == nil {
+		l.forget(lease.Token)
+	}
+	return held, err
+}
+
 // TryAcquire runs Client.Obtain with the library's default (no retry).
+//
+// The token (Options.Token) is drawn by paybench as the library draws it,
+// so that a failed attempt's lease carries it.
 func (l *redisLock) TryAcquire(ctx context.Context, name string) (impl.Lease, bool, error) {
-	lk, err := l.client.Obtain(ctx, impl.LockKey(l.opts.Keys, name), l.opts.TTL, nil)
+	token, start := redislockToken(), time.Now()
+	lk, err := l.client.Obtain(ctx, impl.LockKey(l.opts.Keys, name), l.opts.TTL, &redislock.Options{Token: token})
 	if errors.Is(err, redislock.ErrNotObtained) {
 		return impl.Lease{}, false, nil
 	}
 	if err != nil {
-		return impl.Lease{}, false, l.errorf("acquire", name, err)
+		lease := l.lease(name, token)
+		lease.Sent = start
+		return lease, false, l.errorf("acquire", name, err)
 	}
 	lease := l.keep(lk)
-	lease.Name = name
+	lease.Name, lease.Sent = name, start
 	return lease, true, nil
 }
 

@@ -26,6 +26,8 @@ var (
 	_ impl.Locker      = (*naiveLock)(nil)
 	_ impl.Locker      = (*tokenLock)(nil)
 	_ impl.Locker      = (*fencedLock)(nil)
+	_ impl.LockSettler = (*tokenLock)(nil)
+	_ impl.LockSettler = (*fencedLock)(nil)
 )
 
 // Lock returns the named lock strategy (one of impl.LockStrategies, or
@@ -148,15 +150,17 @@ type tokenLock struct{ lockBase }
 
 // TryAcquire runs SET key <new token> NX with the TTL.
 func (l *tokenLock) TryAcquire(ctx context.Context, name string) (impl.Lease, bool, error) {
-	token := rand.Text()
+	token, sent := rand.Text(), time.Now()
 	ok, err := l.rdb.SetNX(ctx, impl.LockKey(l.opts.Keys, name), token, l.opts.TTL).Result()
 	if err != nil {
-		return impl.Lease{}, false, l.errorf("acquire", name, err)
+		return impl.Lease{Name: name, Token: token, TTL: l.opts.TTL, Sent: sent}, false, l.errorf("acquire", name, err)
 	}
 	if !ok {
 		return impl.Lease{}, false, nil
 	}
-	return l.lease(name, token), true, nil
+	lease := l.lease(name, token)
+	lease.Sent = sent
+	return lease, true, nil
 }
 
 // Acquire retries TryAcquire with capped exponential back-off and full
@@ -165,6 +169,20 @@ func (l *tokenLock) Acquire(ctx context.Context, name string) (impl.Lease, error
 	return impl.AcquireLoop(ctx, name, func(ctx context.Context) (impl.Lease, bool, error) {
 		return l.TryAcquire(ctx, name)
 	}, l.opts.Backoff)
+}
+
+// Settle implements impl.LockSettler: the compare-and-delete script.
+func (l *tokenLock) Settle(ctx context.Context, lease impl.Lease) (bool, error) {
+	return l.settle(ctx, impl.LockKey(l.opts.Keys, lease.Name), lease)
+}
+
+// settle deletes key if it holds lease.Token and reports whether it did.
+func (l *lockBase) settle(ctx context.Context, key string, lease impl.Lease) (bool, error) {
+	n, err := lockReleaseScript.Run(ctx, l.rdb, []string{key}, lease.Token).Int64()
+	if err != nil {
+		return false, l.errorf("settle", lease.Name, err)
+	}
+	return n == 1, nil
 }
 
 // Release runs the compare-and-delete script.
@@ -205,17 +223,17 @@ type fencedLock struct{ tokenLock }
 // TryAcquire runs scripts.LockFencedAcquire: SET NX PX and INCR of the
 // fence counter in one step.
 func (l *fencedLock) TryAcquire(ctx context.Context, name string) (impl.Lease, bool, error) {
-	token := rand.Text()
+	token, sent := rand.Text(), time.Now()
 	keys := []string{impl.LockKey(l.opts.Keys, name), impl.LockFenceKey(l.opts.Keys, name)}
 	fence, err := lockFencedAcquireScript.Run(ctx, l.rdb, keys, token, l.opts.TTL.Milliseconds()).Int64()
 	if err != nil {
-		return impl.Lease{}, false, l.errorf("acquire", name, err)
+		return impl.Lease{Name: name, Token: token, TTL: l.opts.TTL, Sent: sent}, false, l.errorf("acquire", name, err)
 	}
 	if fence == 0 {
 		return impl.Lease{}, false, nil
 	}
 	lease := l.lease(name, token)
-	lease.Fence = fence
+	lease.Fence, lease.Sent = fence, sent
 	return lease, true, nil
 }
 

@@ -80,6 +80,7 @@ func RunLockLibraries(t *testing.T, env Env, open impl.Opener) {
 				}
 				testLibLockLostKey(t, c)
 			})
+			t.Run("Settle", func(t *testing.T) { testLockSettle(t, c, libTake, true) })
 			t.Run("Settings", func(t *testing.T) {
 				l := c.locker(t, env.Keyspace(t), nil)
 				ls, ok := l.(impl.LibrarySettings)

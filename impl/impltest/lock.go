@@ -106,6 +106,59 @@ var lockTests = []lockTest{
 	{name: "Watchdog", only: safeLocks, run: testLockWatchdog},
 	{name: "WatchdogLost", only: safeLocks, run: testLockWatchdogLost},
 	{name: "NaiveSeconds", only: []string{impl.LockNaive}, run: testLockNaiveSeconds},
+	{name: "Settle", only: safeLocks, run: func(t *testing.T, c lockCase) { testLockSettle(t, c, mustTryLock, false) }},
+}
+
+// testLockSettle holds a locker with tokens of its own to impl.SettleLease:
+// a lease is held while its lock holds its token (and the settle releases
+// it), gone after; another holder's lock is left alone; a settle that
+// finds nothing once the lease's TTL has passed since it was sent cannot
+// tell; a failed Acquire on a held lock carries the token it sent when it
+// knows one (always, with wantToken), which settles as gone.
+func testLockSettle(t *testing.T, c lockCase, take func(*testing.T, context.Context, impl.Locker, string) impl.Lease, wantToken bool) {
+	ctx := testContext(t)
+	ks := c.env.Keyspace(t)
+	l := c.locker(t, ks, nil)
+	key := impl.LockKeyOf(l, ks, "s")
+	settle := func(what string, lease impl.Lease, want impl.LeaseState) {
+		t.Helper()
+		if got, err := impl.SettleLease(ctx, l, lease); err != nil || got != want {
+			t.Errorf("SettleLease(%s) = %s, %v; want %s", what, got, err, want)
+		}
+	}
+	a := take(t, ctx, l, "s")
+	if a.Sent.IsZero() || a.TTL <= 0 || a.Sent.After(time.Now()) {
+		t.Fatalf("lease %+v: want Sent (in the past) and TTL", a)
+	}
+	other := a
+	other.Token += "-not-mine"
+	settle("another's token", other, impl.LeaseGone)
+	wantLockHolds(t, ctx, c.env.Admin, key, a.Token)
+	settle("a held lease", a, impl.LeaseHeld)
+	wantLockGone(t, ctx, c.env.Admin, key)
+	settle("a settled lease", a, impl.LeaseGone)
+	old := a
+	old.Sent = time.Now().Add(-2 * a.TTL)
+	settle("a lease sent more than its TTL ago", old, impl.LeaseUnknown)
+
+	b := take(t, ctx, l, "s")
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	lease, err := l.Acquire(dctx, "s")
+	cancel()
+	if err == nil {
+		t.Fatalf("Acquire of a held lock succeeded: %+v", lease)
+	}
+	switch {
+	case lease.Token == "" && wantToken:
+		t.Errorf("failed Acquire returned lease %+v, want the token it sent", lease)
+	case lease.Token != "":
+		if lease.Sent.IsZero() || lease.Token == b.Token {
+			t.Errorf("failed Acquire returned lease %+v, want its own token and when it was sent", lease)
+		}
+		settle("a failed acquisition", lease, impl.LeaseGone)
+	}
+	wantLockHolds(t, ctx, c.env.Admin, key, b.Token)
+	mustRelease(t, ctx, l, b)
 }
 
 func testLockStrategies(t *testing.T, env Env, open impl.Opener) {
@@ -288,7 +341,9 @@ func testLockDeadline(t *testing.T, c lockCase) {
 		if took > wait+lockPrompt {
 			t.Errorf("Acquire with a %s deadline returned after %s", wait, took)
 		}
-		if lease.Token != "" || lease.Retries < 0 {
+		// A token only from an attempt the deadline cut off, with when
+		// it was sent (for a settle).
+		if lease.Token != "" && lease.Sent.IsZero() || lease.Retries < 0 {
 			t.Errorf("failed Acquire returned lease %+v", lease)
 		}
 	}

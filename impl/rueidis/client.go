@@ -11,9 +11,11 @@ package rueidis
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"runtime"
 	"runtime/debug"
@@ -24,6 +26,7 @@ import (
 	rd "github.com/redis/rueidis"
 
 	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/wiretap"
 )
 
 // Defaults applied by Open when neither the ConnConfig nor the URL sets
@@ -166,6 +169,11 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	// seed addresses (InitAddress) and routes each command to its key's
 	// master, following MOVED and ASK.
 	opt.ForceSingleClient = !cfg.Cluster
+	if cfg.Cluster && cfg.Redirects != nil {
+		// rueidis follows MOVED and ASK inside its cluster client, below
+		// any hook on a command: the redirections are counted on the wire.
+		opt.DialCtxFn = tapDial(opt.DialCtxFn, cfg.Redirects)
+	}
 
 	rc, err := rd.NewClient(opt)
 	if err != nil {
@@ -180,6 +188,29 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 		return nil, fmt.Errorf("rueidis: %v is not a Redis Cluster (client mode %s)", opt.InitAddress, rc.Mode())
 	}
 	return &Client{rc: rc, opt: opt, retries: retries, retriesFrom: from}, nil
+}
+
+// tapDial returns a DialCtxFn that dials as dial does (rueidis's own way
+// when nil: TCP, then TLS with the option's configuration) and counts
+// the MOVED and ASK replies each connection reads (wiretap).
+func tapDial(dial func(context.Context, string, *net.Dialer, *tls.Config) (net.Conn, error), ctr *wiretap.Counter) func(context.Context, string, *net.Dialer, *tls.Config) (net.Conn, error) {
+	return func(ctx context.Context, addr string, d *net.Dialer, cfg *tls.Config) (net.Conn, error) {
+		var c net.Conn
+		var err error
+		switch {
+		case dial != nil:
+			c, err = dial(ctx, addr, d, cfg)
+		case cfg != nil:
+			td := tls.Dialer{NetDialer: d, Config: cfg}
+			c, err = td.DialContext(ctx, "tcp", addr)
+		default:
+			c, err = d.DialContext(ctx, "tcp", addr)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return wiretap.Wrap(c, wiretap.Options{Counter: ctr}), nil
+	}
 }
 
 // urlDuration reads a time-out the way go-redis's ParseURL does: a Go
@@ -276,10 +307,13 @@ func (c *Client) Settings() map[string]string {
 		if c.opt.ClusterOption.ShardsRefreshInterval == 0 {
 			set["cluster_shards_refresh"] = "0s (no periodic refresh: on redirections and connection errors only)"
 		}
-		set["cluster_max_moved_redirections"] = strconv.Itoa(c.opt.ClusterOption.MaxMovedRedirections)
-		if c.opt.ClusterOption.MaxMovedRedirections == 0 {
-			set["cluster_max_moved_redirections"] = "0 (until the context ends)"
+		// MOVED and ASK are followed whatever the retry setting; a write
+		// is never re-sent after a lost connection, nor after TRYAGAIN.
+		set["cluster_max_redirects"] = "unlimited (until the context ends)"
+		if n := c.opt.ClusterOption.MaxMovedRedirections; n > 0 {
+			set["cluster_max_redirects"] = strconv.Itoa(n)
 		}
+		set["cluster_resends"] = "none for writes (read-only commands per retries)"
 	}
 	return set
 }

@@ -20,6 +20,7 @@ var (
 	_ impl.Locker          = (*rueidisLock)(nil)
 	_ impl.LibrarySettings = (*rueidisLock)(nil)
 	_ impl.LockKeyer       = (*rueidisLock)(nil)
+	_ impl.LockSettler     = (*rueidisLock)(nil)
 )
 
 // rueidislockMajority is the KeyMajority the library's README tells users
@@ -100,6 +101,7 @@ func (l *rueidisLock) LockKey(name string) string {
 type acquireSlot struct {
 	mu       sync.Mutex
 	token    string
+	sent     time.Time // when the first script with token was sent
 	attempts int
 }
 
@@ -121,13 +123,16 @@ func (s *tokenSpy) Do(ctx context.Context, cmd rd.Completed) rd.RedisResult {
 			value = strings.Clone(args[4])
 		}
 	}
+	start := time.Now()
 	res := s.Client.Do(ctx, cmd)
 	if value != "" {
 		if e, ok := rd.IsRedisErr(res.Error()); !ok || !e.IsNoScript() {
 			slot.mu.Lock()
 			// Each try of WithContext draws a new value: the last one
 			// sent is the one that took the lock (extends resend it).
-			slot.token = value
+			if slot.token != value {
+				slot.token, slot.sent = value, start
+			}
 			slot.attempts++
 			slot.mu.Unlock()
 		}
@@ -147,7 +152,7 @@ func start(ctx context.Context) (context.Context, context.CancelFunc, *acquireSl
 // taken records a lock the library handed out and returns its lease.
 func (l *rueidisLock) taken(name string, parent context.Context, cancel, stop context.CancelFunc, slot *acquireSlot) (impl.Lease, error) {
 	slot.mu.Lock()
-	token, attempts := slot.token, slot.attempts
+	token, sent, attempts := slot.token, slot.sent, slot.attempts
 	slot.mu.Unlock()
 	if token == "" {
 		cancel()
@@ -158,7 +163,7 @@ func (l *rueidisLock) taken(name string, parent context.Context, cancel, stop co
 	l.held[token] = &heldLock{name: name, ctx: parent, cancel: cancel, stop: stop}
 	l.mu.Unlock()
 	lease := l.lease(name, token)
-	lease.Retries = max(attempts-1, 0)
+	lease.Retries, lease.Sent = max(attempts-1, 0), sent
 	return lease, nil
 }
 
@@ -180,14 +185,18 @@ func (l *rueidisLock) Acquire(ctx context.Context, name string) (impl.Lease, err
 		after()
 		stop()
 		slot.mu.Lock()
-		n := slot.attempts
+		n, token, sent := slot.attempts, slot.token, slot.sent
 		slot.mu.Unlock()
+		// The last try's value, for a settle: the library deletes a try's
+		// key itself when the try fails, unless that delete fails too.
+		lease := l.lease(name, token)
+		lease.Retries, lease.Sent = n, sent
 		if cerr := impl.ContextEnded(ctx); cerr != nil {
 			// rueidislock waits for the lock itself and withdraws its own
 			// attempts when ctx ends: the lock stayed another's.
-			return impl.Lease{Name: name, Retries: n}, fmt.Errorf("%w %q after %d attempts (%w): %w", impl.ErrLockNotAcquired, name, n, impl.ErrLockBusy, cerr)
+			return lease, fmt.Errorf("%w %q after %d attempts (%w): %w", impl.ErrLockNotAcquired, name, n, impl.ErrLockBusy, cerr)
 		}
-		return impl.Lease{Name: name, Retries: n}, l.errorf("acquire", name, err)
+		return lease, l.errorf("acquire", name, err)
 	}
 	return l.taken(name, lctx, cancel, stop, slot)
 }
@@ -231,6 +240,31 @@ func (l *rueidisLock) Release(_ context.Context, lease impl.Lease) error {
 		return l.errorf("release", lease.Name, fmt.Errorf("%w: rueidislock had canceled the lease's context (its key was lost)", impl.ErrLockNotHeld))
 	}
 	return nil
+}
+
+// Settle implements impl.LockSettler: a compare-and-delete of the
+// library's key with the lease's value, through paybench's client (its
+// DEL invalidates the library's cache, waking its waiters), then the end
+// of the lease's context if paybench handed it out (which would have
+// deleted the key itself).
+func (l *rueidisLock) Settle(ctx context.Context, lease impl.Lease) (bool, error) {
+	held, err := l.settle(ctx, l.LockKey(lease.Name), lease)
+	if err != nil {
+		return false, err
+	}
+	l.mu.Lock()
+	h := l.held[lease.Token]
+	if h != nil && h.name == lease.Name {
+		delete(l.held, lease.Token)
+	} else {
+		h = nil
+	}
+	l.mu.Unlock()
+	if h != nil {
+		h.cancel()
+		h.stop()
+	}
+	return held, nil
 }
 
 // Refresh is not offered: rueidislock extends its key by itself, every

@@ -27,6 +27,8 @@ var (
 	_ impl.Locker      = (*naiveLock)(nil)
 	_ impl.Locker      = (*tokenLock)(nil)
 	_ impl.Locker      = (*fencedLock)(nil)
+	_ impl.LockSettler = (*tokenLock)(nil)
+	_ impl.LockSettler = (*fencedLock)(nil)
 )
 
 // Lock returns the named lock strategy (one of impl.LockStrategies, or
@@ -176,15 +178,17 @@ type tokenLock struct{ lockBase }
 
 // TryAcquire runs SET key <new token> NX PX <ttl>.
 func (l *tokenLock) TryAcquire(ctx context.Context, name string) (impl.Lease, bool, error) {
-	token := rand.Text()
+	token, sent := rand.Text(), time.Now()
 	ok, err := l.setNX(ctx, impl.LockKey(l.opts.Keys, name), token, false)
 	if err != nil {
-		return impl.Lease{}, false, l.errorf("acquire", name, err)
+		return impl.Lease{Name: name, Token: token, TTL: l.opts.TTL, Sent: sent}, false, l.errorf("acquire", name, err)
 	}
 	if !ok {
 		return impl.Lease{}, false, nil
 	}
-	return l.lease(name, token), true, nil
+	lease := l.lease(name, token)
+	lease.Sent = sent
+	return lease, true, nil
 }
 
 // Acquire retries TryAcquire with capped exponential back-off and full
@@ -193,6 +197,20 @@ func (l *tokenLock) Acquire(ctx context.Context, name string) (impl.Lease, error
 	return impl.AcquireLoop(ctx, name, func(ctx context.Context) (impl.Lease, bool, error) {
 		return l.TryAcquire(ctx, name)
 	}, l.opts.Backoff)
+}
+
+// Settle implements impl.LockSettler: the compare-and-delete script.
+func (l *tokenLock) Settle(ctx context.Context, lease impl.Lease) (bool, error) {
+	return l.settle(ctx, impl.LockKey(l.opts.Keys, lease.Name), lease)
+}
+
+// settle deletes key if it holds lease.Token and reports whether it did.
+func (l *lockBase) settle(ctx context.Context, key string, lease impl.Lease) (bool, error) {
+	n, err := lockReleaseScript.Exec(ctx, l.rc, []string{key}, []string{lease.Token}).AsInt64()
+	if err != nil {
+		return false, l.errorf("settle", lease.Name, err)
+	}
+	return n == 1, nil
 }
 
 // Release runs the compare-and-delete script.
@@ -233,17 +251,17 @@ type fencedLock struct{ tokenLock }
 // TryAcquire runs scripts.LockFencedAcquire: SET NX PX and INCR of the
 // fence counter in one step.
 func (l *fencedLock) TryAcquire(ctx context.Context, name string) (impl.Lease, bool, error) {
-	token := rand.Text()
+	token, sent := rand.Text(), time.Now()
 	keys := []string{impl.LockKey(l.opts.Keys, name), impl.LockFenceKey(l.opts.Keys, name)}
 	fence, err := lockFencedAcquireScript.Exec(ctx, l.rc, keys, []string{token, l.ttlMs}).AsInt64()
 	if err != nil {
-		return impl.Lease{}, false, l.errorf("acquire", name, err)
+		return impl.Lease{Name: name, Token: token, TTL: l.opts.TTL, Sent: sent}, false, l.errorf("acquire", name, err)
 	}
 	if fence == 0 {
 		return impl.Lease{}, false, nil
 	}
 	lease := l.lease(name, token)
-	lease.Fence = fence
+	lease.Fence, lease.Sent = fence, sent
 	return lease, true, nil
 }
 

@@ -296,7 +296,7 @@ type Fault struct {
 	// Spec is the fault as given, such as "pause:1s@2s".
 	Spec string `json:"spec"`
 	// Kind is the fault's kind (pause, kill-conns, restart, oom, latency,
-	// reset).
+	// reset, reshard, failover).
 	Kind string `json:"kind"`
 	// Method says how it was done: SIGSTOP/SIGCONT, CLIENT PAUSE, CLIENT
 	// KILL, SIGKILL and restart, CONFIG SET maxmemory, proxy.
@@ -311,6 +311,9 @@ type Fault struct {
 	Hits int `json:"hits,omitempty"`
 	// Error says why it could not be applied, in the server's words.
 	Error string `json:"error,omitempty"`
+	// From names the input file a `paybench merge` took the fault from
+	// (its times are moved onto the merged cell's clock).
+	From string `json:"from,omitempty"`
 }
 
 // Histogram keys of Cell.Histograms.
@@ -342,6 +345,12 @@ type Invariant struct {
 	// rule was evaluated on the combined figures) or "kept" (it holds only
 	// if it held in every input; Detail lists each input's).
 	Merged string `json:"merged,omitempty"`
+	// Proven, on a broken invariant, says the break does not depend on the
+	// cell's failed operations: whatever they did, it is broken (two lock
+	// holders on live leases, each of whose steps succeeded, under a lock
+	// whose failed operations cannot free another holder's lock). An
+	// expected break is then REPRODUCED although operations failed.
+	Proven bool `json:"proven,omitempty"`
 }
 
 // Values of Invariant.Merged.
@@ -420,6 +429,43 @@ func (c *Cell) Judge() {
 	default:
 		c.Verdict = Measured
 	}
+}
+
+// JudgeHistory applies the cell's checked history to its verdict, after
+// Judge: a history that is not linearizable turns PASS into FAIL and
+// NOT-REPRODUCED into REPRODUCED (the witness joins the summary); a
+// history whose check was undecided never lets a PASS stand — the cell
+// becomes INCONCLUSIVE saying why — and is noted on any other verdict.
+func (c *Cell) JudgeHistory() {
+	h := c.History
+	if h == nil {
+		return
+	}
+	switch h.Result {
+	case HistoryNotLinearizable:
+		switch c.Verdict {
+		case Pass:
+			c.Verdict = Fail
+		case NotReproduced:
+			c.Verdict = Reproduced
+		}
+		c.Summary = joinSemi(c.Summary, "history not linearizable: "+h.Witness)
+	case HistoryUnknown:
+		if c.Verdict == Pass {
+			c.Verdict = Inconclusive
+			c.Reason = "the invariants held, but the history's linearizability is unknown: " + h.Reason
+			return
+		}
+		c.Summary = joinSemi(c.Summary, "history not decided: "+h.Reason)
+	}
+}
+
+// joinSemi joins two parts of a summary with "; " (either may be empty).
+func joinSemi(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "; " + b
 }
 
 // AsExpected reports whether the verdict is what the cell's expectation

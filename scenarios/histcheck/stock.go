@@ -47,6 +47,9 @@ func Stock(initial func(key int64) int64, item func(key int64) string) Model {
 			return fmt.Sprintf("%d (lost purchases that may still apply: %s)", s.stock, s.pending)
 		},
 		Reduce: reduceStock,
+		// A lost purchase is a pending claim in the state, which later
+		// answers may find applied or not: it is linearized at its call.
+		PendingAtCall: true,
 	}
 }
 

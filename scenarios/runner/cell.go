@@ -38,9 +38,15 @@ func (r *run) cellKeyspace(parts ...string) (impl.Keyspace, error) {
 // scenarioCell runs one scenario cell under its own keyspace, then
 // completes and judges it.
 func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.Backend, conn impl.ConnConfig, strategy string) (result.Cell, error) {
+	conn.Redirects = r.redirectCounter(be.Name())
 	st, _ := scenarios.FindStrategy(sc, strategy)
 	stamp := func(c *result.Cell) {
-		c.Scenario, c.Backend, c.Strategy, c.Expect = sc.Name(), be.Name(), strategy, st.Expect
+		c.Scenario, c.Backend, c.Strategy = sc.Name(), be.Name(), strategy
+		if c.Expect == "" {
+			// A scenario may set the expectation for the deployment and
+			// fault it ran under (lock-race's Redlock restart fault).
+			c.Expect = st.Expect
+		}
 		own := c.Params // the cell's own (a library's settings), under the scenario's
 		c.Params = sc.Params()
 		for k, v := range own {
@@ -63,28 +69,33 @@ func (r *run) scenarioCell(ctx context.Context, sc scenarios.Scenario, be impl.B
 		Open: func(ctx context.Context) (impl.Backend, error) {
 			return r.openInstance(ctx, be.Name(), conn)
 		},
-		Admin:   r.plan.Server.Admin(),
-		Redlock: redlockPeers(r.plan.Server),
-		Faulted: len(r.plan.Faults) > 0,
-		Keys:    ks,
-		Common:  scenarios.Common{Concurrency: r.plan.Settings.Concurrency, Duration: r.plan.Settings.Duration, Seed: r.plan.Settings.Seed, Quick: r.plan.Settings.Quick, History: r.plan.Settings.History},
-		Log:     discard,
+		Admin:        r.plan.Server.Admin(),
+		Redlock:      redlockPeers(r.plan.Server),
+		RedlockFirst: redlockFirst(r.plan.Server),
+		Faulted:      len(r.plan.Faults) > 0,
+		Keys:         ks,
+		Common:       scenarios.Common{Concurrency: r.plan.Settings.Concurrency, Duration: r.plan.Settings.Duration, Seed: r.plan.Settings.Seed, Quick: r.plan.Settings.Quick, History: r.plan.Settings.History},
+		Log:          discard,
 	}
 	if r.monitor != nil {
 		env.Monitor = r.monitor
 	}
 	watch := r.watchServer(ctx)
+	watch.redirects, watch.redirectsAt = conn.Redirects, conn.Redirects.Read()
 	fr := r.startFaults(ctx, be)
 	env.Origin = fr.Started()
 	c, err := sc.Run(ctx, env, strategy)
 	stamp(&c)
-	c.Faults = fr.Stop()
+	// The plan's faults, then those the scenario made itself (lock-race's
+	// restart of the first Redlock server).
+	c.Faults = append(fr.Stop(), c.Faults...)
 	return r.complete(ctx, c, watch, err)
 }
 
 // loadCell sets up and drives one load cell under its own keyspace, then
 // completes it.
 func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn impl.ConnConfig, strategy string) (result.Cell, error) {
+	conn.Redirects = r.redirectCounter(be.Name())
 	shape := l.Shape
 	if shape.Keys == nil {
 		shape.Keys, _ = bench.ParseKeyDist(bench.KeyUniform, 1)
@@ -121,6 +132,11 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		KeyCount: keys.N(),
 		Pick:     func(w *bench.Worker) int { return keys.Pick(w.Rand) },
 		Workers:  workers,
+		History:  r.plan.Settings.History,
+	}
+	if shape.Pacer == nil && shape.FindMax == nil && shape.Duration == 0 && shape.Warmup == 0 {
+		// A closed loop of a fixed count, without a warm-up.
+		env.HistoryOps = shape.Shard.Requests(shape.Requests)
 	}
 	load, err := l.Operation.Setup(ctx, env, strategy)
 	if err != nil {
@@ -175,6 +191,7 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		cfg.Monitor = r.monitor
 	}
 	watch := r.watchServer(ctx)
+	watch.redirects, watch.redirectsAt = conn.Redirects, conn.Redirects.Read()
 	fr := r.startFaults(ctx, be)
 	cfg.Origin = fr.Started()
 	var st *bench.Stats
@@ -220,6 +237,12 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		} else if len(figs) > 0 {
 			c.Figures = figs
 		}
+		if ferr == nil && load.Settled != nil {
+			c.Settled = load.Settled()
+		}
+	}
+	if load.History != nil {
+		c.History = load.History(ctx)
 	}
 	return r.complete(ctx, c, watch, err)
 }
@@ -253,6 +276,7 @@ func (r *run) startFaults(ctx context.Context, be impl.Backend) *faults.Run {
 		Server:  r.plan.Server,
 		Clients: []string{impl.DefaultClientName(be.Name())},
 		Proxy:   r.proxy,
+		Keys:    r.newestKeys(),
 	}, r.plan.Faults)
 }
 
@@ -397,6 +421,15 @@ func oneLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// redlockFirst returns the first server of a Redlock deployment, to
+// restart it; nil for any other server.
+func redlockFirst(srv *redisenv.Server) scenarios.RedlockPeer {
+	if len(srv.RedlockPeers()) == 0 {
+		return nil
+	}
+	return srv
 }
 
 // redlockPeers returns the other servers of a redlock kind as the

@@ -97,7 +97,7 @@ func TestRunOnACluster(t *testing.T) {
 		// The routing options as the client was built.
 		routing := map[string][]string{
 			impl.GoRedis: {"cluster_read_only", "cluster_route_by_latency", "cluster_route_randomly", "cluster_max_redirects"},
-			impl.Rueidis: {"cluster_replica_only", "cluster_send_to_replicas", "cluster_max_moved_redirections"},
+			impl.Rueidis: {"cluster_replica_only", "cluster_send_to_replicas", "cluster_max_redirects"},
 		}
 		for _, k := range routing[name] {
 			if set[k] == "" {

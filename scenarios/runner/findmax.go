@@ -14,7 +14,7 @@ import (
 
 // Defaults of FindMax.
 const (
-	DefaultFindMaxStep       = 3 * time.Second
+	DefaultFindMaxStep       = 5 * time.Second
 	DefaultFindMaxStart      = 1000
 	DefaultFindMaxLimit      = 10_000_000
 	DefaultFindMaxFloor      = 1

@@ -4,7 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
+	"github.com/paybench/paybench/scenarios"
+	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 func TestJudgeHistory(t *testing.T) {
@@ -36,6 +39,43 @@ func TestJudgeHistory(t *testing.T) {
 			}
 			if !strings.Contains(c.Summary+"|"+c.Reason, tc.says) {
 				t.Fatalf("summary %q reason %q do not say %q", c.Summary, c.Reason, tc.says)
+			}
+		})
+	}
+}
+
+// TestLoadCellHistory: a stock.deduct load cell records and checks its
+// history with --history on, sized by --requests, and stays MEASURED;
+// in auto mode a load cell records none.
+func TestLoadCellHistory(t *testing.T) {
+	stock, err := scenarios.LookupOperation("stock.deduct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []histcheck.Mode{histcheck.ModeOn, histcheck.ModeAuto} {
+		t.Run(string(mode), func(t *testing.T) {
+			p := testPlan(t)
+			p.Settings.Concurrency = 8
+			p.Settings.History = histcheck.Options{Mode: mode}
+			p.Loads = []LoadCells{{Operation: stock, Strategies: []string{impl.StockLua}, Shape: LoadShape{Requests: 300}}}
+			doc, err := runPlan(t, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(doc.Cells) != 2 {
+				t.Fatalf("%d cells, want 2", len(doc.Cells))
+			}
+			for _, c := range doc.Cells {
+				if c.Verdict != result.Measured {
+					t.Errorf("%s: %s (%s)", c.Key(), c.Verdict, c.Summary)
+				}
+				h := c.History
+				switch {
+				case mode == histcheck.ModeAuto && h != nil:
+					t.Errorf("%s: auto recorded a load history %+v", c.Key(), *h)
+				case mode == histcheck.ModeOn && (h == nil || h.Result != result.HistoryLinearizable || h.Ops != 300 || h.Model != "stock counter"):
+					t.Errorf("%s: history %+v, want linearizable over 300 deductions", c.Key(), h)
+				}
 			}
 		})
 	}

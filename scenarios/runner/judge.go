@@ -10,6 +10,7 @@ import (
 	"github.com/paybench/paybench/bench/faults"
 	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/impl"
+	"github.com/paybench/paybench/impl/wiretap"
 	"github.com/paybench/paybench/reports/errext"
 	"github.com/paybench/paybench/reports/result"
 	"github.com/paybench/paybench/scenarios"
@@ -30,6 +31,10 @@ type serverMark struct {
 	// commands is each master's total_commands_processed at the cell's
 	// start, on a cluster (nil on one server).
 	commands map[string]int64
+	// redirects is the backend's redirection counter (nil off a
+	// cluster), redirectsAt its reading at the cell's start.
+	redirects   *wiretap.Counter
+	redirectsAt wiretap.Counts
 }
 
 // watchServer records the server's identity and plants a sentinel key in
@@ -117,7 +122,8 @@ func (r *run) checkServer(ctx context.Context, m serverMark, restarted bool) str
 //     history the check could not decide never lets a PASS stand. A
 //     strategy expected to break whose history is not linearizable with
 //     its failed operations' outcomes unknown is REPRODUCED although
-//     operations failed (the break does not depend on them).
+//     operations failed (the break does not depend on them), and so is
+//     one with a broken invariant the scenario marked Proven.
 //
 // The throughput headline counts the operations that did not fail. The
 // returned error is err, for the caller to see connection failures.
@@ -125,6 +131,8 @@ func (r *run) complete(ctx context.Context, c result.Cell, m serverMark, err err
 	c = r.faultFigures(ctx, c, m)
 	c = r.clusterKeys(ctx, c, m)
 	c, err = r.judge(ctx, c, m, err)
+	c = clusterRedirects(c, m)
+	c = judgeFailover(c)
 	if len(c.Faults) > 0 {
 		c.Summary = underFaults(c.Summary, c.Faults)
 	}
@@ -185,6 +193,12 @@ func (r *run) judge(ctx context.Context, c result.Cell, m serverMark, err error)
 		c.Summary += fmt.Sprintf("; %d of %d operations failed (%s), and the history is not linearizable whatever they did", blocking, c.Ops, fails.detail)
 		return c, nil
 	}
+	if blocking > 0 && c.Verdict == result.Reproduced && provenBreak(c.Invariants) {
+		// A broken invariant whose break the scenario proved independent
+		// of the failed operations: the break stands whatever they did.
+		c.Summary += fmt.Sprintf("; %d of %d operations failed (%s), and the broken invariants marked proven do not depend on them", blocking, c.Ops, fails.detail)
+		return c, nil
+	}
 	if blocking > 0 && c.Verdict != result.Unsupported && c.Verdict != result.Error {
 		what := "passed"
 		switch c.Verdict {
@@ -210,6 +224,17 @@ func firedAny(log []result.Fault) bool {
 	return false
 }
 
+// provenBreak reports whether some broken invariant is Proven: broken
+// whatever the cell's failed operations did.
+func provenBreak(invs []result.Invariant) bool {
+	for _, inv := range invs {
+		if !inv.Holds && inv.Proven {
+			return true
+		}
+	}
+	return false
+}
+
 // joinNonEmpty joins the non-empty strings with ", ".
 func joinNonEmpty(ss ...string) string {
 	var out []string
@@ -221,10 +246,12 @@ func joinNonEmpty(ss ...string) string {
 	return strings.Join(out, ", ")
 }
 
-// restartedBy reports whether the cell's faults restarted the server.
+// restartedBy reports whether the cell's faults restarted the server, or
+// replaced a master of a cluster by its replica (a failover): either
+// changes the server's identity on purpose.
 func restartedBy(log []result.Fault) bool {
 	for _, f := range log {
-		if f.Kind == faults.Restart && f.Count > 0 {
+		if (f.Kind == faults.Restart || f.Kind == faults.Failover) && f.Count > 0 {
 			return true
 		}
 	}
@@ -269,7 +296,14 @@ func inconclusive(c result.Cell, why string) result.Cell {
 // and that a fault explains: a server down or restarting (refused,
 // loading), stalled (busy) or made full (oom). Under a fault that fired,
 // they do not stop a verdict; the line counts them.
-var faultRefusals = map[string]bool{impl.ClassRefused: true, impl.ClassLoading: true, impl.ClassBusy: true, impl.ClassOOM: true}
+//
+// On a Redis Cluster under a reshard, MOVED, ASK, TRYAGAIN and CLUSTERDOWN
+// are such refusals too: a node that answers them did not run the
+// command.
+var faultRefusals = map[string]bool{
+	impl.ClassRefused: true, impl.ClassLoading: true, impl.ClassBusy: true, impl.ClassOOM: true,
+	impl.ClassMoved: true, impl.ClassAsk: true, impl.ClassTryAgain: true, impl.ClassClusterDown: true,
+}
 
 // faultFailures are the classes of errors a fault makes: a cell that
 // fails with one of them under a fault that fired is INCONCLUSIVE, not an
@@ -277,6 +311,7 @@ var faultRefusals = map[string]bool{impl.ClassRefused: true, impl.ClassLoading: 
 var faultFailures = map[string]bool{
 	impl.ClassConnection: true, impl.ClassRefused: true, impl.ClassLoading: true,
 	impl.ClassTimeout: true, impl.ClassBusy: true, impl.ClassOOM: true,
+	impl.ClassMoved: true, impl.ClassAsk: true, impl.ClassTryAgain: true, impl.ClassClusterDown: true,
 }
 
 // failures are a cell's failed operations, by what they mean for a
@@ -381,25 +416,7 @@ func VerdictError(doc *result.Document) error {
 //     turns into a PASS; other verdicts stand, the line says it;
 //   - linearizable or not checked: the verdict stands.
 func judgeHistory(c result.Cell) result.Cell {
-	h := c.History
-	if h == nil {
-		return c
-	}
-	switch h.Result {
-	case result.HistoryNotLinearizable:
-		switch c.Verdict {
-		case result.Pass:
-			c.Verdict = result.Fail
-		case result.NotReproduced:
-			c.Verdict = result.Reproduced
-		}
-		c.Summary = joinSemi(c.Summary, "history not linearizable: "+h.Witness)
-	case result.HistoryUnknown:
-		if c.Verdict == result.Pass {
-			return inconclusive(c, "the invariants held, but the history's linearizability is unknown: "+h.Reason)
-		}
-		c.Summary = joinSemi(c.Summary, "history not decided: "+h.Reason)
-	}
+	c.JudgeHistory()
 	return c
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/paybench/paybench/bench/redisenv"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/impl/backends"
+	"github.com/paybench/paybench/impl/wiretap"
 	"github.com/paybench/paybench/reports"
 	"github.com/paybench/paybench/reports/errext"
 	"github.com/paybench/paybench/reports/result"
@@ -291,8 +292,8 @@ func (p *Plan) check() error {
 	if err := p.Settings.Client.Validate(); err != nil {
 		return errext.WithExitCodeIfNone(err, errext.Usage)
 	}
-	if p.Server.Cluster && len(p.Faults) > 0 {
-		return errext.New(errext.Usage, "--fault acts on one server and is not supported on a Redis Cluster (see README \"Redis Cluster\")")
+	if err := faults.CheckCluster(p.Faults, p.Server.Cluster); err != nil {
+		return errext.WithExitCodeIfNone(err, errext.Usage)
 	}
 	if err := faults.Check(p.Faults, p.Server.Kind, !strings.HasPrefix(p.Server.URL, "unix:")); err != nil {
 		return errext.WithExitCodeIfNone(err, errext.Usage)
@@ -333,6 +334,9 @@ type run struct {
 	total       int
 	// monitor is the running cell's live export (nil: none).
 	monitor CellMetrics
+	// redirects counts, on a cluster, each backend's MOVED and ASK
+	// replies (redirectCounter).
+	redirects map[string]*wiretap.Counter
 }
 
 func (r *run) emit(e Event) {
@@ -380,6 +384,7 @@ func (r *run) runCells(ctx context.Context, strategies []string, conn impl.ConnC
 		if ctx.Err() != nil {
 			return nil
 		}
+		conn.Redirects = r.redirectCounter(bname)
 		be, err := r.open(ctx, bname, conn, load)
 		if errors.Is(err, impl.ErrNotSupported) {
 			// The library cannot take the client settings asked for:
