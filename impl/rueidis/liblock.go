@@ -228,14 +228,7 @@ func (l *rueidisLock) TryAcquire(ctx context.Context, name string) (impl.Lease, 
 // impl.ErrLockNotHeld; a failed delete leaves the library's own, on
 // cancel, as it would.
 func (l *rueidisLock) Release(ctx context.Context, lease impl.Lease) error {
-	l.mu.Lock()
-	h := l.held[lease.Token]
-	if h != nil && h.name == lease.Name {
-		delete(l.held, lease.Token)
-	} else {
-		h = nil
-	}
-	l.mu.Unlock()
+	h := l.take(lease)
 	if h == nil {
 		return l.errorf("release", lease.Name, fmt.Errorf("%w: no lock context for this lease", impl.ErrLockNotHeld))
 	}
@@ -251,6 +244,19 @@ func (l *rueidisLock) Release(ctx context.Context, lease impl.Lease) error {
 	return nil
 }
 
+// take removes and returns the lock context this locker handed out for
+// lease (nil when it handed out none for this lease's name and token).
+func (l *rueidisLock) take(lease impl.Lease) *heldLock {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.held[lease.Token]
+	if h == nil || h.name != lease.Name {
+		return nil
+	}
+	delete(l.held, lease.Token)
+	return h
+}
+
 // Settle implements impl.LockSettler: a compare-and-delete of the
 // library's key with the lease's value, through paybench's client (its
 // DEL invalidates the library's cache, waking its waiters), then the end
@@ -261,15 +267,7 @@ func (l *rueidisLock) Settle(ctx context.Context, lease impl.Lease) (bool, error
 	if err != nil {
 		return false, err
 	}
-	l.mu.Lock()
-	h := l.held[lease.Token]
-	if h != nil && h.name == lease.Name {
-		delete(l.held, lease.Token)
-	} else {
-		h = nil
-	}
-	l.mu.Unlock()
-	if h != nil {
+	if h := l.take(lease); h != nil {
 		h.cancel()
 		h.stop()
 	}
