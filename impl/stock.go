@@ -134,8 +134,8 @@ type StockOptions struct {
 	// strategy, widening its race window. Zero by default.
 	Think time.Duration
 	// MaxRetries bounds the watch strategy's optimistic retries, and the
-	// walks sharded-slots starts again after one ran short while other
-	// walks held units (default 64).
+	// walks sharded-slots starts again while other walks hold units or the
+	// item's walk lock (default 64).
 	MaxRetries int
 	// Shards is the number of sub-keys of the sharded and sharded-slots
 	// strategies (default 8).

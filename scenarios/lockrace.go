@@ -516,8 +516,13 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 			return fail(lockStageRelease, id, foreign, err)
 		}
 		// A release that went through although the lock belonged to
-		// another holder a moment before.
-		if foreign && !refused {
+		// another holder a moment before. Only the naive lock's DEL can
+		// have deleted that holder's lock: every other lock releases by
+		// compare-and-delete, which goes through only where the lock
+		// holds the releaser's own token (redsync on a Redlock
+		// deployment: its own copies on the other servers, while the
+		// probe reads the first).
+		if foreign && !refused && strategy == impl.LockNaive {
 			r.tallies[w.ID].foreignDeletes++
 		}
 		return nil

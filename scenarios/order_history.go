@@ -1,8 +1,10 @@
 package scenarios
 
 import (
+	"context"
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/paybench/paybench/bench/history"
 	"github.com/paybench/paybench/impl"
@@ -72,11 +74,18 @@ func orderMoveEntry(key, copy int64, to impl.OrderStatus, c orderCall, classify 
 	return e, true
 }
 
-// orderHistoryNotRecorded is the history object of an order cell that
-// recorded nothing: a run driven by a duration, whose size is not known
-// beforehand (nil with history off).
-func orderHistoryNotRecorded(env *Env) *result.History {
-	if env.Common.History.Mode == histcheck.ModeOff {
+// orderHistory is an order cell's history: checked against the order
+// state machine when rec recorded it; else why not — a cell of histOps
+// operations over the --history bound, or a run driven by --duration,
+// which has no size to record beforehand (nil with --history off).
+func orderHistory(ctx context.Context, env *Env, rec *history.Recorder, oopts impl.OrderOptions, duration time.Duration, histOps int64) *result.History {
+	hopts := env.Common.History
+	switch {
+	case rec != nil:
+		return histcheck.Check(ctx, orderHistoryModel(oopts), rec.Entries(), rec.Overflow(), hopts)
+	case duration == 0:
+		return hopts.NotChecked(orderModelName, histOps)
+	case hopts.Mode == histcheck.ModeOff:
 		return nil
 	}
 	return &result.History{Model: orderModelName, Result: result.HistoryNotChecked,

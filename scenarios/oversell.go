@@ -85,7 +85,7 @@ func (o *Oversell) Flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.quantity, "quantity", o.quantity, "units each buyer wants: N, or MIN-MAX drawn per buyer")
 	fs.DurationVar(&o.Think, "think", o.Think, "naive only: pause between the read and the write (widens the race)")
 	fs.IntVar(&o.Shards, "shards", o.Shards, "sharded and sharded-slots only: number of stock shards")
-	fs.IntVar(&o.MaxRetries, "max-retries", o.MaxRetries, "watch only: optimistic retries before giving up")
+	fs.IntVar(&o.MaxRetries, "max-retries", o.MaxRetries, "watch: optimistic retries before giving up; sharded-slots: walks started again while other walks hold units")
 }
 
 // Validate implements Scenario.

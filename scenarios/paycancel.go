@@ -15,7 +15,6 @@ import (
 	"github.com/paybench/paybench/bench/history"
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/reports/result"
-	"github.com/paybench/paybench/scenarios/histcheck"
 )
 
 func init() { Register(func() Scenario { return newPayCancel() }) }
@@ -276,14 +275,7 @@ func (p *PayCancel) Run(ctx context.Context, env *Env, strategy string) (result.
 		return cell, err
 	}
 	stats.Fill(&cell)
-	switch {
-	case rec != nil:
-		cell.History = histcheck.Check(ctx, orderHistoryModel(oopts), rec.Entries(), rec.Overflow(), hopts)
-	case duration == 0:
-		cell.History = hopts.NotChecked(orderModelName, histOps)
-	default:
-		cell.History = orderHistoryNotRecorded(env)
-	}
+	cell.History = orderHistory(ctx, env, rec, oopts, duration, histOps)
 
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()

@@ -6,6 +6,7 @@ package goredis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -105,37 +106,8 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("goredis: parse URL: %w", err)
 	}
-	if cfg.Password != "" {
-		opt.Password = cfg.Password
-	}
-	if opt.TLSConfig, err = impl.MergeTLS(opt.Addr, opt.TLSConfig, cfg.TLS); err != nil {
-		return nil, fmt.Errorf("goredis: %w", err)
-	}
-	if cfg.PoolSize > 0 {
-		opt.PoolSize = cfg.PoolSize
-	}
-	if cfg.ClientName != "" {
-		opt.ClientName = cfg.ClientName
-	} else if opt.ClientName == "" {
-		opt.ClientName = impl.DefaultClientName(impl.GoRedis)
-	}
-	switch {
-	case cfg.DialTimeout > 0:
-		opt.DialTimeout = cfg.DialTimeout
-	case !set["dial_timeout"]:
-		opt.DialTimeout = DialTimeout
-	}
-	switch {
-	case cfg.ReadTimeout > 0:
-		opt.ReadTimeout = cfg.ReadTimeout
-		opt.WriteTimeout = cfg.ReadTimeout
-	default:
-		if !set["read_timeout"] {
-			opt.ReadTimeout = ReadTimeout
-		}
-		if !set["write_timeout"] {
-			opt.WriteTimeout = WriteTimeout
-		}
+	if err := singleOptions(opt).apply(cfg, set); err != nil {
+		return nil, err
 	}
 	switch {
 	case retries.Library():
@@ -145,12 +117,6 @@ func Open(ctx context.Context, cfg impl.ConnConfig) (*Client, error) {
 	default:
 		opt.MaxRetries = retries.Count()
 	}
-	if opt.DialerRetries <= 0 {
-		opt.DialerRetries = 1 // one dial attempt per connection
-	}
-	opt.ContextTimeoutEnabled = true
-	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-
 	rdb := redis.NewClient(opt)
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
@@ -230,3 +196,84 @@ func (c *Client) Close() error {
 // Redis returns the underlying go-redis client, for operation families and
 // tests that need more than the contracts offer.
 func (c *Client) Redis() redis.UniversalClient { return c.rdb }
+
+// commonOptions points into the options a single client (redis.Options)
+// and a cluster client (redis.ClusterOptions) share, so that one function
+// applies paybench's precedence rules (Open's doc) to either.
+type commonOptions struct {
+	addr                                   string // for the TLS server name
+	password, clientName                   *string
+	tls                                    **tls.Config
+	poolSize, dialerRetries                *int
+	dialTimeout, readTimeout, writeTimeout *time.Duration
+	contextTimeouts                        *bool
+	maintNotifications                     **maintnotifications.Config
+}
+
+func singleOptions(o *redis.Options) commonOptions {
+	return commonOptions{
+		addr: o.Addr, password: &o.Password, clientName: &o.ClientName, tls: &o.TLSConfig,
+		poolSize: &o.PoolSize, dialerRetries: &o.DialerRetries,
+		dialTimeout: &o.DialTimeout, readTimeout: &o.ReadTimeout, writeTimeout: &o.WriteTimeout,
+		contextTimeouts: &o.ContextTimeoutEnabled, maintNotifications: &o.MaintNotificationsConfig,
+	}
+}
+
+func clusterOptions(o *redis.ClusterOptions) commonOptions {
+	addr := ""
+	if len(o.Addrs) > 0 {
+		addr = o.Addrs[0]
+	}
+	return commonOptions{
+		addr: addr, password: &o.Password, clientName: &o.ClientName, tls: &o.TLSConfig,
+		poolSize: &o.PoolSize, dialerRetries: &o.DialerRetries,
+		dialTimeout: &o.DialTimeout, readTimeout: &o.ReadTimeout, writeTimeout: &o.WriteTimeout,
+		contextTimeouts: &o.ContextTimeoutEnabled, maintNotifications: &o.MaintNotificationsConfig,
+	}
+}
+
+// apply sets the shared options from cfg over the URL's (set: the URL's
+// query parameters), else paybench's defaults; and always one dial
+// attempt per connection, context deadlines honoured, no maintenance
+// notifications.
+func (o commonOptions) apply(cfg impl.ConnConfig, set map[string]bool) error {
+	if cfg.Password != "" {
+		*o.password = cfg.Password
+	}
+	var err error
+	if *o.tls, err = impl.MergeTLS(o.addr, *o.tls, cfg.TLS); err != nil {
+		return fmt.Errorf("goredis: %w", err)
+	}
+	if cfg.PoolSize > 0 {
+		*o.poolSize = cfg.PoolSize // per node on a cluster
+	}
+	if cfg.ClientName != "" {
+		*o.clientName = cfg.ClientName
+	} else if *o.clientName == "" {
+		*o.clientName = impl.DefaultClientName(impl.GoRedis)
+	}
+	switch {
+	case cfg.DialTimeout > 0:
+		*o.dialTimeout = cfg.DialTimeout
+	case !set["dial_timeout"]:
+		*o.dialTimeout = DialTimeout
+	}
+	switch {
+	case cfg.ReadTimeout > 0:
+		*o.readTimeout = cfg.ReadTimeout
+		*o.writeTimeout = cfg.ReadTimeout
+	default:
+		if !set["read_timeout"] {
+			*o.readTimeout = ReadTimeout
+		}
+		if !set["write_timeout"] {
+			*o.writeTimeout = WriteTimeout
+		}
+	}
+	if *o.dialerRetries <= 0 {
+		*o.dialerRetries = 1 // one dial attempt per connection
+	}
+	*o.contextTimeouts = true
+	*o.maintNotifications = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	return nil
+}

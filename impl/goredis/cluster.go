@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	redis "github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/impl/wiretap"
@@ -16,8 +15,8 @@ import (
 // openCluster is Open for a Redis Cluster (cfg.Cluster): cfg.URL is read
 // by redis.ParseClusterURL (its host and addr= query parameters are seed
 // addresses), and the same settings as a single client's are applied to a
-// redis.ClusterClient, which discovers the masters and their slots,
-// routes each command to its key's master and follows MOVED and ASK
+// redis.ClusterClient (commonOptions, TLS included), which discovers the
+// masters and their slots, routes each command to its key's master and follows MOVED and ASK
 // redirections within MaxRedirects. Reads go to masters (no ReadOnly,
 // RouteByLatency or RouteRandomly): a correctness harness reads what it
 // wrote.
@@ -46,34 +45,8 @@ func openCluster(ctx context.Context, cfg impl.ConnConfig, retries impl.Retries,
 	if err != nil {
 		return nil, fmt.Errorf("goredis: parse URL: %w", err)
 	}
-	if cfg.Password != "" {
-		opt.Password = cfg.Password
-	}
-	if cfg.PoolSize > 0 {
-		opt.PoolSize = cfg.PoolSize // per node
-	}
-	if cfg.ClientName != "" {
-		opt.ClientName = cfg.ClientName
-	} else if opt.ClientName == "" {
-		opt.ClientName = impl.DefaultClientName(impl.GoRedis)
-	}
-	switch {
-	case cfg.DialTimeout > 0:
-		opt.DialTimeout = cfg.DialTimeout
-	case !set["dial_timeout"]:
-		opt.DialTimeout = DialTimeout
-	}
-	switch {
-	case cfg.ReadTimeout > 0:
-		opt.ReadTimeout = cfg.ReadTimeout
-		opt.WriteTimeout = cfg.ReadTimeout
-	default:
-		if !set["read_timeout"] {
-			opt.ReadTimeout = ReadTimeout
-		}
-		if !set["write_timeout"] {
-			opt.WriteTimeout = WriteTimeout
-		}
+	if err := clusterOptions(opt).apply(cfg, set); err != nil {
+		return nil, err
 	}
 	final := false
 	switch {
@@ -96,11 +69,6 @@ func openCluster(ctx context.Context, cfg impl.ConnConfig, retries impl.Retries,
 		nodes.add(o.Addr, c)
 		return c
 	}
-	if opt.DialerRetries <= 0 {
-		opt.DialerRetries = 1
-	}
-	opt.ContextTimeoutEnabled = true
-	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 
 	rdb := redis.NewClusterClient(opt)
 	if err := rdb.Ping(ctx).Err(); err != nil {
@@ -168,6 +136,7 @@ func (c *Client) clusterSettings(cc *redis.ClusterClient) map[string]string {
 		impl.SettingReadTimeout:     o.ReadTimeout.String(),
 		"write_timeout":             o.WriteTimeout.String(),
 		"context_timeouts":          strconv.FormatBool(o.ContextTimeoutEnabled),
+		impl.SettingTLS:             impl.TLSSetting(o.TLSConfig),
 		impl.SettingCluster:         "ClusterClient",
 		"cluster_max_redirects":     strconv.Itoa(o.MaxRedirects),
 		"cluster_resends":           resends,

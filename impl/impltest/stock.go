@@ -172,9 +172,19 @@ func RunBackend(t *testing.T, env Env, open impl.Opener) {
 		if got := b.Settings()["client_name"]; got != want {
 			t.Errorf("Settings()[client_name] = %q, want %q", got, want)
 		}
-		list, err := clientList(ctx, env.Admin)
-		if err != nil {
-			t.Fatalf("CLIENT LIST: %v", err)
+		// A cluster client may open its node connections after open
+		// returns (rueidis's, after its topology refresh): wait a bounded
+		// time for one.
+		var list string
+		for deadline := time.Now().Add(3 * time.Second); ; {
+			list, err = clientList(ctx, env.Admin)
+			if err != nil {
+				t.Fatalf("CLIENT LIST: %v", err)
+			}
+			if strings.Contains(list, " name="+want+" ") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		if !strings.Contains(list, " name="+want+" ") {
 			t.Errorf("no connection named %q in CLIENT LIST:\n%s", want, list)

@@ -307,6 +307,9 @@ func (c *Client) Settings() map[string]string {
 		set["cluster_send_to_replicas"] = strconv.FormatBool(c.opt.SendToReplicas != nil)
 		set["cluster_replica_selector"] = strconv.FormatBool(c.opt.ReplicaSelector != nil || c.opt.ReadNodeSelector != nil)
 		set["cluster_shards_refresh"] = c.opt.ClusterOption.ShardsRefreshInterval.String()
+		if c.opt.ClusterOption.ShardsRefreshInterval == 0 {
+			set["cluster_shards_refresh"] = "0s (no periodic refresh: on redirections and connection errors only)"
+		}
 		// MOVED and ASK are followed whatever the retry setting; a write
 		// is never re-sent after a lost connection, nor after TRYAGAIN.
 		set["cluster_max_redirects"] = "unlimited (until the context ends)"

@@ -217,29 +217,44 @@ func (l *rueidisLock) TryAcquire(ctx context.Context, name string) (impl.Lease, 
 	return lease, err == nil, err
 }
 
-// Release cancels the lease's context, which makes the library delete
-// its key (compare-and-delete) and waits for it. A lease whose context
-// the library had already canceled (its key was lost), or one this
-// locker did not hand out, is impl.ErrLockNotHeld.
-func (l *rueidisLock) Release(_ context.Context, lease impl.Lease) error {
-	l.mu.Lock()
-	h := l.held[lease.Token]
-	if h != nil && h.name == lease.Name {
-		delete(l.held, lease.Token)
-	} else {
-		h = nil
-	}
-	l.mu.Unlock()
+// Release deletes the lease's key with a compare-and-delete of its value
+// — the script the library's own release runs — through paybench's
+// client, then cancels the lease's context, which stops the library's
+// extending and waits for it. The library's cancel reports nothing, and
+// it cancels a lost lease's context only once it notices the loss (an
+// invalidation, a failed extend): paybench's own compare-and-delete says
+// exactly whether the release applied. A lease whose key no longer holds
+// its value (lost), or one this locker did not hand out, is
+// impl.ErrLockNotHeld; a failed delete leaves the library's own, on
+// cancel, as it would.
+func (l *rueidisLock) Release(ctx context.Context, lease impl.Lease) error {
+	h := l.take(lease)
 	if h == nil {
 		return l.errorf("release", lease.Name, fmt.Errorf("%w: no lock context for this lease", impl.ErrLockNotHeld))
 	}
-	lost := h.ctx.Err() != nil
+	deleted, err := l.compareDelete(ctx, l.LockKey(lease.Name), lease.Token)
 	h.cancel()
 	h.stop()
-	if lost {
-		return l.errorf("release", lease.Name, fmt.Errorf("%w: rueidislock had canceled the lease's context (its key was lost)", impl.ErrLockNotHeld))
+	switch {
+	case err != nil:
+		return l.errorf("release", lease.Name, err)
+	case !deleted:
+		return l.errorf("release", lease.Name, fmt.Errorf("%w: the key no longer held the lease's value (lost)", impl.ErrLockNotHeld))
 	}
 	return nil
+}
+
+// take removes and returns the lock context this locker handed out for
+// lease (nil when it handed out none for this lease's name and token).
+func (l *rueidisLock) take(lease impl.Lease) *heldLock {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.held[lease.Token]
+	if h == nil || h.name != lease.Name {
+		return nil
+	}
+	delete(l.held, lease.Token)
+	return h
 }
 
 // Settle implements impl.LockSettler: a compare-and-delete of the
@@ -252,15 +267,7 @@ func (l *rueidisLock) Settle(ctx context.Context, lease impl.Lease) (bool, error
 	if err != nil {
 		return false, err
 	}
-	l.mu.Lock()
-	h := l.held[lease.Token]
-	if h != nil && h.name == lease.Name {
-		delete(l.held, lease.Token)
-	} else {
-		h = nil
-	}
-	l.mu.Unlock()
-	if h != nil {
+	if h := l.take(lease); h != nil {
 		h.cancel()
 		h.stop()
 	}

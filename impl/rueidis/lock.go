@@ -206,11 +206,18 @@ func (l *tokenLock) Settle(ctx context.Context, lease impl.Lease) (bool, error) 
 
 // settle deletes key if it holds lease.Token and reports whether it did.
 func (l *lockBase) settle(ctx context.Context, key string, lease impl.Lease) (bool, error) {
-	n, err := lockReleaseScript.Exec(ctx, l.rc, []string{key}, []string{lease.Token}).AsInt64()
+	ok, err := l.compareDelete(ctx, key, lease.Token)
 	if err != nil {
 		return false, l.errorf("settle", lease.Name, err)
 	}
-	return n == 1, nil
+	return ok, nil
+}
+
+// compareDelete runs the compare-and-delete script: it deletes key if it
+// holds token and reports whether it did.
+func (l *lockBase) compareDelete(ctx context.Context, key, token string) (bool, error) {
+	n, err := lockReleaseScript.Exec(ctx, l.rc, []string{key}, []string{token}).AsInt64()
+	return n == 1, err
 }
 
 // Release runs the compare-and-delete script.

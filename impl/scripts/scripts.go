@@ -72,9 +72,9 @@ var StockShardedPurchase string
 
 // StockSlotTake is one step of the sharded-slots stock strategy's walk, on
 // one shard (its stock, holds and purchases keys share the shard's hash
-// tag): it takes up to ARGV[1] units, records and holds them as the
-// purchase requires, and answers {taken, left, held_by_others, replayed,
-// qty} (see impl.SlotWalk).
+// tag): it takes up to ARGV[1] units (with ARGV[5] '1', all of them or
+// none), records and holds them as the purchase requires, and answers
+// {taken, left, held_by_others, replayed, qty} (see impl.SlotWalk).
 //
 //go:embed stock_slot_take.lua
 var StockSlotTake string

@@ -355,7 +355,14 @@ func (m lockModel) explain(ops []history.Entry) (string, []history.Entry) {
 	for _, w := range writes {
 		for _, v := range writes {
 			if v.Return < w.Call && later(w, v) {
-				offer(fmt.Sprintf("holder %d's write was accepted after holder %d, who took the lock after it, had written: a stale write landed", w.In, v.In), w.Return, v, w)
+				// The two acquisitions (when recorded), then the writes.
+				var involved []history.Entry
+				for _, x := range []int64{w.In, v.In} {
+					if a, ok := acq[x]; ok {
+						involved = append(involved, a)
+					}
+				}
+				offer(fmt.Sprintf("holder %d's write was accepted after holder %d, who took the lock after it, had written: a stale write landed", w.In, v.In), w.Return, append(involved, v, w)...)
 				break
 			}
 		}
