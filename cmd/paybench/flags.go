@@ -146,7 +146,7 @@ func (c *commonFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.prefix, "prefix", "", "key prefix of the run (default pb:<run-id>:); refused when it already holds keys")
 	fs.BoolVar(&c.sharePrefix, "share-prefix", false, "run on a --prefix that already holds keys, on purpose (several generators contending on the same keys)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the run's keys at the end and print their prefix")
-	fs.StringArrayVar(&c.faults, "fault", nil, "apply a fault to every cell, at a time from the cell's start (repeatable): pause:DUR@AT, kill-conns@AT[/EVERY], restart@AT, oom@AT[+DUR], latency:DELAY@AT[+DUR], reset@AT[/EVERY]; on a Redis Cluster: reshard@AT; see README \"Faults\"")
+	fs.StringArrayVar(&c.faults, "fault", nil, "apply a fault to every cell, at a time from the cell's start (repeatable): pause:DUR@AT, kill-conns@AT[/EVERY], restart@AT, oom@AT[+DUR], latency:DELAY@AT[+DUR], reset@AT[/EVERY]; on a Redis Cluster: reshard@AT, failover[:force]@AT; see README \"Faults\"")
 	fs.StringVar(&c.retries, "client-retries", "", "how the clients under test retry: 0 (none, the default unless the URL's max_retries says otherwise), library (each library's own default: go-redis re-sends up to 3 times, writes too; rueidis re-sends read-only commands) or N")
 	fs.DurationVar(&c.readTimeout, "read-timeout", 0, "how long the clients under test wait for a reply (default: the URL's, else 3s)")
 	fs.DurationVar(&c.dialTimeout, "dial-timeout", 0, "how long the clients under test wait for a connection (default: the URL's, else 3s)")
