@@ -14,12 +14,12 @@ import (
 
 // Defaults of FindMax.
 const (
-	DefaultFindMaxStep       = 5 * time.Second
+	DefaultFindMaxStep       = 10 * time.Second
 	DefaultFindMaxStart      = 1000
 	DefaultFindMaxLimit      = 10_000_000
 	DefaultFindMaxFloor      = 1
 	DefaultFindMaxPrecision  = 0.05
-	DefaultFindMaxBudget     = 3 * time.Minute
+	DefaultFindMaxBudget     = 5 * time.Minute
 	DefaultFindMaxMaxDropped = 0.01
 	// maxSearchSteps bounds a search whatever its budget.
 	maxSearchSteps = 64
