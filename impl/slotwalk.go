@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"time"
 )
 
@@ -237,4 +238,30 @@ func release(ctx context.Context, st SlotStepper, shards []SlotShard, opts SlotW
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
 	return st.Release(rctx, shards, opts.Token, opts.ID, refund)
+}
+
+// SlotDeduct is a sharded-slots deduction of qty from item's shards
+// (layout): validated, then a SlotWalk from a random shard, holding what it
+// takes under a random token until the walk is complete. Both backends'
+// Deduct; st runs the steps in the backend's idiom.
+func SlotDeduct(ctx context.Context, st SlotStepper, layout *SlotShards, item string, qty int64, maxRetries int) (Deduction, error) {
+	if err := ValidateQuantity(qty); err != nil {
+		return Deduction{}, err
+	}
+	return SlotWalk(ctx, st, layout.Shards(item), layout.LockKey(item), qty, SlotWalkOptions{
+		Start: rand.IntN(layout.N()), Token: "~" + strconv.FormatUint(rand.Uint64(), 36), MaxRetries: maxRetries})
+}
+
+// SlotPurchase is a sharded-slots purchase id of qty units of item:
+// validated, then a SlotWalk from the shard the id picks (SlotShardStart),
+// recording on each shard what it took there. Both backends' Purchase.
+func SlotPurchase(ctx context.Context, st SlotStepper, layout *SlotShards, item, id string, qty int64, maxRetries int) (Deduction, error) {
+	if err := ValidateQuantity(qty); err != nil {
+		return Deduction{}, err
+	}
+	if err := ValidatePurchaseID(id); err != nil {
+		return Deduction{}, err
+	}
+	return SlotWalk(ctx, st, layout.Shards(item), layout.LockKey(item), qty, SlotWalkOptions{
+		Start: SlotShardStart(id, layout.N()), Token: id, ID: id, MaxRetries: maxRetries})
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	redis "github.com/redis/go-redis/v9"
@@ -105,28 +104,18 @@ func (s *slotStock) total(ctx context.Context, item string) (int64, error) {
 	return total, nil
 }
 
-// Deduct walks the shards from a random one (impl.SlotWalk), holding what
-// it takes under a random token until the walk is complete.
+// Deduct walks the shards from a random one (impl.SlotDeduct).
 func (s *slotStock) Deduct(ctx context.Context, item string, qty int64) (impl.Deduction, error) {
-	if err := impl.ValidateQuantity(qty); err != nil {
-		return impl.Deduction{}, s.errorf("deduct", item, err)
-	}
-	d, err := impl.SlotWalk(ctx, s, s.layout.Shards(item), s.layout.LockKey(item), qty, impl.SlotWalkOptions{
-		Start: rand.IntN(s.layout.N()), Token: "~" + strconv.FormatUint(rand.Uint64(), 36), MaxRetries: s.opts.MaxRetries})
+	d, err := impl.SlotDeduct(ctx, s, s.layout, item, qty, s.opts.MaxRetries)
 	if err != nil {
 		return d, s.errorf("deduct", item, err)
 	}
 	return d, nil
 }
 
-// Purchase walks the shards from the one the id picks
-// (impl.SlotShardStart), recording on each shard what it took there.
+// Purchase walks the shards from the one the id picks (impl.SlotPurchase).
 func (s *slotStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
-	if err := validatePurchase(qty, id); err != nil {
-		return impl.Deduction{}, s.errorf("purchase", item, err)
-	}
-	d, err := impl.SlotWalk(ctx, s, s.layout.Shards(item), s.layout.LockKey(item), qty, impl.SlotWalkOptions{
-		Start: impl.SlotShardStart(id, s.layout.N()), Token: id, ID: id, MaxRetries: s.opts.MaxRetries})
+	d, err := impl.SlotPurchase(ctx, s, s.layout, item, id, qty, s.opts.MaxRetries)
 	if err != nil {
 		return d, s.errorf("purchase", item, err)
 	}
