@@ -164,22 +164,12 @@ func (c *Client) Settings() map[string]string {
 	if o.MaxRetries > 0 {
 		retried = impl.RetriedAll
 	}
-	return c.wait.Settings(map[string]string{
-		"library":                   "github.com/redis/go-redis/v9 v" + redis.Version(),
-		"client_name":               o.ClientName,
-		"pool_size":                 strconv.Itoa(o.PoolSize),
-		"pipeline_pool_size":        strconv.Itoa(o.PipelinePoolSize),
-		"protocol":                  strconv.Itoa(o.Protocol),
-		impl.SettingRetries:         retries,
-		impl.SettingRetriesFrom:     c.retriesFrom,
-		impl.SettingRetriedCommands: retried,
-		"retry_backoff":             o.MinRetryBackoff.String() + ".." + o.MaxRetryBackoff.String(),
-		impl.SettingDialTimeout:     o.DialTimeout.String(),
-		impl.SettingReadTimeout:     o.ReadTimeout.String(),
-		"write_timeout":             o.WriteTimeout.String(),
-		"context_timeouts":          strconv.FormatBool(o.ContextTimeoutEnabled),
-		impl.SettingTLS:             impl.TLSSetting(o.TLSConfig),
-	})
+	set := singleOptions(o).settings()
+	set["pool_size"] = strconv.Itoa(o.PoolSize)
+	set[impl.SettingRetries] = retries
+	set[impl.SettingRetriesFrom] = c.retriesFrom
+	set[impl.SettingRetriedCommands] = retried
+	return c.wait.Settings(set)
 }
 
 // Close closes every connection of the pool.
@@ -208,6 +198,9 @@ type commonOptions struct {
 	dialTimeout, readTimeout, writeTimeout *time.Duration
 	contextTimeouts                        *bool
 	maintNotifications                     **maintnotifications.Config
+	// Read by settings only.
+	pipelinePoolSize, protocol *int
+	minBackoff, maxBackoff     *time.Duration
 }
 
 func singleOptions(o *redis.Options) commonOptions {
@@ -216,6 +209,7 @@ func singleOptions(o *redis.Options) commonOptions {
 		poolSize: &o.PoolSize, dialerRetries: &o.DialerRetries,
 		dialTimeout: &o.DialTimeout, readTimeout: &o.ReadTimeout, writeTimeout: &o.WriteTimeout,
 		contextTimeouts: &o.ContextTimeoutEnabled, maintNotifications: &o.MaintNotificationsConfig,
+		pipelinePoolSize: &o.PipelinePoolSize, protocol: &o.Protocol, minBackoff: &o.MinRetryBackoff, maxBackoff: &o.MaxRetryBackoff,
 	}
 }
 
@@ -229,6 +223,7 @@ func clusterOptions(o *redis.ClusterOptions) commonOptions {
 		poolSize: &o.PoolSize, dialerRetries: &o.DialerRetries,
 		dialTimeout: &o.DialTimeout, readTimeout: &o.ReadTimeout, writeTimeout: &o.WriteTimeout,
 		contextTimeouts: &o.ContextTimeoutEnabled, maintNotifications: &o.MaintNotificationsConfig,
+		pipelinePoolSize: &o.PipelinePoolSize, protocol: &o.Protocol, minBackoff: &o.MinRetryBackoff, maxBackoff: &o.MaxRetryBackoff,
 	}
 }
 
@@ -276,4 +271,21 @@ func (o commonOptions) apply(cfg impl.ConnConfig, set map[string]bool) error {
 	*o.contextTimeouts = true
 	*o.maintNotifications = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return nil
+}
+
+// settings are the Settings keys a single and a cluster client share, read
+// from the options as built (the caller adds pool size and retries).
+func (o commonOptions) settings() map[string]string {
+	return map[string]string{
+		"library":               "github.com/redis/go-redis/v9 v" + redis.Version(),
+		"client_name":           *o.clientName,
+		"pipeline_pool_size":    strconv.Itoa(*o.pipelinePoolSize),
+		"protocol":              strconv.Itoa(*o.protocol),
+		"retry_backoff":         o.minBackoff.String() + ".." + o.maxBackoff.String(),
+		impl.SettingDialTimeout: o.dialTimeout.String(),
+		impl.SettingReadTimeout: o.readTimeout.String(),
+		"write_timeout":         o.writeTimeout.String(),
+		"context_timeouts":      strconv.FormatBool(*o.contextTimeouts),
+		impl.SettingTLS:         impl.TLSSetting(*o.tls),
+	}
 }

@@ -122,21 +122,12 @@ func (c *Client) clusterSettings(cc *redis.ClusterClient) map[string]string {
 	case !c.retries.Library():
 		retries = strconv.Itoa(o.MaxRedirects)
 	}
-	return c.wait.Settings(map[string]string{
-		"library":                   "github.com/redis/go-redis/v9 v" + redis.Version(),
-		"client_name":               o.ClientName,
+	set := clusterOptions(o).settings()
+	for k, v := range map[string]string{
 		"pool_size":                 strconv.Itoa(o.PoolSize) + " per node",
-		"pipeline_pool_size":        strconv.Itoa(o.PipelinePoolSize),
-		"protocol":                  strconv.Itoa(o.Protocol),
 		impl.SettingRetries:         retries,
 		impl.SettingRetriesFrom:     c.retriesFrom,
 		impl.SettingRetriedCommands: retried,
-		"retry_backoff":             o.MinRetryBackoff.String() + ".." + o.MaxRetryBackoff.String(),
-		impl.SettingDialTimeout:     o.DialTimeout.String(),
-		impl.SettingReadTimeout:     o.ReadTimeout.String(),
-		"write_timeout":             o.WriteTimeout.String(),
-		"context_timeouts":          strconv.FormatBool(o.ContextTimeoutEnabled),
-		impl.SettingTLS:             impl.TLSSetting(o.TLSConfig),
 		impl.SettingCluster:         "ClusterClient",
 		"cluster_max_redirects":     strconv.Itoa(o.MaxRedirects),
 		"cluster_resends":           resends,
@@ -145,7 +136,10 @@ func (c *Client) clusterSettings(cc *redis.ClusterClient) map[string]string {
 		"cluster_read_only":        strconv.FormatBool(o.ReadOnly),
 		"cluster_route_by_latency": strconv.FormatBool(o.RouteByLatency),
 		"cluster_route_randomly":   strconv.FormatBool(o.RouteRandomly),
-	})
+	} {
+		set[k] = v
+	}
+	return c.wait.Settings(set)
 }
 
 // clusterRouting names where a cluster client sends reads.
