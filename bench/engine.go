@@ -434,7 +434,11 @@ type engine struct {
 	workers  []*workerState // MaxWorkers slots, the first nWorkers in use
 	nWorkers atomic.Int32
 	wg       sync.WaitGroup
-	ceiling  atomic.Bool // fell behind with every worker running
+	// gate holds the first workers until all of them are started, so that
+	// they begin together (a flash sale's opening) instead of in the order
+	// their goroutines happened to be scheduled; closed once they are.
+	gate    chan struct{}
+	ceiling atomic.Bool // fell behind with every worker running
 	// more workers did not raise the rate at which operations started
 	saturated atomic.Bool
 	// active is how many workers (the first ones) may claim slots; the
@@ -454,7 +458,8 @@ type engine struct {
 
 // Run drives op with cfg's workers until the count is done, the duration
 // has passed, the cap is reached or ctx ends, and returns the merged
-// statistics. Operations receive a context that ends when ctx does or when
+// statistics. The first Concurrency workers begin together: none makes a
+// call before all of them are started. Operations receive a context that ends when ctx does or when
 // a stop outlasts Config.StopTimeout. When ctx ends the run stops,
 // Stats.Interrupted is set and the error is nil: the partial statistics are
 // still worth reporting.
@@ -469,6 +474,7 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 		measureFrom: cfg.Warmup,
 		endAt:       math.MaxInt64,
 		abort:       make(chan struct{}),
+		gate:        make(chan struct{}),
 		workers:     make([]*workerState, cfg.MaxWorkers),
 		limit:       math.MaxUint64,
 	}
@@ -533,6 +539,7 @@ func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 	for _, ws := range e.workers[:n] {
 		e.startWorker(ws)
 	}
+	close(e.gate)
 	if cfg.Pacer != nil {
 		e.supervise() // returns when the schedule is done or the run stops
 	}
@@ -667,6 +674,7 @@ func (e *engine) startWorker(ws *workerState) {
 		defer e.wg.Done()
 		// One marked context per worker, for every call it makes.
 		ctx := context.WithValue(e.runCtx, timedOpKey{}, true)
+		<-e.gate // closed already for a worker added during the run
 		if e.cfg.Pacer != nil {
 			e.openLoop(ctx, ws)
 		} else {

@@ -13,12 +13,14 @@ import (
 )
 
 // savedResult runs oversell's naive and lua strategies on both backends
-// and returns the path of the JSON result.
+// and returns the path of the JSON result. The naive cells pause 200 µs
+// between read and write (--think): this test is about rendering, and the
+// pause makes naive's verdict REPRODUCED whatever else the machine runs.
 func savedResult(t *testing.T) string {
 	t.Helper()
 	url := serverURL(t)
 	out := filepath.Join(t.TempDir(), "base.json")
-	code, stdout, stderr := runCLI(t, context.Background(), "run", "oversell", "--strategy", "naive,lua", "--redis-url", url, "--json", out)
+	code, stdout, stderr := runCLI(t, context.Background(), "run", "oversell", "--strategy", "naive,lua", "--think", "200us", "--redis-url", url, "--json", out)
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
