@@ -254,3 +254,31 @@ func TestInTimedOpMarksEveryCallOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstWorkersBeginTogether: when the first call of a run begins,
+// every one of the first Concurrency workers is already running (a
+// worker started early cannot make a sale alone while the others are
+// still being created).
+func TestFirstWorkersBeginTogether(t *testing.T) {
+	for _, conc := range []int{2, 16, 64} {
+		t.Run(fmt.Sprint(conc), func(t *testing.T) {
+			before := runtime.NumGoroutine()
+			var first atomic.Bool
+			var atFirst atomic.Int64
+			_, err := Run(context.Background(), Config{Concurrency: conc, Requests: int64(conc) * 5}, func(ctx context.Context, w *Worker) error {
+				if first.CompareAndSwap(false, true) {
+					atFirst.Store(int64(runtime.NumGoroutine()))
+				}
+				time.Sleep(time.Millisecond)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// No worker can have left before the first call (each makes 5).
+			if got := atFirst.Load(); got < int64(before+conc) {
+				t.Errorf("goroutines at the first call: %d, want >= %d (%d before the run + %d workers)", got, before+conc, before, conc)
+			}
+		})
+	}
+}
