@@ -526,7 +526,8 @@ func mergeFigures(cells []*result.Cell, modes map[string]string) (map[string]flo
 }
 
 // mergeInvariants re-judges each invariant on the combined figures where
-// its rule allows, else keeps it as the conjunction of the inputs'.
+// its rule allows, else keeps it as the conjunction of the inputs' (proven
+// when a broken input was).
 func mergeInvariants(cells []*result.Cell, from []string, figs map[string]float64, agreed map[string]bool) []result.Invariant {
 	var order []string
 	byName := map[string][]result.Invariant{}
@@ -557,6 +558,9 @@ func mergeInvariants(cells []*result.Cell, from []string, figs map[string]float6
 		var details []string
 		for i, inv := range invs {
 			merged.Holds = merged.Holds && inv.Holds
+			// A break some generator proved independent of its failed
+			// operations stays proven in the conjunction.
+			merged.Proven = merged.Proven || (!inv.Holds && inv.Proven)
 			details = append(details, byNameFrom[name][i]+": "+inv.Detail)
 		}
 		if d := distinct(invs); len(d) == 1 {

@@ -281,3 +281,28 @@ func TestMergeOfMergesFlattensSources(t *testing.T) {
 		t.Errorf("sources %d, generators %d, ops %d", len(abc.Sources), abc.Cells[0].Generators, abc.Cells[0].Ops)
 	}
 }
+
+// TestMergeKeepsProvenBreaks: a kept invariant (no rule to re-judge) is
+// proven in the merge when an input's break was proven, and only then.
+func TestMergeKeepsProvenBreaks(t *testing.T) {
+	inv := func(holds, proven bool) *result.Cell {
+		return &result.Cell{Invariants: []result.Invariant{{Name: "never two holders inside", Holds: holds, Proven: proven}}}
+	}
+	for _, tc := range []struct {
+		name                string
+		a, b                *result.Cell
+		wantHolds, wantProv bool
+	}{
+		{"both hold", inv(true, false), inv(true, false), true, false},
+		{"one proven break", inv(true, false), inv(false, true), false, true},
+		{"an unproven break", inv(false, false), inv(true, false), false, false},
+		{"proven and unproven breaks", inv(false, false), inv(false, true), false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := mergeInvariants([]*result.Cell{tc.a, tc.b}, []string{"a.json", "b.json"}, nil, nil)
+			if len(got) != 1 || got[0].Holds != tc.wantHolds || got[0].Proven != tc.wantProv || got[0].Merged != result.Kept {
+				t.Errorf("merged %+v, want holds %v proven %v", got, tc.wantHolds, tc.wantProv)
+			}
+		})
+	}
+}
