@@ -303,7 +303,7 @@ func TestLockRaceSettle(t *testing.T) {
 		{"naive release lost on another's lock", impl.LockNaive, lockRaceFailure{stage: lockStageRelease, id: "1:7", foreign: true, err: errLost}, false,
 			func(o *lockRaceOutcome) { o.acquired, o.entered, o.left = 21, 21, 21 }, nil, 0, "1 failed cycles not settled"},
 		{"refused entry", impl.LockToken, lockRaceFailure{stage: lockStageEnter, id: "1:7", err: errNoPerm}, false,
-			func(o *lockRaceOutcome) { o.acquired = 21 }, nil, 0, "1 failed cycles not settled"},
+			func(o *lockRaceOutcome) { o.acquired = 21 }, nil, 0, "1 calls refused by a server"},
 		{"a holder inside, unaccounted", impl.LockToken, lockRaceFailure{stage: lockStageAcquire, err: errLost}, false,
 			func(o *lockRaceOutcome) { o.stillInside = 1 }, []string{counted}, 1, "the probe's books do not add up"},
 		{"a foreign delete", impl.LockNaive, lockRaceFailure{stage: lockStageAcquire, err: errLost}, false,
@@ -458,6 +458,42 @@ func TestLockExpirySummaryAgrees(t *testing.T) {
 			o := healthy()
 			tc.edit(&o)
 			checkSummaryMatches(t, o.invariants(), o.summary(), tc.broken, tc.say, "")
+		})
+	}
+}
+
+// TestLockExpirySettle: every failed cycle of a lock-expiry cell is
+// settled against the resource's log (a lost write landed exactly when its
+// epoch is there), except a naive release whose reply was lost; a failure
+// that surely did not apply is a call refused, not settled.
+func TestLockExpirySettle(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		strategy       string
+		fail           lockExpiryFailure
+		settled, wrote int64
+		say            string
+	}{
+		{"acquire reply lost", impl.LockFenced, lockExpiryFailure{stage: lockStageAcquire, err: errLost}, 1, 0, "1 replies lost, 0 had written the resource"},
+		{"epoch reply lost", impl.LockToken, lockExpiryFailure{stage: lockExpiryStageEpoch, err: errLost}, 1, 0, "1 replies lost, 0 had"},
+		{"write reply lost, landed", impl.LockFenced, lockExpiryFailure{stage: lockExpiryStageWrite, epoch: 44, err: errLost}, 1, 1, "1 replies lost, 1 had written the resource"},
+		{"write reply lost, not landed", impl.LockFenced, lockExpiryFailure{stage: lockExpiryStageWrite, epoch: 45, err: errLost}, 1, 0, "1 replies lost, 0 had written the resource"},
+		{"token release lost", impl.LockToken, lockExpiryFailure{stage: lockStageRelease, epoch: 44, err: errLost}, 1, 0, "1 replies lost"},
+		{"naive release lost", impl.LockNaive, lockExpiryFailure{stage: lockStageRelease, epoch: 44, err: errLost}, 0, 0, "1 failed cycles not settled"},
+		{"refused write", impl.LockFenced, lockExpiryFailure{stage: lockExpiryStageWrite, epoch: 45, err: errNoPerm}, 0, 0, "1 calls refused by a server"},
+		{"refused by a restarting server", impl.LockFenced, lockExpiryFailure{stage: lockStageAcquire, err: errRefused}, 0, 0, "1 calls refused by a server"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := lockExpiryOutcome{
+				figures: map[string]float64{"acquisitions": 40}, ttl: 100 * time.Millisecond, entries: 2, writes: 2, finalValue: "44",
+				audit: resourceAudit{firstStale: "none", maxKey: 44, lastKey: 44, lastValue: "44", fenceOrdered: true, maxFence: 44, values: []string{"43", "44"}},
+				resourceFence: 44,
+			}
+			o.settle([]lockExpiryFailure{tc.fail}, tc.strategy == impl.LockNaive, impl.Classify)
+			checkSummaryMatches(t, o.invariants(), o.summary(), nil, tc.say, "")
+			if o.settledOps != tc.settled || o.lostLanded != tc.wrote || o.failed != 1 {
+				t.Errorf("settled %d (want %d), landed %d (want %d), failed %d", o.settledOps, tc.settled, o.lostLanded, tc.wrote, o.failed)
+			}
 		})
 	}
 }

@@ -137,19 +137,30 @@ func (s *LockExpiry) Run(ctx context.Context, env *Env, strategy string) (result
 	epochIncr, epochGet := sb.Script(counterIncrSrc), sb.Script(counterGetSrc)
 	admin := env.Admin
 
+	// Each worker notes its failed cycles (where, and the acquisition's
+	// epoch once it has one), to settle them against the resource's log
+	// after the run.
+	fails := make([][]lockExpiryFailure, len(r.tallies))
 	r.start(cfg)
 	stats, runErr := env.Drive(ctx, cfg, func(ctx context.Context, w *bench.Worker) error {
-		lease, ok, err := r.acquire(ctx, w)
-		if err != nil || !ok {
+		fail := func(stage string, epoch int64, err error) error {
+			fails[w.ID] = append(fails[w.ID], lockExpiryFailure{stage: stage, epoch: epoch, err: err})
 			return err
+		}
+		lease, ok, err := r.acquire(ctx, w)
+		if err != nil {
+			return fail(lockStageAcquire, 0, err)
+		}
+		if !ok {
+			return nil
 		}
 		acquired := time.Now()
 		incr, err := epochIncr.Run(ctx, []string{epochKey})
 		if err != nil {
-			return fmt.Errorf("epoch: %w", err)
+			return fail(lockExpiryStageEpoch, 0, fmt.Errorf("epoch: %w", err))
 		}
 		if len(incr) != 1 {
-			return fmt.Errorf("epoch: replied %v", incr)
+			return fail(lockExpiryStageEpoch, 0, fmt.Errorf("epoch: replied %v", incr))
 		}
 		epoch := incr[0]
 		t := &r.tallies[w.ID]
@@ -160,15 +171,15 @@ func (s *LockExpiry) Run(ctx context.Context, env *Env, strategy string) (result
 			t.paused++
 		}
 		if err := impl.Sleep(ctx, d); err != nil {
-			return err
+			return fail(lockExpiryStageEpoch, epoch, err) // the run ended (canceled)
 		}
 		if pause {
 			newest, err := epochGet.Run(ctx, []string{epochKey})
 			switch {
 			case err != nil:
-				return fmt.Errorf("epoch after the pause: %w", err)
+				return fail(lockExpiryStageEpoch, epoch, fmt.Errorf("epoch after the pause: %w", err))
 			case len(newest) != 1:
-				return fmt.Errorf("epoch after the pause: replied %v", newest)
+				return fail(lockExpiryStageEpoch, epoch, fmt.Errorf("epoch after the pause: replied %v", newest))
 			case newest[0] > epoch:
 				t.overtaken++ // another holder took the lock during the pause
 			}
@@ -181,10 +192,12 @@ func (s *LockExpiry) Run(ctx context.Context, env *Env, strategy string) (result
 		case errors.Is(err, impl.ErrStaleFence):
 			t.staleRejected++
 		case err != nil:
-			return err
+			return fail(lockExpiryStageWrite, epoch, err)
 		}
-		_, err = r.release(ctx, w, lease, acquired)
-		return err
+		if _, err = r.release(ctx, w, lease, acquired); err != nil {
+			return fail(lockStageRelease, epoch, err)
+		}
+		return nil
 	})
 	if runErr != nil {
 		return cell, runErr
@@ -226,7 +239,13 @@ func (s *LockExpiry) Run(ctx context.Context, env *Env, strategy string) (result
 		entries: int64(len(entries)), writes: res[impl.ResourceWrites], rejected: res[impl.ResourceRejected],
 		resourceFence: res[impl.ResourceFence], finalValue: finalValue, audit: audit,
 	}
+	var failed []lockExpiryFailure
+	for _, fs := range fails {
+		failed = append(failed, fs...)
+	}
+	out.settle(failed, strategy == impl.LockNaive, env.Backend.Classify)
 	out.fill(f)
+	cell.Settled = out.settledOps
 	cell.Invariants = out.invariants()
 	cell.Summary = out.summary()
 	return cell, nil
@@ -243,6 +262,66 @@ type lockExpiryOutcome struct {
 	resourceFence             int64 // the newest token the resource accepted
 	finalValue                string
 	audit                     resourceAudit
+
+	// The failed cycles (settle): lostReplies of unknown outcome were
+	// settled, lostLanded of them writes found in the resource's log;
+	// refusedCalls were refused by a server; unsettled could not be.
+	failed, lostReplies, lostLanded int64
+	refusedCalls, unsettled         int64
+	settledOps                      int64
+}
+
+// Where a lock-expiry cycle can fail besides lockStageAcquire and
+// lockStageRelease.
+const (
+	lockExpiryStageEpoch = "epoch" // the epoch's INCR, the pause, the epoch's read after it
+	lockExpiryStageWrite = "write" // Locker.Write of the resource
+)
+
+// lockExpiryFailure is one cycle that failed, and where.
+type lockExpiryFailure struct {
+	stage string
+	epoch int64 // the acquisition's epoch, once taken (0 before)
+	err   error
+}
+
+// settle accounts for the failed cycles. Every invariant of the cell is
+// read from the resource's log, so a failed cycle's effect on the verdict
+// is known wherever it failed: before its write it wrote nothing (a lost
+// acquisition or epoch INCR leaves at most a lease nobody uses, which
+// expires, and an epoch nobody writes); a write whose reply was lost
+// landed exactly when the log holds its epoch, and the log is what is
+// judged; a release by compare-and-delete frees only its own lease.
+// Only the naive lock's lost release (an unconditional DEL that may have
+// freed another holder's lock) cannot be settled. Failures of unknown
+// outcome (unknownOutcome) count as settled, for Cell.Settled; a failure
+// that surely did not apply (NOPERM, ...) still fails the cell.
+func (o *lockExpiryOutcome) settle(failed []lockExpiryFailure, naive bool, classify func(error) string) {
+	landed := map[string]bool{}
+	for _, e := range o.audit.values {
+		landed[e] = true
+	}
+	for _, f := range failed {
+		o.failed++
+		known := !(f.stage == lockStageRelease && naive)
+		switch class := classify(f.err); {
+		case known && unknownOutcome(class):
+			o.settledOps++
+			o.lostReplies++
+			if f.stage == lockExpiryStageWrite && landed[strconv.FormatInt(f.epoch, 10)] {
+				o.lostLanded++
+			}
+		case known && class == impl.ClassCanceled:
+			// The caller's own cancellation: a refusal to the runner.
+		case known && !impl.MayHaveApplied(class):
+			// Refused (a server down or loading, NOPERM, ...): surely not
+			// applied. The runner excuses it only under a fault it knows
+			// of; else it still withholds the verdict.
+			o.refusedCalls++
+		default:
+			o.unsettled++
+		}
+	}
 }
 
 // fill adds the outcome's figures to f.
@@ -251,6 +330,9 @@ func (o lockExpiryOutcome) fill(f map[string]float64) {
 	f["writes_counted"] = float64(o.writes)
 	f["stale_writes_landed"] = float64(o.audit.stale)
 	f["stale_writes_rejected"] = float64(o.rejected)
+	f["cycles_failed"] = float64(o.failed)
+	f["replies_lost_settled"] = float64(o.lostReplies)
+	f["lost_writes_landed"] = float64(o.lostLanded)
 }
 
 // endsNewest reports whether the resource holds the newest holder's write.
@@ -286,6 +368,13 @@ func (o lockExpiryOutcome) summary() string {
 	if !o.fenceOrdered() {
 		s += "; the resource's log is out of fencing order"
 	}
+	s += lostRepliesClause(o.lostReplies, o.lostLanded, "written the resource")
+	if o.refusedCalls > 0 {
+		s += fmt.Sprintf("; %d calls refused by a server", o.refusedCalls)
+	}
+	if o.unsettled > 0 {
+		s += fmt.Sprintf("; %d failed cycles not settled", o.unsettled)
+	}
 	return s
 }
 
@@ -299,6 +388,8 @@ type resourceAudit struct {
 	// are the last entry's.
 	maxKey, lastKey int64
 	lastValue       string
+	// values are the entries' values (their holders' epochs), in order.
+	values []string
 	// fenceOrdered reports the fences never going down; maxFence is the
 	// largest.
 	fenceOrdered bool
@@ -333,6 +424,7 @@ func auditResourceLog(entries []string) (resourceAudit, error) {
 		}
 		a.maxKey = max(a.maxKey, key)
 		a.lastKey, a.lastValue = key, value
+		a.values = append(a.values, value)
 		if fence < lastFence {
 			a.fenceOrdered = false
 		}

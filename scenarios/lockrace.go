@@ -698,10 +698,10 @@ func (o *lockRaceOutcome) settle(failed []lockRaceFailure, inside []bool, classi
 			}
 		case known && class == impl.ClassCanceled:
 			// The caller's own cancellation: a refusal to the runner.
-		case known && class == impl.ClassRefused:
-			// A connection refused by a server (down, restarting): known
-			// not to have applied there. Not settled for the runner,
-			// which excuses it only under a fault it knows of.
+		case known && !impl.MayHaveApplied(class):
+			// Refused (a server down or loading, NOPERM, ...): surely not
+			// applied there. Not settled for the runner, which excuses it
+			// only under a fault it knows of.
 			o.refusedCalls++
 		default:
 			o.unsettled++
