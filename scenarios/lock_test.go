@@ -486,7 +486,7 @@ func TestLockExpirySettle(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := lockExpiryOutcome{
 				figures: map[string]float64{"acquisitions": 40}, ttl: 100 * time.Millisecond, entries: 2, writes: 2, finalValue: "44",
-				audit: resourceAudit{firstStale: "none", maxKey: 44, lastKey: 44, lastValue: "44", fenceOrdered: true, maxFence: 44, values: []string{"43", "44"}},
+				audit:         resourceAudit{firstStale: "none", maxKey: 44, lastKey: 44, lastValue: "44", fenceOrdered: true, maxFence: 44, values: []string{"43", "44"}},
 				resourceFence: 44,
 			}
 			o.settle([]lockExpiryFailure{tc.fail}, tc.strategy == impl.LockNaive, impl.Classify)
