@@ -459,10 +459,10 @@ type engine struct {
 // Run drives op with cfg's workers until the count is done, the duration
 // has passed, the cap is reached or ctx ends, and returns the merged
 // statistics. The first Concurrency workers begin together: none makes a
-// call before all of them are started. Operations receive a context that ends when ctx does or when
-// a stop outlasts Config.StopTimeout. When ctx ends the run stops,
-// Stats.Interrupted is set and the error is nil: the partial statistics are
-// still worth reporting.
+// call before all of them are started. Operations receive a context that
+// ends when ctx does or when a stop outlasts Config.StopTimeout. When ctx
+// ends the run stops, Stats.Interrupted is set and the error is nil: the
+// partial statistics are still worth reporting.
 func Run(ctx context.Context, cfg Config, op Op) (*Stats, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
