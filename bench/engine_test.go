@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -258,16 +259,26 @@ func TestInTimedOpMarksEveryCallOnly(t *testing.T) {
 // TestFirstWorkersBeginTogether: when the first call of a run begins,
 // every one of the first Concurrency workers is already running (a
 // worker started early cannot make a sale alone while the others are
-// still being created).
+// still being created). The workers are counted in a dump of every
+// goroutine's stack, so other goroutines of the test binary do not count.
 func TestFirstWorkersBeginTogether(t *testing.T) {
+	workers := func() int {
+		buf := make([]byte, 1<<20)
+		for {
+			n := runtime.Stack(buf, true)
+			if n < len(buf) {
+				return strings.Count(string(buf[:n]), "bench.(*engine).startWorker.func")
+			}
+			buf = make([]byte, 2*len(buf))
+		}
+	}
 	for _, conc := range []int{2, 16, 64} {
 		t.Run(fmt.Sprint(conc), func(t *testing.T) {
-			before := runtime.NumGoroutine()
 			var first atomic.Bool
-			var atFirst atomic.Int64
+			atFirst := -1
 			_, err := Run(context.Background(), Config{Concurrency: conc, Requests: int64(conc) * 5}, func(ctx context.Context, w *Worker) error {
 				if first.CompareAndSwap(false, true) {
-					atFirst.Store(int64(runtime.NumGoroutine()))
+					atFirst = workers()
 				}
 				time.Sleep(time.Millisecond)
 				return nil
@@ -276,8 +287,8 @@ func TestFirstWorkersBeginTogether(t *testing.T) {
 				t.Fatal(err)
 			}
 			// No worker can have left before the first call (each makes 5).
-			if got := atFirst.Load(); got < int64(before+conc) {
-				t.Errorf("goroutines at the first call: %d, want >= %d (%d before the run + %d workers)", got, before+conc, before, conc)
+			if atFirst != conc {
+				t.Errorf("workers running at the first call: %d, want %d", atFirst, conc)
 			}
 		})
 	}
