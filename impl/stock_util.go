@@ -52,6 +52,18 @@ func DecodeDeduction(vals []int64) (Deduction, error) {
 	return Deduction{}, fmt.Errorf("script replied %v, want {ok, remaining} or {ok, remaining, replayed}", vals)
 }
 
+// DecodeWaitedDeduction is DecodeDeduction of a script reply followed by
+// a WAIT: an answer OK, not a replay, that the WAIT did not confirm
+// (confirmed false) is marked Unconfirmed.
+func DecodeWaitedDeduction(vals []int64, confirmed bool) (Deduction, error) {
+	d, err := DecodeDeduction(vals)
+	if err != nil {
+		return d, err
+	}
+	d.Unconfirmed = d.OK && !d.Replayed && !confirmed
+	return d, nil
+}
+
 // SlotShardStart is the shard a sharded-slots purchase's walk starts at:
 // a hash (FNV-1a) of its id, so every send of one purchase walks the
 // shards in the same order.

@@ -96,3 +96,25 @@ func TestPurchasesKeySharesTheStockSlot(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeWaitedDeduction(t *testing.T) {
+	for _, tc := range []struct {
+		vals        []int64
+		confirmed   bool
+		unconfirmed bool
+	}{
+		{[]int64{1, 7}, true, false},
+		{[]int64{1, 7}, false, true},
+		{[]int64{0, 0}, false, false},    // refused: nothing to confirm
+		{[]int64{1, 7, 1}, false, false}, // a replay wrote nothing now
+		{[]int64{1, 7, 0}, false, true},
+	} {
+		d, err := DecodeWaitedDeduction(tc.vals, tc.confirmed)
+		if err != nil || d.Unconfirmed != tc.unconfirmed {
+			t.Errorf("DecodeWaitedDeduction(%v, %v) = %+v, %v; want unconfirmed %v", tc.vals, tc.confirmed, d, err, tc.unconfirmed)
+		}
+	}
+	if _, err := DecodeWaitedDeduction([]int64{1}, true); err == nil {
+		t.Error("a malformed reply decoded")
+	}
+}

@@ -148,10 +148,5 @@ func (w *waiter) deduct(ctx context.Context, rdb redis.UniversalClient, script *
 	if err != nil {
 		return impl.Deduction{}, err
 	}
-	d, err := impl.DecodeDeduction(res)
-	if err != nil {
-		return d, err
-	}
-	d.Unconfirmed = d.OK && !d.Replayed && !confirmed
-	return d, nil
+	return impl.DecodeWaitedDeduction(res, confirmed)
 }
