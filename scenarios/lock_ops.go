@@ -108,15 +108,7 @@ func (s lockLoadSettler) acquireFailed(ctx context.Context, t *lockLoadTally, le
 		return s.count(ctx, t, err)
 	}
 	t.acquireLost++
-	switch state {
-	case impl.LeaseHeld:
-		t.acquireLostHeld++
-		return s.count(ctx, t, err)
-	case impl.LeaseGone:
-		return s.count(ctx, t, err)
-	}
-	t.unsettled++
-	return err
+	return s.settled(ctx, t, state, &t.acquireLostHeld, err)
 }
 
 // releaseFailed returns what the engine is to count for a failed
@@ -135,9 +127,15 @@ func (s lockLoadSettler) releaseFailed(ctx context.Context, t *lockLoadTally, le
 	sctx, cancel := settleCtx(ctx)
 	state, _ := impl.SettleLease(sctx, s.locker, lease)
 	cancel()
+	return s.settled(ctx, t, state, &t.releaseLostHeld, err)
+}
+
+// settled tallies what a settle found of a failure of unknown outcome:
+// held (counted in *held too) and gone are settled, unknown is not.
+func (s lockLoadSettler) settled(ctx context.Context, t *lockLoadTally, state impl.LeaseState, held *int64, err error) error {
 	switch state {
 	case impl.LeaseHeld:
-		t.releaseLostHeld++
+		*held++
 		return s.count(ctx, t, err)
 	case impl.LeaseGone:
 		return s.count(ctx, t, err)
