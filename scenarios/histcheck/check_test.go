@@ -52,18 +52,7 @@ func TestStockModel(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := Check(context.Background(), stockModel(tc.initial), tc.ops, 0, Options{Timeout: 5 * time.Second})
-			if h.Result != tc.want {
-				t.Fatalf("result %s, want %s: %+v", h.Result, tc.want, h)
-			}
-			if h.Ops != int64(len(tc.ops)) || h.Partitions != 1 {
-				t.Fatalf("ops %d partitions %d", h.Ops, h.Partitions)
-			}
-			if tc.want != result.HistoryNotLinearizable {
-				return
-			}
-			if !strings.Contains(h.Witness+strings.Join(h.WitnessOps, ";"), tc.witness) || h.Partition != "item sku-1" || len(h.Page) == 0 {
-				t.Fatalf("witness %q %q in %q, page %d bytes; want %q", h.Witness, h.WitnessOps, h.Partition, len(h.Page), tc.witness)
-			}
+			wantHistory(t, h, len(tc.ops), tc.want, "item sku-1", tc.witness)
 		})
 	}
 }
@@ -253,5 +242,26 @@ func TestStockPendingClaims(t *testing.T) {
 	}
 	if legal == 0 || illegal == 0 {
 		t.Fatalf("%d linearizable and %d not: the cases do not cover both", legal, illegal)
+	}
+}
+
+// wantHistory checks the result of a one-partition history of n
+// operations, and for a violation its partition, a witness containing
+// witness and the visualization's page.
+func wantHistory(t *testing.T, h *result.History, n int, want, partition, witness string) {
+	t.Helper()
+	if h.Result != want {
+		brief := *h
+		brief.Page = nil
+		t.Fatalf("result %s, want %s: %+v", h.Result, want, brief)
+	}
+	if h.Ops != int64(n) || h.Partitions != 1 {
+		t.Fatalf("ops %d partitions %d", h.Ops, h.Partitions)
+	}
+	if want != result.HistoryNotLinearizable {
+		return
+	}
+	if !strings.Contains(h.Witness+strings.Join(h.WitnessOps, ";"), witness) || h.Partition != partition || len(h.Page) == 0 {
+		t.Fatalf("witness %q %q in %q, page %d bytes; want %q in %q", h.Witness, h.WitnessOps, h.Partition, len(h.Page), witness, partition)
 	}
 }

@@ -2,7 +2,6 @@ package histcheck
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -85,17 +84,7 @@ func TestLockModel(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := Lock(LockOptions{TTL: 100 * time.Millisecond, Fenced: tc.fenced, RefreshedUnseen: tc.unseen, Name: func(int64) string { return "race" }})
 			h := Check(context.Background(), m, tc.ops, 0, Options{Timeout: 5 * time.Second})
-			if h.Result != tc.want {
-				brief := *h
-				brief.Page = nil
-				t.Fatalf("result %s, want %s: %+v", h.Result, tc.want, brief)
-			}
-			if tc.want != result.HistoryNotLinearizable {
-				return
-			}
-			if !strings.Contains(h.Witness+strings.Join(h.WitnessOps, ";"), tc.witness) || h.Partition != "lock race" || len(h.Page) == 0 {
-				t.Fatalf("witness %q %q in %q, page %d bytes; want %q", h.Witness, h.WitnessOps, h.Partition, len(h.Page), tc.witness)
-			}
+			wantHistory(t, h, len(tc.ops), tc.want, "lock race", tc.witness)
 		})
 	}
 }

@@ -2,7 +2,6 @@ package histcheck
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -97,20 +96,7 @@ func TestOrderModel(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := Order(tc.ttl, func(k int64) string { return "o-7" })
 			h := Check(context.Background(), m, tc.ops, 0, Options{Timeout: 5 * time.Second})
-			if h.Result != tc.want {
-				brief := *h
-				brief.Page = nil
-				t.Fatalf("result %s, want %s: %+v", h.Result, tc.want, brief)
-			}
-			if h.Partitions != 1 || h.Ops != int64(len(tc.ops)) {
-				t.Fatalf("ops %d partitions %d", h.Ops, h.Partitions)
-			}
-			if tc.want != result.HistoryNotLinearizable {
-				return
-			}
-			if !strings.Contains(h.Witness+strings.Join(h.WitnessOps, ";"), tc.witness) || h.Partition != "order o-7" || len(h.Page) == 0 {
-				t.Fatalf("witness %q %q in %q, page %d bytes; want %q", h.Witness, h.WitnessOps, h.Partition, len(h.Page), tc.witness)
-			}
+			wantHistory(t, h, len(tc.ops), tc.want, "order o-7", tc.witness)
 		})
 	}
 }
