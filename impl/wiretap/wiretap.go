@@ -11,6 +11,7 @@
 package wiretap
 
 import (
+	"errors"
 	"net"
 	"sync/atomic"
 	"syscall"
@@ -59,18 +60,12 @@ func (e *ConnError) Error() string { return e.err.Error() }
 // Cause returns the failure the connection met.
 func (e *ConnError) Cause() error { return e.err }
 
-// Reveal returns the failure a ConnError anywhere in err's chain hides, or
-// err itself when there is none.
+// Reveal returns the failure a ConnError anywhere in err's tree hides
+// (errors.As: joined errors included), or err itself when there is none.
 func Reveal(err error) error {
-	for e := err; e != nil; {
-		if ce, ok := e.(*ConnError); ok {
-			return ce.err
-		}
-		u, ok := e.(interface{ Unwrap() error })
-		if !ok {
-			return err
-		}
-		e = u.Unwrap()
+	var ce *ConnError
+	if errors.As(err, &ce) {
+		return ce.err
 	}
 	return err
 }

@@ -80,6 +80,10 @@ func TestWrapCountsAndMakesFailuresFinal(t *testing.T) {
 	if wrapped := fmt.Errorf("pool: %w", err); !errors.Is(Reveal(wrapped), io.EOF) {
 		t.Fatalf("Reveal(%v) does not give io.EOF back", wrapped)
 	}
+	// A joined error (a release over several shards) is searched too.
+	if joined := fmt.Errorf("release: %w", errors.Join(errors.New("shard 1: refused"), err)); !errors.Is(Reveal(joined), io.EOF) {
+		t.Fatalf("Reveal(%v) does not give io.EOF back", joined)
+	}
 	if Reveal(os.ErrClosed) != os.ErrClosed {
 		t.Fatal("Reveal changed an error without a ConnError")
 	}
