@@ -256,10 +256,7 @@ func SlotDeduct(ctx context.Context, st SlotStepper, layout *SlotShards, item st
 // validated, then a SlotWalk from the shard the id picks (SlotShardStart),
 // recording on each shard what it took there. Both backends' Purchase.
 func SlotPurchase(ctx context.Context, st SlotStepper, layout *SlotShards, item, id string, qty int64, maxRetries int) (Deduction, error) {
-	if err := ValidateQuantity(qty); err != nil {
-		return Deduction{}, err
-	}
-	if err := ValidatePurchaseID(id); err != nil {
+	if err := ValidatePurchase(qty, id); err != nil {
 		return Deduction{}, err
 	}
 	return SlotWalk(ctx, st, layout.Shards(item), layout.LockKey(item), qty, SlotWalkOptions{

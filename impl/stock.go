@@ -172,6 +172,15 @@ func PurchasesKey(k Keyspace, item string) string { return k.Tagged("purchases",
 // MaxPurchaseID is the longest purchase id, in bytes.
 const MaxPurchaseID = 512
 
+// ValidatePurchase validates a purchase of qty units under id
+// (ValidateQuantity, then ValidatePurchaseID).
+func ValidatePurchase(qty int64, id string) error {
+	if err := ValidateQuantity(qty); err != nil {
+		return err
+	}
+	return ValidatePurchaseID(id)
+}
+
 // ValidatePurchaseID returns an error wrapping ErrInvalidID unless id is
 // 1..MaxPurchaseID bytes (any bytes: it is a hash field, never part of a
 // key).

@@ -8,6 +8,7 @@ package faults
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,7 +60,7 @@ func Kinds() []string {
 func ClusterKinds() []string { return []string{Reshard, Failover} }
 
 // IsCluster reports whether the spec acts on a Redis Cluster.
-func (s Spec) IsCluster() bool { return s.Kind == Reshard || s.Kind == Failover }
+func (s Spec) IsCluster() bool { return slices.Contains(ClusterKinds(), s.Kind) }
 
 // Grammar is the --fault grammar, for help texts.
 const Grammar = `  pause:DUR@AT            the server stops answering for DUR from AT

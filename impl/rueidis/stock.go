@@ -92,15 +92,6 @@ func (s *plainStock) errorf(op, item string, err error) error {
 	return fmt.Errorf("rueidis stock %s: %s %q: %w", s.name, op, item, err)
 }
 
-// validatePurchase checks a purchase's quantity and id before any Redis
-// call.
-func validatePurchase(qty int64, id string) error {
-	if err := impl.ValidateQuantity(qty); err != nil {
-		return err
-	}
-	return impl.ValidatePurchaseID(id)
-}
-
 // record writes a purchase's record after its deduction (naive, decr: a
 // separate command, not atomic with it).
 func (s *plainStock) record(ctx context.Context, item, id string, qty int64) error {
@@ -174,7 +165,7 @@ func (s *naiveStock) Deduct(ctx context.Context, item string, qty int64) (impl.D
 // Purchase is Deduct, then HSET of the record when the units were taken:
 // not atomic with the deduction, and not idempotent.
 func (s *naiveStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
-	if err := validatePurchase(qty, id); err != nil {
+	if err := impl.ValidatePurchase(qty, id); err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
 	d, err := s.deduct(ctx, item, qty)
@@ -228,7 +219,7 @@ func (s *decrStock) Deduct(ctx context.Context, item string, qty int64) (impl.De
 // Purchase is Deduct, then HSET of the record when the units were taken:
 // not atomic with the deduction, and not idempotent.
 func (s *decrStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
-	if err := validatePurchase(qty, id); err != nil {
+	if err := impl.ValidatePurchase(qty, id); err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
 	d, err := s.deduct(ctx, item, qty)
@@ -286,7 +277,7 @@ func (s *watchStock) Deduct(ctx context.Context, item string, qty int64) (impl.D
 // Purchase runs the WATCH transaction with the purchase's record inside it:
 // atomic and idempotent on id.
 func (s *watchStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
-	if err := validatePurchase(qty, id); err != nil {
+	if err := impl.ValidatePurchase(qty, id); err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
 	d, err := s.run(ctx, item, id, qty)
@@ -448,7 +439,7 @@ func (s *luaStock) Deduct(ctx context.Context, item string, qty int64) (impl.Ded
 // Purchase runs the strategy's purchase script: the deduction and its
 // record in one script; idempotent on id for the idempotent strategy only.
 func (s *luaStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
-	if err := validatePurchase(qty, id); err != nil {
+	if err := impl.ValidatePurchase(qty, id); err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
 	d, err := s.w.deduct(ctx, s.rc, s.purchase, []string{s.key(item), s.purchasesKey(item)}, qty, id)
@@ -591,7 +582,7 @@ func (s *shardedStock) Deduct(ctx context.Context, item string, qty int64) (impl
 // ones, and the purchase's record, in one script, idempotent on id.
 // Remaining is the total over all shards.
 func (s *shardedStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
-	if err := validatePurchase(qty, id); err != nil {
+	if err := impl.ValidatePurchase(qty, id); err != nil {
 		return impl.Deduction{}, s.errorf("purchase", item, err)
 	}
 	keys := append([]string{impl.PurchasesKey(s.opts.Keys, item)}, s.keys(item, rand.IntN(s.opts.Shards))...)

@@ -61,7 +61,7 @@ type LockOptions struct {
 // critical section on a live lease at the server's instant is left to the
 // server-side probes.
 func Lock(opts LockOptions) Model {
-	m := lockModel{ttl: int64(opts.TTL), fenced: opts.Fenced, refreshed: opts.RefreshedUnseen, name: opts.Name}
+	m := lockModel{ttl: int64(opts.TTL), fenced: opts.Fenced, refreshed: opts.RefreshedUnseen}
 	return Model{
 		Name:          "fenced lock",
 		Init:          func(int64) any { return lockState{holder: lockFree} },
@@ -83,7 +83,6 @@ type lockModel struct {
 	ttl       int64
 	fenced    bool
 	refreshed bool
-	name      func(key int64) string
 }
 
 // lockState is a lock: its holder and the span in which its lease began,
