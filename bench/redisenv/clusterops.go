@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/paybench/paybench/impl"
 )
 
 // Bounds of a slot migration.
@@ -110,8 +112,6 @@ type hot struct {
 	slots []map[int]int
 	// clients are the admin's clients of every node, by address.
 	clients map[string]*redis.Client
-	// topo is the cluster's topology.
-	topo []Node
 	// own are the clients of clients that hotMaster made.
 	own []*redis.Client
 }
@@ -144,7 +144,6 @@ func (s *Server) hotMaster(ctx context.Context, patterns []string) (hot, error) 
 	if err != nil {
 		return h, err
 	}
-	h.topo = topo
 	for _, n := range topo {
 		if n.Role == "master" && !n.Failed && len(n.Slots) > 0 {
 			h.masters = append(h.masters, n)
@@ -260,7 +259,8 @@ func keyCount(m map[int]int) int {
 }
 
 // keySlots counts the keys matching pattern on one node per slot (SCAN,
-// then CLUSTER KEYSLOT of each key, pipelined).
+// and each key's slot computed here: impl.KeySlot, which agrees with
+// CLUSTER KEYSLOT).
 func keySlots(ctx context.Context, node *redis.Client, pattern string) (map[int]int, error) {
 	out := map[int]int{}
 	var cursor uint64
@@ -269,18 +269,8 @@ func keySlots(ctx context.Context, node *redis.Client, pattern string) (map[int]
 		if err != nil {
 			return nil, fmt.Errorf("SCAN %s: %w", node.Options().Addr, err)
 		}
-		if len(keys) > 0 {
-			pipe := node.Pipeline()
-			cmds := make([]*redis.IntCmd, len(keys))
-			for i, k := range keys {
-				cmds[i] = pipe.ClusterKeySlot(ctx, k)
-			}
-			if _, err := pipe.Exec(ctx); err != nil {
-				return nil, fmt.Errorf("CLUSTER KEYSLOT on %s: %w", node.Options().Addr, err)
-			}
-			for _, c := range cmds {
-				out[int(c.Val())]++
-			}
+		for _, k := range keys {
+			out[impl.KeySlot(k)]++
 		}
 		if next == 0 {
 			return out, nil
