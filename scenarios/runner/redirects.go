@@ -109,9 +109,11 @@ func failedOver(log []result.Fault) bool {
 //     acknowledged writes lost becomes INCONCLUSIVE, saying how many: a
 //     PASS never hides a lost write, a FAIL never blames the strategy for
 //     the failover's loss;
-//   - where the scenario does not measure it, a FAIL becomes INCONCLUSIVE
-//     (the loss may explain it) and a PASS stands, its line saying that
-//     lost writes were not measured;
+//   - where the scenario does not measure it, a broken invariant (FAIL, or
+//     REPRODUCED) becomes INCONCLUSIVE — the loss may explain the break,
+//     so it neither blames the strategy nor confirms its expected bug —
+//     and a PASS or NOT-REPRODUCED stands, its line saying that lost writes
+//     were not measured;
 //   - a failover fault that failed makes a judged verdict INCONCLUSIVE.
 func judgeFailover(c result.Cell) result.Cell {
 	if !failedOver(c.Faults) {
@@ -133,8 +135,8 @@ func judgeFailover(c result.Cell) result.Cell {
 	}
 	if !measured {
 		switch {
-		case c.Verdict == result.Fail:
-			return inconclusive(c, "a failover happened during the cell and this scenario does not measure the acknowledged writes it lost: the failure may be the failover's, not the strategy's ("+c.Summary+")")
+		case c.Verdict == result.Fail || c.Verdict == result.Reproduced:
+			return inconclusive(c, "a failover happened during the cell and this scenario does not measure the acknowledged writes it lost: the broken invariant may be the failover's, not the strategy's ("+c.Summary+")")
 		case judged:
 			c.Summary = joinSemi(c.Summary, "acknowledged writes lost in the failover: not measured by this scenario")
 		}
