@@ -169,7 +169,10 @@ func setupLockAcquireRelease(ctx context.Context, env *LoadEnv, strategy string)
 	}
 	tallies := newWorkerSlots(env.Workers, func() *lockLoadTally { return new(lockLoadTally) })
 	settler := lockLoadSettler{locker: locker, classify: env.Backend.Classify}
-	var sum lockLoadTally // the tallies' sum, once Figures has run
+	total := func() (sum lockLoadTally) {
+		tallies.each(sum.add)
+		return sum
+	}
 	return &Load{
 		Params: librarySettings(locker),
 		Op: func(ctx context.Context, w *bench.Worker) error {
@@ -195,8 +198,7 @@ func setupLockAcquireRelease(ctx context.Context, env *LoadEnv, strategy string)
 			return nil
 		},
 		Figures: func(context.Context) (map[string]float64, error) {
-			sum = lockLoadTally{}
-			tallies.each(sum.add)
+			sum := total()
 			f := map[string]float64{
 				"locks":                   float64(len(names)),
 				"ttl_ms":                  ms(loadLockTTL),
@@ -218,6 +220,6 @@ func setupLockAcquireRelease(ctx context.Context, env *LoadEnv, strategy string)
 			}
 			return f, nil
 		},
-		Settled: func() int64 { return sum.settled },
+		Settled: func() int64 { return total().settled },
 	}, nil
 }

@@ -237,7 +237,10 @@ func (r *run) loadCell(ctx context.Context, l LoadCells, be impl.Backend, conn i
 		} else if len(figs) > 0 {
 			c.Figures = figs
 		}
-		if ferr == nil && load.Settled != nil {
+		// A search's steps share the load's tallies, and the cell keeps
+		// only the best step's failures: failures settled in other steps
+		// must not excuse them.
+		if ferr == nil && load.Settled != nil && search == nil {
 			c.Settled = load.Settled()
 		}
 	}
