@@ -131,16 +131,3 @@ func TestLockRaceFirstServerRestart(t *testing.T) {
 		})
 	}
 }
-
-func TestGlobEscape(t *testing.T) {
-	for in, want := range map[string]string{
-		"paybench:run1:": "paybench:run1:",
-		"a*b?c[d]e\\f":   "a\\*b\\?c\\[d\\]e\\\\f",
-		"lock:{race}:x":  "lock:{race}:x",
-		"":               "",
-	} {
-		if got := globEscape(in); got != want {
-			t.Errorf("globEscape(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -607,6 +607,11 @@ func (s *LockRace) Run(ctx context.Context, env *Env, strategy string) (result.C
 	if fault != nil {
 		cell.Summary += fault.summary(out.live)
 		cell.Faults = fault.faults(env.Origin)
+		if fault.booksLost != nil {
+			// Not the lock's doing: paybench's own restart of the first
+			// server failed, and the books it judges may be incomplete.
+			return cell, JudgementError(fmt.Errorf("the probe's books may be incomplete: %w", fault.booksLost))
+		}
 		if fault.restarted > 0 {
 			// Redlock's argument: a server restarted without persistence
 			// (against what Redis asks of a Redlock deployment) lets a

@@ -1,10 +1,10 @@
 package scenarios
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +56,10 @@ type redlockFault struct {
 	stop                context.CancelFunc
 	bareSeen, restarted int64
 	errs                []error
+	// booksLost is the first restart of the first server that failed
+	// after the server was killed (its start or the keys' restore): the
+	// probe's books and the cell's other keys may be incomplete since.
+	booksLost error
 }
 
 // firstRestart is the fault for a lock on the first server only: the
@@ -185,16 +189,20 @@ func (f *redlockFault) restartFirst(ctx context.Context) error {
 	if !f.heldInside(rctx) {
 		return nil // the holder left meanwhile
 	}
-	snap, err := snapshotKeys(rctx, admin, r.keys.Prefix(), r.lockKeys)
+	snap, err := snapshotKeys(rctx, admin, r.keys.Pattern(), r.lockKeys)
 	if err != nil {
 		return fmt.Errorf("snapshot before restarting %s: %w", r.peer.Redacted(), err)
 	}
 	start := time.Now()
 	if err := r.peer.Restart(rctx); err != nil {
-		return fmt.Errorf("restart %s: %w", r.peer.Redacted(), err)
+		err = fmt.Errorf("restart %s: %w", r.peer.Redacted(), err)
+		f.booksLost = cmp.Or(f.booksLost, err)
+		return err
 	}
 	if err := restoreKeys(rctx, admin, snap); err != nil {
-		return fmt.Errorf("restore after restarting %s: %w", r.peer.Redacted(), err)
+		err = fmt.Errorf("restore after restarting %s: %w", r.peer.Redacted(), err)
+		f.booksLost = cmp.Or(f.booksLost, err)
+		return err
 	}
 	if r.start.IsZero() {
 		r.start = start
@@ -211,10 +219,11 @@ type keySnapshot struct {
 	ttl  time.Duration
 }
 
-// snapshotKeys dumps every key under prefix but those in skip.
-func snapshotKeys(ctx context.Context, admin redis.UniversalClient, prefix string, skip map[string]bool) ([]keySnapshot, error) {
+// snapshotKeys dumps every key matching pattern (the run's
+// impl.Keyspace.Pattern) but those in skip.
+func snapshotKeys(ctx context.Context, admin redis.UniversalClient, pattern string, skip map[string]bool) ([]keySnapshot, error) {
 	var keys []string
-	iter := admin.Scan(ctx, 0, globEscape(prefix)+"*", 1000).Iterator()
+	iter := admin.Scan(ctx, 0, pattern, 1000).Iterator()
 	for iter.Next(ctx) {
 		if k := iter.Val(); !skip[k] {
 			keys = append(keys, k)
@@ -259,18 +268,6 @@ func restoreKeys(ctx context.Context, admin redis.UniversalClient, snap []keySna
 		return nil
 	})
 	return err
-}
-
-// globEscape escapes the glob characters of a SCAN MATCH pattern.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, c := range s {
-		if strings.ContainsRune(`*?[]\`, c) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // read returns the lock key's value on every server ("" where it is
