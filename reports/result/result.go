@@ -449,23 +449,24 @@ func (c *Cell) JudgeHistory() {
 		case NotReproduced:
 			c.Verdict = Reproduced
 		}
-		c.Summary = joinSemi(c.Summary, "history not linearizable: "+h.Witness)
+		c.AddSummary("history not linearizable: " + h.Witness)
 	case HistoryUnknown:
 		if c.Verdict == Pass {
 			c.Verdict = Inconclusive
 			c.Reason = "the invariants held, but the history's linearizability is unknown: " + h.Reason
 			return
 		}
-		c.Summary = joinSemi(c.Summary, "history not decided: "+h.Reason)
+		c.AddSummary("history not decided: " + h.Reason)
 	}
 }
 
-// joinSemi joins two parts of a summary with "; " (either may be empty).
-func joinSemi(a, b string) string {
-	if a == "" || b == "" {
-		return a + b
+// AddSummary appends part to the cell's summary, after "; " when the
+// summary is not empty.
+func (c *Cell) AddSummary(part string) {
+	if c.Summary != "" && part != "" {
+		c.Summary += "; "
 	}
-	return a + "; " + b
+	c.Summary += part
 }
 
 // AsExpected reports whether the verdict is what the cell's expectation

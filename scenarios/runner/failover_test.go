@@ -48,8 +48,8 @@ func TestFailoverUnderASale(t *testing.T) {
 	for _, tc := range []struct {
 		backend, spec string
 	}{
-		{impl.GoRedis, "failover@200ms"},
-		{impl.Rueidis, "failover:force@200ms"},
+		{impl.GoRedis, "failover@50ms"},
+		{impl.Rueidis, "failover:force@50ms"},
 	} {
 		t.Run(tc.backend+" "+tc.spec, func(t *testing.T) {
 			spec, err := faults.Parse(tc.spec)
@@ -62,7 +62,7 @@ func TestFailoverUnderASale(t *testing.T) {
 				Backends:  []string{tc.backend},
 				Settings:  Settings{Concurrency: 16, Seed: 1},
 				Keys:      keys,
-				Scenarios: []ScenarioCells{{Scenario: oversell(t, "--stock", "4000", "--buyers", "6000"), Strategies: []string{impl.StockLua}}},
+				Scenarios: []ScenarioCells{{Scenario: oversell(t, "--stock", "4000", "--buyers", "12000"), Strategies: []string{impl.StockLua}}},
 				Faults:    []faults.Spec{spec},
 			}
 			doc, err := runPlan(t, p)

@@ -419,11 +419,3 @@ func judgeHistory(c result.Cell) result.Cell {
 	c.JudgeHistory()
 	return c
 }
-
-// joinSemi joins two parts of a summary with "; " (either may be empty).
-func joinSemi(a, b string) string {
-	if a == "" || b == "" {
-		return a + b
-	}
-	return a + "; " + b
-}

@@ -71,7 +71,7 @@ func clusterRedirects(c result.Cell, m serverMark) result.Cell {
 		c.Figures[k] = float64(v)
 		c.FigureMerge[k] = result.MergeSum
 	}
-	c.Summary = joinSemi(c.Summary, fmt.Sprintf("redirections: MOVED ×%d, ASK ×%d received, %d surfaced as failed operations (the rest followed)", got.Moved, got.Ask, failed))
+	c.AddSummary(fmt.Sprintf("redirections: MOVED ×%d, ASK ×%d received, %d surfaced as failed operations (the rest followed)", got.Moved, got.Ask, failed))
 	return c
 }
 
@@ -138,7 +138,7 @@ func judgeFailover(c result.Cell) result.Cell {
 		case c.Verdict == result.Fail || c.Verdict == result.Reproduced:
 			return inconclusive(c, "a failover happened during the cell and this scenario does not measure the acknowledged writes it lost: the broken invariant may be the failover's, not the strategy's ("+c.Summary+")")
 		case judged:
-			c.Summary = joinSemi(c.Summary, "acknowledged writes lost in the failover: not measured by this scenario")
+			c.AddSummary("acknowledged writes lost in the failover: not measured by this scenario")
 		}
 		return c
 	}
@@ -160,7 +160,7 @@ func judgeFailover(c result.Cell) result.Cell {
 	if lost > 0 && judged {
 		return inconclusive(c, fmt.Sprintf("the failover lost %.0f writes the client had been told succeeded%s (Redis replicates asynchronously: the promoted replica lacked them); a server-side durability loss, so the strategy is not judged (it %s: see the summary)", lost, waited, verdictWord(c.Verdict)))
 	}
-	c.Summary = joinSemi(c.Summary, line)
+	c.AddSummary(line)
 	return c
 }
 
