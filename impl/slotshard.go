@@ -114,12 +114,10 @@ func (l *SlotShards) StockKeys(item string) []string {
 	return keys
 }
 
-// LockKey is item's walk lock (impl.SlotWalk): a string holding the
-// token of the walk splitting a purchase over the shards, in shard 0's
-// slot.
-func (l *SlotShards) LockKey(item string) string {
-	return l.Shards(item)[0].Stock + ":walk"
-}
+// slotLockKey is an item's walk lock (SlotWalk), from its shards: a
+// string holding the token of the walk splitting a purchase over the
+// shards, in shard 0's slot.
+func slotLockKey(shards []SlotShard) string { return shards[0].Stock + ":walk" }
 
 // shard finds shard i's tag: the first salt whose slot falls in the
 // shard's range. Each range holds at least 16 slots (n <= 1024), so a

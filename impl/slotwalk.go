@@ -114,12 +114,12 @@ const (
 // shards, and a shard gains only what walks holding units there give
 // back, so what the shards hold afterwards is less than qty for good
 // (during a sale, when nothing is restored).
-func SlotWalk(ctx context.Context, st SlotStepper, shards []SlotShard, lock string, qty int64, opts SlotWalkOptions) (Deduction, error) {
+func SlotWalk(ctx context.Context, st SlotStepper, shards []SlotShard, qty int64, opts SlotWalkOptions) (Deduction, error) {
 	if len(shards) == 0 {
 		return Deduction{}, errors.New("sharded-slots: no shards")
 	}
 	for retries := 0; ; retries++ {
-		d, again, err := slotTry(ctx, st, shards, lock, qty, opts)
+		d, again, err := slotTry(ctx, st, shards, qty, opts)
 		d.Retries = retries
 		if err != nil || !again {
 			return d, err
@@ -141,11 +141,12 @@ func SlotWalk(ctx context.Context, st SlotStepper, shards []SlotShard, lock stri
 // then, when that found none but the shards may make it up together, a
 // splitting pass under the item's walk lock. again reports a short try
 // that other walks' holds or lock may still make up.
-func slotTry(ctx context.Context, st SlotStepper, shards []SlotShard, lock string, qty int64, opts SlotWalkOptions) (d Deduction, again bool, err error) {
+func slotTry(ctx context.Context, st SlotStepper, shards []SlotShard, qty int64, opts SlotWalkOptions) (d Deduction, again bool, err error) {
 	d, short, err := slotPass(ctx, st, shards, qty, opts, true)
 	if err != nil || d.OK || !short {
 		return d, false, err
 	}
+	lock := slotLockKey(shards) // only a splitting pass needs it
 	ok, err := st.Lock(ctx, lock, opts.Token, slotLockTTL)
 	if err != nil {
 		return Deduction{}, false, fmt.Errorf("take the item's walk lock: %w", err)
@@ -248,7 +249,7 @@ func SlotDeduct(ctx context.Context, st SlotStepper, layout *SlotShards, item st
 	if err := ValidateQuantity(qty); err != nil {
 		return Deduction{}, err
 	}
-	return SlotWalk(ctx, st, layout.Shards(item), layout.LockKey(item), qty, SlotWalkOptions{
+	return SlotWalk(ctx, st, layout.Shards(item), qty, SlotWalkOptions{
 		Start: rand.IntN(layout.N()), Token: "~" + strconv.FormatUint(rand.Uint64(), 36), MaxRetries: maxRetries})
 }
 
@@ -259,6 +260,6 @@ func SlotPurchase(ctx context.Context, st SlotStepper, layout *SlotShards, item,
 	if err := ValidatePurchase(qty, id); err != nil {
 		return Deduction{}, err
 	}
-	return SlotWalk(ctx, st, layout.Shards(item), layout.LockKey(item), qty, SlotWalkOptions{
+	return SlotWalk(ctx, st, layout.Shards(item), qty, SlotWalkOptions{
 		Start: SlotShardStart(id, layout.N()), Token: id, ID: id, MaxRetries: maxRetries})
 }

@@ -107,5 +107,5 @@ func (s *noReleaseStock) Unlock(context.Context, string, string) error { return 
 
 // Purchase implements impl.Stock, wrongly.
 func (s *noReleaseStock) Purchase(ctx context.Context, item, id string, qty int64) (impl.Deduction, error) {
-	return impl.SlotWalk(ctx, s, s.layout.Shards(item), s.layout.LockKey(item), qty, impl.SlotWalkOptions{Start: impl.SlotShardStart(id, s.layout.N()), Token: id, ID: id})
+	return impl.SlotWalk(ctx, s, s.layout.Shards(item), qty, impl.SlotWalkOptions{Start: impl.SlotShardStart(id, s.layout.N()), Token: id, ID: id})
 }
