@@ -1,6 +1,7 @@
 package impl
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -12,6 +13,35 @@ const DefaultWaitTimeout = time.Second
 
 // MaxWaitReplicas is the largest ConnConfig.WaitReplicas accepted.
 const MaxWaitReplicas = 64
+
+// WaitRedirects is how many MOVED replies in a row a cluster write
+// followed by WAIT follows by hand (go-redis's default for its cluster
+// client): both backends send the write and its WAIT to one node's
+// connection, below their cluster clients' own redirection.
+const WaitRedirects = 3
+
+// MovedWait bounds how long a write followed by WAIT, sent by hand to the
+// node a MOVED named, waits for the cluster client to learn of that node
+// (a replica just promoted).
+const MovedWait = time.Second
+
+// AwaitNode returns the node lookup finds, looking again every 20 ms
+// (after refresh, when not nil) for at most MovedWait; ok is false when
+// it found none by then or ctx ended.
+func AwaitNode[N any](ctx context.Context, lookup func() (N, bool), refresh func()) (n N, ok bool) {
+	deadline := time.Now().Add(MovedWait)
+	for {
+		if n, ok = lookup(); ok {
+			return n, true
+		}
+		if time.Now().After(deadline) || Sleep(ctx, 20*time.Millisecond) != nil {
+			return n, false
+		}
+		if refresh != nil {
+			refresh()
+		}
+	}
+}
 
 // Keys of Backend.Settings about WAIT after writes (ConnConfig.WaitReplicas),
 // reported by every backend.

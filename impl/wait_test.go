@@ -1,6 +1,7 @@
 package impl
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -54,5 +55,22 @@ func TestWaitSetting(t *testing.T) {
 	}
 	if got := (WaitSetting{Replicas: 1, Timeout: 300 * time.Microsecond}).Millis(); got != 1 {
 		t.Errorf("Millis of 300µs = %d, want 1", got)
+	}
+}
+
+func TestAwaitNode(t *testing.T) {
+	ctx := context.Background()
+	looks, refreshes := 0, 0
+	n, ok := AwaitNode(ctx, func() (string, bool) {
+		looks++
+		return "node", looks == 3
+	}, func() { refreshes++ })
+	if !ok || n != "node" || looks != 3 || refreshes != 2 {
+		t.Errorf("found %q %v after %d looks, %d refreshes; want the node at the third look, after 2 refreshes", n, ok, looks, refreshes)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, ok := AwaitNode(cctx, func() (int, bool) { return 0, false }, nil); ok {
+		t.Error("found a node that lookup never found")
 	}
 }

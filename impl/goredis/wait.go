@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	redis "github.com/redis/go-redis/v9"
 
@@ -25,7 +24,7 @@ import (
 //     it in a pipeline. The pipeline goes instead to the node client of
 //     the key's master (ClusterClient.MasterForKey), one connection. A
 //     MOVED reply (the write did not run) is followed by hand to the node
-//     it names, at most clusterRedirects times; an ASK (a slot being
+//     it names, at most impl.WaitRedirects times; an ASK (a slot being
 //     migrated) is surfaced as the failure it is.
 type waiter struct {
 	rdb   redis.UniversalClient
@@ -96,13 +95,13 @@ func (w *waiter) script(ctx context.Context, rdb redis.Scripter, script *redis.S
 			if !moved || w.nodes == nil {
 				return nil, false, err
 			}
-			if redirects >= clusterRedirects {
+			if redirects >= impl.WaitRedirects {
 				return nil, false, fmt.Errorf("%d redirections followed, and then: %w", redirects, err)
 			}
 			// The script did not run: its slot has moved to addr.
 			redirects++
 			if node = w.nodeAt(ctx, addr); node == nil {
-				return nil, false, fmt.Errorf("MOVED to %s, a node the cluster client did not learn of in %v: %w", addr, movedWait, err)
+				return nil, false, fmt.Errorf("MOVED to %s, a node the cluster client did not learn of in %v: %w", addr, impl.MovedWait, err)
 			}
 			continue
 		}
@@ -115,26 +114,20 @@ func (w *waiter) script(ctx context.Context, rdb redis.Scripter, script *redis.S
 	}
 }
 
-// movedWait bounds how long a MOVED to a node the cluster client has no
-// client for yet waits for its slot map to be reloaded.
-const movedWait = time.Second
-
 // nodeAt returns the node client of addr, the node a MOVED named. The
 // cluster client makes a node's client when its slot map names the node
 // (a replica just promoted may not be there yet): until it does, the map
-// is reloaded, at most movedWait; nil if it never does.
+// is reloaded (impl.AwaitNode); nil if it never does.
 func (w *waiter) nodeAt(ctx context.Context, addr string) *redis.Client {
-	cc, _ := w.rdb.(*redis.ClusterClient)
-	deadline := time.Now().Add(movedWait)
-	for {
-		if n := w.nodes.get(addr); n != nil {
-			return n
-		}
-		if cc == nil || time.Now().After(deadline) || impl.Sleep(ctx, 20*time.Millisecond) != nil {
-			return nil
-		}
-		cc.ReloadState(ctx)
+	cc, ok := w.rdb.(*redis.ClusterClient)
+	if !ok {
+		return w.nodes.get(addr)
 	}
+	n, _ := impl.AwaitNode(ctx, func() (*redis.Client, bool) {
+		n := w.nodes.get(addr)
+		return n, n != nil
+	}, func() { cc.ReloadState(ctx) })
+	return n
 }
 
 // deduct is runDeduct on rdb (w may be nil) with the WAIT: the script's {ok, remaining[,

@@ -6,17 +6,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
-	"time"
 
 	rd "github.com/redis/rueidis"
 
 	"github.com/paybench/paybench/impl"
 	"github.com/paybench/paybench/impl/scripts"
 )
-
-// clusterRedirects is how many MOVED replies in a row a write followed by
-// WAIT follows by hand (go-redis's default for its cluster client).
-const clusterRedirects = 3
 
 // waiter sends a stock strategy's write and then WAIT on one connection
 // (impl.ConnConfig.WaitReplicas). WAIT counts the replicas that
@@ -29,7 +24,7 @@ const clusterRedirects = 3
 // the script alone to the new master, and the WAIT's answer would be the
 // old node's; a dedicated connection surfaces the MOVED instead, and the
 // pair is sent again to the node it names (Client.Nodes), at most
-// clusterRedirects times. An ASK (a slot being migrated) is surfaced as
+// impl.WaitRedirects times. An ASK (a slot being migrated) is surfaced as
 // the failure it is.
 type waiter struct {
 	rc   rd.Client
@@ -104,13 +99,13 @@ func (w *waiter) script(ctx context.Context, rc rd.Client, lua *rd.Lua, keys, ar
 			if !moved {
 				return nil, false, err
 			}
-			if redirects >= clusterRedirects {
+			if redirects >= impl.WaitRedirects {
 				return nil, false, fmt.Errorf("%d redirections followed, and then: %w", redirects, err)
 			}
 			// The script did not run: its slot has moved to addr.
 			redirects++
 			if node = nodeAt(ctx, rc, addr); node == nil {
-				return nil, false, fmt.Errorf("MOVED to %s, a node the cluster client did not learn of in %v: %w", addr, movedWait, err)
+				return nil, false, fmt.Errorf("MOVED to %s, a node the cluster client did not learn of in %v: %w", addr, impl.MovedWait, err)
 			}
 			continue
 		}
@@ -123,24 +118,16 @@ func (w *waiter) script(ctx context.Context, rc rd.Client, lua *rd.Lua, keys, ar
 	}
 }
 
-// movedWait bounds how long a MOVED to a node the cluster client has no
-// connection to yet waits for its topology refresh.
-const movedWait = time.Second
-
 // nodeAt returns the client of the node at addr, which a MOVED named.
 // rueidis's cluster client learns of a node (a replica just promoted) at
 // its next topology refresh, which the MOVED set off: until then, it is
-// asked again every 20 ms, at most movedWait; nil if it never learns.
+// asked again (impl.AwaitNode); nil if it never learns.
 func nodeAt(ctx context.Context, rc rd.Client, addr string) rd.Client {
-	deadline := time.Now().Add(movedWait)
-	for {
-		if n := rc.Nodes()[addr]; n != nil {
-			return n
-		}
-		if time.Now().After(deadline) || impl.Sleep(ctx, 20*time.Millisecond) != nil {
-			return nil
-		}
-	}
+	n, _ := impl.AwaitNode(ctx, func() (rd.Client, bool) {
+		n := rc.Nodes()[addr]
+		return n, n != nil
+	}, nil)
+	return n
 }
 
 // deduct is execDeduct on rc (w may be nil) with the WAIT: the script's
