@@ -178,20 +178,27 @@ func (l *tokenLock) Settle(ctx context.Context, lease impl.Lease) (bool, error) 
 
 // settle deletes key if it holds lease.Token and reports whether it did.
 func (l *lockBase) settle(ctx context.Context, key string, lease impl.Lease) (bool, error) {
-	n, err := lockReleaseScript.Run(ctx, l.rdb, []string{key}, lease.Token).Int64()
+	ok, err := compareDelete(ctx, l.rdb, key, lease.Token)
 	if err != nil {
 		return false, l.errorf("settle", lease.Name, err)
 	}
-	return n == 1, nil
+	return ok, nil
+}
+
+// compareDelete runs the compare-and-delete script on rdb: it deletes key
+// if it holds token and reports whether it did.
+func compareDelete(ctx context.Context, rdb redis.Scripter, key, token string) (bool, error) {
+	n, err := lockReleaseScript.Run(ctx, rdb, []string{key}, token).Int64()
+	return n == 1, err
 }
 
 // Release runs the compare-and-delete script.
 func (l *tokenLock) Release(ctx context.Context, lease impl.Lease) error {
-	n, err := lockReleaseScript.Run(ctx, l.rdb, []string{impl.LockKey(l.opts.Keys, lease.Name)}, lease.Token).Int64()
+	deleted, err := compareDelete(ctx, l.rdb, impl.LockKey(l.opts.Keys, lease.Name), lease.Token)
 	if err != nil {
 		return l.errorf("release", lease.Name, err)
 	}
-	if n != 1 {
+	if !deleted {
 		return l.errorf("release", lease.Name, impl.ErrLockNotHeld)
 	}
 	return nil

@@ -195,5 +195,6 @@ func (s *slotStock) Lock(ctx context.Context, key, token string, ttl time.Durati
 
 // Unlock implements impl.SlotStepper with scripts.LockRelease.
 func (s *slotStock) Unlock(ctx context.Context, key, token string) error {
-	return lockReleaseScript.Run(ctx, s.rdb, []string{key}, token).Err()
+	_, err := compareDelete(ctx, s.rdb, key, token)
+	return err
 }

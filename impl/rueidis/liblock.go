@@ -232,7 +232,7 @@ func (l *rueidisLock) Release(ctx context.Context, lease impl.Lease) error {
 	if h == nil {
 		return l.errorf("release", lease.Name, fmt.Errorf("%w: no lock context for this lease", impl.ErrLockNotHeld))
 	}
-	deleted, err := l.compareDelete(ctx, l.LockKey(lease.Name), lease.Token)
+	deleted, err := compareDelete(ctx, l.rc, l.LockKey(lease.Name), lease.Token)
 	h.cancel()
 	h.stop()
 	switch {

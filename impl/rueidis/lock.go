@@ -206,27 +206,27 @@ func (l *tokenLock) Settle(ctx context.Context, lease impl.Lease) (bool, error) 
 
 // settle deletes key if it holds lease.Token and reports whether it did.
 func (l *lockBase) settle(ctx context.Context, key string, lease impl.Lease) (bool, error) {
-	ok, err := l.compareDelete(ctx, key, lease.Token)
+	ok, err := compareDelete(ctx, l.rc, key, lease.Token)
 	if err != nil {
 		return false, l.errorf("settle", lease.Name, err)
 	}
 	return ok, nil
 }
 
-// compareDelete runs the compare-and-delete script: it deletes key if it
-// holds token and reports whether it did.
-func (l *lockBase) compareDelete(ctx context.Context, key, token string) (bool, error) {
-	n, err := lockReleaseScript.Exec(ctx, l.rc, []string{key}, []string{token}).AsInt64()
+// compareDelete runs the compare-and-delete script on rc: it deletes key
+// if it holds token and reports whether it did.
+func compareDelete(ctx context.Context, rc rd.Client, key, token string) (bool, error) {
+	n, err := lockReleaseScript.Exec(ctx, rc, []string{key}, []string{token}).AsInt64()
 	return n == 1, err
 }
 
 // Release runs the compare-and-delete script.
 func (l *tokenLock) Release(ctx context.Context, lease impl.Lease) error {
-	n, err := lockReleaseScript.Exec(ctx, l.rc, []string{impl.LockKey(l.opts.Keys, lease.Name)}, []string{lease.Token}).AsInt64()
+	deleted, err := compareDelete(ctx, l.rc, impl.LockKey(l.opts.Keys, lease.Name), lease.Token)
 	if err != nil {
 		return l.errorf("release", lease.Name, err)
 	}
-	if n != 1 {
+	if !deleted {
 		return l.errorf("release", lease.Name, impl.ErrLockNotHeld)
 	}
 	return nil

@@ -192,5 +192,6 @@ func (s *slotStock) Lock(ctx context.Context, key, token string, ttl time.Durati
 
 // Unlock implements impl.SlotStepper with scripts.LockRelease.
 func (s *slotStock) Unlock(ctx context.Context, key, token string) error {
-	return lockReleaseScript.Exec(ctx, s.rc, []string{key}, []string{token}).Error()
+	_, err := compareDelete(ctx, s.rc, key, token)
+	return err
 }
