@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -214,15 +215,19 @@ func (r *run) judge(ctx context.Context, c result.Cell, m serverMark, err error)
 	return c, nil
 }
 
-// firedAny reports whether any fault of the cell fired.
-func firedAny(log []result.Fault) bool {
+// firedOf reports whether a fault of the cell fired: of one of kinds, or
+// of any kind when none is given.
+func firedOf(log []result.Fault, kinds ...string) bool {
 	for _, f := range log {
-		if f.Count > 0 {
+		if f.Count > 0 && (len(kinds) == 0 || slices.Contains(kinds, f.Kind)) {
 			return true
 		}
 	}
 	return false
 }
+
+// firedAny reports whether any fault of the cell fired.
+func firedAny(log []result.Fault) bool { return firedOf(log) }
 
 // provenBreak reports whether some broken invariant is Proven: broken
 // whatever the cell's failed operations did.
@@ -249,14 +254,7 @@ func joinNonEmpty(ss ...string) string {
 // restartedBy reports whether the cell's faults restarted the server, or
 // replaced a master of a cluster by its replica (a failover): either
 // changes the server's identity on purpose.
-func restartedBy(log []result.Fault) bool {
-	for _, f := range log {
-		if (f.Kind == faults.Restart || f.Kind == faults.Failover) && f.Count > 0 {
-			return true
-		}
-	}
-	return false
-}
+func restartedBy(log []result.Fault) bool { return firedOf(log, faults.Restart, faults.Failover) }
 
 // underFaults says in a verdict line what the cell held under: "...;
 // under pause:1s@2s (SIGSTOP/SIGCONT), kill-conns@500ms/300ms ×12

@@ -89,14 +89,7 @@ const (
 var ackLostFigures = []string{"purchases_ok_not_recorded", "units_answered_ok_not_deducted"}
 
 // failedOver reports whether a failover of the cell's schedule fired.
-func failedOver(log []result.Fault) bool {
-	for _, f := range log {
-		if f.Kind == faults.Failover && f.Count > 0 {
-			return true
-		}
-	}
-	return false
-}
+func failedOver(log []result.Fault) bool { return firedOf(log, faults.Failover) }
 
 // judgeFailover makes a cell under a failover honest about the writes it
 // lost. Redis replicates asynchronously: a master may acknowledge a write
